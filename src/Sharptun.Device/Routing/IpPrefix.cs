@@ -1,0 +1,204 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Sharptun.Device;
+
+/// <summary>
+/// An IPv4 or IPv6 prefix (<c>10.0.0.0/24</c>, <c>fd00::/64</c>). The address is kept exactly as written
+/// (wg-quick's <c>Address = 10.0.0.2/24</c> must keep its host bits); <see cref="Masked"/> clears the host
+/// bits, which is what the allowed-IPs table does on insert (as wg and the kernel do).
+/// </summary>
+/// <param name="Address">An IPv4 or IPv6 address without scope id.</param>
+/// <param name="Length">The prefix length, 0..32 for IPv4 and 0..128 for IPv6.</param>
+public readonly record struct IpPrefix(IPAddress Address, int Length)
+{
+    /// <summary>True for an IPv4 prefix.</summary>
+    public bool IsIPv4 => Address.AddressFamily == AddressFamily.InterNetwork;
+
+    /// <summary>32 for IPv4, 128 for IPv6.</summary>
+    public int MaxLength => IsIPv4 ? 32 : 128;
+
+    /// <summary>The same prefix with every bit beyond <see cref="Length"/> cleared (10.0.0.1/24 → 10.0.0.0/24).</summary>
+    public IpPrefix Masked()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        Address.TryWriteBytes(bytes, out var written);
+        bytes = bytes[..written];
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var bitsHere = Math.Clamp(Length - (i * 8), 0, 8);
+            bytes[i] &= (byte)(0xFF00 >> bitsHere);
+        }
+
+        return new IpPrefix(new IPAddress(bytes), Length);
+    }
+
+    /// <summary>True when <paramref name="address"/> (4 or 16 bytes, network order) lies inside this prefix.</summary>
+    public bool Contains(ReadOnlySpan<byte> address)
+    {
+        Span<byte> mine = stackalloc byte[16];
+        Address.TryWriteBytes(mine, out var written);
+        if (written != address.Length)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < written; i++)
+        {
+            var bitsHere = Math.Clamp(Length - (i * 8), 0, 8);
+            var mask = (byte)(0xFF00 >> bitsHere);
+            if (((mine[i] ^ address[i]) & mask) != 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Canonical text: <c>10.0.0.0/24</c>, <c>fd00::/64</c> (RFC 5952 compressed lowercase IPv6).</summary>
+    public override string ToString() => Address.ToString() + "/" + Length.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Parses <c>addr/len</c> or a bare address (→ /32 or /128) the way wg's config parser does: strict
+    /// dotted-quad IPv4 (no leading zeros, no short forms), IPv6 without brackets or scope, decimal length
+    /// within the family's range. Never throws.
+    /// </summary>
+    public static bool TryParse(ReadOnlySpan<char> text, out IpPrefix prefix) => TryParse(text, requireLength: false, allowLeadingZeroLength: true, out prefix);
+
+    /// <summary>
+    /// The stricter form used by the UAPI (<c>allowed_ip=</c>, Go's netip.ParsePrefix): the <c>/len</c> part is
+    /// required and has no leading zeros.
+    /// </summary>
+    public static bool TryParseStrict(ReadOnlySpan<char> text, out IpPrefix prefix) => TryParse(text, requireLength: true, allowLeadingZeroLength: false, out prefix);
+
+    private static bool TryParse(ReadOnlySpan<char> text, bool requireLength, bool allowLeadingZeroLength, out IpPrefix prefix)
+    {
+        prefix = default;
+        var slash = text.IndexOf('/');
+        var addressText = slash < 0 ? text : text[..slash];
+        if (!TryParseAddress(addressText, out var address))
+        {
+            return false;
+        }
+
+        var max = address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
+        var length = max;
+        if (slash >= 0)
+        {
+            var lengthText = text[(slash + 1)..];
+            if (lengthText.Length is 0 or > 3 || (!allowLeadingZeroLength && lengthText.Length > 1 && lengthText[0] == '0'))
+            {
+                return false;
+            }
+
+            length = 0;
+            foreach (var c in lengthText)
+            {
+                if (!char.IsAsciiDigit(c))
+                {
+                    return false;
+                }
+
+                length = (length * 10) + (c - '0');
+            }
+
+            if (length > max)
+            {
+                return false;
+            }
+        }
+        else if (requireLength)
+        {
+            return false;
+        }
+
+        prefix = new IpPrefix(address, length);
+        return true;
+    }
+
+    /// <summary>
+    /// Strict address parser (inet_pton semantics): four decimal octets without leading zeros for IPv4;
+    /// for IPv6 no brackets, no scope id, no port. <see cref="IPAddress.TryParse(string?, out IPAddress?)"/>
+    /// alone is too lenient (it accepts "1", "0x7f.1" and "[::1]").
+    /// </summary>
+    public static bool TryParseAddress(ReadOnlySpan<char> text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        if (text.IsEmpty || text.Length > 45)
+        {
+            return false;
+        }
+
+        if (text.Contains(':'))
+        {
+            foreach (var c in text)
+            {
+                if (!(char.IsAsciiHexDigit(c) || c == ':' || c == '.'))
+                {
+                    return false;
+                }
+            }
+
+            if (!IPAddress.TryParse(text, out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6)
+            {
+                return false;
+            }
+
+            address = v6;
+            return true;
+        }
+
+        Span<byte> octets = stackalloc byte[4];
+        var part = 0;
+        var value = -1;
+        var digits = 0;
+        foreach (var c in text)
+        {
+            if (c == '.')
+            {
+                if (digits == 0 || part == 3)
+                {
+                    return false;
+                }
+
+                octets[part++] = (byte)value;
+                value = -1;
+                digits = 0;
+                continue;
+            }
+
+            if (!char.IsAsciiDigit(c) || (digits == 1 && value == 0) || digits == 3)
+            {
+                return false;
+            }
+
+            value = (value < 0 ? 0 : value * 10) + (c - '0');
+            digits++;
+            if (value > 255)
+            {
+                return false;
+            }
+        }
+
+        if (part != 3 || digits == 0)
+        {
+            return false;
+        }
+
+        octets[3] = (byte)value;
+        address = new IPAddress(octets);
+        return true;
+    }
+
+    internal static UInt128 ToKey(IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out var written);
+        return written == 4
+            ? (UInt128)BinaryPrimitives.ReadUInt32BigEndian(bytes) << 96
+            : BinaryPrimitives.ReadUInt128BigEndian(bytes);
+    }
+}
