@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
 using System.Security.Cryptography;
 
 namespace Sharptun.Crypto;
@@ -174,7 +176,7 @@ public static class X25519
     /// <summary>
     /// An element of GF(2^255 - 19) as five unsigned 51-bit limbs, value = Σ L_i·2^(51·i).
     /// Bounds: outputs of <see cref="Mul"/>, <see cref="Square"/> and <see cref="Mul121665"/> are "reduced"
-    /// (limbs &lt; 2^51 + 2^15); <see cref="Add"/> and <see cref="Sub"/> of reduced inputs give limbs &lt; 2^53,
+    /// (limbs &lt; 2^51 + 2^13); <see cref="Add"/> and <see cref="Sub"/> of reduced inputs give limbs &lt; 2^53,
     /// which <see cref="Mul"/> and <see cref="Square"/> accept without overflowing 128 bits.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -275,27 +277,57 @@ public static class X25519
             x = mask & (a.L4 ^ b.L4); a.L4 ^= x; b.L4 ^= x;
         }
 
+        /// <summary>High 64 bits of a 64×64-bit product (MULX / UMULH, no memory round trip for the low half).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static UInt128 M(ulong a, ulong b)
+        private static ulong Hi(ulong a, ulong b)
         {
-            ulong hi = Math.BigMul(a, b, out ulong lo);
-            return new UInt128(hi, lo);
+            if (Bmi2.X64.IsSupported)
+            {
+                return Bmi2.X64.MultiplyNoFlags(a, b);
+            }
+
+            if (ArmBase.Arm64.IsSupported)
+            {
+                return ArmBase.Arm64.MultiplyHigh(a, b);
+            }
+
+            return Math.BigMul(a, b, out _);
         }
 
-        /// <summary>Carries five 128-bit column sums into a reduced element (2^255 ≡ 19).</summary>
+        /// <summary>(hi:lo) += a·b. The carry out of lo is computed with a compare (SETB), not a branch.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Carry(out Fe r, UInt128 t0, UInt128 t1, UInt128 t2, UInt128 t3, UInt128 t4)
+        private static void Acc(ref ulong lo, ref ulong hi, ulong a, ulong b)
         {
-            ulong r0 = (ulong)t0 & Mask51;
-            t1 += (ulong)(t0 >> 51);
-            ulong r1 = (ulong)t1 & Mask51;
-            t2 += (ulong)(t1 >> 51);
-            ulong r2 = (ulong)t2 & Mask51;
-            t3 += (ulong)(t2 >> 51);
-            ulong r3 = (ulong)t3 & Mask51;
-            t4 += (ulong)(t3 >> 51);
-            ulong r4 = (ulong)t4 & Mask51;
-            ulong c = (ulong)(t4 >> 51);
+            ulong l = a * b;
+            lo += l;
+            hi += Hi(a, b) + (lo < l ? 1UL : 0UL);
+        }
+
+        /// <summary>
+        /// Carries five 128-bit column sums (h_i·2^64 + l_i, each &lt; 2^115) into a reduced element, folding the
+        /// carry out of the top limb back with 2^255 ≡ 19 (mod p).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Carry(out Fe r, ulong l0, ulong h0, ulong l1, ulong h1, ulong l2, ulong h2, ulong l3, ulong h3, ulong l4, ulong h4)
+        {
+            ulong r0 = l0 & Mask51;
+            ulong c = (l0 >> 51) | (h0 << 13);
+            l1 += c;
+            h1 += l1 < c ? 1UL : 0UL;
+            ulong r1 = l1 & Mask51;
+            c = (l1 >> 51) | (h1 << 13);
+            l2 += c;
+            h2 += l2 < c ? 1UL : 0UL;
+            ulong r2 = l2 & Mask51;
+            c = (l2 >> 51) | (h2 << 13);
+            l3 += c;
+            h3 += l3 < c ? 1UL : 0UL;
+            ulong r3 = l3 & Mask51;
+            c = (l3 >> 51) | (h3 << 13);
+            l4 += c;
+            h4 += l4 < c ? 1UL : 0UL;
+            ulong r4 = l4 & Mask51;
+            c = (l4 >> 51) | (h4 << 13);
             r0 += c * 19;
             r1 += r0 >> 51;
             r0 &= Mask51;
@@ -306,38 +338,71 @@ public static class X25519
             r.L4 = r4;
         }
 
+        /// <summary>r = a·b; schoolbook 5×5 with the wrapped columns multiplied by 19. r may alias a or b.</summary>
         public static void Mul(out Fe r, in Fe a, in Fe b)
         {
-            ulong a0 = a.L0, a1 = a.L1, a2 = a.L2, a3 = a.L3, a4 = a.L4;
-            ulong b0 = b.L0, b1 = b.L1, b2 = b.L2, b3 = b.L3, b4 = b.L4;
-            ulong b1_19 = b1 * 19, b2_19 = b2 * 19, b3_19 = b3 * 19, b4_19 = b4 * 19;
-
-            UInt128 t0 = M(a0, b0) + M(a1, b4_19) + M(a2, b3_19) + M(a3, b2_19) + M(a4, b1_19);
-            UInt128 t1 = M(a0, b1) + M(a1, b0) + M(a2, b4_19) + M(a3, b3_19) + M(a4, b2_19);
-            UInt128 t2 = M(a0, b2) + M(a1, b1) + M(a2, b0) + M(a3, b4_19) + M(a4, b3_19);
-            UInt128 t3 = M(a0, b3) + M(a1, b2) + M(a2, b1) + M(a3, b0) + M(a4, b4_19);
-            UInt128 t4 = M(a0, b4) + M(a1, b3) + M(a2, b2) + M(a3, b1) + M(a4, b0);
-            Carry(out r, t0, t1, t2, t3, t4);
+            ulong l0 = a.L0 * b.L0, h0 = Hi(a.L0, b.L0);
+            Acc(ref l0, ref h0, a.L1, b.L4 * 19);
+            Acc(ref l0, ref h0, a.L2, b.L3 * 19);
+            Acc(ref l0, ref h0, a.L3, b.L2 * 19);
+            Acc(ref l0, ref h0, a.L4, b.L1 * 19);
+            ulong l1 = a.L0 * b.L1, h1 = Hi(a.L0, b.L1);
+            Acc(ref l1, ref h1, a.L1, b.L0);
+            Acc(ref l1, ref h1, a.L2, b.L4 * 19);
+            Acc(ref l1, ref h1, a.L3, b.L3 * 19);
+            Acc(ref l1, ref h1, a.L4, b.L2 * 19);
+            ulong l2 = a.L0 * b.L2, h2 = Hi(a.L0, b.L2);
+            Acc(ref l2, ref h2, a.L1, b.L1);
+            Acc(ref l2, ref h2, a.L2, b.L0);
+            Acc(ref l2, ref h2, a.L3, b.L4 * 19);
+            Acc(ref l2, ref h2, a.L4, b.L3 * 19);
+            ulong l3 = a.L0 * b.L3, h3 = Hi(a.L0, b.L3);
+            Acc(ref l3, ref h3, a.L1, b.L2);
+            Acc(ref l3, ref h3, a.L2, b.L1);
+            Acc(ref l3, ref h3, a.L3, b.L0);
+            Acc(ref l3, ref h3, a.L4, b.L4 * 19);
+            ulong l4 = a.L0 * b.L4, h4 = Hi(a.L0, b.L4);
+            Acc(ref l4, ref h4, a.L1, b.L3);
+            Acc(ref l4, ref h4, a.L2, b.L2);
+            Acc(ref l4, ref h4, a.L3, b.L1);
+            Acc(ref l4, ref h4, a.L4, b.L0);
+            Carry(out r, l0, h0, l1, h1, l2, h2, l3, h3, l4, h4);
         }
 
+        /// <summary>r = a²; 15 products instead of 25. r may alias a.</summary>
         public static void Square(out Fe r, in Fe a)
         {
             ulong a0 = a.L0, a1 = a.L1, a2 = a.L2, a3 = a.L3, a4 = a.L4;
-            ulong d0 = a0 * 2, d1 = a1 * 2, d2 = a2 * 2 * 19, d4 = a4 * 19, d3 = a3 * 19;
-
-            UInt128 t0 = M(a0, a0) + M(d4, a1 * 2) + M(d2, a3);
-            UInt128 t1 = M(d0, a1) + M(d4, a2 * 2) + M(d3, a3);
-            UInt128 t2 = M(d0, a2) + M(a1, a1) + M(d4, a3 * 2);
-            UInt128 t3 = M(d0, a3) + M(d1, a2) + M(d4, a4);
-            UInt128 t4 = M(d0, a4) + M(d1, a3) + M(a2, a2);
-            Carry(out r, t0, t1, t2, t3, t4);
+            ulong d0 = a0 * 2, d1 = a1 * 2, a4_19 = a4 * 19;
+            ulong l0 = a0 * a0, h0 = Hi(a0, a0);
+            Acc(ref l0, ref h0, a4_19, d1);
+            Acc(ref l0, ref h0, a2 * 38, a3);
+            ulong l1 = d0 * a1, h1 = Hi(d0, a1);
+            Acc(ref l1, ref h1, a4_19, a2 * 2);
+            Acc(ref l1, ref h1, a3 * 19, a3);
+            ulong l2 = d0 * a2, h2 = Hi(d0, a2);
+            Acc(ref l2, ref h2, a1, a1);
+            Acc(ref l2, ref h2, a4_19, a3 * 2);
+            ulong l3 = d0 * a3, h3 = Hi(d0, a3);
+            Acc(ref l3, ref h3, d1, a2);
+            Acc(ref l3, ref h3, a4_19, a4);
+            ulong l4 = d0 * a4, h4 = Hi(d0, a4);
+            Acc(ref l4, ref h4, d1, a3);
+            Acc(ref l4, ref h4, a2, a2);
+            Carry(out r, l0, h0, l1, h1, l2, h2, l3, h3, l4, h4);
         }
 
         /// <summary>r = a · 121665, where 121665 = (486662 - 2) / 4 is a24 of RFC 7748 §5.</summary>
         public static void Mul121665(out Fe r, in Fe a)
         {
             const ulong A24 = 121665;
-            Carry(out r, M(a.L0, A24), M(a.L1, A24), M(a.L2, A24), M(a.L3, A24), M(a.L4, A24));
+            Carry(
+                out r,
+                a.L0 * A24, Hi(a.L0, A24),
+                a.L1 * A24, Hi(a.L1, A24),
+                a.L2 * A24, Hi(a.L2, A24),
+                a.L3 * A24, Hi(a.L3, A24),
+                a.L4 * A24, Hi(a.L4, A24));
         }
 
         private static void SquareTimes(out Fe r, in Fe a, int n)
