@@ -147,6 +147,22 @@ public readonly struct Key : IEquatable<Key>, IDisposable
     /// <summary>The 64-character lowercase hex form used by the UAPI (empty string for <c>default</c>).</summary>
     public string ToHex() => _bytes is null ? string.Empty : Convert.ToHexStringLower(_bytes);
 
+    /// <summary>
+    /// A new key with X25519 clamping applied (RFC 7748 §5: clear bits 0-2 and 255, set bit 254), as the kernel
+    /// and wireguard-go store a private key. An all-zero key ("none" in the UAPI) is copied unchanged.
+    /// </summary>
+    public Key Clamped()
+    {
+        var bytes = AsSpan().ToArray();
+        if (bytes.Length == Size && !IsZero)
+        {
+            bytes[0] &= 248;
+            bytes[31] = (byte)((bytes[31] & 127) | 64);
+        }
+
+        return bytes.Length == Size ? new Key(bytes) : default;
+    }
+
     /// <summary>Zeroes the key's bytes (shared by every copy of this struct).</summary>
     public void Clear()
     {
