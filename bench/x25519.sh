@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Side-by-side X25519 throughput on this machine, in one run:
+#   Sharptun: BenchmarkDotNet (--job short) X25519Benchmarks.ScalarMult, mean → ops/s (one core)
+#   OpenSSL:  openssl speed -seconds 3 ecdhx25519 (one core)
+# Usage: bench/x25519.sh   (SHARPTUN_ARTIFACTS selects the build folder; default /tmp/art-bench-x25519)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-x25519}"
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+dotnet run -c Release --project bench/Sharptun.Benchmarks -- \
+    --filter '*X25519Benchmarks.ScalarMult*' --job short --exporters json --artifacts "$results" >"$results/bdn.log" 2>&1 \
+    || { tail -n 40 "$results/bdn.log"; exit 1; }
+json="$(find "$results" -name '*.json' | head -n 1)"
+sharptun_ns="$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["Benchmarks"][0]; print(b["Statistics"]["Mean"])' "$json")"
+
+openssl_line="$(openssl speed -seconds 3 ecdhx25519 2>/dev/null | grep -i 'X25519' | tail -n 1)"
+openssl_ops="$(awk '{print $NF}' <<<"$openssl_line")"
+
+python3 - "$sharptun_ns" "$openssl_ops" <<'PY'
+import sys
+ns, openssl = float(sys.argv[1]), float(sys.argv[2])
+ours = 1e9 / ns
+print(f"{'implementation':<28}{'us/op':>10}{'ops/s':>12}")
+print(f"{'Sharptun X25519.ScalarMult':<28}{ns / 1000:>10.1f}{ours:>12.0f}")
+print(f"{'OpenSSL ecdhx25519':<28}{1e6 / openssl:>10.1f}{openssl:>12.0f}")
+print(f"ratio Sharptun/OpenSSL: {ours / openssl:.2f}")
+PY
