@@ -1,0 +1,528 @@
+namespace Sharptun.NetStack.Tcp;
+
+internal sealed partial class TcpConnection
+{
+    /// <summary>
+    /// Sends whatever the state, windows and timers allow: SYN, loss-recovery retransmissions, new data
+    /// (Nagle, RFC 896; sender SWS avoidance, RFC 9293 §3.8.6.2.1), FIN, and a pending ACK.
+    /// </summary>
+    internal void Dispatch(TimeSpan now)
+    {
+        if (State is TcpState.Closed or TcpState.TimeWait)
+        {
+            return;
+        }
+
+        if (_retryAt != TimeSpan.MaxValue && now < _retryAt)
+        {
+            return; // IP layer pushed back: retry from the timer
+        }
+
+        _retryAt = TimeSpan.MaxValue;
+        bool force = _forceOne;
+        _forceOne = false;
+        for (int guard = 0; guard < 4096; guard++)
+        {
+            if (State is TcpState.SynSent or TcpState.SynReceived)
+            {
+                if (_sndNxt == _iss)
+                {
+                    if (!EmitSyn(now))
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                break;
+            }
+
+            if (_rexmitPending)
+            {
+                _rexmitPending = false;
+                int len = Math.Min(_smss, DataEnd - _sndUna);
+                if (_sackEnabled)
+                {
+                    len = ClipToSacked(_sndUna, len);
+                }
+
+                if (!SendData(now, _sndUna, Math.Max(len, 0), retransmit: true))
+                {
+                    return;
+                }
+
+                if (_highRxt < _sndUna + Math.Max(len, 0))
+                {
+                    _highRxt = _sndUna + Math.Max(len, 0);
+                }
+
+                continue;
+            }
+
+            if (_inRecovery && _sackEnabled)
+            {
+                // RFC 6675 §5 step (C): while cwnd - pipe >= SMSS, NextSeg()
+                if (_cc.Cwnd - Pipe() < _smss)
+                {
+                    break;
+                }
+
+                if (NextLostHole(out var holeSeq, out var holeLen))
+                {
+                    if (!SendData(now, holeSeq, holeLen, retransmit: true))
+                    {
+                        return;
+                    }
+
+                    _highRxt = holeSeq + holeLen;
+                    continue;
+                }
+            }
+
+            // New data (or go-back-N resend after an RTO) and FIN.
+            var dataEnd = DataEnd;
+            int avail = Math.Max(dataEnd - _sndNxt, 0);
+            long wndRoom = _sndWnd - (_sndNxt - _sndUna);
+            long flight = _inRecovery && _sackEnabled ? Pipe() : _sndNxt - _sndUna;
+            long cwndRoom = _cc.Cwnd - flight;
+            int n = (int)Math.Max(0, Math.Min(Math.Min(avail, _smss), Math.Min(wndRoom, cwndRoom)));
+            bool finUnsent = _finQueued && !_finAcked && _sndNxt <= FinSeq;
+            if (force && n == 0 && avail > 0 && wndRoom > 0)
+            {
+                n = (int)Math.Min(Math.Min(avail, _smss), wndRoom);
+            }
+
+            if (n > 0)
+            {
+                bool finNow = finUnsent && _sndNxt + n == FinSeq;
+                bool idle = _sndNxt == _sndUna;
+                bool send = n == _smss                                              // full segment
+                    || (n == avail && (idle || NoDelay || _push || finNow))        // Nagle (RFC 896)
+                    || (_maxSndWnd > 0 && n >= _maxSndWnd / 2 && (idle || NoDelay)) // SWS: ≥ Fs·max window
+                    || _sndNxt < _sndMax                                           // go-back-N resend
+                    || force;
+                if (!send)
+                {
+                    break;
+                }
+
+                force = false;
+                if (!SendData(now, _sndNxt, n, retransmit: _sndNxt < _sndMax))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (finUnsent && avail == 0 && _sndNxt == FinSeq && (cwndRoom > 0 || force))
+            {
+                if (!SendData(now, _sndNxt, 0, retransmit: _sndNxt < _sndMax))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            break;
+        }
+
+        if (DataEnd - _sndNxt <= 0)
+        {
+            _push = false;
+        }
+
+        // Persist timer (RFC 9293 §3.8.6.1): data waiting, nothing in flight, and the window (or SWS) holds it back.
+        if (IsSynchronized && _sndUna == _sndMax && _rtoAt == TimeSpan.MaxValue && _persistAt == TimeSpan.MaxValue
+            && (DataEnd - _sndNxt > 0))
+        {
+            long t = Math.Min(_rtt.Rto.Ticks << Math.Min(_persistBackoff, 10), TcpConstants.MaxRto.Ticks);
+            _persistAt = now + TimeSpan.FromTicks(t);
+        }
+
+        if (_ackNow || _delAckAt <= now)
+        {
+            SendAckNow(now);
+        }
+    }
+
+    private bool _forceOne;
+
+    private SeqNumber DataEnd => DataStart + _tx.Count;
+
+    /// <summary>Limits a retransmission starting at <paramref name="seq"/> so it ends at the next SACKed range.</summary>
+    private int ClipToSacked(SeqNumber seq, int len)
+    {
+        for (int i = 0; i < _sacked.Count; i++)
+        {
+            var r = _sacked[i];
+            if (r.Right <= seq)
+            {
+                continue;
+            }
+
+            if (r.Left <= seq)
+            {
+                return 0;
+            }
+
+            return Math.Min(len, r.Left - seq);
+        }
+
+        return len;
+    }
+
+    /// <summary>
+    /// RFC 6675 §4 IsLost boundary: a sequence number below the returned value has more than
+    /// (DupThresh - 1) * SMSS SACKed bytes above it, so it is deemed lost.
+    /// </summary>
+    private SeqNumber LostBoundary()
+    {
+        long acc = 0;
+        long threshold = (long)(TcpConstants.DupThresh - 1) * _smss;
+        for (int i = _sacked.Count - 1; i >= 0; i--)
+        {
+            var r = _sacked[i];
+            acc += r.Right - r.Left;
+            if (acc > threshold)
+            {
+                return r.Left;
+            }
+        }
+
+        return _sndUna;
+    }
+
+    private bool IsLost(SeqNumber seq) => seq < LostBoundary() && !_sacked.Contains(seq);
+
+    /// <summary>RFC 6675 §4 SetPipe: bytes believed to be in the network.</summary>
+    private long Pipe()
+    {
+        var lost = LostBoundary();
+        long pipe = 0;
+        var holeStart = _sndUna;
+        for (int i = 0; i <= _sacked.Count; i++)
+        {
+            var holeEnd = i < _sacked.Count ? _sacked[i].Left : _sndMax;
+            if (holeEnd > holeStart)
+            {
+                // not lost part counts once
+                var nl = SeqNumber.Max(holeStart, lost);
+                if (holeEnd > nl)
+                {
+                    pipe += holeEnd - nl;
+                }
+
+                // lost part that was retransmitted counts once
+                var lostEnd = SeqNumber.Min(SeqNumber.Min(holeEnd, lost), _highRxt);
+                if (lostEnd > holeStart)
+                {
+                    pipe += lostEnd - holeStart;
+                }
+            }
+
+            if (i < _sacked.Count)
+            {
+                holeStart = SeqNumber.Max(holeStart, _sacked[i].Right);
+            }
+        }
+
+        return pipe;
+    }
+
+    /// <summary>RFC 6675 §4 NextSeg rule (1): first lost, un-SACKed, not yet retransmitted range.</summary>
+    private bool NextLostHole(out SeqNumber seq, out int len)
+    {
+        var lost = LostBoundary();
+        var from = SeqNumber.Max(_highRxt, _sndUna);
+        var holeStart = _sndUna;
+        for (int i = 0; i <= _sacked.Count; i++)
+        {
+            var holeEnd = i < _sacked.Count ? _sacked[i].Left : _sndMax;
+            var s = SeqNumber.Max(holeStart, from);
+            var e = SeqNumber.Min(holeEnd, lost);
+            if (e > s)
+            {
+                seq = s;
+                len = Math.Min(e - s, _smss);
+                int dataLeft = DataEnd - s;
+                if (len > dataLeft)
+                {
+                    len = Math.Max(dataLeft, 0);
+                }
+
+                if (len > 0 || (_finQueued && s == FinSeq))
+                {
+                    return true;
+                }
+            }
+
+            if (i < _sacked.Count)
+            {
+                holeStart = SeqNumber.Max(holeStart, _sacked[i].Right);
+            }
+        }
+
+        seq = default;
+        len = 0;
+        return false;
+    }
+
+    private bool EmitSyn(TimeSpan now)
+    {
+        var flags = State == TcpState.SynReceived ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn;
+        var repr = BuildRepr(now, flags, _iss);
+        if (!_layer.Transmit(this, repr, 0))
+        {
+            _retryAt = now + TimeSpan.FromMilliseconds(1);
+            return false;
+        }
+
+        AfterAckSent(repr);
+        if (_sndMax == _iss)
+        {
+            _sndMax = _iss + 1;
+        }
+        else
+        {
+            RetransmittedSegments++;
+        }
+
+        _sndNxt = _iss + 1;
+        if (_rtoAt == TimeSpan.MaxValue)
+        {
+            _rtoAt = now + _rtt.Rto;
+        }
+
+        if (!_tsEnabled && _retransmits == 0 && !_rttTiming)
+        {
+            _rttTiming = true;
+            _rttSeq = _iss;
+            _rttStart = now;
+        }
+
+        return true;
+    }
+
+    /// <summary>Sends [seq, seq+len) from the send buffer, with FIN when it ends at the FIN position.</summary>
+    private bool SendData(TimeSpan now, SeqNumber seq, int len, bool retransmit)
+    {
+        var end = seq + len;
+        bool fin = _finQueued && !_finAcked && end == FinSeq;
+        var flags = TcpFlags.Ack;
+        if (fin)
+        {
+            flags |= TcpFlags.Fin;
+        }
+
+        if (len > 0 && end == DataEnd)
+        {
+            flags |= TcpFlags.Psh;
+        }
+
+        var repr = BuildRepr(now, flags, seq);
+        if (len > 0)
+        {
+            _tx.Peek(seq - DataStart, _layer.SegmentBuffer.Slice(repr.HeaderLength, len));
+        }
+
+        if (!_layer.Transmit(this, repr, len))
+        {
+            _retryAt = now + TimeSpan.FromMilliseconds(1);
+            return false;
+        }
+
+        AfterAckSent(repr);
+        var newEnd = end + (fin ? 1 : 0);
+        if (newEnd > _sndNxt)
+        {
+            _sndNxt = newEnd;
+        }
+
+        if (retransmit)
+        {
+            RetransmittedSegments++;
+            RetransmittedBytes += len;
+            if (_rttTiming && seq <= _rttSeq)
+            {
+                _rttTiming = false; // Karn: no sample from retransmitted data
+            }
+        }
+        else if (!_tsEnabled && !_rttTiming && len > 0)
+        {
+            _rttTiming = true;
+            _rttSeq = seq;
+            _rttStart = now;
+        }
+
+        if (newEnd > _sndMax)
+        {
+            _sndMax = newEnd;
+        }
+
+        if (_rtoAt == TimeSpan.MaxValue)
+        {
+            _rtoAt = now + _rtt.Rto; // RFC 6298 §5.1
+        }
+
+        _persistAt = TimeSpan.MaxValue;
+        return true;
+    }
+
+    /// <summary>Sends a pure ACK now (also used as the RFC 5961 challenge ACK).</summary>
+    internal void SendAckNow(TimeSpan now)
+    {
+        if (State is TcpState.SynSent or TcpState.Closed)
+        {
+            return;
+        }
+
+        var repr = BuildRepr(now, TcpFlags.Ack, _sndNxt);
+        if (_layer.Transmit(this, repr, 0))
+        {
+            AfterAckSent(repr);
+        }
+        else
+        {
+            _retryAt = now + TimeSpan.FromMilliseconds(1);
+        }
+    }
+
+    /// <summary>Zero-window / keepalive probe: an ACK with SEG.SEQ = SND.UNA - 1 that the peer must answer.</summary>
+    private void SendProbe(TimeSpan now)
+    {
+        var repr = BuildRepr(now, TcpFlags.Ack, _sndUna - 1);
+        if (_layer.Transmit(this, repr, 0))
+        {
+            AfterAckSent(repr);
+        }
+    }
+
+    private void AfterAckSent(in TcpRepr repr)
+    {
+        if (repr.Has(TcpFlags.Ack))
+        {
+            _ackNow = false;
+            _unackedBytes = 0;
+            _delAckAt = TimeSpan.MaxValue;
+            _lastAckSent = repr.Ack;
+        }
+    }
+
+    private TcpRepr BuildRepr(TimeSpan now, TcpFlags flags, SeqNumber seq)
+    {
+        var r = new TcpRepr
+        {
+            SourcePort = Tuple.LocalPort,
+            DestinationPort = Tuple.RemotePort,
+            Seq = seq,
+            Ack = _rcvNxt,
+            Flags = flags,
+        };
+
+        if ((flags & TcpFlags.Syn) != 0)
+        {
+            bool active = State == TcpState.SynSent;
+            int synWnd = Math.Min(_rx.Free, 65535);
+            if (!active && _rcvAdvRight < _rcvNxt + synWnd)
+            {
+                _rcvAdvRight = _rcvNxt + synWnd;
+            }
+
+            bool ws = active ? _options.EnableWindowScaling : _wsEnabled;
+            bool ts = active ? _options.EnableTimestamps : _tsEnabled;
+            r = r with
+            {
+                Window = (ushort)synWnd, // RFC 7323 §2.2: never scaled in a SYN
+                Mss = (ushort)Math.Min(_rcvMss, 65535),
+                WindowScale = ws ? (sbyte)_rcvShift : (sbyte)-1,
+                SackPermitted = active ? _options.EnableSack : _sackEnabled,
+                HasTimestamp = ts,
+                TsVal = ts ? TsClock(now) : 0,
+                TsEcr = ts && !active ? _tsRecent : 0,
+            };
+            return r;
+        }
+
+        UpdateReceiveWindow();
+        r = r with { Window = (ushort)Math.Min((_rcvAdvRight - _rcvNxt) >> _rcvShift, 65535) };
+        if (_tsEnabled)
+        {
+            r = r with { HasTimestamp = true, TsVal = TsClock(now), TsEcr = _tsRecent };
+        }
+
+        if (_sackEnabled && _ooo.Count > 0 && (flags & TcpFlags.Rst) == 0)
+        {
+            // RFC 2018 §4: the first block reports the most recently received segment.
+            int max = r.MaxSackBlocks;
+            int n = 0;
+            int first = _ooo.LastTouched;
+            if (first >= 0 && first < _ooo.Count)
+            {
+                r = r.WithSack(n++, _ooo[first]);
+            }
+
+            for (int i = _ooo.Count - 1; i >= 0 && n < max; i--)
+            {
+                if (i != first)
+                {
+                    r = r.WithSack(n++, _ooo[i]);
+                }
+            }
+
+            r = r with { SackCount = n };
+        }
+
+        return r;
+    }
+
+    /// <summary>
+    /// Receiver side of SWS avoidance (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3): the right edge moves only when it
+    /// can grow by at least min(RCV.BUFF/2, MSS); it never moves left (no window shrinking).
+    /// </summary>
+    private void UpdateReceiveWindow()
+    {
+        var candidate = CandidateRightEdge();
+        if (candidate > _rcvAdvRight)
+        {
+            int inc = candidate - _rcvAdvRight;
+            int cur = _rcvAdvRight - _rcvNxt;
+            if (inc >= Math.Min(_rx.Capacity / 2, _rcvMss) || cur <= 0 && inc >= Math.Min(_rx.Capacity / 2, _rcvMss))
+            {
+                _rcvAdvRight = candidate;
+            }
+        }
+
+        if (_rcvAdvRight < _rcvNxt)
+        {
+            _rcvAdvRight = _rcvNxt;
+        }
+    }
+
+    private SeqNumber CandidateRightEdge()
+    {
+        long wnd = Math.Min((long)_rx.Free, 65535L << _rcvShift);
+        wnd = (wnd >> _rcvShift) << _rcvShift;
+        return _rcvNxt + (int)wnd;
+    }
+
+    /// <summary>After the application read: announce a window that opened enough (RFC 1122 §4.2.3.3).</summary>
+    private void MaybeSendWindowUpdate(TimeSpan now)
+    {
+        if (!IsSynchronized || _peerFin || State is TcpState.TimeWait)
+        {
+            return;
+        }
+
+        var candidate = CandidateRightEdge();
+        int inc = candidate - _rcvAdvRight;
+        int cur = _rcvAdvRight - _rcvNxt;
+        if (inc >= Math.Min(_rx.Capacity / 2, _rcvMss) && cur < _rx.Capacity / 2)
+        {
+            SendAckNow(now);
+            _layer.Schedule(this);
+        }
+    }
+}

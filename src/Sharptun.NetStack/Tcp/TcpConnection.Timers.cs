@@ -1,0 +1,206 @@
+using System.Net.Sockets;
+
+namespace Sharptun.NetStack.Tcp;
+
+internal sealed partial class TcpConnection
+{
+    /// <summary>Earliest timer deadline (smoltcp's poll_at); TimeSpan.MaxValue when idle.</summary>
+    public TimeSpan PollAt
+    {
+        get
+        {
+            var t = _rtoAt;
+            if (_persistAt < t)
+            {
+                t = _persistAt;
+            }
+
+            if (_delAckAt < t)
+            {
+                t = _delAckAt;
+            }
+
+            if (_keepAliveAt < t)
+            {
+                t = _keepAliveAt;
+            }
+
+            if (_finWait2At < t)
+            {
+                t = _finWait2At;
+            }
+
+            if (_retryAt < t)
+            {
+                t = _retryAt;
+            }
+
+            return t;
+        }
+    }
+
+    /// <summary>Runs every timer that is due at <paramref name="now"/>.</summary>
+    public void OnTimer(TimeSpan now)
+    {
+        if (State is TcpState.Closed or TcpState.TimeWait)
+        {
+            return;
+        }
+
+        if (_retryAt <= now)
+        {
+            _retryAt = TimeSpan.MaxValue;
+            Dispatch(now);
+        }
+
+        if (_rtoAt <= now)
+        {
+            OnRetransmissionTimeout(now);
+        }
+
+        if (State == TcpState.Closed)
+        {
+            return;
+        }
+
+        if (_persistAt <= now)
+        {
+            OnPersist(now);
+        }
+
+        if (_keepAliveAt <= now)
+        {
+            OnKeepAlive(now);
+        }
+
+        if (State == TcpState.Closed)
+        {
+            return;
+        }
+
+        if (_finWait2At <= now)
+        {
+            _finWait2At = TimeSpan.MaxValue;
+            if (State == TcpState.FinWait2)
+            {
+                Terminate(SocketError.Success);
+                return;
+            }
+        }
+
+        if (_delAckAt <= now)
+        {
+            _delAckAt = TimeSpan.MaxValue;
+            SendAckNow(now);
+        }
+    }
+
+    /// <summary>RFC 6298 §5.4–§5.7 with RFC 5681 §3.1 eqn (4) and go-back-N from SND.UNA.</summary>
+    private void OnRetransmissionTimeout(TimeSpan now)
+    {
+        _rtoAt = TimeSpan.MaxValue;
+        bool handshaking = State is TcpState.SynSent or TcpState.SynReceived;
+        if (_sndUna == _sndMax && !handshaking)
+        {
+            return;
+        }
+
+        int limit = handshaking ? _options.MaxSynRetransmissions : _options.MaxRetransmissions;
+        if (++_retransmits > limit)
+        {
+            if (IsSynchronized || State == TcpState.SynReceived)
+            {
+                _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndNxt, _rcvNxt);
+            }
+
+            Terminate(SocketError.TimedOut);
+            return;
+        }
+
+        Timeouts++;
+        if (!handshaking)
+        {
+            int flight = _sndMax - _sndUna;
+            if (_retransmits == 1)
+            {
+                _cc.OnRetransmissionTimeout(now, flight);
+            }
+            else
+            {
+                _cc.SetCwnd(_smss); // RFC 5681 §3.1: ssthresh is not reduced again for the same data
+            }
+        }
+
+        _rtt.OnTimeout(); // RFC 6298 §5.5: back off the timer
+        _inRecovery = false;
+        _rexmitPending = false;
+        _dupAcks = 0;
+        _sacked.Clear(); // RFC 6675 §5.1: the receiver may have reneged; retransmit from SND.UNA
+        _recover = _sndMax; // RFC 6582 §4: avoid a false fast retransmit after the timeout
+        _highRxt = _sndUna;
+        _rttTiming = false;
+        _sndNxt = handshaking ? _iss : _sndUna;
+        Dispatch(now);
+        if (_rtoAt == TimeSpan.MaxValue && (_sndMax > _sndUna || handshaking))
+        {
+            _rtoAt = now + _rtt.Rto;
+        }
+    }
+
+    /// <summary>Zero-window probe (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17) with exponential backoff.</summary>
+    private void OnPersist(TimeSpan now)
+    {
+        _persistAt = TimeSpan.MaxValue;
+        if (!IsSynchronized || DataEnd - _sndNxt <= 0 || _sndUna != _sndMax)
+        {
+            return;
+        }
+
+        long wndRoom = _sndWnd - (_sndNxt - _sndUna);
+        if (wndRoom > 0)
+        {
+            _forceOne = true; // SWS override timeout: send what the window allows
+            Dispatch(now);
+        }
+        else
+        {
+            SendProbe(now);
+        }
+
+        _persistBackoff++;
+        if (_persistAt == TimeSpan.MaxValue && _sndUna == _sndMax)
+        {
+            long t = Math.Min(_rtt.Rto.Ticks << Math.Min(_persistBackoff, 10), TcpConstants.MaxRto.Ticks);
+            _persistAt = now + TimeSpan.FromTicks(t);
+        }
+    }
+
+    private void ArmKeepAlive(TimeSpan now)
+    {
+        _keepAliveAt = _keepAlive && IsSynchronized && State != TcpState.TimeWait
+            ? now + (_keepAliveProbes == 0 ? _options.KeepAliveIdle : _options.KeepAliveInterval)
+            : TimeSpan.MaxValue;
+    }
+
+    /// <summary>RFC 1122 §4.2.3.6 keepalive: probe an idle connection; abort after KeepAliveCount unanswered probes.</summary>
+    private void OnKeepAlive(TimeSpan now)
+    {
+        _keepAliveAt = TimeSpan.MaxValue;
+        if (!_keepAlive || !IsSynchronized)
+        {
+            return;
+        }
+
+        if (_keepAliveProbes >= _options.KeepAliveCount)
+        {
+            _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndNxt, _rcvNxt);
+            Terminate(SocketError.TimedOut);
+            return;
+        }
+
+        _keepAliveProbes++;
+        _layer.Stats.KeepAlivesSent++;
+        SendProbe(now);
+        _keepAliveAt = now + _options.KeepAliveInterval;
+    }
+}

@@ -1,0 +1,91 @@
+namespace Sharptun.NetStack.Tcp;
+
+/// <summary>Congestion control algorithm for new connections.</summary>
+public enum TcpCongestionControl
+{
+    /// <summary>CUBIC (RFC 9438), the default.</summary>
+    Cubic,
+
+    /// <summary>NewReno (RFC 5681 + RFC 6582).</summary>
+    NewReno,
+}
+
+/// <summary>
+/// Configuration of the TCP layer: per-connection buffer sizes (the fixed memory budget), congestion control,
+/// timers and table bounds. Read when a connection is created; changing it afterwards affects only new connections.
+/// </summary>
+public sealed class TcpOptions
+{
+    /// <summary>Receive buffer per connection in bytes (caps the advertised window; allocated once per connection). Default 256 KiB.</summary>
+    public int ReceiveBufferSize { get; set; } = 256 * 1024;
+
+    /// <summary>Send buffer per connection in bytes (WriteAsync waits when full). Default 256 KiB.</summary>
+    public int SendBufferSize { get; set; } = 256 * 1024;
+
+    /// <summary>Congestion control for new connections. Default CUBIC.</summary>
+    public TcpCongestionControl CongestionControl { get; set; } = TcpCongestionControl.Cubic;
+
+    /// <summary>Disables Nagle's algorithm (RFC 896) for new connections when true. Default false.</summary>
+    public bool NoDelay { get; set; }
+
+    /// <summary>Offer/accept SACK (RFC 2018). Default true.</summary>
+    public bool EnableSack { get; set; } = true;
+
+    /// <summary>Offer/accept timestamps (RFC 7323). Default true.</summary>
+    public bool EnableTimestamps { get; set; } = true;
+
+    /// <summary>Offer/accept window scaling (RFC 7323). Default true.</summary>
+    public bool EnableWindowScaling { get; set; } = true;
+
+    /// <summary>Delayed ACK timeout (RFC 1122 §4.2.3.2: at most 500 ms). Default 40 ms; zero disables delayed ACKs.</summary>
+    public TimeSpan DelayedAckTimeout { get; set; } = TimeSpan.FromMilliseconds(40);
+
+    /// <summary>Lower bound for the RTO. RFC 6298 §2.4 suggests 1 s; like Linux we default to 200 ms.</summary>
+    public TimeSpan MinRto { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Retransmissions of one segment before the connection is aborted with TimedOut. Default 15 (RFC 1122 R2 ≥ 100 s).</summary>
+    public int MaxRetransmissions { get; set; } = 15;
+
+    /// <summary>SYN retransmissions before ConnectAsync fails with TimedOut. Default 6.</summary>
+    public int MaxSynRetransmissions { get; set; } = 6;
+
+    /// <summary>Enable keepalive probes (RFC 1122 §4.2.3.6) for new connections. Default false.</summary>
+    public bool KeepAlive { get; set; }
+
+    /// <summary>Idle time before the first keepalive probe. RFC 1122: at least 2 hours by default.</summary>
+    public TimeSpan KeepAliveIdle { get; set; } = TimeSpan.FromHours(2);
+
+    /// <summary>Time between unanswered keepalive probes. Default 75 s.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(75);
+
+    /// <summary>Unanswered probes before the connection is aborted. Default 9.</summary>
+    public int KeepAliveCount { get; set; } = 9;
+
+    /// <summary>Time in TIME-WAIT (2×MSL, RFC 9293 §3.4.2). Default 60 s.</summary>
+    public TimeSpan TimeWaitDuration { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Largest number of TIME-WAIT entries; the oldest is evicted when full. Default 4096.</summary>
+    public int MaxTimeWaitEntries { get; set; } = 4096;
+
+    /// <summary>How long a closed (disposed) connection may stay in FIN-WAIT-2. Default 60 s.</summary>
+    public TimeSpan FinWait2Timeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Challenge ACKs per second across the layer (RFC 5961 §7). Default 1000.</summary>
+    public int ChallengeAckLimitPerSecond { get; set; } = 1000;
+
+    /// <summary>Largest number of out-of-order byte ranges kept per connection. Default 32.</summary>
+    public int MaxOutOfOrderRanges { get; set; } = 32;
+
+    internal void Validate()
+    {
+        if (ReceiveBufferSize < 1024 || SendBufferSize < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReceiveBufferSize), "Buffers must be at least 1 KiB.");
+        }
+
+        if (MaxTimeWaitEntries < 0 || MaxOutOfOrderRanges < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxTimeWaitEntries));
+        }
+    }
+}
