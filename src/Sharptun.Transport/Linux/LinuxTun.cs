@@ -1,0 +1,376 @@
+using System.Runtime.Versioning;
+using System.Text;
+using static Sharptun.Transport.Linux.LinuxNative;
+
+namespace Sharptun.Transport.Linux;
+
+/// <summary>
+/// A Linux TUN device (<c>/dev/net/tun</c>, <c>IFF_TUN | IFF_NO_PI</c>): whole IP packets, no link-layer header.
+/// Created by name (or kernel-chosen name) with <see cref="Create"/>, or wrapping a descriptor someone else opened
+/// (Android's VpnService, a parent process) with <see cref="FromFileDescriptor"/>.
+/// </summary>
+/// <remarks>
+/// <para>The descriptor is non-blocking; <see cref="Read"/> waits in poll(2) on it together with an eventfd that
+/// <see cref="Dispose"/> signals, so Dispose always releases a blocked Read, and the descriptor is closed only after
+/// the last in-flight call has left (no fd-reuse race). A Read drains up to <see cref="BatchSize"/> queued packets
+/// with successive read(2) calls.</para>
+/// <para>When the interface is deleted underneath (e.g. <c>ip link del</c>) the kernel detaches the queue and
+/// read fails with EBADFD: the device then counts as closed and Read returns 0, as after Dispose.</para>
+/// <para>Not implemented yet: IFF_VNET_HDR with TUNSETOFFLOAD (TSO/GRO batches), multi-queue.</para>
+/// </remarks>
+[SupportedOSPlatform("linux")]
+public sealed unsafe class LinuxTun : IPacketDevice
+{
+    /// <summary>Default packets per Read/Write.</summary>
+    public const int DefaultBatchSize = 128;
+
+    private readonly SafeFd _fd;
+    private readonly Wakeup _wakeup;
+    private readonly object _readLock = new();
+    private readonly object _writeLock = new();
+    private int _disposed;
+    private int _closed;
+    private long _writeDropped;
+
+    private LinuxTun(SafeFd fd, string name, int mtu, int batchSize)
+    {
+        _fd = fd;
+        Name = name;
+        Mtu = mtu;
+        BatchSize = batchSize;
+        _wakeup = new Wakeup();
+    }
+
+    /// <summary>
+    /// Creates a TUN interface named <paramref name="name"/> (null or empty = the kernel picks <c>tunN</c>) in the
+    /// calling thread's network namespace, sets its MTU and, when <paramref name="up"/>, brings it up.
+    /// Needs CAP_NET_ADMIN. Throws <see cref="IOException"/> on failure.
+    /// </summary>
+    public static LinuxTun Create(string? name, int mtu = 1420, bool up = true, int batchSize = DefaultBatchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(mtu, 68);
+        if (name is not null && Encoding.UTF8.GetByteCount(name) >= IFNAMSIZ)
+        {
+            throw new ArgumentException("interface names are at most 15 bytes", nameof(name));
+        }
+
+        var fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+        {
+            throw new IOException($"open(/dev/net/tun) failed: errno {LastErrno}");
+        }
+
+        var handle = new SafeFd(fd);
+        try
+        {
+            IfReq request = default;
+            WriteName(ref request, name ?? "");
+            request.Value = IFF_TUN | IFF_NO_PI;
+            if (ioctl(fd, TUNSETIFF, &request) != 0)
+            {
+                throw new IOException($"ioctl(TUNSETIFF, {name}) failed: errno {LastErrno}");
+            }
+
+            var actual = ReadName(ref request);
+            SetMtu(actual, mtu);
+            if (up)
+            {
+                SetUp(actual);
+            }
+
+            return new LinuxTun(handle, actual, mtu, batchSize);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Wraps a TUN descriptor opened elsewhere (Android VpnService, an inherited fd). The device sets it non-blocking.
+    /// With <paramref name="ownsDescriptor"/>, Dispose closes it.
+    /// </summary>
+    public static LinuxTun FromFileDescriptor(int fd, string name, int mtu, bool ownsDescriptor = true, int batchSize = DefaultBatchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fd);
+        var flags = fcntl(fd, F_GETFL, 0);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        {
+            throw new IOException($"fcntl(O_NONBLOCK) on fd {fd} failed: errno {LastErrno}");
+        }
+
+        return new LinuxTun(new SafeFd(fd, ownsDescriptor), name, mtu, batchSize);
+    }
+
+    /// <inheritdoc/>
+    public string Name { get; }
+
+    /// <inheritdoc/>
+    public int Mtu { get; }
+
+    /// <inheritdoc/>
+    public int BatchSize { get; }
+
+    /// <summary>The underlying descriptor (valid until Dispose).</summary>
+    public int FileDescriptor => _fd.Fd;
+
+    /// <summary>True once the interface was deleted underneath the device (or it was disposed).</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0 || Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Packets the kernel refused on write (malformed, wrong version, interface down) and dropped.</summary>
+    public long WriteDropped => Interlocked.Read(ref _writeDropped);
+
+    /// <summary>Sets the MTU of interface <paramref name="name"/> in the calling thread's namespace (SIOCSIFMTU).</summary>
+    public static void SetMtu(string name, int mtu) =>
+        InterfaceIoctl(name, SIOCSIFMTU, mtu, "SIOCSIFMTU");
+
+    /// <summary>Brings interface <paramref name="name"/> up (SIOCGIFFLAGS + SIOCSIFFLAGS with IFF_UP).</summary>
+    public static void SetUp(string name)
+    {
+        var flags = InterfaceIoctl(name, SIOCGIFFLAGS, 0, "SIOCGIFFLAGS");
+        InterfaceIoctl(name, SIOCSIFFLAGS, (flags & 0xFFFF) | IFF_UP, "SIOCSIFFLAGS");
+    }
+
+    /// <summary>The kernel's index of interface <paramref name="name"/> (SIOCGIFINDEX), or -1 when it does not exist.</summary>
+    public static int GetInterfaceIndex(string name)
+    {
+        try
+        {
+            return InterfaceIoctl(name, SIOCGIFINDEX, 0, "SIOCGIFINDEX");
+        }
+        catch (IOException)
+        {
+            return -1;
+        }
+    }
+
+    /// <inheritdoc/>
+    public int Read(byte[][] buffers, Span<int> sizes, int offset)
+    {
+        var max = Math.Min(Math.Min(buffers.Length, sizes.Length), BatchSize);
+        if (max == 0)
+        {
+            return 0;
+        }
+
+        lock (_readLock)
+        {
+            if (IsClosed || !_fd.TryAddRef())
+            {
+                return 0;
+            }
+
+            if (!_wakeup.Handle.TryAddRef())
+            {
+                _fd.DangerousRelease();
+                return 0;
+            }
+
+            try
+            {
+                var n = 0;
+                while (n < max)
+                {
+                    if (Volatile.Read(ref _disposed) != 0)
+                    {
+                        return 0;
+                    }
+
+                    var span = buffers[n].AsSpan(offset);
+                    nint r;
+                    fixed (byte* p = span)
+                    {
+                        r = read(_fd.Fd, p, (nuint)span.Length);
+                    }
+
+                    if (r > 0)
+                    {
+                        sizes[n++] = (int)r;
+                        continue;
+                    }
+
+                    var errno = r < 0 ? LastErrno : EBADFD;
+                    switch (errno)
+                    {
+                        case EAGAIN:
+                            if (n > 0)
+                            {
+                                return n;
+                            }
+
+                            if (!WaitReady(_fd.Fd, POLLIN, _wakeup.Handle.Fd))
+                            {
+                                return 0;
+                            }
+
+                            break;
+                        case EINTR:
+                            break;
+                        case EBADFD or EIO or ENXIO or ENODEV or EBADF or EPIPE:
+                            // The interface is gone (tun detached): the device is closed.
+                            Volatile.Write(ref _closed, 1);
+                            return n;
+                        case EINVAL or EFAULT or EMSGSIZE:
+                            // Buffer smaller than the packet: tun drops it.
+                            break;
+                        default:
+                            throw new IOException($"read from {Name} failed: errno {errno}");
+                    }
+                }
+
+                return n;
+            }
+            finally
+            {
+                _wakeup.Handle.DangerousRelease();
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public int Write(byte[][] buffers, ReadOnlySpan<int> sizes, int offset, int count)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        lock (_writeLock)
+        {
+            if (!_fd.TryAddRef())
+            {
+                throw new ObjectDisposedException(nameof(LinuxTun));
+            }
+
+            if (!_wakeup.Handle.TryAddRef())
+            {
+                _fd.DangerousRelease();
+                throw new ObjectDisposedException(nameof(LinuxTun));
+            }
+
+            try
+            {
+                var accepted = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    var packet = buffers[i].AsSpan(offset, sizes[i]);
+                    while (true)
+                    {
+                        if (Volatile.Read(ref _closed) != 0 || Volatile.Read(ref _disposed) != 0)
+                        {
+                            Interlocked.Add(ref _writeDropped, count - i);
+                            return accepted;
+                        }
+
+                        nint r;
+                        fixed (byte* p = packet)
+                        {
+                            r = write(_fd.Fd, p, (nuint)packet.Length);
+                        }
+
+                        if (r >= 0)
+                        {
+                            accepted++;
+                            break;
+                        }
+
+                        var errno = LastErrno;
+                        if (errno == EINTR)
+                        {
+                            continue;
+                        }
+
+                        if (errno == EAGAIN)
+                        {
+                            if (!WaitReady(_fd.Fd, POLLOUT, _wakeup.Handle.Fd))
+                            {
+                                continue; // disposed: the loop head drops the rest
+                            }
+
+                            continue;
+                        }
+
+                        if (errno is EBADFD or ENXIO or ENODEV or EBADF or EPIPE)
+                        {
+                            Volatile.Write(ref _closed, 1);
+                            continue;
+                        }
+
+                        // EINVAL (not an IP packet), EIO (interface down) ...: drop this one.
+                        Interlocked.Increment(ref _writeDropped);
+                        break;
+                    }
+                }
+
+                return accepted;
+            }
+            finally
+            {
+                _wakeup.Handle.DangerousRelease();
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Closes the device: a blocked <see cref="Read"/> returns 0, later writes throw. A created interface disappears with the descriptor.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _wakeup.Signal();
+        _fd.Dispose();
+        _wakeup.Dispose();
+    }
+
+    private static int InterfaceIoctl(string name, nuint request, int value, string what)
+    {
+        var fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        }
+
+        if (fd < 0)
+        {
+            throw new IOException($"socket for {what} failed: errno {LastErrno}");
+        }
+
+        try
+        {
+            IfReq ifr = default;
+            WriteName(ref ifr, name);
+            ifr.Value = value;
+            if (ioctl(fd, request, &ifr) != 0)
+            {
+                throw new IOException($"ioctl({what}, {name}) failed: errno {LastErrno}");
+            }
+
+            return ifr.Value;
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    private static void WriteName(ref IfReq request, string name)
+    {
+        fixed (byte* p = request.Name)
+        {
+            var span = new Span<byte>(p, IFNAMSIZ);
+            span.Clear();
+            Encoding.UTF8.GetBytes(name, span[..(IFNAMSIZ - 1)]);
+        }
+    }
+
+    private static string ReadName(ref IfReq request)
+    {
+        fixed (byte* p = request.Name)
+        {
+            var span = new ReadOnlySpan<byte>(p, IFNAMSIZ);
+            var end = span.IndexOf((byte)0);
+            return Encoding.UTF8.GetString(end < 0 ? span : span[..end]);
+        }
+    }
+}

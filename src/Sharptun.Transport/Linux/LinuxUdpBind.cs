@@ -1,0 +1,630 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
+using static Sharptun.Transport.Linux.LinuxNative;
+
+namespace Sharptun.Transport.Linux;
+
+/// <summary>
+/// A Linux UDP bind: one dual-stack socket (AF_INET6 with IPV6_V6ONLY=0, so IPv4 peers appear IPv4-mapped and are
+/// reported as IPv4 <see cref="UdpEndpoint"/>s), moving datagrams in batches with recvmmsg/sendmmsg. Falls back
+/// to one recvmsg/sendmsg per datagram when the batching calls are unavailable, and to an IPv4-only socket when
+/// the host has no IPv6.
+/// </summary>
+/// <remarks>
+/// <para>The socket is non-blocking; a receive that finds nothing waits in poll(2) on the socket together with an
+/// eventfd that <see cref="Dispose"/> signals, so Dispose always releases a blocked <see cref="Receive"/>, and the
+/// descriptor is closed only after the last in-flight call has left (reference-counted handle, no fd-reuse race).</para>
+/// <para>No allocation per datagram: message headers, iovecs and addresses live in native arrays allocated once;
+/// caller buffers are pinned only for the duration of the call.</para>
+/// <para>Not implemented yet: UDP GSO (UDP_SEGMENT) and GRO, sticky source addresses (IP_PKTINFO).</para>
+/// </remarks>
+[SupportedOSPlatform("linux")]
+public sealed unsafe class LinuxUdpBind : IDatagramBind
+{
+    /// <summary>Default datagrams per batch (wireguard-go uses 128 too).</summary>
+    public const int DefaultBatchSize = 128;
+
+    private readonly SafeFd _fd;
+    private readonly Wakeup _wakeup;
+    private readonly bool _dualStack;
+    private readonly object _receiveLock = new();
+    private readonly object _sendLock = new();
+    private readonly Batch _receive;
+    private readonly Batch _send;
+    private bool _mmsgReceive = true;
+    private bool _mmsgSend = true;
+    private long _receiveDropped;
+    private long _sendDropped;
+    private int _disposed;
+
+    private LinuxUdpBind(SafeFd fd, bool dualStack, ushort port, int batchSize)
+    {
+        _fd = fd;
+        _dualStack = dualStack;
+        LocalPort = port;
+        BatchSize = batchSize;
+        _wakeup = new Wakeup();
+        _receive = new Batch(batchSize);
+        _send = new Batch(batchSize);
+    }
+
+    /// <summary>
+    /// Opens a bind on <paramref name="port"/> (0 = a random free port) on all addresses.
+    /// Throws <see cref="IOException"/> when the port is taken or the socket cannot be created.
+    /// </summary>
+    public static LinuxUdpBind Open(ushort port, int batchSize = DefaultBatchSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(batchSize, 1024); // UIO_MAXIOV
+        var dualStack = true;
+        var fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0 && LastErrno == EAFNOSUPPORT)
+        {
+            dualStack = false;
+            fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        }
+
+        if (fd < 0)
+        {
+            throw new IOException($"socket failed: errno {LastErrno}");
+        }
+
+        var handle = new SafeFd(fd);
+        try
+        {
+            SockAddrIn6 address = default;
+            uint length;
+            if (dualStack)
+            {
+                var off = 0;
+                if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(int)) != 0)
+                {
+                    throw new IOException($"setsockopt(IPV6_V6ONLY) failed: errno {LastErrno}");
+                }
+
+                address.Family = AF_INET6;
+                length = (uint)sizeof(SockAddrIn6);
+            }
+            else
+            {
+                address.Family = AF_INET;
+                length = 16;
+            }
+
+            address.PortBigEndian = BinaryPrimitives.ReverseEndianness(port);
+            if (bind(fd, &address, length) != 0)
+            {
+                throw new IOException($"bind to UDP port {port} failed: errno {LastErrno}");
+            }
+
+            length = (uint)sizeof(SockAddrIn6);
+            if (getsockname(fd, &address, &length) != 0)
+            {
+                throw new IOException($"getsockname failed: errno {LastErrno}");
+            }
+
+            return new LinuxUdpBind(handle, dualStack, BinaryPrimitives.ReverseEndianness(address.PortBigEndian), batchSize);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A factory opening <see cref="LinuxUdpBind"/>s (for a device that rebinds when its listen port changes).</summary>
+    public static IDatagramBindFactory Factory { get; } = new LinuxUdpBindFactory();
+
+    /// <inheritdoc/>
+    public ushort LocalPort { get; }
+
+    /// <inheritdoc/>
+    public int BatchSize { get; }
+
+    /// <summary>True for a dual-stack (IPv6 + IPv4-mapped) socket, false for an IPv4-only fallback.</summary>
+    public bool IsDualStack => _dualStack;
+
+    /// <summary>False once recvmmsg proved unavailable and receives fell back to recvmsg.</summary>
+    public bool BatchedReceive => _mmsgReceive;
+
+    /// <summary>False once sendmmsg proved unavailable and sends fell back to sendmsg.</summary>
+    public bool BatchedSend => _mmsgSend;
+
+    /// <summary>Datagrams received truncated (larger than the caller's buffer) and dropped.</summary>
+    public long ReceiveDropped => Interlocked.Read(ref _receiveDropped);
+
+    /// <summary>Datagrams the kernel refused to send (unreachable, too large, filtered, wrong family) and dropped.</summary>
+    public long SendDropped => Interlocked.Read(ref _sendDropped);
+
+    /// <inheritdoc/>
+    public void SetMark(uint fwmark) => SetOption(SOL_SOCKET, SO_MARK, (int)fwmark, "SO_MARK");
+
+    /// <summary>Reads back the socket's SO_MARK.</summary>
+    public uint GetMark() => (uint)GetOption(SOL_SOCKET, SO_MARK, "SO_MARK");
+
+    /// <summary>
+    /// Sets the kernel's receive and send buffer sizes (SO_RCVBUFFORCE/SO_SNDBUFFORCE when permitted, else capped
+    /// by net.core.rmem_max/wmem_max). Larger buffers absorb bursts at a latency cost.
+    /// </summary>
+    public void SetBufferSizes(int bytes)
+    {
+        if (!TrySetOption(SOL_SOCKET, SO_RCVBUFFORCE, bytes))
+        {
+            SetOption(SOL_SOCKET, SO_RCVBUF, bytes, "SO_RCVBUF");
+        }
+
+        if (!TrySetOption(SOL_SOCKET, SO_SNDBUFFORCE, bytes))
+        {
+            SetOption(SOL_SOCKET, SO_SNDBUF, bytes, "SO_SNDBUF");
+        }
+    }
+
+    /// <summary>The kernel's receive buffer size (SO_RCVBUF as reported, i.e. doubled).</summary>
+    public int ReceiveBufferSize => GetOption(SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF");
+
+    /// <inheritdoc/>
+    public int Receive(byte[][] buffers, Span<int> sizes, Span<UdpEndpoint> endpoints)
+    {
+        var max = Math.Min(Math.Min(buffers.Length, sizes.Length), Math.Min(endpoints.Length, BatchSize));
+        if (max == 0)
+        {
+            return 0;
+        }
+
+        lock (_receiveLock)
+        {
+            if (Volatile.Read(ref _disposed) != 0 || !_fd.TryAddRef())
+            {
+                return 0;
+            }
+
+            if (!_wakeup.Handle.TryAddRef())
+            {
+                _fd.DangerousRelease();
+                return 0;
+            }
+
+            var batch = _receive;
+            try
+            {
+                batch.Pin(buffers, 0, max, 0, receive: true);
+                while (true)
+                {
+                    if (Volatile.Read(ref _disposed) != 0)
+                    {
+                        return 0;
+                    }
+
+                    batch.PrepareReceive(max);
+                    int r;
+                    int errno;
+                    if (_mmsgReceive)
+                    {
+                        r = recvmmsg(_fd.Fd, batch.Messages, (uint)max, MSG_DONTWAIT, null);
+                        errno = r < 0 ? LastErrno : 0;
+                        if (r < 0 && errno is ENOSYS or EOPNOTSUPP)
+                        {
+                            _mmsgReceive = false;
+                            continue;
+                        }
+                    }
+                    else
+                    {
+                        r = ReceiveOneByOne(batch, max, out errno);
+                    }
+
+                    if (r > 0)
+                    {
+                        var n = Collect(batch, r, buffers, sizes, endpoints);
+                        if (n > 0)
+                        {
+                            return n;
+                        }
+
+                        continue;
+                    }
+
+                    switch (errno)
+                    {
+                        case EAGAIN:
+                            if (!WaitReady(_fd.Fd, POLLIN, _wakeup.Handle.Fd))
+                            {
+                                return 0;
+                            }
+
+                            break;
+                        case EINTR or ENOMEM or ENOBUFS:
+                            break;
+                        case 0:
+                            break;
+                        default:
+                            if (Volatile.Read(ref _disposed) != 0)
+                            {
+                                return 0;
+                            }
+
+                            // Pending ICMP errors (ECONNREFUSED, EHOSTUNREACH ...) surface here on some kernels: skip them.
+                            if (errno is 111 or 113 or 101 or 112)
+                            {
+                                break;
+                            }
+
+                            throw new IOException($"recvmmsg failed: errno {errno}");
+                    }
+                }
+            }
+            finally
+            {
+                batch.Unpin(max);
+                _wakeup.Handle.DangerousRelease();
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public int Send(byte[][] buffers, ReadOnlySpan<int> sizes, int offset, int count, in UdpEndpoint destination)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        lock (_sendLock)
+        {
+            if (!_fd.TryAddRef())
+            {
+                throw new ObjectDisposedException(nameof(LinuxUdpBind));
+            }
+
+            if (!_wakeup.Handle.TryAddRef())
+            {
+                _fd.DangerousRelease();
+                throw new ObjectDisposedException(nameof(LinuxUdpBind));
+            }
+
+            try
+            {
+                var batch = _send;
+                uint nameLength;
+                if (_dualStack)
+                {
+                    var a = batch.Destination;
+                    *a = default;
+                    a->Family = AF_INET6;
+                    a->PortBigEndian = BinaryPrimitives.ReverseEndianness(destination.Port);
+                    destination.WriteAddress16(new Span<byte>(a->Address, 16));
+                    nameLength = (uint)sizeof(SockAddrIn6);
+                }
+                else if (destination.IsIPv4)
+                {
+                    // struct sockaddr_in: family, port, 4 address bytes, 8 zero bytes.
+                    var a = (byte*)batch.Destination;
+                    new Span<byte>(a, 16).Clear();
+                    *(ushort*)a = AF_INET;
+                    *(ushort*)(a + 2) = BinaryPrimitives.ReverseEndianness(destination.Port);
+                    BinaryPrimitives.WriteUInt32BigEndian(new Span<byte>(a + 4, 4), destination.IPv4Value);
+                    nameLength = 16;
+                }
+                else
+                {
+                    Interlocked.Add(ref _sendDropped, count);
+                    return 0;
+                }
+
+                var sent = 0;
+                var i = 0;
+                while (i < count)
+                {
+                    if (Volatile.Read(ref _disposed) != 0)
+                    {
+                        break;
+                    }
+
+                    var n = Math.Min(count - i, BatchSize);
+                    int r;
+                    int errno;
+                    batch.Pin(buffers, i, n, offset, receive: false, sizes.Slice(i, n));
+                    try
+                    {
+                        batch.PrepareSend(n, nameLength);
+                        if (_mmsgSend)
+                        {
+                            r = sendmmsg(_fd.Fd, batch.Messages, (uint)n, 0);
+                            errno = r < 0 ? LastErrno : 0;
+                            if (r < 0 && errno is ENOSYS or EOPNOTSUPP)
+                            {
+                                _mmsgSend = false;
+                                continue;
+                            }
+                        }
+                        else
+                        {
+                            r = sendmsg(_fd.Fd, &batch.Messages[0].Header, 0) < 0 ? -1 : 1;
+                            errno = r < 0 ? LastErrno : 0;
+                        }
+                    }
+                    finally
+                    {
+                        batch.Unpin(n);
+                    }
+
+                    if (r > 0)
+                    {
+                        sent += r;
+                        i += r;
+                        continue;
+                    }
+
+                    switch (errno)
+                    {
+                        case EAGAIN:
+                            // Socket buffer full: wait for room (backpressure), unless closing.
+                            if (!WaitReady(_fd.Fd, POLLOUT, _wakeup.Handle.Fd))
+                            {
+                                Interlocked.Add(ref _sendDropped, count - i);
+                                return sent;
+                            }
+
+                            break;
+                        case EINTR:
+                            break;
+                        default:
+                            // The first datagram of the batch was refused (EMSGSIZE, ENETUNREACH, EPERM by a firewall,
+                            // ENOBUFS ...): drop it and carry on with the rest.
+                            Interlocked.Increment(ref _sendDropped);
+                            i++;
+                            break;
+                    }
+                }
+
+                return sent;
+            }
+            finally
+            {
+                _wakeup.Handle.DangerousRelease();
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Closes the socket: a blocked <see cref="Receive"/> returns 0, later sends throw. The port is free once in-flight calls leave.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _wakeup.Signal();
+        _fd.Dispose();     // closes when the last in-flight call releases it
+        _wakeup.Dispose();
+
+        // The native arrays are freed only once no call can be using them.
+        lock (_receiveLock)
+        {
+            _receive.Dispose();
+        }
+
+        lock (_sendLock)
+        {
+            _send.Dispose();
+        }
+    }
+
+    private int ReceiveOneByOne(Batch batch, int max, out int errno)
+    {
+        errno = 0;
+        var n = 0;
+        while (n < max)
+        {
+            var r = recvmsg(_fd.Fd, &batch.Messages[n].Header, MSG_DONTWAIT);
+            if (r < 0)
+            {
+                errno = LastErrno;
+                break;
+            }
+
+            batch.Messages[n].Length = (uint)r;
+            n++;
+        }
+
+        return n > 0 ? n : -1;
+    }
+
+    private int Collect(Batch batch, int received, byte[][] buffers, Span<int> sizes, Span<UdpEndpoint> endpoints)
+    {
+        var n = 0;
+        for (var i = 0; i < received; i++)
+        {
+            ref var message = ref batch.Messages[i];
+            if ((message.Header.Flags & MSG_TRUNC) != 0)
+            {
+                Interlocked.Increment(ref _receiveDropped);
+                continue;
+            }
+
+            var length = (int)message.Length;
+            if (n != i)
+            {
+                // A truncated datagram earlier in the batch: move this one down (rare).
+                buffers[i].AsSpan(0, length).CopyTo(buffers[n]);
+            }
+
+            sizes[n] = length;
+            endpoints[n] = ToEndpoint(&batch.Addresses[i]);
+            n++;
+        }
+
+        return n;
+    }
+
+    private static UdpEndpoint ToEndpoint(SockAddrIn6* address)
+    {
+        var port = BinaryPrimitives.ReverseEndianness(address->PortBigEndian);
+        if (address->Family == AF_INET6)
+        {
+            return UdpEndpoint.FromIPv6(new ReadOnlySpan<byte>(address->Address, 16), port);
+        }
+
+        // struct sockaddr_in: the IPv4 address sits where sockaddr_in6 has its flow info.
+        return UdpEndpoint.FromIPv4(BinaryPrimitives.ReverseEndianness(address->FlowInfo), port);
+    }
+
+    private bool TrySetOption(int level, int name, int value)
+    {
+        ObjectDisposedException.ThrowIf(!_fd.TryAddRef(), this);
+        try
+        {
+            return setsockopt(_fd.Fd, level, name, &value, sizeof(int)) == 0;
+        }
+        finally
+        {
+            _fd.DangerousRelease();
+        }
+    }
+
+    private void SetOption(int level, int name, int value, string what)
+    {
+        if (!TrySetOption(level, name, value))
+        {
+            throw new IOException($"setsockopt({what}) failed: errno {LastErrno}");
+        }
+    }
+
+    private int GetOption(int level, int name, string what)
+    {
+        ObjectDisposedException.ThrowIf(!_fd.TryAddRef(), this);
+        try
+        {
+            int value = 0;
+            uint length = sizeof(int);
+            if (getsockopt(_fd.Fd, level, name, &value, &length) != 0)
+            {
+                throw new IOException($"getsockopt({what}) failed: errno {LastErrno}");
+            }
+
+            return value;
+        }
+        finally
+        {
+            _fd.DangerousRelease();
+        }
+    }
+
+    /// <summary>Native mmsghdr/iovec/sockaddr arrays for one direction, and the pins of the current call's buffers.</summary>
+    private sealed class Batch : IDisposable
+    {
+        private readonly GCHandle[] _pins;
+
+        public Batch(int capacity)
+        {
+            _pins = new GCHandle[capacity];
+            Messages = (MMsgHdr*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(MMsgHdr));
+            Iovecs = (IoVec*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(IoVec));
+            Addresses = (SockAddrIn6*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(SockAddrIn6));
+            Destination = (SockAddrIn6*)NativeMemory.AllocZeroed(1, (nuint)sizeof(SockAddrIn6));
+        }
+
+        public MMsgHdr* Messages { get; private set; }
+
+        public IoVec* Iovecs { get; private set; }
+
+        public SockAddrIn6* Addresses { get; private set; }
+
+        public SockAddrIn6* Destination { get; private set; }
+
+        public void Pin(byte[][] buffers, int start, int count, int offset, bool receive, ReadOnlySpan<int> sizes = default)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var buffer = buffers[start + i];
+                int length;
+                if (receive)
+                {
+                    length = buffer.Length;
+                }
+                else
+                {
+                    length = sizes[i];
+                    if ((uint)offset > (uint)buffer.Length || (uint)length > (uint)(buffer.Length - offset))
+                    {
+                        Unpin(i);
+                        throw new ArgumentOutOfRangeException(nameof(sizes), "datagram extends past its buffer");
+                    }
+                }
+
+                _pins[i] = GCHandle.Alloc(buffer, GCHandleType.Pinned);
+                Iovecs[i].Base = (byte*)_pins[i].AddrOfPinnedObject() + offset;
+                Iovecs[i].Length = (nuint)length;
+            }
+        }
+
+        public void Unpin(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                if (_pins[i].IsAllocated)
+                {
+                    _pins[i].Free();
+                }
+            }
+        }
+
+        public void PrepareReceive(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                ref var m = ref Messages[i];
+                m.Header.Name = &Addresses[i];
+                m.Header.NameLength = (uint)sizeof(SockAddrIn6);
+                m.Header.Iov = &Iovecs[i];
+                m.Header.IovLength = 1;
+                m.Header.Control = null;
+                m.Header.ControlLength = 0;
+                m.Header.Flags = 0;
+                m.Length = 0;
+            }
+        }
+
+        public void PrepareSend(int count, uint nameLength)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                ref var m = ref Messages[i];
+                m.Header.Name = Destination;
+                m.Header.NameLength = nameLength;
+                m.Header.Iov = &Iovecs[i];
+                m.Header.IovLength = 1;
+                m.Header.Control = null;
+                m.Header.ControlLength = 0;
+                m.Header.Flags = 0;
+                m.Length = 0;
+            }
+        }
+
+        public void Dispose()
+        {
+            if (Messages == null)
+            {
+                return;
+            }
+
+            NativeMemory.Free(Messages);
+            NativeMemory.Free(Iovecs);
+            NativeMemory.Free(Addresses);
+            NativeMemory.Free(Destination);
+            Messages = null;
+            Iovecs = null;
+            Addresses = null;
+            Destination = null;
+        }
+    }
+
+    private sealed class LinuxUdpBindFactory : IDatagramBindFactory
+    {
+        public IDatagramBind Open(ushort port) => LinuxUdpBind.Open(port);
+    }
+}

@@ -1,0 +1,334 @@
+using System.Buffers.Binary;
+using System.Runtime.Versioning;
+using System.Text.RegularExpressions;
+using Sharptun.Transport;
+using Sharptun.Transport.Linux;
+
+namespace Sharptun.Interop.Tests;
+
+[SupportedOSPlatform("linux")]
+public sealed class TransportInteropTests
+{
+    private static byte[][] Buffers(int count, int size) => Enumerable.Range(0, count).Select(_ => new byte[size]).ToArray();
+
+    /// <summary>Receives until <paramref name="expected"/> datagrams arrived (10 s limit); returns (payload, source) in arrival order.</summary>
+    private static List<(byte[] Payload, UdpEndpoint Source)> ReceiveAll(IDatagramBind bind, int expected)
+    {
+        var result = new List<(byte[], UdpEndpoint)>();
+        var buffers = Buffers(bind.BatchSize, 2048);
+        var sizes = new int[bind.BatchSize];
+        var endpoints = new UdpEndpoint[bind.BatchSize];
+        var task = Task.Run(() =>
+        {
+            while (result.Count < expected)
+            {
+                var n = bind.Receive(buffers, sizes, endpoints);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                for (var i = 0; i < n; i++)
+                {
+                    result.Add((buffers[i].AsSpan(0, sizes[i]).ToArray(), endpoints[i]));
+                }
+            }
+        });
+        if (!task.Wait(TimeSpan.FromSeconds(10)))
+        {
+            bind.Dispose();
+            task.Wait();
+            Assert.Fail($"received {result.Count} of {expected} datagrams");
+        }
+
+        return result;
+    }
+
+    private static void SendAndReceiveBatch(string loopback)
+    {
+        using var sender = LinuxUdpBind.Open(0);
+        using var receiver = LinuxUdpBind.Open(0);
+        receiver.SetBufferSizes(4 << 20); // all 200 are queued before the first Receive
+        Assert.True(receiver.ReceiveBufferSize >= 4 << 20);
+        const int count = 200; // more than one batch
+        var buffers = new byte[count][];
+        var sizes = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            sizes[i] = 1 + (i * 7 % 1400);
+            buffers[i] = new byte[16 + sizes[i]];
+            buffers[i].AsSpan(16).Fill((byte)i);
+        }
+
+        var destination = UdpEndpoint.Parse($"{loopback}:{receiver.LocalPort}");
+        Assert.Equal(count, sender.Send(buffers, sizes, 16, count, destination));
+        var received = ReceiveAll(receiver, count);
+
+        var expectedSource = UdpEndpoint.Parse($"{loopback}:{sender.LocalPort}");
+        for (var i = 0; i < count; i++)
+        {
+            Assert.Equal(buffers[i].AsSpan(16).ToArray(), received[i].Payload);
+            Assert.Equal(expectedSource, received[i].Source);
+        }
+
+        Assert.True(sender.BatchedSend);
+        Assert.True(receiver.BatchedReceive);
+        Assert.Equal(0, receiver.ReceiveDropped);
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_IPv4Loopback_BatchArrivesInOrderWithIPv4Source()
+    {
+        SendAndReceiveBatch("127.0.0.1");
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_IPv6Loopback_BatchArrivesInOrderWithIPv6Source()
+    {
+        SendAndReceiveBatch("[::1]");
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_DatagramLargerThanBuffer_DroppedAndCounted()
+    {
+        using var sender = LinuxUdpBind.Open(0);
+        using var receiver = LinuxUdpBind.Open(0);
+        var destination = UdpEndpoint.Parse($"127.0.0.1:{receiver.LocalPort}");
+        sender.Send([new byte[3000], new byte[10]], [3000, 10], 0, 2, destination);
+        var sizes = new int[2];
+
+        var n = receiver.Receive(Buffers(2, 2048), sizes, new UdpEndpoint[2]);
+
+        Assert.Equal(1, n);
+        Assert.Equal(10, sizes[0]);
+        Assert.Equal(1, receiver.ReceiveDropped);
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_DisposeWhileReceiving_ReceiveReturnsZero()
+    {
+        var bind = LinuxUdpBind.Open(0);
+        var receiver = Task.Run(() => bind.Receive(Buffers(4, 2048), new int[4], new UdpEndpoint[4]));
+        Thread.Sleep(100);
+
+        bind.Dispose();
+
+        Assert.True(receiver.Wait(TimeSpan.FromSeconds(5)), "Receive did not return after Dispose");
+        Assert.Equal(0, receiver.Result);
+        Assert.Throws<ObjectDisposedException>(() => bind.Send([new byte[1]], [1], 0, 1, UdpEndpoint.Parse("127.0.0.1:9")));
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_PortInUse_OpenThrowsAndRebindAfterDisposeWorks()
+    {
+        var first = LinuxUdpBind.Open(0);
+        var port = first.LocalPort;
+
+        Assert.Throws<IOException>(() => LinuxUdpBind.Open(port));
+        first.Dispose();
+        using var again = LinuxUdpBind.Factory.Open(port);
+
+        Assert.Equal(port, again.LocalPort);
+    }
+
+    [InteropFact("nft")]
+    public void LinuxUdpBind_SetMark_OutgoingDatagramsCarryMark()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        lab.Check(ns, "nft", "add table inet marktest");
+        lab.Check(ns, "nft", "add chain inet marktest out { type filter hook output priority 0 ; }");
+        lab.Check(ns, "nft", "add rule inet marktest out meta mark 0x5354 udp dport 9 counter");
+        using var bind = NetnsLab.RunInNamespace(ns, () => LinuxUdpBind.Open(0));
+
+        bind.SetMark(0x5354);
+        var sent = bind.Send(Buffers(3, 10), [10, 10, 10], 0, 3, UdpEndpoint.Parse("127.0.0.1:9"));
+
+        Assert.Equal(0x5354u, bind.GetMark());
+        Assert.Equal(3, sent);
+        var rules = lab.Check(ns, "nft", "list chain inet marktest out").Stdout;
+        Assert.Matches(new Regex(@"counter packets 3 "), rules);
+    }
+
+    [InteropFact("ping")]
+    public void LinuxTun_KernelPingsPeerRoutedIntoTun_HandBuiltEchoReplyCompletesPing()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var name = lab.NewInterfaceName();
+        var net = lab.NewSubnet();
+        using var tun = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(name, mtu: 1420, up: true));
+        lab.AddAddress(ns, name, net.V4Cidr(1));
+        Assert.Equal(name, tun.Name);
+        Assert.Contains("mtu 1420", lab.Check(ns, "ip", "link", "show", name).Stdout);
+
+        var ping = lab.Start(ns, "ping", "-c1", "-W5", net.V4(2));
+        var buffers = Buffers(tun.BatchSize, 16 + 2048);
+        var sizes = new int[tun.BatchSize];
+        var answered = false;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!answered && DateTime.UtcNow < deadline)
+        {
+            var read = Task.Run(() => tun.Read(buffers, sizes, 16));
+            Assert.True(read.Wait(TimeSpan.FromSeconds(10)), "no packet from the TUN\n" + lab.DescribeProcesses());
+            for (var i = 0; i < read.Result && !answered; i++)
+            {
+                var packet = buffers[i].AsSpan(16, sizes[i]);
+                if (TryMakeEchoReply(packet))
+                {
+                    Assert.Equal(1, tun.Write([buffers[i]], [sizes[i]], 16, 1));
+                    answered = true;
+                }
+            }
+        }
+
+        Assert.True(answered, "the echo request never came out of the TUN");
+        Assert.True(ping.WaitForExit(10_000), lab.DescribeProcesses());
+        ping.WaitForExit();
+        Assert.True(ping.ExitCode == 0, lab.DescribeProcesses());
+    }
+
+    [InteropFact]
+    public void LinuxTun_InterfaceDeleted_ReadReturnsZero()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var name = lab.NewInterfaceName();
+        using var tun = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(name));
+        var reader = Task.Run(() => ReadUntilClosed(tun));
+        Thread.Sleep(100);
+
+        lab.Check(ns, "ip", "link", "del", name);
+
+        Assert.True(reader.Wait(TimeSpan.FromSeconds(5)), "Read did not return after the interface was deleted");
+        Assert.Equal(0, reader.Result);
+        Assert.True(tun.IsClosed);
+    }
+
+    [InteropFact]
+    public void LinuxTun_DisposeWhileReading_ReadReturnsZeroAndInterfaceGoes()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var name = lab.NewInterfaceName();
+        var tun = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(name));
+        var reader = Task.Run(() => ReadUntilClosed(tun));
+        Thread.Sleep(100);
+
+        tun.Dispose();
+
+        Assert.True(reader.Wait(TimeSpan.FromSeconds(5)), "Read did not return after Dispose");
+        Assert.Equal(0, reader.Result);
+        NetnsLab.WaitUntil(() => !lab.Exec(ns, "ip", "link", "show", name).Success, TimeSpan.FromSeconds(5), "the interface to disappear");
+    }
+
+    [InteropFact]
+    public void LinuxTun_FromFileDescriptor_ReadsWhatTheKernelRoutes()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var name = lab.NewInterfaceName();
+        var net = lab.NewSubnet();
+        using var created = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(name));
+        lab.AddAddress(ns, name, net.V4Cidr(1));
+        using var wrapped = LinuxTun.FromFileDescriptor(created.FileDescriptor, name, 1420, ownsDescriptor: false);
+
+        lab.Check(ns, "bash", "-c", $"echo -n hello > /dev/udp/{net.V4(2)}/5000");
+        var buffers = Buffers(4, 2048);
+        var sizes = new int[4];
+        var read = Task.Run(() =>
+        {
+            // The kernel may also send IPv6 neighbour-discovery/MLD packets into the TUN: skip to the IPv4 one.
+            while (true)
+            {
+                var n = wrapped.Read(buffers, sizes, 0);
+                for (var i = 0; i < n; i++)
+                {
+                    if (buffers[i][0] >> 4 == 4)
+                    {
+                        return buffers[i].AsSpan(0, sizes[i]).ToArray();
+                    }
+                }
+
+                if (n == 0)
+                {
+                    return [];
+                }
+            }
+        });
+
+        Assert.True(read.Wait(TimeSpan.FromSeconds(5)));
+        var packet = read.Result;
+        Assert.Equal(20 + 8 + 5, packet.Length);
+        Assert.Equal(0x45, packet[0]);          // IPv4, 20-byte header
+        Assert.Equal(17, packet[9]);            // UDP
+        Assert.Equal("hello"u8.ToArray(), packet[28..]);
+    }
+
+    /// <summary>Reads (and discards) packets until Read returns 0; returns 0 then.</summary>
+    private static int ReadUntilClosed(LinuxTun tun)
+    {
+        var buffers = Buffers(4, 2048);
+        var sizes = new int[4];
+        while (true)
+        {
+            var n = tun.Read(buffers, sizes, 0);
+            if (n == 0)
+            {
+                return 0;
+            }
+        }
+    }
+
+    /// <summary>Turns an IPv4 ICMP echo request in place into the matching echo reply. False for any other packet.</summary>
+    private static bool TryMakeEchoReply(Span<byte> packet)
+    {
+        // RFC 791 header: version/IHL at 0, protocol at 9, checksum at 10, source 12, destination 16.
+        if (packet.Length < 28 || packet[0] >> 4 != 4 || packet[9] != 1)
+        {
+            return false;
+        }
+
+        var headerLength = (packet[0] & 0xF) * 4;
+        var icmp = packet[headerLength..];
+        if (icmp[0] != 8) // RFC 792 echo request
+        {
+            return false;
+        }
+
+        Span<byte> source = stackalloc byte[4];
+        packet.Slice(12, 4).CopyTo(source);
+        packet.Slice(16, 4).CopyTo(packet[12..]);
+        source.CopyTo(packet[16..]);
+        packet[8] = 64; // TTL
+        BinaryPrimitives.WriteUInt16BigEndian(packet[10..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(packet[10..], Checksum(packet[..headerLength]));
+        icmp[0] = 0; // echo reply
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum(icmp));
+        return true;
+    }
+
+    /// <summary>RFC 1071 Internet checksum.</summary>
+    private static ushort Checksum(ReadOnlySpan<byte> data)
+    {
+        uint sum = 0;
+        var i = 0;
+        for (; i + 1 < data.Length; i += 2)
+        {
+            sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
+        }
+
+        if (i < data.Length)
+        {
+            sum += (uint)data[i] << 8;
+        }
+
+        while (sum >> 16 != 0)
+        {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+
+        return (ushort)~sum;
+    }
+}
