@@ -170,7 +170,7 @@ internal static partial class ChaCha20
     {
         int length = input.Length;
         int offset = 0;
-        if (length >= 2 * BlockSize)
+        if (length > BlockSize)
         {
             Vector256<uint> a0 = Vector256.Create(Vector128.Create(C0, C1, C2, C3));
             Vector256<uint> b0 = Vector256.Create(Vector128.Create(key).AsUInt32());
@@ -198,23 +198,41 @@ internal static partial class ChaCha20
                 offset += 4 * BlockSize;
             }
 
-            if (length - offset >= 2 * BlockSize)
+            if (offset < length)
             {
+                // Tail: 1..255 bytes. Run both sets side by side only if the second one is needed (the latency is the same).
+                Span<byte> ks = stackalloc byte[4 * BlockSize];
+                ks.Clear();
+                ref byte k = ref MemoryMarshal.GetReference(ks);
                 Vector256<uint> a = a0, b = b0, c = c0, d = d0;
-                for (int i = 0; i < 10; i++)
+                if (length - offset > 2 * BlockSize)
                 {
-                    DoubleRound(ref a, ref b, ref c, ref d);
+                    Vector256<uint> e = a0, f = b0, g = c0, h = d0 + two;
+                    for (int i = 0; i < 10; i++)
+                    {
+                        DoubleRound(ref a, ref b, ref c, ref d);
+                        DoubleRound(ref e, ref f, ref g, ref h);
+                    }
+
+                    Store2(e + a0, f + b0, g + c0, h + d0 + two, ref k, ref k, 128);
+                }
+                else
+                {
+                    for (int i = 0; i < 10; i++)
+                    {
+                        DoubleRound(ref a, ref b, ref c, ref d);
+                    }
                 }
 
-                Store2(a + a0, b + b0, c + c0, d + d0, ref src, ref dst, (nuint)offset);
-                offset += 2 * BlockSize;
+                Store2(a + a0, b + b0, c + c0, d + d0, ref k, ref k, 0);
+                XorBytes(input[offset..], ks, output[offset..]);
+                CryptographicOperations.ZeroMemory(ks);
             }
+
+            return;
         }
 
-        if (offset < length)
-        {
-            XorVector128(key, counter + (uint)(offset / BlockSize), n0, n1, n2, input[offset..], output[offset..]);
-        }
+        XorVector128(key, counter, n0, n1, n2, input, output);
     }
 
     // ---------------------------------------------------------------- Vector512 (AVX-512F): 4 blocks per vector, 2 sets
@@ -263,7 +281,7 @@ internal static partial class ChaCha20
     {
         int length = input.Length;
         int offset = 0;
-        if (length >= 4 * BlockSize)
+        if (length > 2 * BlockSize)
         {
             Vector512<uint> a0 = Vector512.Create(Vector256.Create(Vector128.Create(C0, C1, C2, C3)));
             Vector512<uint> b0 = Vector512.Create(Vector256.Create(Vector128.Create(key).AsUInt32()));
@@ -292,16 +310,36 @@ internal static partial class ChaCha20
                 offset += 8 * BlockSize;
             }
 
-            if (length - offset >= 4 * BlockSize)
+            if (length - offset > 2 * BlockSize)
             {
+                // Tail of 129..511 bytes: one or two 4-block sets side by side (same latency) into a keystream buffer.
+                Span<byte> ks = stackalloc byte[8 * BlockSize];
+                ks.Clear();
+                ref byte k = ref MemoryMarshal.GetReference(ks);
                 Vector512<uint> a = a0, b = b0, c = c0, d = d0;
-                for (int i = 0; i < 10; i++)
+                if (length - offset > 4 * BlockSize)
                 {
-                    DoubleRound(ref a, ref b, ref c, ref d);
+                    Vector512<uint> e = a0, f = b0, g = c0, h = d0 + four;
+                    for (int i = 0; i < 10; i++)
+                    {
+                        DoubleRound(ref a, ref b, ref c, ref d);
+                        DoubleRound(ref e, ref f, ref g, ref h);
+                    }
+
+                    Store4(e + a0, f + b0, g + c0, h + d0 + four, ref k, ref k, 256);
+                }
+                else
+                {
+                    for (int i = 0; i < 10; i++)
+                    {
+                        DoubleRound(ref a, ref b, ref c, ref d);
+                    }
                 }
 
-                Store4(a + a0, b + b0, c + c0, d + d0, ref src, ref dst, (nuint)offset);
-                offset += 4 * BlockSize;
+                Store4(a + a0, b + b0, c + c0, d + d0, ref k, ref k, 0);
+                XorBytes(input[offset..], ks, output[offset..]);
+                CryptographicOperations.ZeroMemory(ks);
+                return;
             }
         }
 

@@ -8,6 +8,10 @@ namespace Sharptun.Crypto;
 /// </summary>
 internal static class ChaChaPolyCore
 {
+    /// <summary>Blocks computed up front: block 0 (Poly1305 key) and blocks 1..3 (first 192 bytes of keystream), side by side.</summary>
+    private const int HeadBlocks = 4;
+    private const int HeadData = (HeadBlocks - 1) * ChaCha20.BlockSize;
+
     /// <summary>
     /// Seals <paramref name="plaintext"/> into <paramref name="ciphertext"/> (same length, may be the same span) and writes the tag.
     /// The nonce is given as its three little-endian words.
@@ -15,10 +19,18 @@ internal static class ChaChaPolyCore
     public static void Seal(ReadOnlySpan<byte> key, uint n0, uint n1, uint n2, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext,
         Span<byte> tag, ReadOnlySpan<byte> associatedData, ChaCha20Path path)
     {
-        var mac = StartMac(key, n0, n1, n2, associatedData, path);
+        Span<byte> head = stackalloc byte[HeadBlocks * ChaCha20.BlockSize];
+        int headData = Head(key, n0, n1, n2, plaintext.Length, head, path);
+        var mac = new Poly1305(head[..Poly1305.KeySize]);
+        mac.UpdatePadded(associatedData);
 
         // RFC 8439 §2.8: the plaintext is encrypted from block counter 1.
-        ChaCha20.Xor(key, 1, n0, n1, n2, plaintext, ciphertext, path);
+        ChaCha20.XorBytes(plaintext[..headData], head[ChaCha20.BlockSize..], ciphertext[..headData]);
+        CryptographicOperations.ZeroMemory(head);
+        if (headData < plaintext.Length)
+        {
+            ChaCha20.Xor(key, HeadBlocks, n0, n1, n2, plaintext[headData..], ciphertext[headData..], path);
+        }
 
         mac.UpdatePadded(ciphertext);
         mac.UpdateLengths((ulong)associatedData.Length, (ulong)ciphertext.Length);
@@ -33,7 +45,10 @@ internal static class ChaChaPolyCore
     public static bool Open(ReadOnlySpan<byte> key, uint n0, uint n1, uint n2, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag,
         Span<byte> plaintext, ReadOnlySpan<byte> associatedData, ChaCha20Path path)
     {
-        var mac = StartMac(key, n0, n1, n2, associatedData, path);
+        Span<byte> head = stackalloc byte[HeadBlocks * ChaCha20.BlockSize];
+        int headData = Head(key, n0, n1, n2, ciphertext.Length, head, path);
+        var mac = new Poly1305(head[..Poly1305.KeySize]);
+        mac.UpdatePadded(associatedData);
         mac.UpdatePadded(ciphertext);
         mac.UpdateLengths((ulong)associatedData.Length, (ulong)ciphertext.Length);
         Span<byte> expected = stackalloc byte[Poly1305.TagSize];
@@ -44,23 +59,31 @@ internal static class ChaChaPolyCore
         CryptographicOperations.ZeroMemory(expected);
         if (!ok)
         {
+            CryptographicOperations.ZeroMemory(head);
             CryptographicOperations.ZeroMemory(plaintext);
             return false;
         }
 
-        ChaCha20.Xor(key, 1, n0, n1, n2, ciphertext, plaintext, path);
+        ChaCha20.XorBytes(ciphertext[..headData], head[ChaCha20.BlockSize..], plaintext[..headData]);
+        CryptographicOperations.ZeroMemory(head);
+        if (headData < ciphertext.Length)
+        {
+            ChaCha20.Xor(key, HeadBlocks, n0, n1, n2, ciphertext[headData..], plaintext[headData..], path);
+        }
+
         return true;
     }
 
-    /// <summary>RFC 8439 §2.6: the one-time Poly1305 key is the first 32 bytes of block 0; then absorbs AAD || pad16.</summary>
-    private static Poly1305 StartMac(ReadOnlySpan<byte> key, uint n0, uint n1, uint n2, ReadOnlySpan<byte> associatedData, ChaCha20Path path)
+    /// <summary>
+    /// RFC 8439 §2.6 and §2.8: fills <paramref name="head"/> with keystream block 0 (its first 32 bytes are the one-time Poly1305 key)
+    /// followed by as many of blocks 1..3 as the message needs, computed side by side. Returns how many message bytes it covers.
+    /// </summary>
+    private static int Head(ReadOnlySpan<byte> key, uint n0, uint n1, uint n2, int messageLength, Span<byte> head, ChaCha20Path path)
     {
-        Span<byte> block0 = stackalloc byte[ChaCha20.BlockSize];
-        block0.Clear();
-        ChaCha20.Xor(key, 0, n0, n1, n2, block0, block0, path < ChaCha20Path.Vector128 ? path : ChaCha20Path.Vector128);
-        var mac = new Poly1305(block0[..Poly1305.KeySize]);
-        CryptographicOperations.ZeroMemory(block0);
-        mac.UpdatePadded(associatedData);
-        return mac;
+        int headData = Math.Min(messageLength, HeadData);
+        Span<byte> stream = head[..(ChaCha20.BlockSize + headData)];
+        stream.Clear();
+        ChaCha20.Xor(key, 0, n0, n1, n2, stream, stream, path);
+        return headData;
     }
 }

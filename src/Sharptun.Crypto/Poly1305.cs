@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using System.Security.Cryptography;
 
 namespace Sharptun.Crypto;
@@ -16,7 +17,7 @@ namespace Sharptun.Crypto;
 /// A value of this type holds key material: wipe it with <see cref="Clear"/>.
 /// </remarks>
 [StructLayout(LayoutKind.Auto)]
-internal struct Poly1305
+internal partial struct Poly1305
 {
     public const int KeySize = 32;
     public const int TagSize = 16;
@@ -27,6 +28,7 @@ internal struct Poly1305
     private ulong _pad0, _pad1;
     private Block16 _buffer;
     private int _buffered;
+    private bool _scalarOnly;
 
     [InlineArray(16)]
     private struct Block16
@@ -36,7 +38,14 @@ internal struct Poly1305
 
     /// <summary>RFC 8439 §2.5: r = key[0..16] clamped, s = key[16..32].</summary>
     public Poly1305(ReadOnlySpan<byte> key)
+        : this(key, scalarOnly: false)
     {
+    }
+
+    /// <summary>As <see cref="Poly1305(ReadOnlySpan{byte})"/>; <paramref name="scalarOnly"/> turns off the SIMD block path (for tests).</summary>
+    public Poly1305(ReadOnlySpan<byte> key, bool scalarOnly)
+    {
+        _scalarOnly = scalarOnly;
         if (key.Length != KeySize)
         {
             throw new ArgumentException("Poly1305 key must be 32 bytes.", nameof(key));
@@ -168,11 +177,24 @@ internal struct Poly1305
 
     /// <summary>Carry out of x + y = sum (mod 2^64), computed without a branch.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Carry(ulong x, ulong y, ulong sum) => ((x & y) | ((x | y) & ~sum)) >> 63;
+    private static ulong Carry(ulong x, ulong y, ulong sum)
+    {
+        _ = y;
+
+        // A bool materialises as setcc (never a branch); the comparison is the carry of x + y.
+        return Unsafe.BitCast<bool, byte>(sum < x);
+    }
 
     /// <summary>Processes whole 16-byte blocks; <paramref name="hibit"/> is 1 to add 2^128 to each block (full blocks).</summary>
     private void Blocks(ReadOnlySpan<byte> m, ulong hibit)
     {
+        if (m.Length >= SimdMinBytes && hibit == 1 && !_scalarOnly && Avx2.IsSupported)
+        {
+            int simd = m.Length & ~63;
+            BlocksAvx2(m[..simd]);
+            m = m[simd..];
+        }
+
         ulong r0 = _r0, r1 = _r1, s1 = _s1;
         ulong h0 = _h0, h1 = _h1, h2 = _h2;
 
