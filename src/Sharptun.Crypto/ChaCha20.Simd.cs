@@ -46,36 +46,103 @@ internal static partial class ChaCha20
         Vector128<uint> b0 = Vector128.Create(key).AsUInt32();
         Vector128<uint> c0 = Vector128.Create(key[16..]).AsUInt32();
         Vector128<uint> d0 = Vector128.Create(counter, n0, n1, n2);
-        Vector128<uint> one = Vector128.Create(1u, 0, 0, 0);
 
         ref byte src = ref MemoryMarshal.GetReference(input);
         ref byte dst = ref MemoryMarshal.GetReference(output);
         int length = input.Length;
         int offset = 0;
-        Vector128<uint> a, b, c, d;
-        while (length - offset >= BlockSize)
+
+        // Four independent blocks per iteration: one block alone is bound by the latency of its dependency chain.
+        while (length - offset >= 4 * BlockSize)
         {
-            Block128(a0, b0, c0, d0, out a, out b, out c, out d);
-            d0 += one;
-            nuint o = (nuint)offset;
-            (Vector128.LoadUnsafe(ref src, o) ^ a.AsByte()).StoreUnsafe(ref dst, o);
-            (Vector128.LoadUnsafe(ref src, o + 16) ^ b.AsByte()).StoreUnsafe(ref dst, o + 16);
-            (Vector128.LoadUnsafe(ref src, o + 32) ^ c.AsByte()).StoreUnsafe(ref dst, o + 32);
-            (Vector128.LoadUnsafe(ref src, o + 48) ^ d.AsByte()).StoreUnsafe(ref dst, o + 48);
-            offset += BlockSize;
+            Block128x4(a0, b0, c0, d0, ref src, ref dst, (nuint)offset);
+            d0 += Vector128.Create(4u, 0, 0, 0);
+            offset += 4 * BlockSize;
         }
 
         if (offset < length)
         {
-            Block128(a0, b0, c0, d0, out a, out b, out c, out d);
-            Span<byte> ks = stackalloc byte[BlockSize];
-            a.AsByte().CopyTo(ks);
-            b.AsByte().CopyTo(ks[16..]);
-            c.AsByte().CopyTo(ks[32..]);
-            d.AsByte().CopyTo(ks[48..]);
+            Span<byte> ks = stackalloc byte[4 * BlockSize];
+            ref byte k = ref MemoryMarshal.GetReference(ks);
+            if (length - offset > BlockSize)
+            {
+                ks.Clear();
+                Block128x4(a0, b0, c0, d0, ref k, ref k, 0);
+            }
+            else
+            {
+                Block128(a0, b0, c0, d0, out Vector128<uint> a, out Vector128<uint> b, out Vector128<uint> c, out Vector128<uint> d);
+                a.AsByte().StoreUnsafe(ref k);
+                b.AsByte().StoreUnsafe(ref k, 16);
+                c.AsByte().StoreUnsafe(ref k, 32);
+                d.AsByte().StoreUnsafe(ref k, 48);
+            }
+
             XorBytes(input[offset..], ks, output[offset..]);
             CryptographicOperations.ZeroMemory(ks);
         }
+    }
+
+    /// <summary>Four consecutive blocks (counters d0.X .. d0.X+3) XORed into 256 bytes at offset.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block128x4(Vector128<uint> a0, Vector128<uint> b0, Vector128<uint> c0, Vector128<uint> d0, ref byte src, ref byte dst, nuint o)
+    {
+        Vector128<uint> d1 = d0 + Vector128.Create(1u, 0, 0, 0);
+        Vector128<uint> d2 = d0 + Vector128.Create(2u, 0, 0, 0);
+        Vector128<uint> d3 = d0 + Vector128.Create(3u, 0, 0, 0);
+        Vector128<uint> a = a0, b = b0, c = c0, d = d0;
+        Vector128<uint> e = a0, f = b0, g = c0, h = d1;
+        Vector128<uint> i = a0, j = b0, k = c0, l = d2;
+        Vector128<uint> m = a0, n = b0, p = c0, q = d3;
+        for (int round = 0; round < 10; round++)
+        {
+            Round(ref a, ref b, ref c, ref d);
+            Round(ref e, ref f, ref g, ref h);
+            Round(ref i, ref j, ref k, ref l);
+            Round(ref m, ref n, ref p, ref q);
+            Diagonalize(ref b, ref c, ref d);
+            Diagonalize(ref f, ref g, ref h);
+            Diagonalize(ref j, ref k, ref l);
+            Diagonalize(ref n, ref p, ref q);
+            Round(ref a, ref b, ref c, ref d);
+            Round(ref e, ref f, ref g, ref h);
+            Round(ref i, ref j, ref k, ref l);
+            Round(ref m, ref n, ref p, ref q);
+            Undiagonalize(ref b, ref c, ref d);
+            Undiagonalize(ref f, ref g, ref h);
+            Undiagonalize(ref j, ref k, ref l);
+            Undiagonalize(ref n, ref p, ref q);
+        }
+
+        Store1(a + a0, b + b0, c + c0, d + d0, ref src, ref dst, o);
+        Store1(e + a0, f + b0, g + c0, h + d1, ref src, ref dst, o + 64);
+        Store1(i + a0, j + b0, k + c0, l + d2, ref src, ref dst, o + 128);
+        Store1(m + a0, n + b0, p + c0, q + d3, ref src, ref dst, o + 192);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store1(Vector128<uint> a, Vector128<uint> b, Vector128<uint> c, Vector128<uint> d, ref byte src, ref byte dst, nuint o)
+    {
+        (Vector128.LoadUnsafe(ref src, o) ^ a.AsByte()).StoreUnsafe(ref dst, o);
+        (Vector128.LoadUnsafe(ref src, o + 16) ^ b.AsByte()).StoreUnsafe(ref dst, o + 16);
+        (Vector128.LoadUnsafe(ref src, o + 32) ^ c.AsByte()).StoreUnsafe(ref dst, o + 32);
+        (Vector128.LoadUnsafe(ref src, o + 48) ^ d.AsByte()).StoreUnsafe(ref dst, o + 48);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Diagonalize(ref Vector128<uint> b, ref Vector128<uint> c, ref Vector128<uint> d)
+    {
+        b = Vector128.Shuffle(b, Vector128.Create(1u, 2, 3, 0));
+        c = Vector128.Shuffle(c, Vector128.Create(2u, 3, 0, 1));
+        d = Vector128.Shuffle(d, Vector128.Create(3u, 0, 1, 2));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Undiagonalize(ref Vector128<uint> b, ref Vector128<uint> c, ref Vector128<uint> d)
+    {
+        b = Vector128.Shuffle(b, Vector128.Create(3u, 0, 1, 2));
+        c = Vector128.Shuffle(c, Vector128.Create(2u, 3, 0, 1));
+        d = Vector128.Shuffle(d, Vector128.Create(1u, 2, 3, 0));
     }
 
     /// <summary>One keystream block (rows a, b, c, d after the final addition).</summary>
@@ -87,13 +154,9 @@ internal static partial class ChaCha20
         for (int i = 0; i < 10; i++)
         {
             Round(ref a, ref b, ref c, ref d);
-            b = Vector128.Shuffle(b, Vector128.Create(1u, 2, 3, 0));
-            c = Vector128.Shuffle(c, Vector128.Create(2u, 3, 0, 1));
-            d = Vector128.Shuffle(d, Vector128.Create(3u, 0, 1, 2));
+            Diagonalize(ref b, ref c, ref d);
             Round(ref a, ref b, ref c, ref d);
-            b = Vector128.Shuffle(b, Vector128.Create(3u, 0, 1, 2));
-            c = Vector128.Shuffle(c, Vector128.Create(2u, 3, 0, 1));
-            d = Vector128.Shuffle(d, Vector128.Create(1u, 2, 3, 0));
+            Undiagonalize(ref b, ref c, ref d);
         }
 
         a += a0; b += b0; c += c0; d += d0;
