@@ -67,6 +67,28 @@ public readonly struct Key : IEquatable<Key>, IDisposable
     /// <summary>The key's bytes (empty for <c>default</c>). Valid until <see cref="Clear"/>.</summary>
     public ReadOnlySpan<byte> AsSpan() => _bytes;
 
+    /// <summary>A new random, clamped X25519 private key (what <c>wg genkey</c> produces).</summary>
+    public static Key GeneratePrivateKey()
+    {
+        var bytes = new byte[Size];
+        Sharptun.Crypto.X25519.GeneratePrivateKey(bytes);
+        return new Key(bytes);
+    }
+
+    /// <summary>The X25519 public key of this private key (what <c>wg pubkey</c> prints).</summary>
+    /// <exception cref="InvalidOperationException">This is <c>default(Key)</c>.</exception>
+    public Key DerivePublicKey()
+    {
+        if (_bytes is null)
+        {
+            throw new InvalidOperationException("No key.");
+        }
+
+        var pub = new byte[Size];
+        Sharptun.Crypto.X25519.PublicKey(_bytes, pub);
+        return new Key(pub);
+    }
+
     /// <summary>Creates a key from 32 random bytes (a preshared key, or an unclamped private key).</summary>
     public static Key Random()
     {

@@ -1,0 +1,25 @@
+namespace Sharptun.Cli.Commands;
+
+/// <summary>The subcommands, in the order <c>sharptun --help</c> lists them. Add new commands here.</summary>
+internal static class CommandRegistry
+{
+    public static IReadOnlyList<ICliCommand> All { get; } =
+    [
+        new GenKeyCommand(),
+        new GenPskCommand(),
+        new PubKeyCommand(),
+    ];
+
+    public static ICliCommand? Find(string name)
+    {
+        foreach (var command in All)
+        {
+            if (command.Name == name)
+            {
+                return command;
+            }
+        }
+
+        return null;
+    }
+}
