@@ -7,9 +7,10 @@ namespace Sharptun.Crypto;
 /// <para>All methods are static, thread-safe, work on caller-provided spans and allocate nothing.
 /// Encryption may run in place: the output span may be the very same span as the input (same start and length);
 /// partially overlapping spans are rejected with <see cref="ArgumentException"/>.</para>
-/// <para>The implementation is managed and constant time (SIMD ChaCha20 on AVX-512 / AVX2 / Vector128, radix-2^64 Poly1305);
-/// see docs/benchmarks.md "ChaCha20-Poly1305" for why it is used instead of the OpenSSL-backed
-/// <see cref="System.Security.Cryptography.ChaCha20Poly1305"/>.</para>
+/// <para>Messages shorter than 8 KiB (every WireGuard packet at the usual MTUs) run managed, constant-time code: SIMD ChaCha20
+/// (AVX-512 / AVX2 / Vector128) and Poly1305 (AVX2 four-way or radix-2^64 scalar). Longer messages go to the OpenSSL-backed
+/// <see cref="System.Security.Cryptography.ChaCha20Poly1305"/> through a small per-thread instance cache keyed by the key bytes.
+/// docs/benchmarks.md "ChaCha20-Poly1305" has the measurements behind the split.</para>
 /// </remarks>
 public static class ChaChaPoly
 {
@@ -31,6 +32,12 @@ public static class ChaChaPoly
     {
         CheckNonce(nonce, NonceSize);
         CheckArguments(key, plaintext, ciphertext, tag.Length);
+        if (plaintext.Length >= OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported)
+        {
+            ChaChaPolyOpenSsl.Encrypt(key, nonce, plaintext, ciphertext, tag, associatedData);
+            return;
+        }
+
         ChaCha20.NonceWords(nonce, out uint n0, out uint n1, out uint n2);
         ChaChaPolyCore.Seal(key, n0, n1, n2, plaintext, ciphertext, tag, associatedData, ChaCha20.BestPath);
     }
@@ -45,6 +52,11 @@ public static class ChaChaPoly
     {
         CheckNonce(nonce, NonceSize);
         CheckArguments(key, ciphertext, plaintext, tag.Length);
+        if (ciphertext.Length >= OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported)
+        {
+            return ChaChaPolyOpenSsl.Decrypt(key, nonce, ciphertext, tag, plaintext, associatedData);
+        }
+
         ChaCha20.NonceWords(nonce, out uint n0, out uint n1, out uint n2);
         return ChaChaPolyCore.Open(key, n0, n1, n2, ciphertext, tag, plaintext, associatedData, ChaCha20.BestPath);
     }
@@ -57,6 +69,14 @@ public static class ChaChaPoly
         Span<byte> tag, ReadOnlySpan<byte> associatedData = default)
     {
         CheckArguments(key, plaintext, ciphertext, tag.Length);
+        if (plaintext.Length >= OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported)
+        {
+            Span<byte> nonce = stackalloc byte[NonceSize];
+            WireGuardNonce(counter, nonce);
+            ChaChaPolyOpenSsl.Encrypt(key, nonce, plaintext, ciphertext, tag, associatedData);
+            return;
+        }
+
         ChaChaPolyCore.Seal(key, 0, (uint)counter, (uint)(counter >> 32), plaintext, ciphertext, tag, associatedData, ChaCha20.BestPath);
     }
 
@@ -68,7 +88,27 @@ public static class ChaChaPoly
         Span<byte> plaintext, ReadOnlySpan<byte> associatedData = default)
     {
         CheckArguments(key, ciphertext, plaintext, tag.Length);
+        if (ciphertext.Length >= OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported)
+        {
+            Span<byte> nonce = stackalloc byte[NonceSize];
+            WireGuardNonce(counter, nonce);
+            return ChaChaPolyOpenSsl.Decrypt(key, nonce, ciphertext, tag, plaintext, associatedData);
+        }
+
         return ChaChaPolyCore.Open(key, 0, (uint)counter, (uint)(counter >> 32), ciphertext, tag, plaintext, associatedData, ChaCha20.BestPath);
+    }
+
+    /// <summary>
+    /// Messages at least this long go to OpenSSL (<see cref="ChaChaPolyOpenSsl"/>); shorter ones to the managed SIMD code.
+    /// Chosen from the BenchmarkDotNet figures in docs/benchmarks.md ("ChaCha20-Poly1305").
+    /// </summary>
+    internal const int OpenSslThreshold = 8192;
+
+    /// <summary>whitepaper §5.4.6: 32 zero bits followed by the 64-bit little-endian counter.</summary>
+    internal static void WireGuardNonce(ulong counter, Span<byte> nonce)
+    {
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(nonce, 0);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(nonce[4..], counter);
     }
 
     internal static void CheckNonce(ReadOnlySpan<byte> nonce, int size)

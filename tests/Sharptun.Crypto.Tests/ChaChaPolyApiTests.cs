@@ -185,6 +185,80 @@ public sealed class ChaChaPolyApiTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
+    [Theory]
+    [InlineData(ChaChaPoly.OpenSslThreshold - 1)]
+    [InlineData(ChaChaPoly.OpenSslThreshold)]
+    [InlineData(65535)]
+    public void Encrypt_AroundOpenSslThreshold_InPlaceMatchesManagedCore(int length)
+    {
+        byte[] pt = Message(length);
+        var expectedCt = new byte[length];
+        var expectedTag = new byte[16];
+        ChaChaPolyCore.Seal(Key, 0, 5, 0, pt, expectedCt, expectedTag, Aad, ChaCha20Path.Scalar);
+
+        var buffer = (byte[])pt.Clone();
+        var tag = new byte[16];
+        ChaChaPoly.Encrypt(Key, 5UL, buffer, buffer, tag, Aad);
+        Assert.Equal(expectedCt, buffer);
+        Assert.Equal(expectedTag, tag);
+
+        Assert.True(ChaChaPoly.Decrypt(Key, 5UL, buffer, tag, buffer, Aad));
+        Assert.Equal(pt, buffer);
+    }
+
+    [Fact]
+    public void Decrypt_LargeTamperedTag_ReturnsFalseAndZeroesPlaintext()
+    {
+        int length = ChaChaPoly.OpenSslThreshold * 2;
+        var ct = new byte[length];
+        var tag = new byte[16];
+        ChaChaPoly.Encrypt(Key, Nonce12, Message(length), ct, tag, Aad);
+        tag[0] ^= 1;
+        var pt = Enumerable.Repeat((byte)0xCC, length).ToArray();
+        Assert.False(ChaChaPoly.Decrypt(Key, Nonce12, ct, tag, pt, Aad));
+        Assert.All(pt, b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public void Encrypt_LargeMessagesUnderMoreKeysThanTheCacheHolds_RoundTrip()
+    {
+        byte[] pt = Message(ChaChaPoly.OpenSslThreshold + 100);
+        var keys = Enumerable.Range(0, ChaChaPolyOpenSsl.CacheSize + 2).Select(i => Enumerable.Repeat((byte)(i + 1), 32).ToArray()).ToArray();
+        for (int round = 0; round < 3; round++)
+        {
+            foreach (byte[] key in keys)
+            {
+                var ct = new byte[pt.Length];
+                var tag = new byte[16];
+                ChaChaPoly.Encrypt(key, (ulong)round, pt, ct, tag);
+                var expectedCt = new byte[pt.Length];
+                var expectedTag = new byte[16];
+                ChaChaPolyCore.Seal(key, 0, (uint)round, 0, pt, expectedCt, expectedTag, default, ChaCha20.BestPath);
+                Assert.Equal(expectedCt, ct);
+                Assert.Equal(expectedTag, tag);
+            }
+        }
+
+        ChaChaPolyOpenSsl.ClearThreadCache();
+    }
+
+    [Fact]
+    public void Encrypt_LargeSteadyState_AllocatesNothing()
+    {
+        byte[] buffer = Message(65535);
+        var tag = new byte[16];
+        ChaChaPoly.Encrypt(Key, 1UL, buffer, buffer, tag, Aad);
+        ChaChaPoly.Decrypt(Key, 1UL, buffer, tag, buffer, Aad);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (ulong i = 0; i < 20; i++)
+        {
+            ChaChaPoly.Encrypt(Key, i, buffer, buffer, tag, Aad);
+            Assert.True(ChaChaPoly.Decrypt(Key, i, buffer, tag, buffer, Aad));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     private static (byte[] Ct, byte[] Tag) Seal(int length)
     {
         var ct = new byte[length];
