@@ -1,0 +1,384 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.Security.Cryptography;
+using Sharptun.Crypto;
+
+namespace Sharptun.Protocol;
+
+/// <summary>
+/// The device-level half of the sans-I/O WireGuard core: our static key pair, the configured peers (by static public key),
+/// the receiver-index table shared by all peers' handshakes and keypairs, and the cookie checker. It classifies every
+/// incoming datagram and hands it to the right <see cref="Peer"/>.
+/// </summary>
+/// <remarks>
+/// <para>Never reads the clock: every call takes <c>now</c>, a monotonic <see cref="TimeSpan"/> since any fixed epoch.
+/// Wall-clock time (TAI64N) comes from the <see cref="IWallClock"/> given to the constructor.</para>
+/// <para>Threading: all members are thread-safe. Peers lock themselves; the index table is a concurrent dictionary, so
+/// <see cref="TryGetKeypair"/> is lock-free and allocation-free on the per-packet path.</para>
+/// <para>Zero allocations per transport packet; handshakes allocate a little (index entries, keypairs).</para>
+/// </remarks>
+public sealed class ProtocolDevice
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<WireGuardKey, Peer> _peers = [];
+    private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
+    private readonly Random _random;
+    private volatile StaticKeys _keys;
+
+    /// <summary>Creates a device with our static private key.</summary>
+    /// <param name="privateKey">Our static private key (copied).</param>
+    /// <param name="wallClock">Wall clock for TAI64N timestamps; <see cref="SystemWallClock.Instance"/> when null.</param>
+    /// <param name="random">Source of timer jitter only (keys, indices and nonces always come from the OS CSPRNG).
+    /// Tests pass a seeded instance for deterministic timers. Used under the device lock to seed each peer's own generator.</param>
+    public ProtocolDevice(WireGuardKey privateKey, IWallClock? wallClock = null, Random? random = null)
+    {
+        WallClock = wallClock ?? SystemWallClock.Instance;
+        _random = random ?? new Random();
+        _keys = new StaticKeys(privateKey);
+        Cookies.Init(_keys.Public);
+    }
+
+    /// <summary>Our static public key.</summary>
+    public WireGuardKey PublicKey => new(_keys.Public);
+
+    /// <summary>The wall clock used for TAI64N timestamps.</summary>
+    public IWallClock WallClock { get; }
+
+    internal CookieChecker Cookies { get; } = new();
+
+    internal StaticKeys Keys => _keys;
+
+    /// <summary>Number of entries in the receiver-index table (handshakes in flight plus live keypairs).</summary>
+    public int ActiveIndexCount => _indices.Count;
+
+    /// <summary>
+    /// Replaces our static private key. All sessions and handshakes with all peers are dropped (the precomputed
+    /// static-static secrets change), as wireguard-go does.
+    /// </summary>
+    public void SetPrivateKey(WireGuardKey privateKey)
+    {
+        lock (_lock)
+        {
+            _keys = new StaticKeys(privateKey);
+            Cookies.Init(_keys.Public);
+            foreach (var peer in _peers.Values)
+            {
+                peer.OnLocalKeyChanged();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Adds a peer (or returns the existing one with that key). A peer whose key gives an all-zero shared secret with
+    /// ours is still added but can never complete a handshake (<see cref="ProtocolError.InvalidPeerKey"/>).
+    /// </summary>
+    public Peer AddPeer(WireGuardKey publicKey, WireGuardKey presharedKey = default, TimeSpan persistentKeepalive = default)
+    {
+        lock (_lock)
+        {
+            if (_peers.TryGetValue(publicKey, out var existing))
+            {
+                return existing;
+            }
+
+            var peer = new Peer(this, publicKey, presharedKey, persistentKeepalive, new Random(_random.Next()));
+            _peers.Add(publicKey, peer);
+            return peer;
+        }
+    }
+
+    /// <summary>Removes a peer, wiping its keys and freeing its indices. False when it was not configured.</summary>
+    public bool RemovePeer(WireGuardKey publicKey)
+    {
+        Peer? peer;
+        lock (_lock)
+        {
+            if (!_peers.Remove(publicKey, out peer))
+            {
+                return false;
+            }
+        }
+
+        peer.ZeroAllKeys();
+        return true;
+    }
+
+    /// <summary>Finds a configured peer by static public key.</summary>
+    public bool TryGetPeer(WireGuardKey publicKey, [NotNullWhen(true)] out Peer? peer)
+    {
+        lock (_lock)
+        {
+            return _peers.TryGetValue(publicKey, out peer);
+        }
+    }
+
+    /// <summary>A snapshot of the configured peers.</summary>
+    public Peer[] GetPeers()
+    {
+        lock (_lock)
+        {
+            return [.. _peers.Values];
+        }
+    }
+
+    /// <summary>
+    /// Looks up the live keypair a transport packet's receiver index names, across all peers. Lock-free, no allocation.
+    /// The keypair may be expired or retired; <see cref="Keypair.IsExpired"/> tells.
+    /// </summary>
+    public bool TryGetKeypair(uint receiverIndex, [NotNullWhen(true)] out Keypair? keypair)
+    {
+        if (_indices.TryGetValue(receiverIndex, out var entry) && entry.Keypair is { } k)
+        {
+            keypair = k;
+            return true;
+        }
+
+        keypair = null;
+        return false;
+    }
+
+    /// <summary>
+    /// Processes one datagram received from <paramref name="source"/>.
+    /// </summary>
+    /// <param name="now">Monotonic time.</param>
+    /// <param name="datagram">The UDP payload (untrusted; any length).</param>
+    /// <param name="destination">Where output goes: a handshake response / cookie reply / keepalive at offset 0
+    /// (<see cref="ProtocolAction.WriteToNetwork"/>, send it back to <paramref name="source"/>), or the decrypted IP packet
+    /// at offset 16 (<see cref="ProtocolAction.WriteToTunnel"/>). May be the same memory as <paramref name="datagram"/>
+    /// (decryption in place). Needs at least max(datagram length, 148) bytes.</param>
+    /// <param name="source">The sender's address as bytes (IP address bytes then port, e.g. from
+    /// <see cref="WriteSourceBytes"/>); only used to bind cookies to the sender (whitepaper §5.4.7).</param>
+    /// <param name="underLoad">When true, handshake messages without a valid mac2 are answered with a cookie reply
+    /// instead of being processed (whitepaper §5.3).</param>
+    /// <returns>What to do; rejected input gives <see cref="ProtocolAction.Error"/> with a reason and never throws.
+    /// <see cref="ProtocolResult.Peer"/> is set for every authenticated message (update the peer's endpoint to
+    /// <paramref name="source"/> then — but not for cookie replies, whitepaper §5.4.7).</returns>
+    public ProtocolResult Decapsulate(TimeSpan now, ReadOnlySpan<byte> datagram, Span<byte> destination, ReadOnlySpan<byte> source = default, bool underLoad = false)
+    {
+        var error = MessageHeader.TryGetType(datagram, out var type);
+        if (error != ProtocolError.None)
+        {
+            return ProtocolResult.Fail(error);
+        }
+
+        return type switch
+        {
+            MessageType.TransportData => DecapsulateTransport(now, datagram, destination),
+            MessageType.HandshakeInitiation => HandleInitiation(now, datagram, destination, source, underLoad),
+            MessageType.HandshakeResponse => HandleResponse(now, datagram, destination, source, underLoad),
+            MessageType.CookieReply => HandleCookieReply(now, datagram),
+            _ => ProtocolResult.Fail(ProtocolError.UnknownMessageType),
+        };
+    }
+
+    /// <summary>Writes the bytes that identify a sender for cookies: the IP address bytes then the port (big-endian). Returns the length (6 or 18).</summary>
+    public static int WriteSourceBytes(System.Net.IPEndPoint endPoint, Span<byte> destination)
+    {
+        if (!endPoint.Address.TryWriteBytes(destination, out var written))
+        {
+            throw new ArgumentException("Destination too small (needs 18 bytes).", nameof(destination));
+        }
+
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(destination[written..], (ushort)endPoint.Port);
+        return written + 2;
+    }
+
+    private ProtocolResult DecapsulateTransport(TimeSpan now, ReadOnlySpan<byte> datagram, Span<byte> destination)
+    {
+        var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);
+        if (!TryGetKeypair(receiver, out var keypair))
+        {
+            return ProtocolResult.Fail(ProtocolError.UnknownReceiverIndex);
+        }
+
+        if (keypair.IsExpired(now))
+        {
+            return ProtocolResult.Fail(ProtocolError.KeypairExpired, keypair.Peer);
+        }
+
+        var error = keypair.TryDecrypt(datagram, destination, out var counter, out var length);
+        if (error != ProtocolError.None)
+        {
+            return ProtocolResult.Fail(error);
+        }
+
+        var peer = keypair.Peer;
+        error = peer.ReceiveTransport(now, keypair, counter, length);
+        if (error != ProtocolError.None)
+        {
+            return ProtocolResult.Fail(error, peer);
+        }
+
+        if (length == 0)
+        {
+            return ProtocolResult.Done(peer); // keepalive (whitepaper §6.5)
+        }
+
+        if (!InnerPacket.TryGetLength(destination.Slice(TransportDataView.HeaderSize, length), out var ipLength))
+        {
+            return ProtocolResult.Fail(ProtocolError.InvalidInnerPacket, peer);
+        }
+
+        return ProtocolResult.Tunnel(TransportDataView.HeaderSize, ipLength, peer);
+    }
+
+    private ProtocolResult HandleInitiation(TimeSpan now, ReadOnlySpan<byte> datagram, Span<byte> destination, ReadOnlySpan<byte> source, bool underLoad)
+    {
+        if (!HandshakeInitiationView.TryCreate(datagram, out var msg))
+        {
+            return ProtocolResult.Fail(ProtocolError.Truncated);
+        }
+
+        if (!Cookies.CheckMac1(msg.Mac1Input, msg.Mac1))
+        {
+            return ProtocolResult.Fail(ProtocolError.InvalidMac1);
+        }
+
+        if (destination.Length < HandshakeInitiationView.Size)
+        {
+            return ProtocolResult.Fail(ProtocolError.BufferTooSmall);
+        }
+
+        // Whitepaper §5.3: under load, answer with a cookie reply unless mac2 proves the source address.
+        if (underLoad && !Cookies.CheckMac2(msg.Mac2Input, msg.Mac2, source, now))
+        {
+            Cookies.CreateReply(msg.SenderIndex, msg.Mac1, source, now, destination);
+            return new ProtocolResult(ProtocolAction.WriteToNetwork, 0, CookieReplyView.Size, ProtocolError.CookieRequired, null);
+        }
+
+        // Whitepaper §5.4.2, responder side, up to the point where the initiator's identity is known.
+        var keys = _keys;
+        Span<byte> hash = stackalloc byte[Noise.HashSize];
+        Span<byte> chainKey = stackalloc byte[Noise.HashSize];
+        Span<byte> key = stackalloc byte[Noise.HashSize];
+        Span<byte> sharedSecret = stackalloc byte[Noise.HashSize];
+        Span<byte> peerStatic = stackalloc byte[WireGuardKey.Size];
+        try
+        {
+            Noise.InitialHash.CopyTo(hash);
+            Noise.InitialChainKey.CopyTo(chainKey);
+            Noise.MixHash(hash, keys.Public);
+            Noise.MixHash(hash, msg.Ephemeral);
+            Noise.MixKey(chainKey, msg.Ephemeral);
+            if (!X25519.TrySharedSecret(keys.Private, msg.Ephemeral, sharedSecret))
+            {
+                return ProtocolResult.Fail(ProtocolError.LowOrderPoint);
+            }
+
+            Noise.MixKeyAndGetKey(chainKey, sharedSecret, key);
+            if (!Noise.Open(key, msg.EncryptedStatic, hash, peerStatic))
+            {
+                return ProtocolResult.Fail(ProtocolError.DecryptionFailed);
+            }
+
+            Noise.MixHash(hash, msg.EncryptedStatic);
+
+            Peer? peer;
+            lock (_lock)
+            {
+                _peers.TryGetValue(new WireGuardKey(peerStatic), out peer);
+            }
+
+            if (peer is null)
+            {
+                return ProtocolResult.Fail(ProtocolError.UnknownPeer);
+            }
+
+            return peer.ConsumeInitiation(now, msg, hash, chainKey, destination);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(chainKey);
+            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(sharedSecret);
+        }
+    }
+
+    private ProtocolResult HandleResponse(TimeSpan now, ReadOnlySpan<byte> datagram, Span<byte> destination, ReadOnlySpan<byte> source, bool underLoad)
+    {
+        if (!HandshakeResponseView.TryCreate(datagram, out var msg))
+        {
+            return ProtocolResult.Fail(ProtocolError.Truncated);
+        }
+
+        if (!Cookies.CheckMac1(msg.Mac1Input, msg.Mac1))
+        {
+            return ProtocolResult.Fail(ProtocolError.InvalidMac1);
+        }
+
+        if (destination.Length < HandshakeResponseView.Size)
+        {
+            return ProtocolResult.Fail(ProtocolError.BufferTooSmall);
+        }
+
+        if (underLoad && !Cookies.CheckMac2(msg.Mac2Input, msg.Mac2, source, now))
+        {
+            Cookies.CreateReply(msg.SenderIndex, msg.Mac1, source, now, destination);
+            return new ProtocolResult(ProtocolAction.WriteToNetwork, 0, CookieReplyView.Size, ProtocolError.CookieRequired, null);
+        }
+
+        if (!_indices.TryGetValue(msg.ReceiverIndex, out var entry) || entry.Keypair is not null)
+        {
+            return ProtocolResult.Fail(ProtocolError.UnknownReceiverIndex);
+        }
+
+        return entry.Peer.ConsumeResponse(now, msg, destination);
+    }
+
+    private ProtocolResult HandleCookieReply(TimeSpan now, ReadOnlySpan<byte> datagram)
+    {
+        if (!CookieReplyView.TryCreate(datagram, out var msg))
+        {
+            return ProtocolResult.Fail(ProtocolError.Truncated);
+        }
+
+        if (!_indices.TryGetValue(msg.ReceiverIndex, out var entry))
+        {
+            return ProtocolResult.Fail(ProtocolError.UnknownReceiverIndex);
+        }
+
+        return entry.Peer.ConsumeCookieReply(now, msg);
+    }
+
+    /// <summary>Takes a fresh random index, unique among our live indices (whitepaper §5.4.2: "randomly generated").</summary>
+    internal uint AllocateIndex(IndexEntry entry)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        while (true)
+        {
+            RandomNumberGenerator.Fill(bytes);
+            var index = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes);
+            if (_indices.TryAdd(index, entry))
+            {
+                return index;
+            }
+        }
+    }
+
+    internal void FreeIndex(uint index, IndexEntry entry)
+    {
+        _indices.TryRemove(new KeyValuePair<uint, IndexEntry>(index, entry));
+    }
+
+    /// <summary>One entry of the receiver-index table: a handshake in flight (Keypair null) or a keypair.</summary>
+    internal sealed class IndexEntry(Peer peer)
+    {
+        public Peer Peer { get; } = peer;
+
+        public volatile Keypair? Keypair;
+    }
+
+    /// <summary>Our static key pair, swapped as a whole when the private key changes.</summary>
+    internal sealed class StaticKeys
+    {
+        public StaticKeys(WireGuardKey privateKey)
+        {
+            privateKey.Span.CopyTo(Private);
+            X25519.PublicKey(Private, Public);
+        }
+
+        public byte[] Private { get; } = new byte[32];
+
+        public byte[] Public { get; } = new byte[32];
+    }
+}

@@ -1,0 +1,90 @@
+namespace Sharptun.Protocol.Tests;
+
+public sealed class CookieTests
+{
+    [Fact]
+    public void UnderLoad_InitiationWithoutMac2_GetsCookieReplyInstead()
+    {
+        var pair = new TestPair();
+        pair.B.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+
+        var r = pair.Deliver(pair.B, pair.B.Inbox.Dequeue());
+
+        Assert.Equal(ProtocolAction.WriteToNetwork, r.Action);
+        Assert.Equal(ProtocolError.CookieRequired, r.Error);
+        Assert.Equal(CookieReply.Length, r.Length);
+        Assert.Null(pair.B.Peer.NextKeypair);
+    }
+
+    [Fact]
+    public void CookieRoundTrip_UnderLoad_RetryWithMac2Completes()
+    {
+        var pair = new TestPair();
+        pair.B.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        pair.Pump(); // initiation → cookie reply → stored by A
+
+        Assert.True(pair.A.Peer.HasCookie(pair.Now));
+        Assert.False(pair.A.Peer.HasSession(pair.Now));
+        Assert.Equal(MessageType.CookieReply, TestPair.TypeOf(pair.B.Sent.Single()));
+
+        pair.Advance(ProtocolConstants.RekeyTimeout + ProtocolConstants.RekeyTimeoutJitterMax, TimeSpan.FromMilliseconds(100));
+
+        var retry = pair.A.Sent.First(d => TestPair.TypeOf(d) == MessageType.HandshakeInitiation && !ReferenceEquals(d, pair.A.Sent[0]));
+        Assert.Contains(retry.AsSpan(HandshakeInitiationView.Mac2Offset, 16).ToArray(), b => b != 0);
+        Assert.True(pair.A.Peer.HasSession(pair.Now));
+        Assert.True(pair.B.Peer.HasSession(pair.Now));
+    }
+
+    [Fact]
+    public void UnderLoad_Mac2FromOtherSourceAddress_GetsCookieReply()
+    {
+        var pair = new TestPair();
+        pair.B.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        pair.Pump();
+        pair.Clock.Now += TimeSpan.FromSeconds(6);
+        pair.RunTimers(pair.A); // retry carries mac2 bound to A's address
+        var retry = pair.B.Inbox.Dequeue();
+
+        var r = pair.B.Device.Decapsulate(pair.Now, retry, new byte[2048], [10, 9, 9, 9, 0x1F, 0x90], underLoad: true);
+
+        Assert.Equal(ProtocolError.CookieRequired, r.Error);
+    }
+
+    [Fact]
+    public void CookieReply_NotForOurLastMessage_Rejected()
+    {
+        var pair = new TestPair();
+        pair.B.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        pair.Deliver(pair.B, pair.B.Inbox.Dequeue());
+        var cookie = pair.A.Inbox.Dequeue();
+        cookie[CookieReplyView.CookieOffset] ^= 1;
+
+        var r = pair.Deliver(pair.A, cookie);
+
+        Assert.Equal(ProtocolError.DecryptionFailed, r.Error);
+        Assert.False(pair.A.Peer.HasCookie(pair.Now));
+    }
+
+    [Fact]
+    public void Cookie_OlderThanCookieRefreshTime_NotUsed()
+    {
+        var pair = new TestPair();
+        pair.B.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        pair.Pump();
+        Assert.True(pair.A.Peer.HasCookie(pair.Now));
+
+        pair.Clock.Now += ProtocolConstants.CookieRefreshTime + TimeSpan.FromSeconds(1);
+
+        Assert.False(pair.A.Peer.HasCookie(pair.Now));
+    }
+}
