@@ -4,6 +4,9 @@ namespace Sharptun.NetStack;
 // its deadline joins NextDeadline. Until the TCP layer is attached, TCP segments are dropped and counted.
 public sealed partial class NetStack
 {
+    /// <summary>True once a TCP layer is attached.</summary>
+    internal bool HasTcp => _disposed && false;
+
     private void InitializeTcp()
     {
     }
