@@ -14,7 +14,7 @@ public sealed record UapiServerOptions
     /// <summary>Largest <c>set=1</c> request, in bytes (about 50,000 lines). Larger → errno=-EMSGSIZE, connection closed.</summary>
     public int MaxRequestBytes { get; init; } = 4 << 20;
 
-    /// <summary>Connections served at once; further connections are closed at once.</summary>
+    /// <summary>Connections served at once; further clients wait in the listen backlog until one ends.</summary>
     public int MaxConnections { get; init; } = 16;
 
     /// <summary>
@@ -69,7 +69,7 @@ public sealed class UapiServer : IDisposable
     private readonly SemaphoreSlim _requestLock = new(1, 1);
     private readonly ConcurrentDictionary<Socket, byte> _connections = new();
     private readonly bool _ownsSocketFile;
-    private int _activeConnections;
+    private readonly SemaphoreSlim _connectionSlots;
     private int _disposed;
 
     private UapiServer(Socket listener, string socketPath, bool ownsSocketFile, IUapiRequestHandler handler, DeviceLog log, UapiServerOptions options)
@@ -80,6 +80,7 @@ public sealed class UapiServer : IDisposable
         _handler = handler;
         _log = log;
         _options = options;
+        _connectionSlots = new SemaphoreSlim(options.MaxConnections, options.MaxConnections);
         Completion = Task.Run(AcceptLoopAsync);
     }
 
@@ -241,7 +242,18 @@ public sealed class UapiServer : IDisposable
             Socket connection;
             try
             {
-                connection = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                // At the limit, stop accepting: further clients wait in the kernel's backlog (bounded) until a
+                // slot frees up, which the per-request timeout guarantees.
+                await _connectionSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    connection = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    _connectionSlots.Release();
+                    throw;
+                }
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
@@ -256,14 +268,6 @@ public sealed class UapiServer : IDisposable
 
                 _log.Error($"UAPI: accept failed: {e.Message}");
                 await Task.Delay(100).ConfigureAwait(false); // e.g. EMFILE: do not spin
-                continue;
-            }
-
-            if (Interlocked.Increment(ref _activeConnections) > _options.MaxConnections)
-            {
-                Interlocked.Decrement(ref _activeConnections);
-                _log.Error("UAPI: too many connections, closing a new one");
-                connection.Dispose();
                 continue;
             }
 
@@ -334,7 +338,7 @@ public sealed class UapiServer : IDisposable
         {
             _connections.TryRemove(connection, out _);
             connection.Dispose();
-            Interlocked.Decrement(ref _activeConnections);
+            _connectionSlots.Release();
         }
     }
 

@@ -4,6 +4,7 @@ using Sharptun.Device.Uapi;
 
 namespace Sharptun.Device.Tests.Uapi;
 
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class UapiServerTests : IDisposable
 {
     private const string PeerA = "58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376";
@@ -208,7 +209,7 @@ public sealed class UapiServerTests : IDisposable
     }
 
     [Fact]
-    public async Task ConnectionsOverLimit_AreClosed_AndServiceResumesAfterwards()
+    public async Task ConnectionsOverLimit_WaitUntilASlotFrees()
     {
         var server = Start(new UapiConfigStore(), new UapiServerOptions { MaxConnections = 2, RequestTimeout = TimeSpan.FromSeconds(30) });
         using var first = await ConnectAsync(server);
@@ -218,22 +219,12 @@ public sealed class UapiServerTests : IDisposable
         Assert.Equal("errno=0\n\n", (await ReadRepliesAsync(first, 1))[0]);
         Assert.Equal("errno=0\n\n", (await ReadRepliesAsync(second, 1))[0]);
 
-        using var third = await ConnectAsync(server);
-        Assert.Equal(string.Empty, await ReadToEndAsync(third));
+        var third = UapiClient.GetAsync(server.SocketPath);
+        await Task.Delay(300);
+        Assert.False(third.IsCompleted);
 
         first.Dispose();
-        second.Dispose();
-        await WaitUntilAsync(async () =>
-        {
-            try
-            {
-                return (await UapiClient.GetAsync(server.SocketPath)).EndsWith("errno=0\n\n", StringComparison.Ordinal);
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        });
+        Assert.Equal("errno=0\n\n", await third.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]
@@ -252,11 +243,15 @@ public sealed class UapiServerTests : IDisposable
         Directory.CreateDirectory(_dir);
         using (var dead = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
-            dead.Bind(new UnixDomainSocketEndPoint(path));
+            // .NET deletes a socket file it bound when the socket is disposed; a killed daemon leaves it. Moving
+            // the file away from the path .NET remembers leaves a socket file nobody listens on.
+            dead.Bind(new UnixDomainSocketEndPoint(path + ".tmp"));
             dead.Listen();
+            File.Move(path + ".tmp", path);
         }
 
-        Assert.True(File.Exists(path)); // closing a listener leaves its file behind, as a killed daemon does
+        Assert.True(File.Exists(path));
+        Assert.False(UapiServer.IsAlive(path));
 
         var server = Start(new UapiConfigStore());
 
