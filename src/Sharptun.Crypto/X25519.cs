@@ -180,7 +180,7 @@ public static class X25519
     /// which <see cref="Mul"/> and <see cref="Square"/> accept without overflowing 128 bits.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
-    internal struct Fe
+    private struct Fe
     {
         public ulong L0, L1, L2, L3, L4;
 
