@@ -1,32 +1,55 @@
+using System.Net;
+using Sharptun.NetStack.Tcp;
+
 namespace Sharptun.NetStack;
 
-// TCP integration point (netstack contract): protocol 6 goes to the TCP layer's OnSegment, its timers run from Poll and
-// its deadline joins NextDeadline. Until the TCP layer is attached, TCP segments are dropped and counted.
+// TCP integration (netstack contract): IP protocol 6 goes to TcpLayer.OnSegment (which verifies the checksum and
+// answers closed ports with RST), its timers run from Poll, and its deadline joins NextDeadline. The TCP layer sends
+// through IStackContext.TrySendIp and takes Gate itself in its socket API.
 public sealed partial class NetStack
 {
-    /// <summary>True once a TCP layer is attached.</summary>
-    internal bool HasTcp => _disposed && false;
+    private TcpLayer _tcp = null!;
+
+    /// <summary>True once a TCP layer is attached (always, since the TCP layer exists).</summary>
+    internal bool HasTcp => _tcp is not null;
+
+    /// <summary>The TCP layer (for tests and diagnostics).</summary>
+    internal TcpLayer TcpLayer => _tcp;
+
+    /// <summary>
+    /// Opens a TCP connection (RFC 9293 active open). <paramref name="local"/> null or unspecified picks a configured
+    /// source address of the remote's family and an ephemeral port. Completes when established; fails with
+    /// <see cref="System.Net.Sockets.SocketException"/> (ConnectionRefused, TimedOut, ...).
+    /// </summary>
+    public ValueTask<TcpStream> ConnectTcpAsync(IPEndPoint remote, IPEndPoint? local = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _tcp.ConnectAsync(remote, local, cancellationToken);
+    }
+
+    /// <summary>
+    /// Listens for TCP connections on <paramref name="local"/> (address Any = every local address). In promiscuous mode,
+    /// port 0 makes a wildcard listener that accepts connections to any address and port (tun2socks use).
+    /// </summary>
+    public TcpListener ListenTcp(IPEndPoint local, int backlog = 128)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _tcp.Listen(local, backlog);
+    }
 
     private void InitializeTcp()
     {
+        _tcp = new TcpLayer(this, _options.Tcp ?? new TcpOptions()) { SelectSource = TrySelectSource };
     }
 
-    private void PollTcp(TimeSpan now)
-    {
-        _ = now;
-    }
+    private void PollTcp(TimeSpan now) => _tcp.Poll(now);
 
-    private static TimeSpan TcpNextDeadline() => TimeSpan.MaxValue;
+    private TimeSpan TcpNextDeadline() => _tcp.NextDeadline;
 
     private void DisposeTcp()
     {
     }
 
-    private void DeliverTcp(in IpAddr source, in IpAddr destination, ReadOnlySpan<byte> segment)
-    {
-        _ = source;
-        _ = destination;
-        _ = segment;
-        Statistics.TcpUnavailableDrops++;
-    }
+    private void DeliverTcp(in IpAddr source, in IpAddr destination, ReadOnlySpan<byte> segment) =>
+        _tcp.OnSegment(source, destination, segment);
 }
