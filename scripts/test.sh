@@ -29,9 +29,9 @@ interop_limit=${SHARPTUN_INTEROP_TIMEOUT:-1500}
 
 dotnet build Sharptun.slnx -c Release >"$results/build.log" 2>&1
 build_rc=$?
-grep -E "error|warning [A-Z]+[0-9]+" "$results/build.log" | sort -u | head -50
 if [ "$build_rc" -ne 0 ]; then
-  tail -20 "$results/build.log"
+  grep -E ": (error|warning) [A-Z]+[0-9]+" "$results/build.log" | sort -u | head -50
+  grep -qE ": error " "$results/build.log" || tail -30 "$results/build.log"
   echo "build failed"
   echo "0 passed, 1 failed"
   exit 1

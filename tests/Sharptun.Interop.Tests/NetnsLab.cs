@@ -77,6 +77,7 @@ public sealed partial class NetnsLab : IDisposable
     private readonly ConcurrentDictionary<Process, StringBuilder> _outputs = new();
     private readonly int _pid = Environment.ProcessId;
     private bool _disposed;
+    private string? _tempDirectory;
 
     /// <summary>Creates an empty lab. Throws when not running as root on Linux.</summary>
     public NetnsLab()
@@ -89,6 +90,24 @@ public sealed partial class NetnsLab : IDisposable
         if (Interlocked.Exchange(ref s_staleSwept, 1) == 0)
         {
             SweepStale();
+        }
+    }
+
+    /// <summary>
+    /// A directory private to this lab (for configuration files, sockets, logs), created on first use under
+    /// /tmp and deleted on <see cref="Dispose"/>.
+    /// </summary>
+    public string TempDirectory
+    {
+        get
+        {
+            if (_tempDirectory is null)
+            {
+                _tempDirectory = Path.Combine(Path.GetTempPath(), $"sharptun-lab-{_pid}-{Next()}");
+                Directory.CreateDirectory(_tempDirectory);
+            }
+
+            return _tempDirectory;
         }
     }
 
@@ -196,11 +215,25 @@ public sealed partial class NetnsLab : IDisposable
     public CommandResult Exec(string? ns, string file, params string[] args) => Exec(ns, DefaultTimeout, file, args);
 
     /// <summary>As <see cref="Exec(string?, string, string[])"/> with an explicit timeout; a command that exceeds it is killed.</summary>
-    public CommandResult Exec(string? ns, TimeSpan timeout, string file, params string[] args)
+    public CommandResult Exec(string? ns, TimeSpan timeout, string file, params string[] args) => Exec(ns, timeout, file, args, null);
+
+    private CommandResult Exec(string? ns, TimeSpan timeout, string file, string[] args, string? stdin)
     {
         var psi = CreateStartInfo(ns, file, args);
         var commandLine = CommandLine(ns, file, args);
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {commandLine}");
+        if (stdin is not null)
+        {
+            try
+            {
+                process.StandardInput.Write(stdin);
+            }
+            catch (IOException)
+            {
+                // the command exited without reading its input; its exit code tells
+            }
+        }
+
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -223,6 +256,10 @@ public sealed partial class NetnsLab : IDisposable
         process.WaitForExit(); // flushes the async readers
         return new CommandResult(timedOut ? -1 : process.ExitCode, stdout.Result, stderr.Result, commandLine, timedOut);
     }
+
+    /// <summary>As <see cref="Exec(string?, string, string[])"/>, writing <paramref name="stdin"/> to the command's standard input (e.g. keys for <c>wg pubkey</c>).</summary>
+    public CommandResult ExecWithInput(string? ns, string stdin, string file, params string[] args) =>
+        Exec(ns, DefaultTimeout, file, args, stdin);
 
     /// <summary>As <see cref="Exec(string?, string, string[])"/>, but throws (with stdout and stderr in the message) unless the command succeeds.</summary>
     public CommandResult Check(string? ns, string file, params string[] args) => Check(ns, DefaultTimeout, file, args);
@@ -437,6 +474,22 @@ public sealed partial class NetnsLab : IDisposable
         foreach (var ns in _namespaces)
         {
             DeleteNamespace(ns);
+        }
+
+        if (_tempDirectory is not null)
+        {
+            try
+            {
+                Directory.Delete(_tempDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // best effort
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // best effort
+            }
         }
     }
 

@@ -54,6 +54,30 @@ public sealed class NetnsLabTests
     }
 
     [InteropFact]
+    public void ExecWithInput_Stdin_ReachesCommand()
+    {
+        using var lab = new NetnsLab();
+
+        var result = lab.ExecWithInput(null, "abc\n", "tr", "a-z", "A-Z");
+
+        Assert.Equal("ABC\n", result.Stdout);
+    }
+
+    [InteropFact]
+    public void TempDirectory_AfterDispose_IsDeleted()
+    {
+        string dir;
+        using (var lab = new NetnsLab())
+        {
+            dir = lab.TempDirectory;
+            File.WriteAllText(Path.Combine(dir, "wg0.conf"), "[Interface]\n");
+            Assert.True(Directory.Exists(dir));
+        }
+
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [InteropFact]
     public void Check_FailingCommand_ThrowsWithStderr()
     {
         using var lab = new NetnsLab();

@@ -44,10 +44,16 @@ public sealed class TransportInteropTests
         return result;
     }
 
-    private static void SendAndReceiveBatch(string loopback)
+    private static void SendAndReceiveBatch(string loopback, bool batching = true)
     {
         using var sender = LinuxUdpBind.Open(0);
         using var receiver = LinuxUdpBind.Open(0);
+        if (!batching)
+        {
+            sender.DisableBatching();
+            receiver.DisableBatching();
+        }
+
         receiver.SetBufferSizes(4 << 20); // all 200 are queued before the first Receive
         Assert.True(receiver.ReceiveBufferSize >= 4 << 20);
         const int count = 200; // more than one batch
@@ -71,8 +77,8 @@ public sealed class TransportInteropTests
             Assert.Equal(expectedSource, received[i].Source);
         }
 
-        Assert.True(sender.BatchedSend);
-        Assert.True(receiver.BatchedReceive);
+        Assert.Equal(batching, sender.BatchedSend);
+        Assert.Equal(batching, receiver.BatchedReceive);
         Assert.Equal(0, receiver.ReceiveDropped);
     }
 
@@ -86,6 +92,46 @@ public sealed class TransportInteropTests
     public void LinuxUdpBind_IPv6Loopback_BatchArrivesInOrderWithIPv6Source()
     {
         SendAndReceiveBatch("[::1]");
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_WithoutBatchingCalls_FallbackDeliversSameBatch()
+    {
+        SendAndReceiveBatch("127.0.0.1", batching: false);
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_SteadyStateSendReceive_AllocatesNothing()
+    {
+        using var bind = LinuxUdpBind.Open(0);
+        bind.SetBufferSizes(1 << 20);
+        var self = UdpEndpoint.Parse($"[::1]:{bind.LocalPort}");
+        var buffers = Buffers(32, 2048);
+        var sizes = new int[32];
+        var endpoints = new UdpEndpoint[32];
+        void RoundTrip()
+        {
+            sizes.AsSpan().Fill(1200);
+            var sent = bind.Send(buffers, sizes, 0, 32, self);
+            var received = 0;
+            while (received < sent)
+            {
+                received += bind.Receive(buffers, sizes, endpoints);
+            }
+        }
+
+        for (var i = 0; i < 20; i++)
+        {
+            RoundTrip(); // warm up: JIT, tiering, lazily created statics
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 50; i++)
+        {
+            RoundTrip();
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
     [InteropFact]
@@ -186,6 +232,21 @@ public sealed class TransportInteropTests
         Assert.True(ping.WaitForExit(10_000), lab.DescribeProcesses());
         ping.WaitForExit();
         Assert.True(ping.ExitCode == 0, lab.DescribeProcesses());
+    }
+
+    [InteropFact]
+    public void LinuxTun_WriteNotAnIPPacket_DroppedAndCounted()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        using var tun = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(lab.NewInterfaceName()));
+        var garbage = new byte[40];
+        garbage[0] = 0x10; // IP version 1
+
+        var accepted = tun.Write([garbage], [garbage.Length], 0, 1);
+
+        Assert.Equal(0, accepted);
+        Assert.Equal(1, tun.WriteDropped);
     }
 
     [InteropFact]

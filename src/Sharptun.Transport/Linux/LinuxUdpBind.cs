@@ -131,6 +131,13 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     /// <summary>False once sendmmsg proved unavailable and sends fell back to sendmsg.</summary>
     public bool BatchedSend => _mmsgSend;
 
+    /// <summary>Forces the one-datagram-per-syscall fallback (recvmsg/sendmsg), as when the batching calls are unavailable. For tests.</summary>
+    internal void DisableBatching()
+    {
+        _mmsgReceive = false;
+        _mmsgSend = false;
+    }
+
     /// <summary>Datagrams received truncated (larger than the caller's buffer) and dropped.</summary>
     public long ReceiveDropped => Interlocked.Read(ref _receiveDropped);
 
