@@ -40,7 +40,7 @@ public sealed class DispatcherTests
     [Fact]
     public void UnknownSubcommand_NamesItAndExit1()
     {
-        var (code, _, err) = Run(string.Empty, "frobnicate");
+        var (code, _, err) = Run(string.Empty, "frobnicate", "extra"); // a lone word is an interface name (wireguard-go style)
         Assert.Equal(1, code);
         Assert.StartsWith("Invalid subcommand: `frobnicate'\n", err);
     }

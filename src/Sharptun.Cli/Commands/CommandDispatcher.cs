@@ -27,6 +27,12 @@ internal static class CommandDispatcher
         }
 
         var command = CommandRegistry.Find(first);
+        if (command is null && DaemonCommand.IsDaemonInvocation(args))
+        {
+            // wireguard-go's command line: `sharptun [-f] IFNAME` (what wg-quick runs).
+            return await new DaemonCommand().RunAsync(args, context).ConfigureAwait(false);
+        }
+
         if (command is null)
         {
             context.Error.Write($"Invalid subcommand: `{first}'\n");

@@ -8,6 +8,8 @@ internal static class CommandRegistry
         new GenKeyCommand(),
         new GenPskCommand(),
         new PubKeyCommand(),
+        new ShowCommand(),
+        new DaemonCommand(),
     ];
 
     public static ICliCommand? Find(string name)

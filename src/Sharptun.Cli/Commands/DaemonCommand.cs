@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using System.IO.Pipes;
+using System.Runtime.Versioning;
+using System.Text;
+using Sharptun.Cli.Daemon;
+using Sharptun.Device;
+
+namespace Sharptun.Cli.Commands;
+
+/// <summary>
+/// <c>sharptun [-f|--foreground] IFNAME</c>: the wireguard-go drop-in that <c>wg</c> and <c>wg-quick</c> drive
+/// (<c>WG_QUICK_USERSPACE_IMPLEMENTATION</c>). Creates the TUN and the UAPI socket, then detaches into the background
+/// unless <c>-f</c> is given or <c>WG_PROCESS_FOREGROUND=1</c>.
+/// </summary>
+/// <remarks>
+/// <para>.NET cannot fork, so detaching re-executes this program with <c>WG_PROCESS_FOREGROUND=1</c> and
+/// <see cref="ReadyFdVariable"/> naming the write end of a pipe. The child starts a new session, points its
+/// standard streams at /dev/null (stdout/stderr stay when <c>LOG_LEVEL</c> is set and not silent, as in
+/// wireguard-go), creates the interface and socket, and writes <c>ok</c> or <c>error</c> plus a message to the pipe.
+/// The parent exits 0 only after <c>ok</c>; otherwise it prints the message and exits 1.</para>
+/// <para>Inherited descriptors: <c>WG_TUN_FD</c> (an open TUN) and <c>WG_UAPI_FD</c> (a listening unix socket)
+/// are adopted instead of creating new ones. <c>LOG_LEVEL=verbose|error|silent</c> as in wireguard-go.</para>
+/// </remarks>
+internal sealed class DaemonCommand : ICliCommand
+{
+    /// <summary>Environment variable naming the readiness pipe's write descriptor (parent → child).</summary>
+    public const string ReadyFdVariable = "SHARPTUN_READY_FD";
+
+    /// <summary>wireguard-go's foreground variable.</summary>
+    public const string ForegroundVariable = "WG_PROCESS_FOREGROUND";
+
+    /// <summary>How long the parent waits for the child to report.</summary>
+    private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(60);
+
+    public string Name => "daemon";
+
+    public string Summary => "Runs the WireGuard daemon for an interface, like wireguard-go ([-f] IFNAME; also `sharptun IFNAME')";
+
+    /// <summary>
+    /// True when <paramref name="args"/> is a wireguard-go style invocation (<c>IFNAME</c> or <c>-f IFNAME</c>) rather
+    /// than a subcommand; the dispatcher asks this for words that are not subcommands.
+    /// </summary>
+    public static bool IsDaemonInvocation(IReadOnlyList<string> args) =>
+        (args.Count == 1 && !args[0].StartsWith('-')) || (args.Count == 2 && args[0] is "-f" or "--foreground");
+
+    public async Task<int> RunAsync(IReadOnlyList<string> args, CliContext context)
+    {
+        bool foreground;
+        string interfaceName;
+        if (args.Count == 1 && !args[0].StartsWith('-'))
+        {
+            foreground = false;
+            interfaceName = args[0];
+        }
+        else if (args.Count == 2 && args[0] is "-f" or "--foreground")
+        {
+            foreground = true;
+            interfaceName = args[1];
+        }
+        else
+        {
+            context.Error.Write($"Usage: {CliContext.ProgramName} [-f/--foreground] INTERFACE-NAME\n");
+            return 1;
+        }
+
+        if (!OperatingSystem.IsLinux())
+        {
+            context.Error.Write($"{CliContext.ProgramName}: the daemon needs Linux\n");
+            return 1;
+        }
+
+        if (!IsValidInterfaceName(interfaceName))
+        {
+            context.Error.Write($"{CliContext.ProgramName}: Invalid interface name `{interfaceName}' (1 to 15 bytes; no '/', ':' or whitespace)\n");
+            return 1;
+        }
+
+        foreground |= Environment.GetEnvironmentVariable(ForegroundVariable) == "1";
+        return foreground
+            ? await RunForegroundAsync(interfaceName, context).ConfigureAwait(false)
+            : await DetachAsync(args, context).ConfigureAwait(false);
+    }
+
+    /// <summary>Linux's dev_valid_name: 1..15 bytes, not "." or "..", no '/', ':' or whitespace.</summary>
+    public static bool IsValidInterfaceName(string name)
+    {
+        if (name.Length == 0 || Encoding.UTF8.GetByteCount(name) > 15 || name is "." or "..")
+        {
+            return false;
+        }
+
+        foreach (var c in name)
+        {
+            if (c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    [SupportedOSPlatform("linux")]
+    private static async Task<int> RunForegroundAsync(string interfaceName, CliContext context)
+    {
+        var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
+        var level = DeviceLog.ParseLevel(levelText);
+        int? readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : null;
+        var output = context.Out;
+        if (readyFd is not null)
+        {
+            // The detached child (wireguard-go: Setsid, stdio to /dev/null unless LOG_LEVEL asks for output).
+            Environment.SetEnvironmentVariable(ReadyFdVariable, null);
+            DaemonNative.StartNewSession();
+            var keepOutput = levelText is not null && level != DeviceLogLevel.Silent;
+            DaemonNative.RedirectStandardStreamsToNull(keepOutput);
+
+            // .NET's console streams are dups of fds 0-2 taken before the redirect: close them too, or whoever
+            // started us (wg-quick, a test capturing output) would wait on its pipe for as long as we run.
+            context.In.Dispose();
+            if (!keepOutput)
+            {
+                context.Out.Dispose();
+                context.Error.Dispose();
+                output = TextWriter.Null;
+            }
+        }
+
+        var log = new DeviceLog(level, interfaceName, output);
+        log.Verbose($"Starting {CliContext.ProgramName} version {CommandDispatcher.Version}");
+
+        DaemonHost host;
+        try
+        {
+            host = DaemonHost.Start(interfaceName, log);
+        }
+        catch (DaemonStartException e)
+        {
+            log.Error(e.Message);
+            if (readyFd is { } pipe)
+            {
+                DaemonNative.WriteAndClose(pipe, Encoding.UTF8.GetBytes("error\n" + e.Message + "\n"));
+            }
+            else if (level == DeviceLogLevel.Silent)
+            {
+                context.Error.Write($"{CliContext.ProgramName}: {e.Message}\n");
+            }
+
+            return 1;
+        }
+
+        using (host)
+        {
+            if (readyFd is { } pipe)
+            {
+                DaemonNative.WriteAndClose(pipe, "ok\n"u8);
+            }
+
+            await host.RunAsync(context.Cancellation).ConfigureAwait(false);
+        }
+
+        return 0;
+    }
+
+    [SupportedOSPlatform("linux")]
+    private static async Task<int> DetachAsync(IReadOnlyList<string> args, CliContext context)
+    {
+        using var ready = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
+        DaemonNative.SetCloseOnExec((int)ready.SafePipeHandle.DangerousGetHandle()); // only the write end goes to the child
+
+        var start = new ProcessStartInfo(Environment.ProcessPath ?? throw new InvalidOperationException("no process path")) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet")
+        {
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, CliContext.ProgramName + ".dll"));
+        }
+
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment[ForegroundVariable] = "1";
+        start.Environment[ReadyFdVariable] = ready.GetClientHandleAsString();
+
+        Process child;
+        try
+        {
+            child = Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null");
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            context.Error.Write($"{CliContext.ProgramName}: cannot start the daemon process: {e.Message}\n");
+            return 1;
+        }
+        finally
+        {
+            ready.DisposeLocalCopyOfClientHandle();
+        }
+
+        using (child)
+        {
+            string report;
+            using var timeout = new CancellationTokenSource(StartupTimeout);
+            try
+            {
+                using var reader = new StreamReader(ready, Encoding.UTF8);
+                report = await reader.ReadToEndAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                context.Error.Write($"{CliContext.ProgramName}: the daemon did not report readiness within {StartupTimeout.TotalSeconds:0} s; stopping it\n");
+                child.Kill();
+                return 1;
+            }
+
+            if (report.StartsWith("ok\n", StringComparison.Ordinal))
+            {
+                return 0;
+            }
+
+            if (report.StartsWith("error\n", StringComparison.Ordinal))
+            {
+                context.Error.Write($"{CliContext.ProgramName}: {report["error\n".Length..].TrimEnd('\n')}\n");
+                return 1;
+            }
+
+            var exited = child.WaitForExit(TimeSpan.FromSeconds(5));
+            context.Error.Write(exited
+                ? $"{CliContext.ProgramName}: the daemon exited during startup (exit code {child.ExitCode})\n"
+                : $"{CliContext.ProgramName}: the daemon closed its readiness pipe without reporting\n");
+            return 1;
+        }
+    }
+}

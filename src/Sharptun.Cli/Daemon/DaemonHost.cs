@@ -1,0 +1,144 @@
+using System.Net.Sockets;
+using System.Runtime.Versioning;
+using Sharptun.Device;
+using Sharptun.Device.Uapi;
+using Sharptun.Transport.Linux;
+
+namespace Sharptun.Cli.Daemon;
+
+/// <summary>
+/// The foreground half of the daemon (wireguard-go's main.go after the fork): creates the TUN and the UAPI
+/// socket, hosts the device, and runs until SIGTERM/SIGINT, until the interface is deleted, or until the UAPI
+/// socket file is removed; then removes its socket and closes the TUN.
+/// </summary>
+[SupportedOSPlatform("linux")]
+internal sealed class DaemonHost : IDisposable
+{
+    /// <summary>MTU of a new TUN (wireguard-go's DefaultMTU); wg-quick sets the configured one afterwards.</summary>
+    public const int DefaultMtu = 1420;
+
+    /// <summary>How often the host checks that its interface and socket file still exist.</summary>
+    private static readonly TimeSpan WatchInterval = TimeSpan.FromMilliseconds(250);
+
+    private readonly LinuxTun _tun;
+    private readonly IUapiDevice _device;
+    private readonly UapiServer _uapi;
+    private readonly DeviceLog _log;
+
+    private DaemonHost(LinuxTun tun, IUapiDevice device, UapiServer uapi, DeviceLog log)
+    {
+        _tun = tun;
+        _device = device;
+        _uapi = uapi;
+        _log = log;
+    }
+
+    /// <summary>The interface name the kernel gave the TUN.</summary>
+    public string InterfaceName => _tun.Name;
+
+    /// <summary>The UAPI socket path.</summary>
+    public string SocketPath => _uapi.SocketPath;
+
+    /// <summary>
+    /// The device behind the UAPI socket. Until the WireGuard device pipeline exists this is a configuration-only
+    /// store; plugging the real device in is this one line.
+    /// </summary>
+    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log) => new UapiConfigStore();
+
+    /// <summary>
+    /// Creates the TUN (or adopts <c>WG_TUN_FD</c>) and the UAPI socket (or adopts <c>WG_UAPI_FD</c>).
+    /// Throws <see cref="DaemonStartException"/> with wireguard-go's wording when either cannot be created.
+    /// </summary>
+    public static DaemonHost Start(string interfaceName, DeviceLog log, string? socketDirectory = null)
+    {
+        LinuxTun tun;
+        try
+        {
+            var tunFd = Environment.GetEnvironmentVariable("WG_TUN_FD");
+            tun = tunFd is not null && int.TryParse(tunFd, out var fd)
+                ? LinuxTun.FromFileDescriptor(fd, interfaceName, DefaultMtu)
+                : LinuxTun.Create(interfaceName, DefaultMtu, up: false);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new DaemonStartException($"Failed to create TUN device: {e.Message}", e);
+        }
+
+        IUapiDevice? device = null;
+        try
+        {
+            device = CreateDevice(tun, log);
+            UapiServer uapi;
+            var uapiFd = Environment.GetEnvironmentVariable("WG_UAPI_FD");
+            var path = UapiServer.GetSocketPath(tun.Name, socketDirectory);
+            if (uapiFd is not null && int.TryParse(uapiFd, out var fd))
+            {
+                var listener = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+                uapi = UapiServer.FromListeningSocket(listener, path, device, log);
+            }
+            else
+            {
+                uapi = UapiServer.Start(tun.Name, device, log, socketDirectory: socketDirectory);
+            }
+
+            log.Verbose("UAPI listener started");
+            return new DaemonHost(tun, device, uapi, log);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ArgumentException or UnauthorizedAccessException)
+        {
+            (device as IDisposable)?.Dispose();
+            tun.Dispose();
+            throw new DaemonStartException($"Failed to listen on uapi socket: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Runs until <paramref name="stop"/> fires, the interface disappears, or the socket file is deleted.</summary>
+    public async Task RunAsync(CancellationToken stop)
+    {
+        _log.Verbose("Device started");
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (_tun.IsClosed || LinuxTun.GetInterfaceIndex(_tun.Name) < 0)
+                {
+                    _log.Verbose("Interface closed, shutting down");
+                    return;
+                }
+
+                if (!_uapi.SocketFileExists)
+                {
+                    _log.Error("UAPI socket file was removed, shutting down");
+                    return;
+                }
+
+                if (_uapi.Completion.IsCompleted)
+                {
+                    _log.Error("UAPI listener stopped, shutting down");
+                    return;
+                }
+
+                await Task.Delay(WatchInterval, stop).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGTERM / SIGINT
+        }
+        finally
+        {
+            _log.Verbose("Shutting down");
+        }
+    }
+
+    /// <summary>Removes the UAPI socket, closes the device and the TUN.</summary>
+    public void Dispose()
+    {
+        _uapi.Dispose();
+        (_device as IDisposable)?.Dispose();
+        _tun.Dispose();
+    }
+}
+
+/// <summary>The daemon could not create its TUN or UAPI socket; the message is for the operator.</summary>
+internal sealed class DaemonStartException(string message, Exception? inner = null) : Exception(message, inner);
