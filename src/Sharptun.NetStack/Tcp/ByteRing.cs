@@ -90,11 +90,7 @@ internal sealed class ByteRing
         }
 
         _head = (_head + n) % _buffer.Length;
-        _count -= n;
-        if (_count == 0)
-        {
-            _head = 0;
-        }
+        _count -= n; // the head is not reset when empty: out-of-order bytes may sit beyond it
     }
 
     /// <summary>Reads and consumes up to destination.Length bytes.</summary>

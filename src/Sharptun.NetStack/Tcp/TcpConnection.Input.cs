@@ -226,7 +226,7 @@ internal sealed partial class TcpConnection
                 if (_appClosed)
                 {
                     // RFC 1122 §4.2.2.13: data after the application closed → RST.
-                    _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndNxt, _rcvNxt);
+                    _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndMax, _rcvNxt);
                     Terminate(SocketError.ConnectionReset);
                     return;
                 }

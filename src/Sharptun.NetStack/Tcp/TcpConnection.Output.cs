@@ -379,7 +379,7 @@ internal sealed partial class TcpConnection
             return;
         }
 
-        var repr = BuildRepr(now, TcpFlags.Ack, _sndNxt);
+        var repr = BuildRepr(now, TcpFlags.Ack, _sndMax); // SND.NXT in RFC terms (our _sndNxt rewinds for go-back-N)
         if (_layer.Transmit(this, repr, 0))
         {
             AfterAckSent(repr);

@@ -110,7 +110,7 @@ internal sealed partial class TcpConnection
         {
             if (IsSynchronized || State == TcpState.SynReceived)
             {
-                _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndNxt, _rcvNxt);
+                _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndMax, _rcvNxt);
             }
 
             Terminate(SocketError.TimedOut);
@@ -193,7 +193,7 @@ internal sealed partial class TcpConnection
 
         if (_keepAliveProbes >= _options.KeepAliveCount)
         {
-            _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndNxt, _rcvNxt);
+            _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndMax, _rcvNxt);
             Terminate(SocketError.TimedOut);
             return;
         }
@@ -203,4 +203,13 @@ internal sealed partial class TcpConnection
         SendProbe(now);
         _keepAliveAt = now + _options.KeepAliveInterval;
     }
+}
+
+internal sealed partial class TcpConnection
+{
+    /// <summary>Diagnostic snapshot (tests and debugging only; allocates).</summary>
+    internal string DebugState() =>
+        $"{State} err={Error} timeouts={Timeouts} rexmits={_retransmits} fr={FastRetransmits} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc.Cwnd} ssth={_cc.Ssthresh} tx={_tx.Count} " +
+        $"rx={_rx.Count} rcvNxt={_rcvNxt} adv={_rcvAdvRight - _rcvNxt} ooo={_ooo.Count} sacked={_sacked.Count} rec={_inRecovery} " +
+        $"dup={_dupAcks} rto={_rtoAt} persist={_persistAt} delack={_delAckAt} retry={_retryAt} fin={_finQueued}/{_finAcked} peerFin={_peerFin} sched={ScheduledAt} removed={Removed}";
 }

@@ -332,7 +332,7 @@ internal sealed partial class TcpConnection
         _appClosed = true;
         if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
         {
-            _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndNxt, _rcvNxt);
+            _layer.SendControl(this, TcpFlags.Rst | TcpFlags.Ack, _sndMax, _rcvNxt);
         }
 
         Terminate(SocketError.OperationAborted);

@@ -309,7 +309,15 @@ internal sealed class TcpLayer
 
     // ------------------------------------------------------------------ connections
 
+    /// <summary>Active open; completes when established, or throws SocketException (ConnectionRefused, TimedOut, ...).</summary>
     public ValueTask<TcpStream> ConnectAsync(IPEndPoint remote, IPEndPoint? local, CancellationToken ct)
+    {
+        var conn = Connect(remote, local);
+        return CompleteConnectAsync(conn, ct);
+    }
+
+    /// <summary>Starts an active open and returns the connection in SYN-SENT (sans-I/O entry point).</summary>
+    internal TcpConnection Connect(IPEndPoint remote, IPEndPoint? local)
     {
         ArgumentNullException.ThrowIfNull(remote);
         TcpConnection conn;
@@ -350,7 +358,7 @@ internal sealed class TcpLayer
             conn.OpenActive(now);
         }
 
-        return CompleteConnectAsync(conn, ct);
+        return conn;
     }
 
     private async ValueTask<TcpStream> CompleteConnectAsync(TcpConnection conn, CancellationToken ct)

@@ -71,6 +71,19 @@ public sealed class TcpListener : IDisposable
         _synQueue--;
     }
 
+    /// <summary>Takes an established connection without waiting (sans-I/O entry point; caller holds Gate).</summary>
+    internal bool TryAccept(out TcpConnection connection)
+    {
+        if (_acceptQueue.TryDequeue(out connection!))
+        {
+            connection.Accepted = true;
+            connection.InAcceptQueue = false;
+            return true;
+        }
+
+        return false;
+    }
+
     /// <summary>Waits for the next established connection.</summary>
     /// <exception cref="ObjectDisposedException">The listener was disposed.</exception>
     public async ValueTask<TcpStream> AcceptAsync(CancellationToken cancellationToken = default)
