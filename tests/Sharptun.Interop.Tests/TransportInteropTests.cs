@@ -94,6 +94,67 @@ public sealed class TransportInteropTests
         SendAndReceiveBatch("[::1]");
     }
 
+    /// <summary>Sends <paramref name="count"/> datagrams of <paramref name="size"/> bytes (the last one shorter) and checks they all arrive intact and in order.</summary>
+    private static void SendEqualSizedRun(LinuxUdpBind sender, LinuxUdpBind receiver, UdpEndpoint destination, int count, int size)
+    {
+        var buffers = new byte[count][];
+        var sizes = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            sizes[i] = i == count - 1 ? size / 3 : size;
+            buffers[i] = new byte[16 + size];
+            buffers[i].AsSpan(16).Fill((byte)(i * 3));
+        }
+
+        Assert.Equal(count, sender.Send(buffers, sizes, 16, count, destination));
+        var received = ReceiveAll(receiver, count);
+
+        for (var i = 0; i < count; i++)
+        {
+            Assert.Equal(buffers[i].AsSpan(16, sizes[i]).ToArray(), received[i].Payload);
+        }
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_EqualSizedRun_SentWithGsoArrivesAsSeparateDatagrams()
+    {
+        foreach (var loopback in new[] { "127.0.0.1", "[::1]" })
+        {
+            using var sender = LinuxUdpBind.Open(0);
+            using var receiver = LinuxUdpBind.Open(0);
+            receiver.SetBufferSizes(8 << 20);
+            Assert.True(sender.SegmentationOffload, "kernel without UDP_SEGMENT");
+
+            SendEqualSizedRun(sender, receiver, UdpEndpoint.Parse($"{loopback}:{receiver.LocalPort}"), count: 200, size: 1200);
+
+            Assert.True(sender.SegmentationOffload, "GSO was refused on loopback");
+            Assert.Equal(0, sender.SendDropped);
+        }
+    }
+
+    [InteropFact]
+    public void LinuxUdpBind_GsoSegmentLargerThanRouteMtu_FallsBackPerDatagram()
+    {
+        using var lab = new NetnsLab();
+        var a = lab.AddNamespace();
+        var b = lab.AddNamespace();
+        var veth = lab.AddVeth(a, b);
+        var net = lab.NewSubnet();
+        lab.AddAddress(a, veth.InterfaceA, net.V4Cidr(1));
+        lab.AddAddress(b, veth.InterfaceB, net.V4Cidr(2));
+        lab.SetMtu(a, veth.InterfaceA, 1280);
+        lab.SetMtu(b, veth.InterfaceB, 1280);
+        using var sender = NetnsLab.RunInNamespace(a, () => LinuxUdpBind.Open(0));
+        using var receiver = NetnsLab.RunInNamespace(b, () => LinuxUdpBind.Open(0));
+        receiver.SetBufferSizes(8 << 20);
+
+        // 1400-byte datagrams do not fit a 1280-byte link: GSO refuses the segment size, plain IPv4 fragments them.
+        SendEqualSizedRun(sender, receiver, UdpEndpoint.Parse($"{net.V4(2)}:{receiver.LocalPort}"), count: 20, size: 1400);
+
+        Assert.True(sender.GsoSizeLimit < 1400);
+        Assert.True(sender.SegmentationOffload);
+    }
+
     [InteropFact]
     public void LinuxUdpBind_WithoutBatchingCalls_FallbackDeliversSameBatch()
     {
@@ -188,7 +249,8 @@ public sealed class TransportInteropTests
         using var bind = NetnsLab.RunInNamespace(ns, () => LinuxUdpBind.Open(0));
 
         bind.SetMark(0x5354);
-        var sent = bind.Send(Buffers(3, 10), [10, 10, 10], 0, 3, UdpEndpoint.Parse("127.0.0.1:9"));
+        // Distinct sizes: a GSO train would pass the output hook as one packet.
+        var sent = bind.Send(Buffers(3, 16), [10, 11, 12], 0, 3, UdpEndpoint.Parse("127.0.0.1:9"));
 
         Assert.Equal(0x5354u, bind.GetMark());
         Assert.Equal(3, sent);

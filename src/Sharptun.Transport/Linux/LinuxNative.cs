@@ -24,6 +24,10 @@ internal static unsafe partial class LinuxNative
     public const int SO_MARK = 36;
     public const int IPPROTO_IPV6 = 41;
     public const int IPV6_V6ONLY = 26;
+    public const int SOL_UDP = 17;
+    public const int UDP_SEGMENT = 103;
+    public const int UdpMaxSegments = 64;           // UDP_MAX_SEGMENTS (raised to 128 in Linux 6.x; 64 is safe everywhere)
+    public const int MaxGsoBytes = 65535 - 20 - 8;  // one GSO buffer must fit one IPv4 datagram's payload
     public const int MSG_TRUNC = 0x20;
     public const int MSG_DONTWAIT = 0x40;
 
@@ -152,6 +156,15 @@ internal static unsafe partial class LinuxNative
     {
         public MsgHdr Header;
         public uint Length;
+    }
+
+    /// <summary>struct cmsghdr: length (size_t), level, type; data follows at CMSG_ALIGN(sizeof(cmsghdr)).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CMsgHdr
+    {
+        public nuint Length;
+        public int Level;
+        public int Type;
     }
 
     [StructLayout(LayoutKind.Sequential)]

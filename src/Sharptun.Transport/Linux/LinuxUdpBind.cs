@@ -34,6 +34,8 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     private readonly Batch _send;
     private bool _mmsgReceive = true;
     private bool _mmsgSend = true;
+    private bool _gsoSend;
+    private int _gsoSizeLimit = ushort.MaxValue;
     private long _receiveDropped;
     private long _sendDropped;
     private int _disposed;
@@ -47,6 +49,11 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         _wakeup = new Wakeup();
         _receive = new Batch(batchSize);
         _send = new Batch(batchSize);
+
+        // UDP GSO (Linux 4.18+): the option exists iff the kernel can segment. Refusals at send time turn it off again.
+        int value = 0;
+        uint length = sizeof(int);
+        _gsoSend = getsockopt(fd.Fd, SOL_UDP, UDP_SEGMENT, &value, &length) == 0;
     }
 
     /// <summary>
@@ -131,12 +138,22 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     /// <summary>False once sendmmsg proved unavailable and sends fell back to sendmsg.</summary>
     public bool BatchedSend => _mmsgSend;
 
-    /// <summary>Forces the one-datagram-per-syscall fallback (recvmsg/sendmsg), as when the batching calls are unavailable. For tests.</summary>
+    /// <summary>True while sends cut runs of equal-sized datagrams with UDP GSO (UDP_SEGMENT): one kernel traversal per run.</summary>
+    public bool SegmentationOffload => _gsoSend;
+
+    /// <summary>Forces the one-datagram-per-syscall fallback (recvmsg/sendmsg, no GSO), as when the batching calls are unavailable. For tests.</summary>
     internal void DisableBatching()
     {
         _mmsgReceive = false;
         _mmsgSend = false;
+        _gsoSend = false;
     }
+
+    /// <summary>Datagrams larger than this are not sent with GSO (lowered when the kernel refuses a segment size).</summary>
+    internal int GsoSizeLimit => _gsoSizeLimit;
+
+    /// <summary>Turns UDP GSO off (sendmmsg stays). For tests and benchmarks.</summary>
+    internal void DisableSegmentationOffload() => _gsoSend = false;
 
     /// <summary>Datagrams received truncated (larger than the caller's buffer) and dropped.</summary>
     public long ReceiveDropped => Interlocked.Read(ref _receiveDropped);
@@ -323,6 +340,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
 
                 var sent = 0;
                 var i = 0;
+                var gso = _gsoSend; // cleared for the rest of this call when a train is refused
                 while (i < count)
                 {
                     if (Volatile.Read(ref _disposed) != 0)
@@ -333,13 +351,14 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                     var n = Math.Min(count - i, BatchSize);
                     int r;
                     int errno;
+                    int messages;
                     batch.Pin(buffers, i, n, offset, receive: false, sizes.Slice(i, n));
                     try
                     {
-                        batch.PrepareSend(n, nameLength);
+                        messages = batch.PrepareSend(n, nameLength, sizes.Slice(i, n), gso ? _gsoSizeLimit : 0);
                         if (_mmsgSend)
                         {
-                            r = sendmmsg(_fd.Fd, batch.Messages, (uint)n, 0);
+                            r = sendmmsg(_fd.Fd, batch.Messages, (uint)messages, 0);
                             errno = r < 0 ? LastErrno : 0;
                             if (r < 0 && errno is ENOSYS or EOPNOTSUPP)
                             {
@@ -360,8 +379,9 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
 
                     if (r > 0)
                     {
-                        sent += r;
-                        i += r;
+                        var packets = batch.PacketsIn(r);
+                        sent += packets;
+                        i += packets;
                         continue;
                     }
 
@@ -379,6 +399,24 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                         case EINTR:
                             break;
                         default:
+                            if (batch.TrainLengths[0] > 1)
+                            {
+                                // A GSO train was refused: EIO means no checksum offload on the route (give up on GSO),
+                                // EINVAL/EMSGSIZE a segment too large for it (no GSO at this size or above). Either
+                                // way, resend this batch one datagram per message so each gets its own verdict.
+                                if (errno == EIO)
+                                {
+                                    _gsoSend = false;
+                                }
+                                else if (errno is EINVAL or EMSGSIZE)
+                                {
+                                    _gsoSizeLimit = Math.Min(_gsoSizeLimit, sizes[i] - 1);
+                                }
+
+                                gso = false;
+                                break;
+                            }
+
                             // The first datagram of the batch was refused (EMSGSIZE, ENETUNREACH, EPERM by a firewall,
                             // ENOBUFS ...): drop it and carry on with the rest.
                             Interlocked.Increment(ref _sendDropped);
@@ -533,7 +571,16 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             Iovecs = (IoVec*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(IoVec));
             Addresses = (SockAddrIn6*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(SockAddrIn6));
             Destination = (SockAddrIn6*)NativeMemory.AllocZeroed(1, (nuint)sizeof(SockAddrIn6));
+            Control = (byte*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)ControlStride);
+            TrainLengths = new int[capacity];
         }
+
+        /// <summary>CMSG_SPACE(sizeof(uint16_t)): a cmsghdr plus the segment size, padded to the header's alignment.</summary>
+        public static int ControlStride => (sizeof(CMsgHdr) + sizeof(ushort) + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1);
+
+        public byte* Control { get; private set; }
+
+        public int[] TrainLengths { get; }
 
         public MMsgHdr* Messages { get; private set; }
 
@@ -584,6 +631,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         {
             for (var i = 0; i < count; i++)
             {
+                TrainLengths[i] = 1;
                 ref var m = ref Messages[i];
                 m.Header.Name = &Addresses[i];
                 m.Header.NameLength = (uint)sizeof(SockAddrIn6);
@@ -596,20 +644,75 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             }
         }
 
-        public void PrepareSend(int count, uint nameLength)
+        /// <summary>
+        /// Fills one message per datagram, or, with <paramref name="gsoSizeLimit"/> &gt; 0, one message per GSO train:
+        /// consecutive datagrams of one size (the last may be shorter), sent as one buffer that the kernel (or NIC)
+        /// cuts into datagrams of that size (UDP_SEGMENT, Linux 4.18+). Returns the number of messages.
+        /// </summary>
+        public int PrepareSend(int count, uint nameLength, ReadOnlySpan<int> sizes, int gsoSizeLimit)
         {
-            for (var i = 0; i < count; i++)
+            var m = 0;
+            var i = 0;
+            while (i < count)
             {
-                ref var m = ref Messages[i];
-                m.Header.Name = Destination;
-                m.Header.NameLength = nameLength;
-                m.Header.Iov = &Iovecs[i];
-                m.Header.IovLength = 1;
-                m.Header.Control = null;
-                m.Header.ControlLength = 0;
-                m.Header.Flags = 0;
-                m.Length = 0;
+                var segment = sizes[i];
+                var k = 1;
+                if (gsoSizeLimit > 0 && segment > 0 && segment <= gsoSizeLimit)
+                {
+                    var total = segment;
+                    while (i + k < count && k < UdpMaxSegments && sizes[i + k] <= segment && sizes[i + k] > 0
+                           && total + sizes[i + k] <= MaxGsoBytes)
+                    {
+                        total += sizes[i + k];
+                        k++;
+                        if (sizes[i + k - 1] < segment)
+                        {
+                            break; // a shorter datagram can only end a train
+                        }
+                    }
+                }
+
+                ref var msg = ref Messages[m];
+                msg.Header.Name = Destination;
+                msg.Header.NameLength = nameLength;
+                msg.Header.Iov = &Iovecs[i];
+                msg.Header.IovLength = (nuint)k;
+                msg.Header.Flags = 0;
+                msg.Length = 0;
+                if (k > 1)
+                {
+                    var cmsg = Control + (m * ControlStride);
+                    ((CMsgHdr*)cmsg)->Length = (nuint)(sizeof(CMsgHdr) + sizeof(ushort));
+                    ((CMsgHdr*)cmsg)->Level = SOL_UDP;
+                    ((CMsgHdr*)cmsg)->Type = UDP_SEGMENT;
+                    *(ushort*)(cmsg + sizeof(CMsgHdr)) = (ushort)segment;
+                    msg.Header.Control = cmsg;
+                    msg.Header.ControlLength = (nuint)ControlStride;
+                }
+                else
+                {
+                    msg.Header.Control = null;
+                    msg.Header.ControlLength = 0;
+                }
+
+                TrainLengths[m] = k;
+                m++;
+                i += k;
             }
+
+            return m;
+        }
+
+        /// <summary>Datagrams carried by the first <paramref name="messages"/> messages of the last <see cref="PrepareSend"/>.</summary>
+        public int PacketsIn(int messages)
+        {
+            var n = 0;
+            for (var j = 0; j < messages; j++)
+            {
+                n += TrainLengths[j];
+            }
+
+            return n;
         }
 
         public void Dispose()
@@ -623,6 +726,8 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             NativeMemory.Free(Iovecs);
             NativeMemory.Free(Addresses);
             NativeMemory.Free(Destination);
+            NativeMemory.Free(Control);
+            Control = null;
             Messages = null;
             Iovecs = null;
             Addresses = null;
