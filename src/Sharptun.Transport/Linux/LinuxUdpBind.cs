@@ -17,7 +17,8 @@ namespace Sharptun.Transport.Linux;
 /// descriptor is closed only after the last in-flight call has left (reference-counted handle, no fd-reuse race).</para>
 /// <para>No allocation per datagram: message headers, iovecs and addresses live in native arrays allocated once;
 /// caller buffers are pinned only for the duration of the call.</para>
-/// <para>Not implemented yet: UDP GSO (UDP_SEGMENT) and GRO, sticky source addresses (IP_PKTINFO).</para>
+/// <para>Sends use UDP GSO (UDP_SEGMENT) for runs of equal-sized datagrams when the kernel supports it.
+/// Not implemented yet: UDP GRO, sticky source addresses (IP_PKTINFO).</para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
 public sealed unsafe class LinuxUdpBind : IDatagramBind
