@@ -122,6 +122,18 @@ public sealed partial class Peer
         }
     }
 
+    /// <summary>The preshared key (all zero = none); for UAPI <c>get=1</c>, never log it.</summary>
+    public WireGuardKey PresharedKey
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return new WireGuardKey(_presharedKey);
+            }
+        }
+    }
+
     /// <summary>Sets the preshared key (all zero = none). Takes effect at the next handshake.</summary>
     public void SetPresharedKey(WireGuardKey presharedKey)
     {

@@ -41,6 +41,9 @@ public sealed class ProtocolDevice
     /// <summary>Our static public key.</summary>
     public WireGuardKey PublicKey => new(_keys.Public);
 
+    /// <summary>Our static private key (for UAPI <c>get=1</c>; never log it).</summary>
+    public WireGuardKey PrivateKey => new(_keys.Private);
+
     /// <summary>The wall clock used for TAI64N timestamps.</summary>
     public IWallClock WallClock { get; }
 
