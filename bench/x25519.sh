@@ -27,3 +27,5 @@ print(f"{'Sharptun X25519.ScalarMult':<28}{ns / 1000:>10.1f}{ours:>12.0f}")
 print(f"{'OpenSSL ecdhx25519':<28}{1e6 / openssl:>10.1f}{openssl:>12.0f}")
 print(f"ratio Sharptun/OpenSSL: {ours / openssl:.2f}")
 PY
+# Both figures are single-core; compare them only within one run, and note the machine load.
+echo "load average (1/5/15 min): $(cut -d" " -f1-3 /proc/loadavg), cores: $(nproc)"
