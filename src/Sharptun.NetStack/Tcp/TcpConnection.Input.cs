@@ -521,7 +521,7 @@ internal sealed partial class TcpConnection
             }
 
             _unackedBytes += payload.Length;
-            if (hadHoles || _unackedBytes >= 2 * _rcvMss || _options.DelayedAckTimeout <= TimeSpan.Zero)
+            if (hadHoles || _unackedBytes >= 2 * (_rcvMss - (_tsEnabled ? 12 : 0)) || _options.DelayedAckTimeout <= TimeSpan.Zero)
             {
                 _ackNow = true; // RFC 5681 §4.2: ACK every second full segment; immediately when filling a hole
             }

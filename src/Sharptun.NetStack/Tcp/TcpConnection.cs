@@ -167,6 +167,8 @@ internal sealed partial class TcpConnection
     internal bool TimestampsEnabled => _tsEnabled;
     internal bool WindowScalingEnabled => _wsEnabled;
     internal SeqNumber RcvNxt => _rcvNxt;
+    internal uint TsRecent => _tsRecent;
+    internal SeqNumber SndMax => _sndMax;
     internal SeqNumber SndUna => _sndUna;
     internal SeqNumber SndNxt => _sndNxt;
     internal long RetransmittedSegments { get; private set; }

@@ -103,43 +103,48 @@ public sealed class TcpStateMachineTests
     }
 
     [Fact]
-    public void Connect_ManyConcurrentShortConnections_AllComplete()
+    public void Connect_ThousandConcurrentShortConnections_AllComplete()
     {
         var options = new TcpOptions { ReceiveBufferSize = 4096, SendBufferSize = 4096, MaxTimeWaitEntries = 10_000 };
-        var p = new TcpPair(5, options, options, n => n.Jitter = TimeSpan.FromMilliseconds(5));
         const int count = 1000;
-        var clients = new TcpConnection[count];
-        var transfers = new List<Transfer>();
-        var servers = new List<TcpConnection>();
+        var p = new TcpPair(5, options, options, n => n.Jitter = TimeSpan.FromMilliseconds(5), backlog: count);
+        var clients = new List<TcpConnection>();
         for (int i = 0; i < count; i++)
         {
-            clients[i] = p.Client.Tcp.Connect(p.Server.EndPoint(TcpPair.ServerPort), null);
+            clients.Add(p.Client.Tcp.Connect(p.Server.EndPoint(TcpPair.ServerPort), null));
         }
 
         var payload = Transfer.RandomData(300, 6);
-        int done = 0;
-        p.Net.RunUntil(() => done == count, Limit, () =>
+        var servers = new List<TcpConnection>();
+        var buf = new byte[1000];
+        int closed = 0;
+        long received = 0;
+        var pendingClients = new List<TcpConnection>(clients);
+        p.Net.RunUntil(() => closed == count, Limit, () =>
         {
             while (p.Listener.TryAccept(out var s))
             {
                 servers.Add(s);
             }
 
-            done = 0;
-            for (int i = 0; i < count; i++)
+            pendingClients.RemoveAll(c =>
             {
-                if (clients[i].State == TcpState.Established && clients[i].SendBufferCount == 0 && !clients[i].SendShutdown)
+                if (c.State != TcpState.Established)
                 {
-                    clients[i].Send(payload, p.Net.Now);
-                    clients[i].ShutdownWrite(p.Net.Now);
+                    return false;
                 }
-            }
 
-            foreach (var s in servers)
+                c.Send(payload, p.Net.Now);
+                c.ShutdownWrite(p.Net.Now);
+                return true;
+            });
+
+            servers.RemoveAll(s =>
             {
-                var buf = new byte[1000];
-                while (s.Receive(buf, p.Net.Now) > 0)
+                int n;
+                while ((n = s.Receive(buf, p.Net.Now)) > 0)
                 {
+                    received += n;
                 }
 
                 if (s.ReceiveFinished && !s.SendShutdown)
@@ -149,11 +154,14 @@ public sealed class TcpStateMachineTests
 
                 if (s.State == TcpState.Closed)
                 {
-                    done++;
+                    closed++;
+                    return true;
                 }
-            }
+
+                return false;
+            });
         });
-        Assert.Equal(count, servers.Count);
+        Assert.Equal(count * payload.Length, received);
         Assert.All(clients, c => Assert.Equal(TcpState.TimeWait, c.State));
         Assert.Equal(count, p.Client.Tcp.TimeWaitCount);
         Assert.Equal(0, p.Server.Tcp.ConnectionCount);

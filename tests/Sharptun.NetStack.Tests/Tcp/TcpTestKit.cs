@@ -8,13 +8,13 @@ internal sealed class TcpPair
 {
     public const int ServerPort = 80;
 
-    public TcpPair(int seed = 1, TcpOptions? clientOptions = null, TcpOptions? serverOptions = null, Action<SimNetwork>? configure = null)
+    public TcpPair(int seed = 1, TcpOptions? clientOptions = null, TcpOptions? serverOptions = null, Action<SimNetwork>? configure = null, int backlog = 128)
     {
         Net = new SimNetwork(seed);
         configure?.Invoke(Net);
         Client = Net.AddHost("10.0.0.1", clientOptions);
         Server = Net.AddHost("10.0.0.2", serverOptions);
-        Listener = Server.Tcp.Listen(Server.EndPoint(ServerPort), 128);
+        Listener = Server.Tcp.Listen(Server.EndPoint(ServerPort), backlog);
     }
 
     public SimNetwork Net { get; }
