@@ -230,28 +230,32 @@ public sealed class AllowedIpsTests(ITestOutputHelper output)
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]
-    public void Lookup_RandomV4_MatchesNaiveRouter(int seed) => Differential(seed, v6: false, prefixCount: 2000, lookups: 4000);
+    public void Lookup_RandomV4_MatchesNaiveRouter(int seed) => Differential(seed, v6: false, prefixCount: 3000, lookups: 8000);
 
     [Theory]
     [InlineData(11)]
     [InlineData(12)]
     [InlineData(13)]
-    public void Lookup_RandomV6_MatchesNaiveRouter(int seed) => Differential(seed, v6: true, prefixCount: 2000, lookups: 4000);
+    public void Lookup_RandomV6_MatchesNaiveRouter(int seed) => Differential(seed, v6: true, prefixCount: 3000, lookups: 8000);
 
     // A naive router: a list of (masked prefix, peer) where an identical prefix replaces the owner; lookup scans
-    // for the longest containing prefix.
+    // every entry for the longest prefix whose leading bits equal the address's.
     private sealed class NaiveRouter
     {
-        private readonly List<(IpPrefix Prefix, Peer Peer)> _entries = [];
+        private readonly List<(IpPrefix Prefix, byte[] Bytes, Peer Peer)> _entries = [];
 
         public void Insert(IpPrefix prefix, Peer peer)
         {
             var masked = prefix.Masked();
             _entries.RemoveAll(e => e.Prefix == masked);
-            _entries.Add((masked, peer));
+            _entries.Add((masked, masked.Address.GetAddressBytes(), peer));
         }
 
-        public void Remove(IpPrefix prefix, Peer peer) => _entries.RemoveAll(e => e.Prefix == prefix.Masked() && e.Peer == peer);
+        public void Remove(IpPrefix prefix, Peer peer)
+        {
+            var masked = prefix.Masked();
+            _entries.RemoveAll(e => e.Prefix == masked && e.Peer == peer);
+        }
 
         public void RemoveByPeer(Peer peer) => _entries.RemoveAll(e => e.Peer == peer);
 
@@ -261,9 +265,9 @@ public sealed class AllowedIpsTests(ITestOutputHelper output)
         {
             Peer? best = null;
             var bestLength = -1;
-            foreach (var (prefix, peer) in _entries)
+            foreach (var (prefix, bytes, peer) in _entries)
             {
-                if (prefix.Length > bestLength && prefix.Contains(address))
+                if (prefix.Length > bestLength && bytes.Length == address.Length && LeadingBitsEqual(bytes, address, prefix.Length))
                 {
                     best = peer;
                     bestLength = prefix.Length;
@@ -271,6 +275,20 @@ public sealed class AllowedIpsTests(ITestOutputHelper output)
             }
 
             return best;
+        }
+
+        private static bool LeadingBitsEqual(byte[] a, byte[] b, int bits)
+        {
+            var i = 0;
+            for (; bits >= 8; bits -= 8, i++)
+            {
+                if (a[i] != b[i])
+                {
+                    return false;
+                }
+            }
+
+            return bits == 0 || ((a[i] ^ b[i]) & (0xFF00 >> bits) & 0xFF) == 0;
         }
     }
 
