@@ -67,13 +67,16 @@ internal partial struct Poly1305
         Vector256<ulong> d3 = Mul(h0, r3) + Mul(h1, r2) + Mul(h2, r1) + Mul(h3, r0) + Mul(h4, s4);
         Vector256<ulong> d4 = Mul(h0, r4) + Mul(h1, r3) + Mul(h2, r2) + Mul(h3, r1) + Mul(h4, r0);
 
+        // Two interleaved carry chains (d0→d1→d2→d3 and d3→d4→d0→d1) halve the dependency depth of the loop. Afterwards
+        // d0, d2, d3 < 2^26 and d1, d4 < 2^26 plus a small carry, which keeps the next products below 2^64.
         Vector256<ulong> mask = Vector256.Create(M26);
-        Vector256<ulong> c = Vector256.ShiftRightLogical(d0, 26); d0 &= mask; d1 += c;
-        c = Vector256.ShiftRightLogical(d1, 26); d1 &= mask; d2 += c;
-        c = Vector256.ShiftRightLogical(d2, 26); d2 &= mask; d3 += c;
-        c = Vector256.ShiftRightLogical(d3, 26); d3 &= mask; d4 += c;
-        c = Vector256.ShiftRightLogical(d4, 26); d4 &= mask; d0 += c + Vector256.ShiftLeft(c, 2);
-        c = Vector256.ShiftRightLogical(d0, 26); d0 &= mask; d1 += c;
+        Vector256<ulong> c0 = Vector256.ShiftRightLogical(d0, 26); d0 &= mask; d1 += c0;
+        Vector256<ulong> c3 = Vector256.ShiftRightLogical(d3, 26); d3 &= mask; d4 += c3;
+        Vector256<ulong> c1 = Vector256.ShiftRightLogical(d1, 26); d1 &= mask; d2 += c1;
+        Vector256<ulong> c4 = Vector256.ShiftRightLogical(d4, 26); d4 &= mask; d0 += c4 + Vector256.ShiftLeft(c4, 2);
+        Vector256<ulong> c2 = Vector256.ShiftRightLogical(d2, 26); d2 &= mask; d3 += c2;
+        c0 = Vector256.ShiftRightLogical(d0, 26); d0 &= mask; d1 += c0;
+        c3 = Vector256.ShiftRightLogical(d3, 26); d3 &= mask; d4 += c3;
         h0 = d0; h1 = d1; h2 = d2; h3 = d3; h4 = d4;
     }
 
