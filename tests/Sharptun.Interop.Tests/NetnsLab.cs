@@ -73,6 +73,7 @@ public sealed partial class NetnsLab : IDisposable
 
     private readonly List<string> _namespaces = [];
     private readonly List<string> _rootInterfaces = [];
+    private readonly List<string> _interfaceNames = [];
     private readonly List<Process> _processes = [];
     private readonly ConcurrentDictionary<Process, StringBuilder> _outputs = new();
     private readonly int _pid = Environment.ProcessId;
@@ -159,8 +160,16 @@ public sealed partial class NetnsLab : IDisposable
         return new VethPair(nsA, a, nsB, b);
     }
 
-    /// <summary>A unique interface name for this lab (for TUN devices etc.): <c>stPIDxN</c> + suffix.</summary>
-    public string NewInterfaceName(char suffix = 't') => InterfaceName(Next(), suffix);
+    /// <summary>
+    /// A unique interface name for this lab (for TUN devices, wireguard-go etc.): <c>stPIDxN</c> + suffix. A UAPI socket
+    /// left at /var/run/wireguard/NAME.sock by a killed daemon is removed on <see cref="Dispose"/>.
+    /// </summary>
+    public string NewInterfaceName(char suffix = 't')
+    {
+        var name = InterfaceName(Next(), suffix);
+        _interfaceNames.Add(name);
+        return name;
+    }
 
     /// <summary>Picks a fresh IPv4 /24 and IPv6 /64 for this lab (see <see cref="LabSubnet"/>).</summary>
     public LabSubnet NewSubnet()
@@ -353,14 +362,22 @@ public sealed partial class NetnsLab : IDisposable
         return sb.ToString();
     }
 
-    /// <summary>Stops one started process (SIGKILL to its tree) and waits for it.</summary>
-    public void Kill(Process process)
+    /// <summary>
+    /// Stops one started process: SIGTERM first (so daemons such as wireguard-go remove their interface and UAPI
+    /// socket), SIGKILL to its whole tree if it has not exited within <paramref name="grace"/> (default 2 s); then waits for it.
+    /// </summary>
+    public void Kill(Process process, TimeSpan? grace = null)
     {
         try
         {
             if (!process.HasExited)
             {
-                process.Kill(entireProcessTree: true);
+                const int SIGTERM = 15;
+                _ = kill(process.Id, SIGTERM);
+                if (!process.WaitForExit(grace ?? TimeSpan.FromSeconds(2)))
+                {
+                    process.Kill(entireProcessTree: true);
+                }
             }
 
             process.WaitForExit(5000);
@@ -474,6 +491,22 @@ public sealed partial class NetnsLab : IDisposable
         foreach (var ns in _namespaces)
         {
             DeleteNamespace(ns);
+        }
+
+        foreach (var name in _interfaceNames)
+        {
+            var socket = $"/var/run/wireguard/{name}.sock";
+            if (File.Exists(socket))
+            {
+                try
+                {
+                    File.Delete(socket);
+                }
+                catch (IOException)
+                {
+                    // best effort
+                }
+            }
         }
 
         if (_tempDirectory is not null)
@@ -658,4 +691,7 @@ public sealed partial class NetnsLab : IDisposable
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setns(int fd, int nstype);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
 }

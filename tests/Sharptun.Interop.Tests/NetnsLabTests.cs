@@ -117,6 +117,28 @@ public sealed class NetnsLabTests
     }
 
     [InteropFact]
+    public void Dispose_RunningDaemon_GetsSigtermBeforeSigkill()
+    {
+        var marker = Path.Combine(Path.GetTempPath(), $"netnslab-term-{Environment.ProcessId}");
+        File.Delete(marker);
+        using (var lab = new NetnsLab())
+        {
+            var ns = lab.AddNamespace();
+            var p = lab.Start(ns, "sh", "-c", $"trap 'echo bye > {marker}; exit 0' TERM; echo ready; while true; do sleep 0.1; done");
+            lab.WaitFor(() => lab.OutputOf(p).Contains("out: ready"), TimeSpan.FromSeconds(10), "the daemon to start");
+        }
+
+        try
+        {
+            Assert.Equal("bye\n", File.ReadAllText(marker));
+        }
+        finally
+        {
+            File.Delete(marker);
+        }
+    }
+
+    [InteropFact]
     public void Start_BackgroundProcess_OutputIsCaptured()
     {
         using var lab = new NetnsLab();
