@@ -92,6 +92,39 @@ public sealed class HandshakeInteropTests
         Assert.Contains(driver.Log, l => l.StartsWith("rx HandshakeInitiation", StringComparison.Ordinal));
     }
 
+    [InteropFact("wireguard-go", "wg", "ping")]
+    public void Handshake_UnderLoad_WireguardGoUsesOurCookieForMac2()
+    {
+        using var lab = new NetnsLab();
+        using var env = WireguardGoEnvironment.Create(lab);
+        var driver = env.Driver;
+        driver.UnderLoad = true;
+
+        // One ping: wireguard-go initiates, gets our cookie reply, and retries after RekeyTimeout with mac2 set.
+        var ping = lab.Start(env.Namespace, "ping", "-c", "1", "-W", "20", env.OurTunnelIp.ToString());
+        env.WaitFor(
+            () =>
+            {
+                driver.ReceiveOnce();
+                while (driver.TakeTunnelPacket() is { } packet)
+                {
+                    if (Icmp.TryMakeEchoReply(packet, out var reply))
+                    {
+                        driver.SendToTunnel(reply);
+                    }
+                }
+
+                return ping.HasExited;
+            },
+            TimeSpan.FromSeconds(25),
+            "ping to exit");
+
+        Assert.True(ping.ExitCode == 0, lab.DescribeProcesses() + string.Join("\n", driver.Log));
+        var log = string.Join("\n", driver.Log);
+        Assert.Contains("rx HandshakeInitiation 148 B -> WriteToNetwork CookieRequired 64", log);
+        Assert.Contains("rx HandshakeInitiation 148 B -> WriteToNetwork None 92", log);
+    }
+
     /// <summary>Two namespaces joined by a veth: ours (the driver's UDP socket) and wireguard-go's.</summary>
     private sealed class WireguardGoEnvironment : IDisposable
     {
@@ -210,6 +243,7 @@ public sealed class HandshakeInteropTests
 
         public Peer Peer { get; } = peer;
         public List<string> Log { get; } = [];
+        public bool UnderLoad { get; set; }
         public TimeSpan Now => _clock.Elapsed;
 
         public void RunTimers()
@@ -243,7 +277,7 @@ public sealed class HandshakeInteropTests
             Span<byte> source = stackalloc byte[18];
             var sourceLength = ProtocolDevice.WriteSourceBytes((IPEndPoint)from, source);
             var type = n > 0 ? (MessageType)_rx[0] : MessageType.None;
-            var r = device.Decapsulate(Now, _rx.AsSpan(0, n), _rx, source[..sourceLength]);
+            var r = device.Decapsulate(Now, _rx.AsSpan(0, n), _rx, source[..sourceLength], UnderLoad);
             Log.Add($"rx {type} {n} B -> {r.Action} {r.Error} {r.Length}");
             switch (r.Action)
             {
