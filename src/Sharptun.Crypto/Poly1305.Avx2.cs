@@ -80,7 +80,54 @@ internal partial struct Poly1305
         h0 = d0; h1 = d1; h2 = d2; h3 = d3; h4 = d4;
     }
 
-    /// <summary>Absorbs whole 64-byte groups (four full blocks, each with the 2^128 bit) four blocks at a time.</summary>
+    /// <summary>Adds four message blocks (64 bytes at offset, each with the 2^128 bit) to the four lanes, in block order 0, 2, 1, 3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddMessage(ref byte p, nuint offset, ref Vector256<ulong> h0, ref Vector256<ulong> h1, ref Vector256<ulong> h2,
+        ref Vector256<ulong> h3, ref Vector256<ulong> h4)
+    {
+        // lo = bytes 0..7 of each block, hi = bytes 8..15; the in-lane unpacks leave the blocks in lane order 0, 2, 1, 3.
+        Vector256<ulong> mask = Vector256.Create(M26);
+        Vector256<ulong> a = Vector256.LoadUnsafe(ref p, offset).AsUInt64();
+        Vector256<ulong> b = Vector256.LoadUnsafe(ref p, offset + 32).AsUInt64();
+        Vector256<ulong> lo = Avx2.UnpackLow(a, b);
+        Vector256<ulong> hi = Avx2.UnpackHigh(a, b);
+        h0 += lo & mask;
+        h1 += Vector256.ShiftRightLogical(lo, 26) & mask;
+        h2 += (Vector256.ShiftRightLogical(lo, 52) | Vector256.ShiftLeft(hi, 12)) & mask;
+        h3 += Vector256.ShiftRightLogical(hi, 14) & mask;
+        h4 += Vector256.ShiftRightLogical(hi, 40) | Vector256.Create(1UL << 24);
+    }
+
+    /// <summary>Multiplies each lane by its own power of r: lanes 0..3 by w, x, y, z.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MulLanes(ref Vector256<ulong> h0, ref Vector256<ulong> h1, ref Vector256<ulong> h2, ref Vector256<ulong> h3, ref Vector256<ulong> h4,
+        in Limbs w, in Limbs x, in Limbs y, in Limbs z)
+    {
+        Vector256<ulong> r0 = Vector256.Create(w.L0, x.L0, y.L0, z.L0);
+        Vector256<ulong> r1 = Vector256.Create(w.L1, x.L1, y.L1, z.L1);
+        Vector256<ulong> r2 = Vector256.Create(w.L2, x.L2, y.L2, z.L2);
+        Vector256<ulong> r3 = Vector256.Create(w.L3, x.L3, y.L3, z.L3);
+        Vector256<ulong> r4 = Vector256.Create(w.L4, x.L4, y.L4, z.L4);
+        MulVec(ref h0, ref h1, ref h2, ref h3, ref h4, r0, r1, r2, r3, r4, r1 * 5, r2 * 5, r3 * 5, r4 * 5);
+    }
+
+    /// <summary>Sums the lanes and carries so every limb fits in 26 bits (L1 may keep one carry bit).</summary>
+    private static Limbs SumLanes(Vector256<ulong> h0, Vector256<ulong> h1, Vector256<ulong> h2, Vector256<ulong> h3, Vector256<ulong> h4)
+    {
+        ulong l0 = Vector256.Sum(h0), l1 = Vector256.Sum(h1), l2 = Vector256.Sum(h2), l3 = Vector256.Sum(h3), l4 = Vector256.Sum(h4);
+        ulong c = l0 >> 26; l0 &= M26; l1 += c;
+        c = l1 >> 26; l1 &= M26; l2 += c;
+        c = l2 >> 26; l2 &= M26; l3 += c;
+        c = l3 >> 26; l3 &= M26; l4 += c;
+        c = l4 >> 26; l4 &= M26; l0 += c * 5;
+        c = l0 >> 26; l0 &= M26; l1 += c;
+        return new Limbs { L0 = l0, L1 = l1, L2 = l2, L3 = l3, L4 = l4 };
+    }
+
+    /// <summary>
+    /// Absorbs whole 64-byte groups (each four full blocks with the 2^128 bit): pairs of groups eight blocks at a time in two
+    /// independent 4-lane accumulators (multiplier r^8), then an odd last group four blocks at a time.
+    /// </summary>
     private void BlocksAvx2(ReadOnlySpan<byte> m)
     {
         // Powers of r in radix 2^26.
@@ -88,74 +135,66 @@ internal partial struct Poly1305
         Limbs p2 = Mul26(p1, p1);
         Limbs p3 = Mul26(p2, p1);
         Limbs p4 = Mul26(p2, p2);
-
-        Vector256<ulong> r0 = Vector256.Create(p4.L0), r1 = Vector256.Create(p4.L1), r2 = Vector256.Create(p4.L2);
-        Vector256<ulong> r3 = Vector256.Create(p4.L3), r4 = Vector256.Create(p4.L4);
-        Vector256<ulong> s1 = r1 * 5, s2 = r2 * 5, s3 = r3 * 5, s4 = r4 * 5;
-
-        Vector256<ulong> mask = Vector256.Create(M26);
-        Vector256<ulong> hibit = Vector256.Create(1UL << 24);
-        ref byte p = ref MemoryMarshal.GetReference(m);
-
-        // The accumulator enters lane 0 (the lane of block 0).
         Limbs h = ToLimbs(_h0, _h1, _h2);
-        Vector256<ulong> h0 = Vector256.Create(h.L0, 0, 0, 0), h1 = Vector256.Create(h.L1, 0, 0, 0), h2 = Vector256.Create(h.L2, 0, 0, 0);
-        Vector256<ulong> h3 = Vector256.Create(h.L3, 0, 0, 0), h4 = Vector256.Create(h.L4, 0, 0, 0);
+        ref byte p = ref MemoryMarshal.GetReference(m);
+        nuint pairs = (nuint)m.Length & ~(nuint)127;
 
-        nuint length = (nuint)m.Length;
-        for (nuint offset = 0; ; offset += 64)
+        if (pairs > 0)
         {
-            // Blocks 0..3 of the group: lo = bytes 0..7 of each block, hi = bytes 8..15. The unpacks leave the lanes in
-            // block order 0, 2, 1, 3, which the final powers below follow.
-            Vector256<ulong> a = Vector256.LoadUnsafe(ref p, offset).AsUInt64();
-            Vector256<ulong> b = Vector256.LoadUnsafe(ref p, offset + 32).AsUInt64();
-            Vector256<ulong> lo = Avx2.UnpackLow(a, b);
-            Vector256<ulong> hi = Avx2.UnpackHigh(a, b);
-            h0 += lo & mask;
-            h1 += Vector256.ShiftRightLogical(lo, 26) & mask;
-            h2 += (Vector256.ShiftRightLogical(lo, 52) | Vector256.ShiftLeft(hi, 12)) & mask;
-            h3 += Vector256.ShiftRightLogical(hi, 14) & mask;
-            h4 += Vector256.ShiftRightLogical(hi, 40) | hibit;
+            Limbs p5 = Mul26(p4, p1);
+            Limbs p6 = Mul26(p4, p2);
+            Limbs p7 = Mul26(p4, p3);
+            Limbs p8 = Mul26(p4, p4);
+            Vector256<ulong> r0 = Vector256.Create(p8.L0), r1 = Vector256.Create(p8.L1), r2 = Vector256.Create(p8.L2);
+            Vector256<ulong> r3 = Vector256.Create(p8.L3), r4 = Vector256.Create(p8.L4);
+            Vector256<ulong> s1 = r1 * 5, s2 = r2 * 5, s3 = r3 * 5, s4 = r4 * 5;
 
-            if (offset + 64 >= length)
+            // Set A takes blocks 0..3 of every 128-byte pair, set B blocks 4..7; the accumulator enters A's lane of block 0.
+            Vector256<ulong> a0 = Vector256.Create(h.L0, 0, 0, 0), a1 = Vector256.Create(h.L1, 0, 0, 0), a2 = Vector256.Create(h.L2, 0, 0, 0);
+            Vector256<ulong> a3 = Vector256.Create(h.L3, 0, 0, 0), a4 = Vector256.Create(h.L4, 0, 0, 0);
+            Vector256<ulong> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default;
+            for (nuint offset = 0; ; offset += 128)
             {
-                break;
+                AddMessage(ref p, offset, ref a0, ref a1, ref a2, ref a3, ref a4);
+                AddMessage(ref p, offset + 64, ref b0, ref b1, ref b2, ref b3, ref b4);
+                if (offset + 128 >= pairs)
+                {
+                    break;
+                }
+
+                MulVec(ref a0, ref a1, ref a2, ref a3, ref a4, r0, r1, r2, r3, r4, s1, s2, s3, s4);
+                MulVec(ref b0, ref b1, ref b2, ref b3, ref b4, r0, r1, r2, r3, r4, s1, s2, s3, s4);
             }
 
-            MulVec(ref h0, ref h1, ref h2, ref h3, ref h4, r0, r1, r2, r3, r4, s1, s2, s3, s4);
+            // Lanes hold blocks (0, 2, 1, 3) and (4, 6, 5, 7) of the last pair: they still owe r^8, r^6, r^7, r^5 and r^4, r^2, r^3, r^1.
+            MulLanes(ref a0, ref a1, ref a2, ref a3, ref a4, p8, p6, p7, p5);
+            MulLanes(ref b0, ref b1, ref b2, ref b3, ref b4, p4, p2, p3, p1);
+            h = SumLanes(a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4);
         }
 
-        // Lanes hold blocks 0, 2, 1, 3 of the last group: they still owe r^4, r^2, r^3, r^1.
-        r0 = Vector256.Create(p4.L0, p2.L0, p3.L0, p1.L0);
-        r1 = Vector256.Create(p4.L1, p2.L1, p3.L1, p1.L1);
-        r2 = Vector256.Create(p4.L2, p2.L2, p3.L2, p1.L2);
-        r3 = Vector256.Create(p4.L3, p2.L3, p3.L3, p1.L3);
-        r4 = Vector256.Create(p4.L4, p2.L4, p3.L4, p1.L4);
-        s1 = r1 * 5; s2 = r2 * 5; s3 = r3 * 5; s4 = r4 * 5;
-        MulVec(ref h0, ref h1, ref h2, ref h3, ref h4, r0, r1, r2, r3, r4, s1, s2, s3, s4);
+        if ((nuint)m.Length > pairs)
+        {
+            // One last group of four blocks: (0, 2, 1, 3) owe r^4, r^2, r^3, r^1.
+            Vector256<ulong> a0 = Vector256.Create(h.L0, 0, 0, 0), a1 = Vector256.Create(h.L1, 0, 0, 0), a2 = Vector256.Create(h.L2, 0, 0, 0);
+            Vector256<ulong> a3 = Vector256.Create(h.L3, 0, 0, 0), a4 = Vector256.Create(h.L4, 0, 0, 0);
+            AddMessage(ref p, pairs, ref a0, ref a1, ref a2, ref a3, ref a4);
+            MulLanes(ref a0, ref a1, ref a2, ref a3, ref a4, p4, p2, p3, p1);
+            h = SumLanes(a0, a1, a2, a3, a4);
+        }
 
-        ulong l0 = Vector256.Sum(h0), l1 = Vector256.Sum(h1), l2 = Vector256.Sum(h2), l3 = Vector256.Sum(h3), l4 = Vector256.Sum(h4);
-
-        // Full carry pass so every limb fits in 26 bits (l1 may keep one carry), then back to radix 2^64.
-        ulong c = l0 >> 26; l0 &= M26; l1 += c;
-        c = l1 >> 26; l1 &= M26; l2 += c;
-        c = l2 >> 26; l2 &= M26; l3 += c;
-        c = l3 >> 26; l3 &= M26; l4 += c;
-        c = l4 >> 26; l4 &= M26; l0 += c * 5;
-        c = l0 >> 26; l0 &= M26; l1 += c;
-
-        ulong w0 = l0 | (l1 << 26); // l1 < 2^27: at most 53 bits, no overlap with l0
-        ulong x = l2 << 52;
+        // Back to radix 2^64 (h < 2^131; L1 may hold a carry, so add rather than OR across limb boundaries).
+        ulong w0 = h.L0 | (h.L1 << 26); // L1 < 2^27: at most 53 bits, no overlap with L0
+        ulong x = h.L2 << 52;
         ulong t0 = w0 + x;
         ulong carry0 = Carry(w0, x, t0);
-        ulong hiPart = (l2 >> 12) + (l3 << 14);
-        ulong y = l4 << 40;
+        ulong hiPart = (h.L2 >> 12) + (h.L3 << 14);
+        ulong y = h.L4 << 40;
         ulong t1 = hiPart + y;
         ulong carry1 = Carry(hiPart, y, t1);
         ulong t1c = t1 + carry0;
         ulong carry2 = Carry(t1, carry0, t1c);
         _h0 = t0;
         _h1 = t1c;
-        _h2 = (l4 >> 24) + carry1 + carry2;
+        _h2 = (h.L4 >> 24) + carry1 + carry2;
     }
 }
