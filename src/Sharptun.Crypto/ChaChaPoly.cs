@@ -7,8 +7,8 @@ namespace Sharptun.Crypto;
 /// <para>All methods are static, thread-safe, work on caller-provided spans and allocate nothing.
 /// Encryption may run in place: the output span may be the very same span as the input (same start and length);
 /// partially overlapping spans are rejected with <see cref="ArgumentException"/>.</para>
-/// <para>Messages shorter than 4 KiB (every WireGuard packet at MTUs up to 4 KiB) run managed, constant-time code: SIMD ChaCha20
-/// (AVX-512 / AVX2 / Vector128) and Poly1305 (AVX2 four-way or radix-2^64 scalar). Longer messages go to the OpenSSL-backed
+/// <para>Messages shorter than 8 KiB (every WireGuard packet below jumbo-frame MTUs) run managed, constant-time code: SIMD ChaCha20
+/// (AVX-512 / AVX2 / Vector128) and Poly1305 (AVX2, eight blocks per step, or radix-2^64 scalar). Longer messages go to the OpenSSL-backed
 /// <see cref="System.Security.Cryptography.ChaCha20Poly1305"/> through a small per-thread instance cache keyed by the key bytes.
 /// docs/benchmarks.md "ChaCha20-Poly1305" has the measurements behind the split.</para>
 /// </remarks>
@@ -102,7 +102,7 @@ public static class ChaChaPoly
     /// Messages at least this long go to OpenSSL (<see cref="ChaChaPolyOpenSsl"/>); shorter ones to the managed SIMD code.
     /// Chosen from the BenchmarkDotNet figures in docs/benchmarks.md ("ChaCha20-Poly1305").
     /// </summary>
-    internal const int OpenSslThreshold = 4096;
+    internal const int OpenSslThreshold = 8192;
 
     /// <summary>whitepaper §5.4.6: 32 zero bits followed by the 64-bit little-endian counter.</summary>
     internal static void WireGuardNonce(ulong counter, Span<byte> nonce)

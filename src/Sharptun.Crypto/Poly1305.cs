@@ -14,6 +14,7 @@ namespace Sharptun.Crypto;
 /// Reduction uses 2^130 ≡ 5 (mod p): because clamping clears the low two bits of r1, h1·r1·2^128 ≡ h1·(r1 + r1/4)
 /// (the s1 term) and h2·r1·2^192 ≡ h2·s1·2^64. After each block h is only partially reduced (below 2^130 + a little);
 /// <see cref="Finish"/> does the final conditional subtraction of p with a mask. No branch depends on secret data.
+/// With AVX2, runs of at least <see cref="SimdMinBytes"/> bytes go through the vectorised radix-2^26 code in Poly1305.Avx2.cs.
 /// A value of this type holds key material: wipe it with <see cref="Clear"/>.
 /// </remarks>
 [StructLayout(LayoutKind.Auto)]
