@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side X25519 throughput on this machine, in one run:
-#   Sharptun: BenchmarkDotNet (--job short) X25519Benchmarks.ScalarMult, mean → ops/s (one core)
+#   Sharptun: BenchmarkDotNet (--job short, in-process toolchain: no per-run project build) X25519Benchmarks.ScalarMult, mean → ops/s (one core)
 #   OpenSSL:  openssl speed -seconds 3 ecdhx25519 (one core)
 # Usage: bench/x25519.sh   (SHARPTUN_ARTIFACTS selects the build folder; default /tmp/art-bench-x25519)
 set -euo pipefail
@@ -10,7 +10,7 @@ results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
 
 dotnet run -c Release --project bench/Sharptun.Benchmarks -- \
-    --filter '*X25519Benchmarks.ScalarMult*' --job short --exporters json --artifacts "$results" >"$results/bdn.log" 2>&1 \
+    --filter '*X25519Benchmarks.ScalarMult*' --job short --inProcess --exporters json --artifacts "$results" >"$results/bdn.log" 2>&1 \
     || { tail -n 40 "$results/bdn.log"; exit 1; }
 json="$(find "$results" -name '*.json' | head -n 1)"
 sharptun_ns="$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["Benchmarks"][0]; print(b["Statistics"]["Mean"])' "$json")"
