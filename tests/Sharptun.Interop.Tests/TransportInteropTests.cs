@@ -297,6 +297,29 @@ public sealed class TransportInteropTests
     }
 
     [InteropFact]
+    public void LinuxTun_PacketLargerThanReadBuffer_DroppedNotTruncated()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var name = lab.NewInterfaceName();
+        var net = lab.NewSubnet();
+        lab.Sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1"); // no neighbour discovery noise in the TUN
+        using var tun = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(name));
+        lab.AddAddress(ns, name, net.V4Cidr(1));
+        var big = new string('x', 500);
+        lab.Check(ns, "bash", "-c", $"echo -n {big} > /dev/udp/{net.V4(2)}/5000; echo -n small > /dev/udp/{net.V4(2)}/5000");
+        var buffers = Buffers(4, 200);
+        var sizes = new int[4];
+
+        var read = Task.Run(() => tun.Read(buffers, sizes, 0));
+
+        Assert.True(read.Wait(TimeSpan.FromSeconds(5)));
+        Assert.True(read.Result == 1, $"read {read.Result}: sizes {string.Join(",", sizes)} first bytes {buffers[0][0]:x2} {buffers[1][0]:x2}");
+        Assert.Equal(20 + 8 + 5, sizes[0]);
+        Assert.Equal(1, tun.ReadDropped);
+    }
+
+    [InteropFact]
     public void LinuxTun_WriteNotAnIPPacket_DroppedAndCounted()
     {
         using var lab = new NetnsLab();

@@ -31,6 +31,7 @@ public sealed unsafe class LinuxTun : IPacketDevice
     private int _disposed;
     private int _closed;
     private long _writeDropped;
+    private long _readDropped;
 
     private LinuxTun(SafeFd fd, string name, int mtu, int batchSize)
     {
@@ -118,6 +119,9 @@ public sealed unsafe class LinuxTun : IPacketDevice
     /// <summary>True once the interface was deleted underneath the device (or it was disposed).</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0 || Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>Packets read that did not fit the caller's buffer (give Read buffers of at least offset + <see cref="Mtu"/> bytes) and were dropped.</summary>
+    public long ReadDropped => Interlocked.Read(ref _readDropped);
+
     /// <summary>Packets the kernel refused on write (malformed, wrong version, interface down) and dropped.</summary>
     public long WriteDropped => Interlocked.Read(ref _writeDropped);
 
@@ -182,6 +186,13 @@ public sealed unsafe class LinuxTun : IPacketDevice
                     fixed (byte* p = span)
                     {
                         r = read(_fd.Fd, p, (nuint)span.Length);
+                    }
+
+                    if (r >= span.Length && IsTruncated(span[..(int)Math.Min(r, span.Length)]))
+                    {
+                        // tun copies what fits and returns the copied length: only the IP header's length tells.
+                        Interlocked.Increment(ref _readDropped);
+                        continue;
                     }
 
                     if (r > 0)
@@ -321,6 +332,22 @@ public sealed unsafe class LinuxTun : IPacketDevice
         _wakeup.Signal();
         _fd.Dispose();
         _wakeup.Dispose();
+    }
+
+    /// <summary>True when the IP header announces more bytes than <paramref name="packet"/> holds (RFC 791 Total Length, RFC 8200 Payload Length).</summary>
+    private static bool IsTruncated(ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length >= 4 && packet[0] >> 4 == 4)
+        {
+            return System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) > packet.Length;
+        }
+
+        if (packet.Length >= 6 && packet[0] >> 4 == 6)
+        {
+            return 40 + System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) > packet.Length;
+        }
+
+        return false;
     }
 
     private static int InterfaceIoctl(string name, nuint request, int value, string what)
