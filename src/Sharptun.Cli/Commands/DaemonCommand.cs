@@ -179,6 +179,14 @@ internal sealed class DaemonCommand : ICliCommand
             start.ArgumentList.Add(arg);
         }
 
+        // The child must not hold our caller's stdio (wg-quick or a test reading our output would wait for as long
+        // as the daemon runs): give it pipes of ours instead, which close when we exit. With LOG_LEVEL set (and
+        // not silent) stdout/stderr are passed through, as wireguard-go does.
+        var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
+        var keepOutput = levelText is not null && DeviceLog.ParseLevel(levelText) != DeviceLogLevel.Silent;
+        start.RedirectStandardInput = true;
+        start.RedirectStandardOutput = !keepOutput;
+        start.RedirectStandardError = !keepOutput;
         start.Environment[ForegroundVariable] = "1";
         start.Environment[ReadyFdVariable] = ready.GetClientHandleAsString();
 

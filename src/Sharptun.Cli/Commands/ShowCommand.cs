@@ -45,9 +45,17 @@ internal sealed class ShowCommand : ICliCommand
         var failed = false;
         foreach (var name in names)
         {
+            var path = UapiServer.GetSocketPath(name, SocketDirectory);
+            if (!File.Exists(path))
+            {
+                context.Error.Write($"Unable to access interface {name}: No such file or directory ({path})\n");
+                failed = true;
+                continue;
+            }
+
             try
             {
-                var reply = await UapiClient.GetAsync(UapiServer.GetSocketPath(name, SocketDirectory), context.Cancellation).ConfigureAwait(false);
+                var reply = await UapiClient.GetAsync(path, context.Cancellation).ConfigureAwait(false);
                 if (!UapiParser.TryParseGet(reply, out var snapshot, out var error))
                 {
                     context.Error.Write($"Unable to access interface {name}: {error!.Message}\n");
