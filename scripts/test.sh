@@ -13,9 +13,9 @@
 #   - a project whose test host crashed or hung writes a trx with outcome "Failed" and counters that miss the
 #     crash, or no trx at all, or exits non-zero with no failed test: each of these counts as one more failure;
 #   - under CI=true every skipped test also counts as a failure.
-# The unit-test projects run concurrently (they are independent and mostly single-threaded between xunit's
-# own class-level parallelism); Sharptun.Interop.Tests runs afterwards on its own, because its namespace,
-# daemon and throughput tests are timing-sensitive on a 2-core machine.
+# The unit-test projects run concurrently, one per core (SHARPTUN_TEST_JOBS), which overlaps their start-up;
+# Sharptun.Interop.Tests runs afterwards on its own, because its namespace, daemon and throughput tests are
+# timing-sensitive on a 2-core machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -60,12 +60,18 @@ run_project() {
   echo $((SECONDS - t0)) >"$results/$name.secs"
 }
 
-pids=()
+# At most $jobs unit-test projects at a time (default: one per core), so timing-sensitive tests are not starved.
+jobs=${SHARPTUN_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
+running=0
 for p in "${unit[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
   run_project "$p" "$unit_limit" "$@" &
-  pids+=($!)
+  running=$((running + 1))
 done
-for pid in "${pids[@]}"; do wait "$pid"; done
+wait
 for p in "${interop[@]}"; do
   run_project "$p" "$interop_limit" "$@"
 done
