@@ -87,4 +87,23 @@ public sealed class CookieTests
 
         Assert.False(pair.A.Peer.HasCookie(pair.Now));
     }
+
+    [Fact]
+    public void UnderLoad_ResponseWithoutMac2_CookieReplyThenRetrySucceeds()
+    {
+        var pair = new TestPair();
+        pair.A.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        pair.Pump(); // initiation → response (no mac2) → cookie reply from A → stored by B
+
+        Assert.Contains(pair.A.Results, r => r.Error == ProtocolError.CookieRequired);
+        Assert.True(pair.B.Peer.HasCookie(pair.Now));
+        Assert.False(pair.A.Peer.HasSession(pair.Now));
+
+        pair.Advance(ProtocolConstants.RekeyTimeout + ProtocolConstants.RekeyTimeoutJitterMax, TimeSpan.FromMilliseconds(100));
+
+        Assert.True(pair.A.Peer.HasSession(pair.Now));
+        Assert.True(pair.B.Peer.HasSession(pair.Now));
+    }
 }
