@@ -231,6 +231,9 @@ public sealed partial class NetnsLab : IDisposable
         var psi = CreateStartInfo(ns, file, args);
         var commandLine = CommandLine(ns, file, args);
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {commandLine}");
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var readers = new[] { Drain(process.StandardOutput, stdout), Drain(process.StandardError, stderr) };
         if (stdin is not null)
         {
             try
@@ -243,9 +246,15 @@ public sealed partial class NetnsLab : IDisposable
             }
         }
 
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // same
+        }
+
         var timedOut = false;
         if (!process.WaitForExit(timeout))
         {
@@ -259,11 +268,33 @@ public sealed partial class NetnsLab : IDisposable
                 // exited meanwhile
             }
 
-            process.WaitForExit();
+            process.WaitForExit(5000);
         }
 
-        process.WaitForExit(); // flushes the async readers
-        return new CommandResult(timedOut ? -1 : process.ExitCode, stdout.Result, stderr.Result, commandLine, timedOut);
+        // A command that daemonizes may leave a child holding the pipes open: do not wait for their end forever.
+        Task.WaitAll(readers, TimeSpan.FromSeconds(5));
+        string Snapshot(StringBuilder sb)
+        {
+            lock (sb)
+            {
+                return sb.ToString();
+            }
+        }
+
+        return new CommandResult(timedOut ? -1 : process.ExitCode, Snapshot(stdout), Snapshot(stderr), commandLine, timedOut);
+    }
+
+    private static async Task Drain(StreamReader reader, StringBuilder into)
+    {
+        var buffer = new char[4096];
+        int n;
+        while ((n = await reader.ReadAsync(buffer.AsMemory()).ConfigureAwait(false)) > 0)
+        {
+            lock (into)
+            {
+                into.Append(buffer, 0, n);
+            }
+        }
     }
 
     /// <summary>As <see cref="Exec(string?, string, string[])"/>, writing <paramref name="stdin"/> to the command's standard input (e.g. keys for <c>wg pubkey</c>).</summary>

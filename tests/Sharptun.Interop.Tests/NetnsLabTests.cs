@@ -78,6 +78,21 @@ public sealed class NetnsLabTests
     }
 
     [InteropFact]
+    public void Exec_CommandLeavingBackgroundChild_ReturnsWithOutput()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+
+        // The background sleep inherits stdout, so the pipe stays open after the shell exits (as a daemon's would).
+        var result = lab.Exec(ns, "sh", "-c", "echo before-daemon; sleep 30 & exit 0");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("before-daemon\n", result.Stdout);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), sw.Elapsed.ToString());
+    }
+
+    [InteropFact]
     public void Check_FailingCommand_ThrowsWithStderr()
     {
         using var lab = new NetnsLab();
