@@ -26,7 +26,9 @@ public interface IPacketDevice : IDisposable
     /// <summary>
     /// Blocks until at least one packet is available, then reads up to <c>min(buffers.Length, BatchSize)</c>
     /// packets, each at <paramref name="offset"/> in its buffer, and stores their lengths in <paramref name="sizes"/>.
-    /// Returns the number of packets read, or 0 once the device is closed.
+    /// Returns the number of packets read, or 0 once the device is closed (disposed, or the interface went away).
+    /// Each buffer should hold <c>offset + Mtu</c> bytes: a packet that does not fit is dropped (and counted), never
+    /// returned truncated.
     /// </summary>
     int Read(byte[][] buffers, Span<int> sizes, int offset);
 
