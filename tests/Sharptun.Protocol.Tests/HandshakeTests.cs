@@ -219,4 +219,52 @@ public sealed class HandshakeTests
         Assert.Equal(0, pair.A.Device.ActiveIndexCount);
         Assert.False(pair.A.Device.TryGetPeer(pair.B.Device.PublicKey, out _));
     }
+
+    [Fact]
+    public void Initiation_TamperedEncryptedStaticWithValidMac1_DecryptionFailed()
+    {
+        var pair = new TestPair();
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        var initiation = pair.B.Inbox.Dequeue();
+        initiation[HandshakeInitiationView.StaticOffset + 5] ^= 0x10;
+        TestPair.FixMac1(initiation, HandshakeInitiationView.Mac1Offset, pair.B.Device.PublicKey);
+
+        Assert.Equal(ProtocolError.DecryptionFailed, pair.Deliver(pair.B, initiation).Error);
+    }
+
+    [Fact]
+    public void Initiation_TamperedTimestampWithValidMac1_DecryptionFailed()
+    {
+        var pair = new TestPair();
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        var initiation = pair.B.Inbox.Dequeue();
+        initiation[HandshakeInitiationView.TimestampOffset] ^= 0x01;
+        TestPair.FixMac1(initiation, HandshakeInitiationView.Mac1Offset, pair.B.Device.PublicKey);
+
+        Assert.Equal(ProtocolError.DecryptionFailed, pair.Deliver(pair.B, initiation).Error);
+        Assert.Null(pair.B.Peer.NextKeypair);
+    }
+
+    [Fact]
+    public void SetPrivateKey_DropsSessionsAndNewHandshakeUsesNewKey()
+    {
+        var pair = new TestPair();
+        pair.Handshake(pair.A);
+        var old = pair.A.Peer.CurrentKeypair!;
+
+        var newKey = TestPair.NewPrivateKey(new Random(77));
+        pair.A.Device.SetPrivateKey(newKey);
+
+        Assert.True(old.KeysAreZero);
+        Assert.False(pair.A.Peer.HasSession(pair.Now));
+        Assert.Equal(TestPair.PublicOf(newKey), pair.A.Device.PublicKey);
+
+        // B still knows A by the old key, so A's next initiation names an unknown peer.
+        pair.Advance(TimeSpan.FromSeconds(6));
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        Assert.Equal(ProtocolError.UnknownPeer, pair.Deliver(pair.B, pair.B.Inbox.Dequeue()).Error);
+    }
 }
