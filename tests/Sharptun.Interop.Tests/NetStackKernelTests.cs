@@ -21,9 +21,10 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
 
     /// <summary>
     /// Bytes moved each way in the main TCP transfer tests: 1 GiB (on the 2-core CI machine, debug build, about 10-20 s
-    /// stack → kernel and 5-10 s kernel → stack).
+    /// stack → kernel and 5-10 s kernel → stack). bench/netstack-tun.sh overrides it with SHARPTUN_NETSTACK_TRANSFER_MIB.
     /// </summary>
-    private const long TransferBytes = 1L << 30;
+    private static readonly long TransferBytes =
+        long.TryParse(Environment.GetEnvironmentVariable("SHARPTUN_NETSTACK_TRANSFER_MIB"), out var mib) && mib > 0 ? mib << 20 : 1L << 30;
 
     private sealed class Setup : IDisposable
     {
