@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using System.Net.Sockets;
 using Sharptun.NetStack.Tcp;
 
@@ -36,7 +37,7 @@ public sealed class TcpConnectionTests
     }
 }
 
-public sealed class TcpBulkTransferTests
+public sealed class TcpBulkTransferTests(ITestOutputHelper output)
 {
     private const int TenMegabytes = 10 * 1024 * 1024;
 
@@ -54,6 +55,7 @@ public sealed class TcpBulkTransferTests
             n.BaseDelay = TimeSpan.FromMilliseconds(5);
             n.Jitter = loss > 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero; // jitter reorders
         }).Connect();
+        var start = p.Net.Now;
         var up = new Transfer(p.C, p.S, Transfer.RandomData(TenMegabytes, seed));
         var down = new Transfer(p.S, p.C, Transfer.RandomData(TenMegabytes, seed + 100));
         try
@@ -68,6 +70,8 @@ public sealed class TcpBulkTransferTests
         {
             throw new TimeoutException(e.Message + "\nclient: " + p.C.DebugState() + "\nserver: " + p.S.DebugState(), e);
         }
+        output.WriteLine($"virtual {(p.Net.Now - start).TotalSeconds:F2}s, sent {p.Net.PacketsSent} dropped {p.Net.PacketsDropped}; " +
+            $"client rexmit {p.C.RetransmittedSegments} fr {p.C.FastRetransmits} rto {p.C.Timeouts}; server rexmit {p.S.RetransmittedSegments} fr {p.S.FastRetransmits} rto {p.S.Timeouts}");
         Assert.True(up.HashMatches(), $"upload corrupted (seed {seed})");
         Assert.True(down.HashMatches(), $"download corrupted (seed {seed})");
     }
