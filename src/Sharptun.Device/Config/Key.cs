@@ -185,6 +185,12 @@ public readonly struct Key : IEquatable<Key>, IDisposable
         return bytes.Length == Size ? new Key(bytes) : default;
     }
 
+    /// <summary>
+    /// An independent copy (its own array), for a holder that must outlive <see cref="Clear"/> on the original —
+    /// e.g. a device keeping a key from a change set that the caller wipes afterwards.
+    /// </summary>
+    public Key Copy() => _bytes is null ? default : new Key(_bytes.AsSpan());
+
     /// <summary>Zeroes the key's bytes (shared by every copy of this struct).</summary>
     public void Clear()
     {

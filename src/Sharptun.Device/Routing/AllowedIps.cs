@@ -71,10 +71,13 @@ public sealed class AllowedIps<TPeer>
             return null;
         }
 
+        // Two 64-bit halves instead of UInt128 operators: no variable-width shift on the hot path.
+        var hi = (ulong)(key >> 64);
+        var lo = (ulong)key;
         TPeer? found = null;
         while (node is not null)
         {
-            if (((key ^ node.Key) & node.Mask) != UInt128.Zero)
+            if ((((hi ^ node.KeyHi) & node.MaskHi) | ((lo ^ node.KeyLo) & node.MaskLo)) != 0)
             {
                 break;
             }
@@ -84,12 +87,8 @@ public sealed class AllowedIps<TPeer>
                 found = node.Peer;
             }
 
-            if (node.Cidr == 128)
-            {
-                break;
-            }
-
-            node = Bit(key, node.Cidr) == 0 ? node.Child0 : node.Child1;
+            // A /128 node has no bit to test (BitHi = BitLo = 0) and no children: the walk ends at Child0 = null.
+            node = ((hi & node.BitHi) | (lo & node.BitLo)) == 0 ? node.Child0 : node.Child1;
         }
 
         return found;
@@ -351,6 +350,14 @@ public sealed class AllowedIps<TPeer>
     {
         public readonly UInt128 Key = key;
         public readonly UInt128 Mask = MaskOf(cidr);
+        public readonly ulong KeyHi = (ulong)(key >> 64);
+        public readonly ulong KeyLo = (ulong)key;
+        public readonly ulong MaskHi = (ulong)(MaskOf(cidr) >> 64);
+        public readonly ulong MaskLo = (ulong)MaskOf(cidr);
+
+        // The bit after the prefix, which picks the child (zero for /128).
+        public readonly ulong BitHi = cidr < 64 ? 1UL << (63 - cidr) : 0;
+        public readonly ulong BitLo = cidr is >= 64 and < 128 ? 1UL << (127 - cidr) : 0;
         public readonly int Cidr = cidr;
         public readonly TPeer? Peer = peer;
         public readonly Node? Child0 = child0;

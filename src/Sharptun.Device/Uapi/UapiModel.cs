@@ -130,6 +130,16 @@ public sealed record DeviceSnapshot
 
     /// <summary>The peers, in the order to print them.</summary>
     public EquatableArray<PeerSnapshot> Peers { get; init; }
+
+    /// <summary>Zeroes the private and preshared keys held by this snapshot (it must hold copies, see <see cref="Key.Copy"/>).</summary>
+    public void ClearSecrets()
+    {
+        PrivateKey?.Clear();
+        foreach (var peer in Peers)
+        {
+            peer.PresharedKey?.Clear();
+        }
+    }
 }
 
 /// <summary>One peer's state in a <see cref="DeviceSnapshot"/>.</summary>

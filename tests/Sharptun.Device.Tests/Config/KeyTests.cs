@@ -116,6 +116,23 @@ public sealed class KeyTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Copy_SurvivesClearOfOriginal()
+    {
+        var key = Key.Random();
+        var copy = key.Copy();
+        Assert.Equal(key, copy);
+        key.Clear();
+        Assert.False(copy.IsZero);
+    }
+
+    [Fact]
+    public void DerivePublicKey_Rfc7748Vector()
+    {
+        var priv = new Key(Convert.FromHexString("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"));
+        Assert.Equal("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", priv.DerivePublicKey().ToHex());
+    }
+
+    [Fact]
     public void Clamped_AppliesRfc7748Clamping()
     {
         var key = new Key(Enumerable.Repeat((byte)0xFF, 32).ToArray());
