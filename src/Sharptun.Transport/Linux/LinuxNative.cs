@@ -64,6 +64,10 @@ internal static unsafe partial class LinuxNative
     public const int EOPNOTSUPP = 95;
     public const int EAFNOSUPPORT = 97;
     public const int ENOBUFS = 105;
+    public const int ENETUNREACH = 101;
+    public const int ECONNREFUSED = 111;
+    public const int EHOSTDOWN = 112;
+    public const int EHOSTUNREACH = 113;
 
     // <linux/if_tun.h>, <linux/sockios.h>, <net/if.h>
     public const nuint TUNSETIFF = 0x400454ca; // _IOW('T', 202, int)

@@ -261,18 +261,13 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                             break;
                         case EINTR or ENOMEM or ENOBUFS:
                             break;
-                        case 0:
+                        case ECONNREFUSED or EHOSTUNREACH or ENETUNREACH or EHOSTDOWN:
+                            // A pending ICMP error reported on the socket (with IP_RECVERR or on some kernels): not ours to stop for.
                             break;
                         default:
                             if (Volatile.Read(ref _disposed) != 0)
                             {
                                 return 0;
-                            }
-
-                            // Pending ICMP errors (ECONNREFUSED, EHOSTUNREACH ...) surface here on some kernels: skip them.
-                            if (errno is 111 or 113 or 101 or 112)
-                            {
-                                break;
                             }
 
                             throw new IOException($"recvmmsg failed: errno {errno}");
