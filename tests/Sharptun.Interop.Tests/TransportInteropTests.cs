@@ -226,6 +226,45 @@ public sealed class TransportInteropTests
     }
 
     [InteropFact]
+    public void LinuxUdpBind_DisposeRacingBusySendAndReceive_BothStopCleanly()
+    {
+        const int seed = 1122;
+        var random = new Random(seed);
+        for (var round = 0; round < 20; round++)
+        {
+            var bind = LinuxUdpBind.Open(0);
+            var self = UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}");
+            var receiver = Task.Run(() =>
+            {
+                var buffers = Buffers(16, 2048);
+                while (bind.Receive(buffers, new int[16], new UdpEndpoint[16]) > 0)
+                {
+                }
+            });
+            var sender = Task.Run(() =>
+            {
+                var buffers = Buffers(16, 600);
+                var sizes = Enumerable.Repeat(500, 16).ToArray();
+                try
+                {
+                    while (true)
+                    {
+                        bind.Send(buffers, sizes, 0, 16, self);
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            });
+            Thread.Sleep(random.Next(0, 20));
+
+            bind.Dispose();
+
+            Assert.True(Task.WaitAll([receiver, sender], TimeSpan.FromSeconds(10)), $"seed {seed} round {round}: a call did not return after Dispose");
+        }
+    }
+
+    [InteropFact]
     public void LinuxUdpBind_PortInUse_OpenThrowsAndRebindAfterDisposeWorks()
     {
         var first = LinuxUdpBind.Open(0);
