@@ -10,7 +10,8 @@ namespace Sharptun.Crypto;
 // SIMD ChaCha20. Layout: a = row 0 (constants), b = row 1 (key 0..3), c = row 2 (key 4..7), d = row 3 (counter, nonce).
 // Each 128-bit lane holds one block's row, so a quarter round over the four columns is one vector operation, and
 // the diagonal round is reached by rotating rows b, c, d by 1, 2, 3 words inside each lane (RFC 8439 §2.3).
-// Each path handles the bytes that fill its widest unit and hands the remainder to the next narrower path.
+// Each path runs two independent sets of blocks per step (a lone block is bound by the latency of its dependency
+// chain); a tail runs the same sets into a stack keystream buffer, or hands a short remainder to the next narrower path.
 internal static partial class ChaCha20
 {
     // pshufd immediates: rotate words in each lane left by 1, 2, 3 positions.
@@ -18,7 +19,7 @@ internal static partial class ChaCha20
     private const byte Rot2 = 0b01_00_11_10; // (2,3,0,1)
     private const byte Rot3 = 0b10_01_00_11; // (3,0,1,2)
 
-    // ---------------------------------------------------------------- Vector128: one block per iteration
+    // ---------------------------------------------------------------- Vector128 (SSE / AdvSimd): four blocks per iteration
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<uint> Rotl(Vector128<uint> x, [ConstantExpected] byte n)
