@@ -265,6 +265,29 @@ public sealed class TransportInteropTests
     }
 
     [InteropFact]
+    public void LinuxUdpBind_BoundToLoopbackAddress_ReceivesOnlyThere()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var veth = lab.AddVeth(ns, null);
+        var net = lab.NewSubnet();
+        lab.AddAddress(ns, veth.InterfaceA, net.V4Cidr(1));
+        using var bind = NetnsLab.RunInNamespace(ns, () => LinuxUdpBind.Open(UdpEndpoint.Parse("127.0.0.1:0")));
+        using var sender = NetnsLab.RunInNamespace(ns, () => LinuxUdpBind.Open(0));
+
+        sender.Send([new byte[4]], [4], 0, 1, UdpEndpoint.Parse($"{net.V4(1)}:{bind.LocalPort}"));   // not bound there
+        sender.Send([new byte[5]], [5], 0, 1, UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}"));
+        var sizes = new int[4];
+        var endpoints = new UdpEndpoint[4];
+        var n = bind.Receive(Buffers(4, 64), sizes, endpoints);
+
+        Assert.Equal(1, n);
+        Assert.Equal(5, sizes[0]);
+        Assert.Equal(UdpEndpoint.Parse($"127.0.0.1:{sender.LocalPort}"), endpoints[0]);
+        Assert.Throws<IOException>(() => NetnsLab.RunInNamespace(ns, () => LinuxUdpBind.Open(UdpEndpoint.Parse("192.0.2.1:0"))));
+    }
+
+    [InteropFact]
     public void LinuxUdpBind_PortInUse_OpenThrowsAndRebindAfterDisposeWorks()
     {
         var first = LinuxUdpBind.Open(0);

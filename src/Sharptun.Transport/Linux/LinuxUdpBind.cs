@@ -61,8 +61,16 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     /// Opens a bind on <paramref name="port"/> (0 = a random free port) on all addresses.
     /// Throws <see cref="IOException"/> when the port is taken or the socket cannot be created.
     /// </summary>
-    public static LinuxUdpBind Open(ushort port, int batchSize = DefaultBatchSize)
+    public static LinuxUdpBind Open(ushort port, int batchSize = DefaultBatchSize) => Open(default(UdpEndpoint).WithPort(port), batchSize);
+
+    /// <summary>
+    /// Opens a bind on one local address and port (<c>[::]:port</c> = all addresses, both families; an IPv4 address
+    /// = that address only, IPv4 traffic only; port 0 = a random free port), e.g. <c>127.0.0.1:0</c> for a
+    /// loopback-only relay. Throws <see cref="IOException"/> when the address is not local or the port is taken.
+    /// </summary>
+    public static LinuxUdpBind Open(UdpEndpoint local, int batchSize = DefaultBatchSize)
     {
+        var port = local.Port;
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(batchSize, 1024); // UIO_MAXIOV
         var dualStack = true;
@@ -101,9 +109,22 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             }
 
             address.PortBigEndian = BinaryPrimitives.ReverseEndianness(port);
+            if (dualStack)
+            {
+                local.WriteAddress16(new Span<byte>(address.Address, 16)); // IPv4 as ::ffff:a.b.c.d
+            }
+            else if (local.IsIPv4)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(new Span<byte>(&address.FlowInfo, 4), local.IPv4Value); // sockaddr_in.sin_addr
+            }
+            else if (!local.AddressEquals(default))
+            {
+                throw new IOException($"cannot bind {local}: this host has no IPv6");
+            }
+
             if (bind(fd, &address, length) != 0)
             {
-                throw new IOException($"bind to UDP port {port} failed: errno {LastErrno}");
+                throw new IOException($"bind to UDP {local} failed: errno {LastErrno}");
             }
 
             length = (uint)sizeof(SockAddrIn6);
