@@ -85,7 +85,7 @@ for p in "${unit[@]}" "${interop[@]}"; do
   name=$(basename "$p" .csproj)
   log="$results/$name.log"
   # Show the failures and the summary line of each project, not the whole log.
-  grep -E "^\s+(Failed|Skipped) |Error Message:|^\s{3}\S|Test Run Aborted|crashed|Results File|^(Passed|Failed)!|No test (is available|matches)" "$log" \
+  grep -E "^\s+(Failed|Skipped) |Error Message:|^\s{3}\S|Test Run Aborted|crashed|^(Passed|Failed)!|No test (is available|matches)" "$log" \
     | grep -v "^\s*at " | head -200
   rc=$(cat "$results/$name.rc" 2>/dev/null || echo 1)
   trx="$results/$name/$name.trx"
