@@ -133,4 +133,28 @@ public sealed class UdpEndpointTests
             Assert.Equal(new IPEndPoint(address, port).ToString(), text);
         }
     }
+
+    [Fact]
+    public void TryParse_RandomText_NeverThrowsAndAcceptedTextRoundTrips()
+    {
+        const int seed = 51820;
+        const string alphabet = "0123456789abcdefABCDEF.:[]%x -+";
+        var random = new Random(seed);
+        var chars = new char[48];
+        for (var i = 0; i < 20000; i++)
+        {
+            var length = random.Next(chars.Length);
+            for (var j = 0; j < length; j++)
+            {
+                chars[j] = alphabet[random.Next(alphabet.Length)];
+            }
+
+            var text = new string(chars, 0, length);
+            if (UdpEndpoint.TryParse(text, out var endpoint))
+            {
+                Assert.True(UdpEndpoint.TryParse(endpoint.ToString(), out var again), $"seed {seed}: '{text}'");
+                Assert.Equal(endpoint, again);
+            }
+        }
+    }
 }
