@@ -91,9 +91,19 @@ internal sealed class TestPair
         throw new InvalidOperationException("UpdateTimers did not settle");
     }
 
+    /// <summary>Fraction of datagrams dropped in flight (decided by <see cref="LossRandom"/>, so runs replay).</summary>
+    public double LossRate { get; set; }
+
+    public Random LossRandom { get; set; } = new(0);
+
     public void Send(Node from, byte[] datagram)
     {
         from.Sent.Add(datagram);
+        if (LossRate > 0 && LossRandom.NextDouble() < LossRate)
+        {
+            return;
+        }
+
         Other(from).Inbox.Enqueue(datagram);
     }
 
