@@ -41,6 +41,7 @@ internal static partial class ChaCha20
         c += d; b ^= c; b = Rotl(b, 7);
     }
 
+    [SkipLocalsInit] // tail buffers are cleared or fully written before they are read
     private static void XorVector128(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
     {
         Vector128<uint> a0 = Vector128.Create(C0, C1, C2, C3);
@@ -230,6 +231,7 @@ internal static partial class ChaCha20
         (Vector256.LoadUnsafe(ref src, o + 96) ^ cd1).StoreUnsafe(ref dst, o + 96);
     }
 
+    [SkipLocalsInit] // tail buffers are cleared or fully written before they are read
     private static void XorVector256(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
     {
         int length = input.Length;
@@ -341,6 +343,7 @@ internal static partial class ChaCha20
         (Vector512.LoadUnsafe(ref src, o + 192) ^ k3).StoreUnsafe(ref dst, o + 192);
     }
 
+    [SkipLocalsInit] // tail buffers are cleared or fully written before they are read
     private static void XorVector512(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
     {
         int length = input.Length;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace Sharptun.Crypto;
@@ -16,6 +17,7 @@ internal static class ChaChaPolyCore
     /// Seals <paramref name="plaintext"/> into <paramref name="ciphertext"/> (same length, may be the same span) and writes the tag.
     /// The nonce is given as its three little-endian words.
     /// </summary>
+    [SkipLocalsInit] // every stack buffer is written before it is read
     public static void Seal(ReadOnlySpan<byte> key, uint n0, uint n1, uint n2, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext,
         Span<byte> tag, ReadOnlySpan<byte> associatedData, ChaCha20Path path)
     {
@@ -42,6 +44,7 @@ internal static class ChaChaPolyCore
     /// Verifies the tag over <paramref name="ciphertext"/> and, only if it matches, decrypts into <paramref name="plaintext"/>
     /// (may be the same span). On mismatch, zeroes <paramref name="plaintext"/> and returns false.
     /// </summary>
+    [SkipLocalsInit] // every stack buffer is written before it is read
     public static bool Open(ReadOnlySpan<byte> key, uint n0, uint n1, uint n2, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag,
         Span<byte> plaintext, ReadOnlySpan<byte> associatedData, ChaCha20Path path)
     {
