@@ -267,4 +267,26 @@ public sealed class HandshakeTests
         pair.RunTimers(pair.A);
         Assert.Equal(ProtocolError.UnknownPeer, pair.Deliver(pair.B, pair.B.Inbox.Dequeue()).Error);
     }
+
+    [Fact]
+    public void Handshake_ProcessedInPlace_Completes()
+    {
+        var pair = new TestPair();
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+
+        var buffer = new byte[TestPair.BufferSize];
+        var initiation = pair.B.Inbox.Dequeue();
+        initiation.CopyTo(buffer, 0);
+        var response = pair.B.Device.Decapsulate(pair.Now, buffer.AsSpan(0, initiation.Length), buffer);
+        Assert.Equal(ProtocolAction.WriteToNetwork, response.Action);
+
+        var keepalive = pair.A.Device.Decapsulate(pair.Now, buffer.AsSpan(0, response.Length), buffer);
+        Assert.Equal(ProtocolAction.WriteToNetwork, keepalive.Action);
+
+        var done = pair.B.Device.Decapsulate(pair.Now, buffer.AsSpan(0, keepalive.Length), buffer);
+        Assert.Equal(ProtocolAction.Done, done.Action);
+        Assert.True(pair.A.Peer.HasSession(pair.Now));
+        Assert.True(pair.B.Peer.HasSession(pair.Now));
+    }
 }
