@@ -13,8 +13,11 @@ public sealed class FaultOptions
     /// <summary>Probability a packet is delivered twice.</summary>
     public double DuplicateRate { get; set; }
 
-    /// <summary>Probability a packet is held back and delivered after the next one (swap).</summary>
+    /// <summary>Probability a packet is held back by <see cref="ReorderHold"/>, so packets sent meanwhile overtake it.</summary>
     public double ReorderRate { get; set; }
+
+    /// <summary>How long a reordered packet is held back. Default 2 ms.</summary>
+    public TimeSpan ReorderHold { get; set; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>Fixed one-way delay added to every packet.</summary>
     public TimeSpan Delay { get; set; }
@@ -73,7 +76,7 @@ public sealed class FaultInjectingPacketDevice : IPacketDevice
     /// <summary>Packets duplicated (both directions).</summary>
     public long Duplicated => _toInner.Duplicated + _fromInner.Duplicated;
 
-    /// <summary>Packets reordered by the swap model (both directions).</summary>
+    /// <summary>Packets held back by the reorder model (both directions).</summary>
     public long Reordered => _toInner.Reordered + _fromInner.Reordered;
 
     /// <summary>Packets dropped because a direction's queue was full.</summary>
@@ -182,7 +185,6 @@ public sealed class FaultInjectingPacketDevice : IPacketDevice
         private readonly Random _random = new(seed);
         private readonly PriorityQueue<(byte[] Packet, int Length), (long Due, long Order)> _queue = new();
         private readonly object _lock = new();
-        private (byte[] Packet, int Length)? _heldForReorder;
         private long _order;
         private bool _closed;
 
@@ -208,31 +210,20 @@ public sealed class FaultInjectingPacketDevice : IPacketDevice
 
                 var copies = _random.NextDouble() < options.DuplicateRate ? 2 : 1;
                 Duplicated += copies - 1;
-                var reorder = _heldForReorder is null && _random.NextDouble() < options.ReorderRate;
                 for (var c = 0; c < copies; c++)
                 {
                     var buffer = ArrayPool<byte>.Shared.Rent(packet.Length);
                     packet.CopyTo(buffer);
-                    if (reorder && c == 0)
-                    {
-                        _heldForReorder = (buffer, packet.Length);
-                        Reordered++;
-                        continue;
-                    }
-
-                    Enqueue(buffer, packet.Length);
-                    if (_heldForReorder is { } held)
-                    {
-                        _heldForReorder = null;
-                        Enqueue(held.Packet, held.Length);
-                    }
+                    var reorder = c == 0 && _random.NextDouble() < options.ReorderRate;
+                    Reordered += reorder ? 1 : 0;
+                    Enqueue(buffer, packet.Length, reorder ? options.ReorderHold : TimeSpan.Zero);
                 }
 
                 Monitor.PulseAll(_lock);
             }
         }
 
-        private void Enqueue(byte[] buffer, int length)
+        private void Enqueue(byte[] buffer, int length, TimeSpan extra)
         {
             if (_queue.Count >= QueueCapacity)
             {
@@ -241,7 +232,7 @@ public sealed class FaultInjectingPacketDevice : IPacketDevice
                 return;
             }
 
-            var delay = options.Delay + options.Jitter * _random.NextDouble();
+            var delay = options.Delay + options.Jitter * _random.NextDouble() + extra;
             var due = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
             _queue.Enqueue((buffer, length), (due, _order++));
         }

@@ -129,16 +129,34 @@ public sealed class UdpSocket : IDisposable
         return SendCoreAsync(data, source, remoteAddress, remotePort, cancellationToken, sourcePort == 0 ? LocalPort : sourcePort);
     }
 
-    private async ValueTask SendCoreAsync(ReadOnlyMemory<byte> data, IpAddr source, IpAddr remote, ushort remotePort, CancellationToken ct, ushort sourcePort = 0)
+    private ValueTask SendCoreAsync(ReadOnlyMemory<byte> data, IpAddr source, IpAddr remote, ushort remotePort, CancellationToken ct, ushort sourcePort = 0)
     {
         if (sourcePort == 0)
         {
             sourcePort = LocalPort;
         }
 
+        // Fast path without an async state machine: the queue has room (the common case).
+        Task wait;
+        lock (_stack.Gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_stack.TrySendUdp(source, sourcePort, remote, remotePort, data.Span))
+            {
+                return default;
+            }
+
+            wait = _stack.WaitForOutboundSpace();   // registered under the same lock: no lost wake-up
+        }
+
+        return SendSlowAsync(wait, data, source, remote, remotePort, sourcePort, ct);
+    }
+
+    private async ValueTask SendSlowAsync(Task wait, ReadOnlyMemory<byte> data, IpAddr source, IpAddr remote, ushort remotePort, ushort sourcePort, CancellationToken ct)
+    {
         while (true)
         {
-            Task wait;
+            await wait.WaitAsync(ct).ConfigureAwait(false);
             lock (_stack.Gate)
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -149,13 +167,25 @@ public sealed class UdpSocket : IDisposable
 
                 wait = _stack.WaitForOutboundSpace();
             }
-
-            await wait.WaitAsync(ct).ConfigureAwait(false);
         }
     }
 
     /// <summary>Receives one datagram into <paramref name="buffer"/>, waiting until one arrives.</summary>
-    public async ValueTask<UdpReceiveResult> ReceiveFromAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    public ValueTask<UdpReceiveResult> ReceiveFromAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        lock (_stack.Gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (TryDequeue(buffer.Span, out var result))
+            {
+                return new ValueTask<UdpReceiveResult>(result);
+            }
+        }
+
+        return ReceiveSlowAsync(buffer, cancellationToken);
+    }
+
+    private async ValueTask<UdpReceiveResult> ReceiveSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
         {

@@ -1,0 +1,40 @@
+using System.Net;
+using System.Security.Cryptography;
+
+namespace Sharptun.NetStack.Tests;
+
+/// <summary>TCP through the whole stack (IP layer routing protocol 6 to the TCP layer), two stacks back to back.</summary>
+public sealed class TwoStackTcpTests
+{
+    [Theory]
+    [InlineData("10.0.0.2")]
+    [InlineData("fd00::2")]
+    public void Tcp_ConnectListenTransfer_ThroughIpLayer(string server)
+    {
+        using var pair = new StackPair();
+        using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.Any.AddressFamily == IPAddress.Parse(server).AddressFamily ? IPAddress.Any : IPAddress.IPv6Any, 8080));
+        var accept = listener.AcceptAsync().AsTask();
+        var connect = pair.A.ConnectTcpAsync(new IPEndPoint(IPAddress.Parse(server), 8080)).AsTask();
+        using var client = pair.Run(connect);
+        using var accepted = pair.Run(accept);
+        Assert.Equal(client.LocalEndPoint, accepted.RemoteEndPoint);
+
+        var data = new byte[200_000];
+        new Random(9).NextBytes(data);
+        var write = Task.Run(async () =>
+        {
+            await client.WriteAsync(data);
+            client.ShutdownWrite();
+            return 0;
+        });
+        var read = Task.Run(async () =>
+        {
+            var ms = new MemoryStream();
+            await accepted.CopyToAsync(ms);
+            return ms.ToArray();
+        });
+        pair.Run(write);
+        var received = pair.Run(read);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
+    }
+}
