@@ -22,9 +22,9 @@ internal static partial class ChaCha20
     // ---------------------------------------------------------------- Vector128 (SSE / AdvSimd): four blocks per iteration
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<uint> Rotl(Vector128<uint> x, [ConstantExpected] byte n)
+    private static Vector128<uint> Rotl<TRot>(Vector128<uint> x, [ConstantExpected] byte n) where TRot : struct, IRotatePolicy
     {
-        if (Avx512F.VL.IsSupported)
+        if (TRot.UseAvx512 && Avx512F.VL.IsSupported)
         {
             return Avx512F.VL.RotateLeft(x, n);
         }
@@ -33,16 +33,17 @@ internal static partial class ChaCha20
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Round(ref Vector128<uint> a, ref Vector128<uint> b, ref Vector128<uint> c, ref Vector128<uint> d)
+    private static void Round<TRot>(ref Vector128<uint> a, ref Vector128<uint> b, ref Vector128<uint> c, ref Vector128<uint> d) where TRot : struct, IRotatePolicy
     {
-        a += b; d ^= a; d = Rotl(d, 16);
-        c += d; b ^= c; b = Rotl(b, 12);
-        a += b; d ^= a; d = Rotl(d, 8);
-        c += d; b ^= c; b = Rotl(b, 7);
+        a += b; d ^= a; d = Rotl<TRot>(d, 16);
+        c += d; b ^= c; b = Rotl<TRot>(b, 12);
+        a += b; d ^= a; d = Rotl<TRot>(d, 8);
+        c += d; b ^= c; b = Rotl<TRot>(b, 7);
     }
 
     [SkipLocalsInit] // tail buffers are cleared or fully written before they are read
-    private static void XorVector128(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
+    private static void XorVector128<TRot>(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
+        where TRot : struct, IRotatePolicy
     {
         Vector128<uint> a0 = Vector128.Create(C0, C1, C2, C3);
         Vector128<uint> b0 = Vector128.Create(key).AsUInt32();
@@ -57,7 +58,7 @@ internal static partial class ChaCha20
         // Four independent blocks per iteration: one block alone is bound by the latency of its dependency chain.
         while (length - offset >= 4 * BlockSize)
         {
-            Block128x4(a0, b0, c0, d0, ref src, ref dst, (nuint)offset);
+            Block128x4<TRot>(a0, b0, c0, d0, ref src, ref dst, (nuint)offset);
             d0 += Vector128.Create(4u, 0, 0, 0);
             offset += 4 * BlockSize;
         }
@@ -69,11 +70,11 @@ internal static partial class ChaCha20
             if (length - offset > BlockSize)
             {
                 ks.Clear();
-                Block128x4(a0, b0, c0, d0, ref k, ref k, 0);
+                Block128x4<TRot>(a0, b0, c0, d0, ref k, ref k, 0);
             }
             else
             {
-                Block128(a0, b0, c0, d0, out Vector128<uint> a, out Vector128<uint> b, out Vector128<uint> c, out Vector128<uint> d);
+                Block128<TRot>(a0, b0, c0, d0, out Vector128<uint> a, out Vector128<uint> b, out Vector128<uint> c, out Vector128<uint> d);
                 a.AsByte().StoreUnsafe(ref k);
                 b.AsByte().StoreUnsafe(ref k, 16);
                 c.AsByte().StoreUnsafe(ref k, 32);
@@ -87,7 +88,8 @@ internal static partial class ChaCha20
 
     /// <summary>Four consecutive blocks (counters d0.X .. d0.X+3) XORed into 256 bytes at offset.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Block128x4(Vector128<uint> a0, Vector128<uint> b0, Vector128<uint> c0, Vector128<uint> d0, ref byte src, ref byte dst, nuint o)
+    private static void Block128x4<TRot>(Vector128<uint> a0, Vector128<uint> b0, Vector128<uint> c0, Vector128<uint> d0, ref byte src, ref byte dst, nuint o)
+        where TRot : struct, IRotatePolicy
     {
         Vector128<uint> d1 = d0 + Vector128.Create(1u, 0, 0, 0);
         Vector128<uint> d2 = d0 + Vector128.Create(2u, 0, 0, 0);
@@ -98,18 +100,18 @@ internal static partial class ChaCha20
         Vector128<uint> m = a0, n = b0, p = c0, q = d3;
         for (int round = 0; round < 10; round++)
         {
-            Round(ref a, ref b, ref c, ref d);
-            Round(ref e, ref f, ref g, ref h);
-            Round(ref i, ref j, ref k, ref l);
-            Round(ref m, ref n, ref p, ref q);
+            Round<TRot>(ref a, ref b, ref c, ref d);
+            Round<TRot>(ref e, ref f, ref g, ref h);
+            Round<TRot>(ref i, ref j, ref k, ref l);
+            Round<TRot>(ref m, ref n, ref p, ref q);
             Diagonalize(ref b, ref c, ref d);
             Diagonalize(ref f, ref g, ref h);
             Diagonalize(ref j, ref k, ref l);
             Diagonalize(ref n, ref p, ref q);
-            Round(ref a, ref b, ref c, ref d);
-            Round(ref e, ref f, ref g, ref h);
-            Round(ref i, ref j, ref k, ref l);
-            Round(ref m, ref n, ref p, ref q);
+            Round<TRot>(ref a, ref b, ref c, ref d);
+            Round<TRot>(ref e, ref f, ref g, ref h);
+            Round<TRot>(ref i, ref j, ref k, ref l);
+            Round<TRot>(ref m, ref n, ref p, ref q);
             Undiagonalize(ref b, ref c, ref d);
             Undiagonalize(ref f, ref g, ref h);
             Undiagonalize(ref j, ref k, ref l);
@@ -149,15 +151,16 @@ internal static partial class ChaCha20
 
     /// <summary>One keystream block (rows a, b, c, d after the final addition).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Block128(Vector128<uint> a0, Vector128<uint> b0, Vector128<uint> c0, Vector128<uint> d0,
+    private static void Block128<TRot>(Vector128<uint> a0, Vector128<uint> b0, Vector128<uint> c0, Vector128<uint> d0,
         out Vector128<uint> a, out Vector128<uint> b, out Vector128<uint> c, out Vector128<uint> d)
+        where TRot : struct, IRotatePolicy
     {
         a = a0; b = b0; c = c0; d = d0;
         for (int i = 0; i < 10; i++)
         {
-            Round(ref a, ref b, ref c, ref d);
+            Round<TRot>(ref a, ref b, ref c, ref d);
             Diagonalize(ref b, ref c, ref d);
-            Round(ref a, ref b, ref c, ref d);
+            Round<TRot>(ref a, ref b, ref c, ref d);
             Undiagonalize(ref b, ref c, ref d);
         }
 
@@ -175,9 +178,9 @@ internal static partial class ChaCha20
         3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<uint> Rotl(Vector256<uint> x, [ConstantExpected] byte n)
+    private static Vector256<uint> Rotl<TRot>(Vector256<uint> x, [ConstantExpected] byte n) where TRot : struct, IRotatePolicy
     {
-        if (Avx512F.VL.IsSupported)
+        if (TRot.UseAvx512 && Avx512F.VL.IsSupported)
         {
             return Avx512F.VL.RotateLeft(x, n);
         }
@@ -196,22 +199,22 @@ internal static partial class ChaCha20
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Round(ref Vector256<uint> a, ref Vector256<uint> b, ref Vector256<uint> c, ref Vector256<uint> d)
+    private static void Round<TRot>(ref Vector256<uint> a, ref Vector256<uint> b, ref Vector256<uint> c, ref Vector256<uint> d) where TRot : struct, IRotatePolicy
     {
-        a += b; d ^= a; d = Rotl(d, 16);
-        c += d; b ^= c; b = Rotl(b, 12);
-        a += b; d ^= a; d = Rotl(d, 8);
-        c += d; b ^= c; b = Rotl(b, 7);
+        a += b; d ^= a; d = Rotl<TRot>(d, 16);
+        c += d; b ^= c; b = Rotl<TRot>(b, 12);
+        a += b; d ^= a; d = Rotl<TRot>(d, 8);
+        c += d; b ^= c; b = Rotl<TRot>(b, 7);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DoubleRound(ref Vector256<uint> a, ref Vector256<uint> b, ref Vector256<uint> c, ref Vector256<uint> d)
+    private static void DoubleRound<TRot>(ref Vector256<uint> a, ref Vector256<uint> b, ref Vector256<uint> c, ref Vector256<uint> d) where TRot : struct, IRotatePolicy
     {
-        Round(ref a, ref b, ref c, ref d);
+        Round<TRot>(ref a, ref b, ref c, ref d);
         b = Avx2.Shuffle(b, Rot1);
         c = Avx2.Shuffle(c, Rot2);
         d = Avx2.Shuffle(d, Rot3);
-        Round(ref a, ref b, ref c, ref d);
+        Round<TRot>(ref a, ref b, ref c, ref d);
         b = Avx2.Shuffle(b, Rot3);
         c = Avx2.Shuffle(c, Rot2);
         d = Avx2.Shuffle(d, Rot1);
@@ -232,7 +235,8 @@ internal static partial class ChaCha20
     }
 
     [SkipLocalsInit] // tail buffers are cleared or fully written before they are read
-    private static void XorVector256(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
+    private static void XorVector256<TRot>(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output)
+        where TRot : struct, IRotatePolicy
     {
         int length = input.Length;
         int offset = 0;
@@ -254,8 +258,8 @@ internal static partial class ChaCha20
                 Vector256<uint> e = a0, f = b0, g = c0, h = d0 + two;
                 for (int i = 0; i < 10; i++)
                 {
-                    DoubleRound(ref a, ref b, ref c, ref d);
-                    DoubleRound(ref e, ref f, ref g, ref h);
+                    DoubleRound<TRot>(ref a, ref b, ref c, ref d);
+                    DoubleRound<TRot>(ref e, ref f, ref g, ref h);
                 }
 
                 Store2(a + a0, b + b0, c + c0, d + d0, ref src, ref dst, (nuint)offset);
@@ -276,8 +280,8 @@ internal static partial class ChaCha20
                     Vector256<uint> e = a0, f = b0, g = c0, h = d0 + two;
                     for (int i = 0; i < 10; i++)
                     {
-                        DoubleRound(ref a, ref b, ref c, ref d);
-                        DoubleRound(ref e, ref f, ref g, ref h);
+                        DoubleRound<TRot>(ref a, ref b, ref c, ref d);
+                        DoubleRound<TRot>(ref e, ref f, ref g, ref h);
                     }
 
                     Store2(e + a0, f + b0, g + c0, h + d0 + two, ref k, ref k, 128);
@@ -286,7 +290,7 @@ internal static partial class ChaCha20
                 {
                     for (int i = 0; i < 10; i++)
                     {
-                        DoubleRound(ref a, ref b, ref c, ref d);
+                        DoubleRound<TRot>(ref a, ref b, ref c, ref d);
                     }
                 }
 
@@ -298,7 +302,7 @@ internal static partial class ChaCha20
             return;
         }
 
-        XorVector128(key, counter, n0, n1, n2, input, output);
+        XorVector128<TRot>(key, counter, n0, n1, n2, input, output);
     }
 
     // ---------------------------------------------------------------- Vector512 (AVX-512F): 4 blocks per vector, 2 sets
@@ -412,7 +416,24 @@ internal static partial class ChaCha20
 
         if (offset < length)
         {
-            XorVector256(key, counter + (uint)(offset / BlockSize), n0, n1, n2, input[offset..], output[offset..]);
+            XorVector256<Avx512Rotate>(key, counter + (uint)(offset / BlockSize), n0, n1, n2, input[offset..], output[offset..]);
         }
+    }
+
+    /// <summary>Chooses the rotation of the Vector128/Vector256 paths at compile time (the JIT specialises per struct).</summary>
+    internal interface IRotatePolicy
+    {
+        /// <summary>Whether to use AVX-512VL vprold when the CPU has it (false forces the AVX2/SSE/AdvSimd rotations, for tests).</summary>
+        static abstract bool UseAvx512 { get; }
+    }
+
+    internal readonly struct Avx512Rotate : IRotatePolicy
+    {
+        public static bool UseAvx512 => true;
+    }
+
+    internal readonly struct PortableRotate : IRotatePolicy
+    {
+        public static bool UseAvx512 => false;
     }
 }

@@ -103,6 +103,14 @@ internal static partial class ChaCha20
 
     /// <summary>Core of <see cref="Xor(ReadOnlySpan{byte}, ReadOnlySpan{byte}, uint, ReadOnlySpan{byte}, Span{byte}, ChaCha20Path)"/>; lengths already checked.</summary>
     public static void Xor(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output, ChaCha20Path path)
+        => Xor(key, counter, n0, n1, n2, input, output, path, avx512Rotate: true);
+
+    /// <summary>
+    /// As above; <paramref name="avx512Rotate"/> = false makes the Vector256/Vector128 paths use the rotations they use on CPUs
+    /// without AVX-512VL (so tests reach that code on any machine).
+    /// </summary>
+    public static void Xor(ReadOnlySpan<byte> key, uint counter, uint n0, uint n1, uint n2, ReadOnlySpan<byte> input, Span<byte> output,
+        ChaCha20Path path, bool avx512Rotate)
     {
         if (input.IsEmpty)
         {
@@ -114,11 +122,17 @@ internal static partial class ChaCha20
             case ChaCha20Path.Vector512:
                 XorVector512(key, counter, n0, n1, n2, input, output);
                 break;
+            case ChaCha20Path.Vector256 when avx512Rotate:
+                XorVector256<Avx512Rotate>(key, counter, n0, n1, n2, input, output);
+                break;
             case ChaCha20Path.Vector256:
-                XorVector256(key, counter, n0, n1, n2, input, output);
+                XorVector256<PortableRotate>(key, counter, n0, n1, n2, input, output);
+                break;
+            case ChaCha20Path.Vector128 when avx512Rotate:
+                XorVector128<Avx512Rotate>(key, counter, n0, n1, n2, input, output);
                 break;
             case ChaCha20Path.Vector128:
-                XorVector128(key, counter, n0, n1, n2, input, output);
+                XorVector128<PortableRotate>(key, counter, n0, n1, n2, input, output);
                 break;
             default:
                 XorScalar(key, counter, n0, n1, n2, input, output);

@@ -117,6 +117,31 @@ public sealed class ChaChaPolyDifferentialTests
         Assert.Equal(expected, actual);
     }
 
+    [Theory]
+    [InlineData((int)ChaCha20Path.Vector128)]
+    [InlineData((int)ChaCha20Path.Vector256)]
+    public void ChaCha20Xor_PortableRotations_MatchScalar(int pathValue)
+    {
+        // The rotations used on CPUs without AVX-512VL (AVX2 byte shuffles, shift/or), reached here on any machine.
+        var path = (ChaCha20Path)pathValue;
+        if (ChaCha20.Supported(path) != path)
+        {
+            return; // this machine lacks the path altogether; ChaCha20Xor_EveryPath_* covers what it has
+        }
+
+        var rng = new Random(Seed + 11);
+        for (int length = 0; length <= 1100; length += 1 + rng.Next(0, 7))
+        {
+            byte[] key = RandomBytes(rng, 32), input = RandomBytes(rng, length);
+            uint counter = (uint)rng.Next();
+            var expected = new byte[length];
+            var actual = new byte[length];
+            ChaCha20.Xor(key, counter, 1, 2, 3, input, expected, ChaCha20Path.Scalar);
+            ChaCha20.Xor(key, counter, 1, 2, 3, input, actual, path, avx512Rotate: false);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"seed {Seed + 11}, path {path}, length {length}");
+        }
+    }
+
     private static byte[] RandomBytes(Random rng, int length)
     {
         var bytes = new byte[length];
