@@ -56,12 +56,18 @@ public sealed class ProtocolDevice
 
     /// <summary>
     /// Replaces our static private key. All sessions and handshakes with all peers are dropped (the precomputed
-    /// static-static secrets change), as wireguard-go does.
+    /// static-static secrets change). Setting the key we already have changes nothing (as wireguard-go), so a UAPI
+    /// <c>set</c> that repeats the private key does not break sessions.
     /// </summary>
     public void SetPrivateKey(WireGuardKey privateKey)
     {
         lock (_lock)
         {
+            if (privateKey == new WireGuardKey(_keys.Private))
+            {
+                return;
+            }
+
             _keys = new StaticKeys(privateKey);
             Cookies.Init(_keys.Public);
             foreach (var peer in _peers.Values)

@@ -289,4 +289,17 @@ public sealed class HandshakeTests
         Assert.True(pair.A.Peer.HasSession(pair.Now));
         Assert.True(pair.B.Peer.HasSession(pair.Now));
     }
+
+    [Fact]
+    public void SetPrivateKey_SameKey_KeepsSessions()
+    {
+        var pair = new TestPair();
+        pair.Handshake(pair.A);
+        var keypair = pair.A.Peer.CurrentKeypair;
+
+        pair.A.Device.SetPrivateKey(pair.A.PrivateKey);
+
+        Assert.Same(keypair, pair.A.Peer.CurrentKeypair);
+        Assert.True(pair.A.Peer.HasSession(pair.Now));
+    }
 }
