@@ -313,6 +313,25 @@ internal sealed partial class TcpConnection
             _dupAcks++;
         }
 
+        // Tail loss probe feedback (RFC 8985 §7.4): the probe was SACKed while older data is still missing, so that
+        // data (sent at least a PTO earlier) is lost: start recovery now instead of waiting for the RTO.
+        if (!_inRecovery && _tlpFired && _sackEnabled && _sndUna < _tlpSeq && _sacked.Contains(_tlpSeq))
+        {
+            EnterRecovery(now);
+            _lostHint = _tlpSeq;
+        }
+
+        // Lost retransmission (RFC 8985 §6.2 reasoning): ACKs keep arriving, yet a retransmission sent more than an RTT
+        // plus a reordering window ago is still not acknowledged → it was lost too; retransmit the holes again.
+        if (_inRecovery && _sackEnabled && _highRxt > _sndUna && _rtt.HasSample
+            && now - _rexmitRoundAt > _rtt.Srtt + (_rtt.Srtt / 4) + TimeSpan.FromMilliseconds(2))
+        {
+            LostRetransmits++;
+            _highRxt = _sndUna;
+            _rexmitRoundAt = now;
+            _cc.OnCongestionEvent(now, (int)Math.Max(Pipe(), 2L * _smss));
+        }
+
         // Loss detection → fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)
         if (!_inRecovery && _sndMax > _sndUna && _sndUna >= _recover && ShouldEnterRecovery())
         {
@@ -383,6 +402,8 @@ internal sealed partial class TcpConnection
         }
 
         _highRxt = _sndUna;
+        _rexmitRoundAt = now;
+        _tlpAt = TimeSpan.MaxValue;
         _rexmitPending = true; // retransmit the first unacknowledged segment now
         _rttTiming = false;    // Karn
     }
@@ -435,6 +456,7 @@ internal sealed partial class TcpConnection
 
         _retransmits = 0;
         _rtt.ResetBackoff();
+        _tlpFired = false;
 
         int flight = _sndMax - _sndUna;
         if (_inRecovery)
@@ -443,10 +465,15 @@ internal sealed partial class TcpConnection
             {
                 // Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3; RFC 6675 §5)
                 _inRecovery = false;
+                _lostHint = _sndUna;
                 _dupAcks = 0;
                 _cc.SetCwnd(_sackEnabled ? _cc.Ssthresh : Math.Min(_cc.Ssthresh, Math.Max(flight, _smss) + _smss));
             }
-            else if (!_sackEnabled)
+            else if (_sackEnabled)
+            {
+                _rexmitRoundAt = now; // the oldest outstanding retransmission is now a later one
+            }
+            else
             {
                 // Partial acknowledgment (RFC 6582 §3.2 step 5): retransmit the next hole, deflate cwnd.
                 _rexmitPending = true;
@@ -470,6 +497,7 @@ internal sealed partial class TcpConnection
 
         // RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, otherwise restart it.
         _rtoAt = _sndUna == _sndMax ? TimeSpan.MaxValue : now + _rtt.Rto;
+        ArmTailLossProbe(now);
         if (dataAcked > 0)
         {
             WriteSignal.Set();
@@ -592,7 +620,7 @@ internal sealed partial class TcpConnection
     {
         State = TcpState.TimeWait;
         SendAckNow(now);
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = TimeSpan.MaxValue;
         _layer.EnterTimeWait(this, _rcvNxt, _sndNxt, _tsEnabled, _tsRecent, _tsOffset, now);
         WakeAll();
     }

@@ -188,11 +188,11 @@ internal sealed partial class TcpConnection
             acc += r.Right - r.Left;
             if (acc > threshold)
             {
-                return r.Left;
+                return _inRecovery && _lostHint > r.Left ? _lostHint : r.Left;
             }
         }
 
-        return _sndUna;
+        return _inRecovery && _lostHint > _sndUna ? _lostHint : _sndUna;
     }
 
     private bool IsLost(SeqNumber seq) => seq < LostBoundary() && !_sacked.Contains(seq);
@@ -368,6 +368,11 @@ internal sealed partial class TcpConnection
         }
 
         _persistAt = TimeSpan.MaxValue;
+        if (!retransmit)
+        {
+            ArmTailLossProbe(now);
+        }
+
         return true;
     }
 

@@ -35,6 +35,11 @@ internal sealed partial class TcpConnection
                 t = _retryAt;
             }
 
+            if (_tlpAt < t)
+            {
+                t = _tlpAt;
+            }
+
             return t;
         }
     }
@@ -55,7 +60,12 @@ internal sealed partial class TcpConnection
 
         if (_rtoAt <= now)
         {
+            _tlpAt = TimeSpan.MaxValue;
             OnRetransmissionTimeout(now);
+        }
+        else if (_tlpAt <= now)
+        {
+            OnTailLossProbe(now);
         }
 
         if (State == TcpState.Closed)
@@ -138,6 +148,8 @@ internal sealed partial class TcpConnection
         _sacked.Clear(); // RFC 6675 §5.1: the receiver may have reneged; retransmit from SND.UNA
         _recover = _sndMax; // RFC 6582 §4: avoid a false fast retransmit after the timeout
         _highRxt = _sndUna;
+        _lostHint = _sndUna;
+        _tlpFired = false;
         _rttTiming = false;
         _sndNxt = handshaking ? _iss : _sndUna;
         Dispatch(now);
@@ -211,5 +223,5 @@ internal sealed partial class TcpConnection
     internal string DebugState() =>
         $"{State} err={Error} timeouts={Timeouts} rexmits={_retransmits} fr={FastRetransmits} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc.Cwnd} ssth={_cc.Ssthresh} tx={_tx.Count} " +
         $"rx={_rx.Count} rcvNxt={_rcvNxt} adv={_rcvAdvRight - _rcvNxt} ooo={_ooo.Count} sacked={_sacked.Count} rec={_inRecovery} " +
-        $"dup={_dupAcks} rto={_rtoAt} persist={_persistAt} delack={_delAckAt} retry={_retryAt} fin={_finQueued}/{_finAcked} peerFin={_peerFin} sched={ScheduledAt} removed={Removed}";
+        $"dup={_dupAcks} tlp={TailLossProbes} lostrx={LostRetransmits} rto={_rtoAt} persist={_persistAt} delack={_delAckAt} retry={_retryAt} fin={_finQueued}/{_finAcked} peerFin={_peerFin} sched={ScheduledAt} removed={Removed}";
 }

@@ -74,6 +74,11 @@ internal sealed partial class TcpConnection
     private SeqNumber _highRxt;
     private bool _rexmitPending;
     private int _retransmits;       // consecutive RTOs of the same data
+    private TimeSpan _rexmitRoundAt; // when the oldest outstanding retransmission round started (lost-retransmit detection)
+    private SeqNumber _lostHint;     // in recovery: unSACKed data below this is known lost (tail loss probe feedback)
+    private TimeSpan _tlpAt = TimeSpan.MaxValue;
+    private bool _tlpFired;
+    private SeqNumber _tlpSeq;
 
     // RTT sampling without timestamps (Karn's algorithm)
     private bool _rttTiming;
@@ -175,6 +180,8 @@ internal sealed partial class TcpConnection
     internal long RetransmittedBytes { get; private set; }
     internal long FastRetransmits { get; private set; }
     internal long Timeouts { get; private set; }
+    internal long LostRetransmits { get; private set; }
+    internal long TailLossProbes { get; private set; }
 
     /// <summary>Sequence number of the first byte in the send buffer.</summary>
     private SeqNumber DataStart => _sndUna + (_sndUna == _iss ? 1 : 0);
@@ -355,7 +362,7 @@ internal sealed partial class TcpConnection
         }
 
         State = TcpState.Closed;
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = TimeSpan.MaxValue;
         _layer.Remove(this);
         WakeAll();
     }

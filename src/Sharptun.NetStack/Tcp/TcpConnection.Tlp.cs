@@ -1,0 +1,69 @@
+namespace Sharptun.NetStack.Tcp;
+
+internal sealed partial class TcpConnection
+{
+    /// <summary>
+    /// Tail loss probe (RFC 8985 §7): when the last segments of a flight are lost there are no duplicate ACKs, so
+    /// after a probe timeout (2·SRTT, plus the peer's delayed-ACK allowance for a one-segment flight) send one segment
+    /// to elicit a SACK that starts fast recovery instead of waiting for the (much longer) RTO.
+    /// </summary>
+    private void ArmTailLossProbe(TimeSpan now)
+    {
+        if (!_sackEnabled || _inRecovery || _tlpFired || !_rtt.HasSample || _sndMax == _sndUna || !IsSynchronized)
+        {
+            _tlpAt = TimeSpan.MaxValue;
+            return;
+        }
+
+        var pto = _rtt.Srtt * 2;
+        if (_sndMax - _sndUna <= _smss)
+        {
+            pto += TimeSpan.FromMilliseconds(200); // RFC 8985 §7.2: worst-case delayed ACK of a single segment
+        }
+
+        if (pto < TimeSpan.FromMilliseconds(10))
+        {
+            pto = TimeSpan.FromMilliseconds(10);
+        }
+
+        var at = now + pto;
+        _tlpAt = at < _rtoAt ? at : TimeSpan.MaxValue;
+    }
+
+    private void OnTailLossProbe(TimeSpan now)
+    {
+        _tlpAt = TimeSpan.MaxValue;
+        if (_inRecovery || _sndMax == _sndUna || !IsSynchronized)
+        {
+            return;
+        }
+
+        _tlpFired = true;
+        TailLossProbes++;
+        long wndRoom = _sndWnd - (_sndNxt - _sndUna);
+        int avail = DataEnd - _sndNxt;
+        if (avail > 0 && wndRoom > 0 && _sndNxt == _sndMax)
+        {
+            // RFC 8985 §7.3: prefer a new segment
+            _tlpSeq = _sndNxt;
+            int len = (int)Math.Min(Math.Min(avail, _smss), wndRoom);
+            SendData(now, _sndNxt, len, retransmit: false);
+        }
+        else
+        {
+            // otherwise retransmit the last segment (with the FIN if that is outstanding)
+            int dataOut = DataEnd - _sndUna;
+            int len = Math.Min(_smss, Math.Max(dataOut, 0));
+            var seq = DataEnd - len;
+            if (seq < _sndUna)
+            {
+                seq = _sndUna;
+            }
+
+            _tlpSeq = seq;
+            SendData(now, seq, len, retransmit: true);
+        }
+
+        _rtoAt = now + _rtt.Rto; // RFC 8985 §7.3: re-arm the RTO after the probe
+    }
+}
