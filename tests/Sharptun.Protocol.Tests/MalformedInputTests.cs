@@ -275,6 +275,16 @@ public sealed class MalformedInputTests
                 {
                     message[random.Next(message.Length)] ^= (byte)(1 << random.Next(8));
                 }
+
+                // Half the time re-seal mac1 so the mutation reaches the Noise code behind the mac1 check.
+                if (random.Next(2) == 0 && message.Length == HandshakeInitiation.Length && message[0] == 1)
+                {
+                    TestPair.FixMac1(message, HandshakeInitiationView.Mac1Offset, c.Pair.B.Device.PublicKey);
+                }
+                else if (random.Next(2) == 0 && message.Length == HandshakeResponse.Length && message[0] == 2)
+                {
+                    TestPair.FixMac1(message, HandshakeResponseView.Mac1Offset, c.Pair.B.Device.PublicKey);
+                }
             }
 
             var r = c.Pair.B.Device.Decapsulate(c.Pair.Now, message, new byte[2048], [1, 2, 3, 4, 0, 1], underLoad: random.Next(2) == 0);
