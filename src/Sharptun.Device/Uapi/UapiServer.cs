@@ -14,6 +14,12 @@ public sealed record UapiServerOptions
     /// <summary>Largest <c>set=1</c> request, in bytes (about 50,000 lines). Larger → errno=-EMSGSIZE, connection closed.</summary>
     public int MaxRequestBytes { get; init; } = 4 << 20;
 
+    /// <summary>
+    /// Bytes of set requests buffered at once across all connections (so 16 connections cannot each hold
+    /// <see cref="MaxRequestBytes"/>). A request that would go over gets errno=-EMSGSIZE and its connection is closed.
+    /// </summary>
+    public long MaxBufferedBytes { get; init; } = 8 << 20;
+
     /// <summary>Connections served at once; further clients wait in the listen backlog until one ends.</summary>
     public int MaxConnections { get; init; } = 16;
 
@@ -71,6 +77,7 @@ public sealed class UapiServer : IDisposable
     private readonly bool _ownsSocketFile;
     private readonly SemaphoreSlim _connectionSlots;
     private int _disposed;
+    private long _bufferedBytes;
 
     private UapiServer(Socket listener, string socketPath, bool ownsSocketFile, IUapiRequestHandler handler, DeviceLog log, UapiServerOptions options)
     {
@@ -391,54 +398,64 @@ public sealed class UapiServer : IDisposable
     private async Task<bool> ServeSetAsync(Socket connection, UapiLineReader reader, CancellationToken cancel)
     {
         var lines = new List<string>();
-        long bytes = "set=1\n".Length;
-        var endOfStream = false;
-        while (true)
-        {
-            var line = await reader.ReadLineAsync(cancel).ConfigureAwait(false);
-            if (line is null)
-            {
-                endOfStream = true;
-                break;
-            }
-
-            if (line.Length == 0)
-            {
-                break;
-            }
-
-            bytes += line.Length + 1;
-            if (bytes > _options.MaxRequestBytes)
-            {
-                _log.Error($"UAPI: set request larger than {_options.MaxRequestBytes} bytes, closing the connection");
-                await SendStatusAsync(connection, ErrnoMessageTooLong, cancel).ConfigureAwait(false);
-                return false;
-            }
-
-            lines.Add(line);
-        }
-
-        int errno;
-        await _requestLock.WaitAsync(cancel).ConfigureAwait(false);
+        long bytes = 0;
         try
         {
-            errno = _handler.Set(lines);
+            var endOfStream = false;
+            while (true)
+            {
+                var line = await reader.ReadLineAsync(cancel).ConfigureAwait(false);
+                if (line is null)
+                {
+                    endOfStream = true;
+                    break;
+                }
+
+                if (line.Length == 0)
+                {
+                    break;
+                }
+
+                // Wire bytes, counted against this request and against everything buffered by all connections.
+                var cost = line.Length + 1L;
+                bytes += cost;
+                var total = Interlocked.Add(ref _bufferedBytes, cost);
+                if (bytes > _options.MaxRequestBytes || total > _options.MaxBufferedBytes)
+                {
+                    _log.Error($"UAPI: set request over the size limits ({_options.MaxRequestBytes} bytes per request, {_options.MaxBufferedBytes} in total), closing the connection");
+                    await SendStatusAsync(connection, ErrnoMessageTooLong, cancel).ConfigureAwait(false);
+                    return false;
+                }
+
+                lines.Add(line);
+            }
+
+            int errno;
+            await _requestLock.WaitAsync(cancel).ConfigureAwait(false);
+            try
+            {
+                errno = _handler.Set(lines);
+            }
+            finally
+            {
+                _requestLock.Release();
+            }
+
+            try
+            {
+                await SendStatusAsync(connection, errno, cancel).ConfigureAwait(false);
+            }
+            catch (SocketException) when (endOfStream)
+            {
+                // The client shut down both directions after its request; it still got applied (wireguard-go does too).
+            }
+
+            return !endOfStream;
         }
         finally
         {
-            _requestLock.Release();
+            Interlocked.Add(ref _bufferedBytes, -bytes);
         }
-
-        try
-        {
-            await SendStatusAsync(connection, errno, cancel).ConfigureAwait(false);
-        }
-        catch (SocketException) when (endOfStream)
-        {
-            // The client shut down both directions after its request; it still got applied (wireguard-go does too).
-        }
-
-        return !endOfStream;
     }
 
     private static void AppendStatus(ArrayBufferWriter<byte> output, int errno)

@@ -173,6 +173,34 @@ public sealed class UapiServerTests : IDisposable
     }
 
     [Fact]
+    public async Task BufferedBytesAcrossConnections_AreBounded()
+    {
+        var store = new UapiConfigStore();
+        var server = Start(store, new UapiServerOptions { MaxRequestBytes = 4096, MaxBufferedBytes = 6000 });
+        using var holder = await ConnectAsync(server);
+        var partial = new StringBuilder("set=1\n");
+        for (var i = 0; i < 3500 / 20; i++)
+        {
+            partial.Append("listen_port=1234567\n"); // 20 bytes each, never terminated: stays buffered
+        }
+
+        await holder.SendAsync(Encoding.ASCII.GetBytes(partial.ToString()));
+        await Task.Delay(300);
+
+        var body = new StringBuilder();
+        for (var i = 0; i < 3500 / 20; i++)
+        {
+            body.Append("listen_port=1234567\n");
+        }
+
+        Assert.Equal(UapiServer.ErrnoMessageTooLong, await UapiClient.SetAsync(server.SocketPath, body.ToString()));
+        holder.Dispose();
+        await Task.Delay(300);
+        Assert.Equal(UapiErrno.Invalid, await UapiClient.SetAsync(server.SocketPath, body.ToString())); // over 65535, but within the limits now
+        Assert.Equal(0, store.ApplyCount);
+    }
+
+    [Fact]
     public async Task ManyConcurrentClients_AllServedConsistently()
     {
         var store = new UapiConfigStore();
