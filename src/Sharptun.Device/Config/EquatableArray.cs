@@ -1,12 +1,21 @@
 using System.Collections;
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 
 namespace Sharptun.Device.Config;
+
+/// <summary>Builds <see cref="EquatableArray{T}"/> values, including from collection expressions (<c>Peers = [a, b]</c>).</summary>
+public static class EquatableArray
+{
+    /// <summary>Copies <paramref name="items"/> into a new array.</summary>
+    public static EquatableArray<T> Create<T>(ReadOnlySpan<T> items) => new(ImmutableArray.Create(items));
+}
 
 /// <summary>
 /// An immutable array with element-wise equality, so config records compare by value
 /// (<see cref="ImmutableArray{T}"/> alone compares by reference). <c>default</c> is the empty array.
 /// </summary>
+[CollectionBuilder(typeof(EquatableArray), nameof(EquatableArray.Create))]
 public readonly struct EquatableArray<T> : IEquatable<EquatableArray<T>>, IReadOnlyList<T>
 {
     private readonly ImmutableArray<T> _items;

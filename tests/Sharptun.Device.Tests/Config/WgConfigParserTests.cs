@@ -175,6 +175,17 @@ public sealed class WgConfigParserTests
     public void TryParse_CrLfLineEndings_Accepted() => Assert.Equal((ushort)7, Parse("[Interface]\r\nListenPort = 7\r\n").Interface.ListenPort);
 
     [Fact]
+    public void EquatableArray_CollectionExpression_ComparesByValue()
+    {
+        EquatableArray<string> a = ["x", "y"];
+        EquatableArray<string> b = ["x", "y"];
+        EquatableArray<string> c = ["y", "x"];
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+        Assert.Equal(default(EquatableArray<string>), []);
+    }
+
+    [Fact]
     public void Equals_SameText_ParsesEqualConfigs()
     {
         var text = $"[Interface]\nPrivateKey = {Priv}\nAddress = 10.0.0.1/24\n[Peer]\nPublicKey = {Pub1}\nAllowedIPs = 0.0.0.0/0\n";
