@@ -39,11 +39,8 @@ internal sealed class DaemonHost : IDisposable
     /// <summary>The UAPI socket path.</summary>
     public string SocketPath => _uapi.SocketPath;
 
-    /// <summary>
-    /// The device behind the UAPI socket. Until the WireGuard device pipeline exists this is a configuration-only
-    /// store; plugging the real device in is this one line.
-    /// </summary>
-    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log) => new UapiConfigStore();
+    /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
+    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log) => new WireGuardDevice(tun, LinuxUdpBind.Factory, log: log);
 
     /// <summary>
     /// Creates the TUN (or adopts <c>WG_TUN_FD</c>) and the UAPI socket (or adopts <c>WG_UAPI_FD</c>).

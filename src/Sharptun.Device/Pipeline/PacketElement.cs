@@ -1,0 +1,183 @@
+using Sharptun.Protocol;
+using Sharptun.Transport;
+
+namespace Sharptun.Device;
+
+/// <summary>
+/// One packet moving through the pipeline: its pooled buffer, the peer, and (outbound) the keypair and counter
+/// reserved in order, or (inbound) the keypair found by receiver index and the source endpoint. Elements are pooled
+/// by the device; one is owned by exactly one stage at a time (reader → ordered queue + crypto worker → drainer).
+/// </summary>
+internal sealed class PacketElement
+{
+    public const int Pending = 0;
+    public const int Ready = 1;
+    public const int Failed = 2;
+
+    public byte[] Buffer = null!;
+
+    /// <summary>Outbound: plaintext length at offset 16 before, datagram length at offset 0 after encryption. Inbound: datagram length before, plaintext length at offset 16 after.</summary>
+    public int Length;
+
+    public DevicePeer Peer = null!;
+    public Keypair Keypair = null!;
+    public ulong Counter;
+    public UdpEndpoint Source;
+    public bool IsInbound;
+    public volatile int State;
+
+    public void Clear()
+    {
+        Buffer = null!;
+        Peer = null!;
+        Keypair = null!;
+        Length = 0;
+        Counter = 0;
+        Source = default;
+        State = Pending;
+    }
+}
+
+/// <summary>A bounded FIFO of a peer's elements in packet order; the head leaves only when it is no longer pending.</summary>
+/// <remarks>
+/// One producer at a time (the peer's send lock outbound, the receive thread inbound) and one drainer at a time
+/// (<see cref="TryBeginDrain"/>): whichever worker finishes an element tries to become the drainer and moves every
+/// finished element at the head out, so order is kept without a thread per peer (wireguard-go's per-peer
+/// sequential sender/receiver, done cooperatively).
+/// </remarks>
+internal sealed class OrderedQueue(int capacity)
+{
+    private readonly Lock _lock = new();
+    private readonly PacketElement?[] _ring = new PacketElement[capacity];
+    private int _head;
+    private int _count;
+    private int _draining;
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count;
+            }
+        }
+    }
+
+    public bool TryEnqueue(PacketElement element)
+    {
+        lock (_lock)
+        {
+            if (_count == _ring.Length)
+            {
+                return false;
+            }
+
+            _ring[(_head + _count) % _ring.Length] = element;
+            _count++;
+            return true;
+        }
+    }
+
+    /// <summary>Moves finished elements from the head into <paramref name="destination"/>; stops at the first pending one.</summary>
+    public int TakeFinished(Span<PacketElement> destination)
+    {
+        lock (_lock)
+        {
+            var n = 0;
+            while (n < destination.Length && _count > 0)
+            {
+                var e = _ring[_head]!;
+                if (e.State == PacketElement.Pending)
+                {
+                    break;
+                }
+
+                _ring[_head] = null;
+                _head = (_head + 1) % _ring.Length;
+                _count--;
+                destination[n++] = e;
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>True when the head element is finished (a drain would make progress).</summary>
+    public bool HeadFinished
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count > 0 && _ring[_head]!.State != PacketElement.Pending;
+            }
+        }
+    }
+
+    public bool TryBeginDrain() => Interlocked.CompareExchange(ref _draining, 1, 0) == 0;
+
+    public void EndDrain() => Interlocked.Exchange(ref _draining, 0);
+}
+
+/// <summary>
+/// The crypto workers' shared bounded queue (wireguard-go's encryption/decryption queues, one for both directions).
+/// Producers never block: capacity is at least the number of elements that can exist, so a full queue means a bug
+/// and the caller processes the element itself.
+/// </summary>
+internal sealed class WorkQueue(int capacity)
+{
+    private readonly object _lock = new();
+    private readonly PacketElement?[] _ring = new PacketElement[capacity];
+    private int _head;
+    private int _count;
+    private bool _closed;
+
+    public bool TryAdd(PacketElement element)
+    {
+        lock (_lock)
+        {
+            if (_count == _ring.Length || _closed)
+            {
+                return false;
+            }
+
+            _ring[(_head + _count) % _ring.Length] = element;
+            _count++;
+            Monitor.Pulse(_lock);
+            return true;
+        }
+    }
+
+    /// <summary>Blocks for the next element; null once closed and empty.</summary>
+    public PacketElement? Take()
+    {
+        lock (_lock)
+        {
+            while (_count == 0)
+            {
+                if (_closed)
+                {
+                    return null;
+                }
+
+                Monitor.Wait(_lock);
+            }
+
+            var e = _ring[_head]!;
+            _ring[_head] = null;
+            _head = (_head + 1) % _ring.Length;
+            _count--;
+            return e;
+        }
+    }
+
+    public void Close()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            Monitor.PulseAll(_lock);
+        }
+    }
+}

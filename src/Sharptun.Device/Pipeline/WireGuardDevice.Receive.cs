@@ -1,0 +1,307 @@
+using Sharptun.Protocol;
+using Sharptun.Transport;
+
+namespace Sharptun.Device;
+
+// Inbound pipeline (UDP → TUN), DESIGN.md "Data path":
+//
+//   1. ReceiveLoop (one thread) receives a batch from the bind into pooled buffers (TryRent: when the budget is spent
+//      the datagram is left in the socket / dropped by the kernel, counted as BufferBudget — the receiver never waits
+//      on buffers that only its own progress would free).
+//   2. By message type: handshake messages (initiation, response, cookie reply) go to the bounded handshake queue
+//      (WireGuardDevice.Handshake.cs); transport data → keypair by receiver index (lock-free) → the peer's ordered
+//      Inbound queue + the crypto workers; anything else is counted as malformed.
+//   3. A crypto worker decrypts in place (Keypair.TryDecrypt), marks the element finished and drains the peer's
+//      Inbound queue in arrival order: replay check + keypair confirmation + receive timers (Peer.ReceiveTransport),
+//      inner source address must route back to the same peer through the allowed IPs (else dropped and counted),
+//      endpoint update (roaming, only for authenticated packets), then one batched write to the packet device.
+//      Keepalives update state but are not written.
+//
+// Locking: the drain flag makes one thread at a time deliver a peer's packets; _tunWriteLock serialises writes to the
+// packet device (one writer at a time is its contract). No lock is held while decrypting.
+public sealed partial class WireGuardDevice
+{
+    private void ReceiveLoop()
+    {
+        var batch = 128;
+        var buffers = new byte[batch][];
+        var sizes = new int[batch];
+        var endpoints = new UdpEndpoint[batch];
+        var views = new byte[batch + 1][][];
+        for (var i = 0; i <= batch; i++)
+        {
+            views[i] = new byte[i][];
+        }
+
+        var touched = new DevicePeer?[batch];
+        while (!IsDisposed)
+        {
+            var bind = _bind;
+            if (bind is null)
+            {
+                break;
+            }
+
+            var want = Math.Min(batch, Math.Max(1, bind.BatchSize));
+            var have = 0;
+            for (var i = 0; i < want; i++)
+            {
+                if (buffers[i] is null && !_pool.TryRent(out buffers[i]))
+                {
+                    break;
+                }
+
+                have++;
+            }
+
+            if (have == 0)
+            {
+                Counters.Drop(DropReason.BufferBudget);
+                Thread.Sleep(1);
+                continue;
+            }
+
+            var view = views[have];
+            Array.Copy(buffers, view, have);
+            int n;
+            try
+            {
+                n = bind.Receive(view, sizes, endpoints);
+            }
+            catch (ObjectDisposedException)
+            {
+                n = 0;
+            }
+
+            if (n == 0)
+            {
+                if (IsDisposed)
+                {
+                    break;
+                }
+
+                if (ReferenceEquals(bind, _bind))
+                {
+                    Thread.Sleep(1); // closed without a replacement yet; the UAPI apply swaps it in
+                }
+
+                continue; // rebind: the new bind is already in _bind
+            }
+
+            var now = _clock.Now;
+            var touchedCount = 0;
+            for (var i = 0; i < n; i++)
+            {
+                if (ReceiveDatagram(now, view[i], sizes[i], endpoints[i], out var peer))
+                {
+                    buffers[i] = null!;
+                    if (peer is not null && Array.IndexOf(touched, peer, 0, touchedCount) < 0)
+                    {
+                        touched[touchedCount++] = peer;
+                    }
+                }
+            }
+
+            for (var i = 0; i < touchedCount; i++)
+            {
+                CheckDeadline(touched[i]!);
+                touched[i] = null;
+            }
+        }
+
+        foreach (var b in buffers)
+        {
+            if (b is not null)
+            {
+                _pool.Return(b);
+            }
+        }
+    }
+
+    /// <summary>Classifies one datagram. True when the buffer was taken; <paramref name="peer"/> is the peer whose deadlines may have moved.</summary>
+    private bool ReceiveDatagram(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source, out DevicePeer? peer)
+    {
+        peer = null;
+        var datagram = buffer.AsSpan(0, length);
+        if (MessageHeader.TryGetType(datagram, out var type) != ProtocolError.None)
+        {
+            Counters.Drop(DropReason.MalformedDatagram);
+            return false;
+        }
+
+        if (!_hasPrivateKey)
+        {
+            return false; // wireguard-go drops everything without a private key
+        }
+
+        if (type != MessageType.TransportData)
+        {
+            return EnqueueHandshake(buffer, length, source);
+        }
+
+        var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);
+        if (!_protocol.TryGetKeypair(receiver, out var keypair) || keypair.IsExpired(now) || keypair.Peer.Tag is not DevicePeer owner)
+        {
+            Counters.Drop(DropReason.UnknownReceiver);
+            return false;
+        }
+
+        peer = owner;
+
+        var element = RentElement();
+        element.Buffer = buffer;
+        element.Length = length;
+        element.Peer = peer;
+        element.Keypair = keypair;
+        element.Source = source;
+        element.IsInbound = true;
+        if (!peer.Inbound.TryEnqueue(element))
+        {
+            element.Buffer = null!;
+            ReturnElement(element);
+            Counters.Drop(DropReason.BufferBudget);
+            return false;
+        }
+
+        Dispatch(element);
+        return true;
+    }
+
+    private static void DecryptElement(PacketElement element)
+    {
+        var span = element.Buffer.AsSpan();
+        var error = element.Keypair.TryDecrypt(span[..element.Length], span, out var counter, out var plaintext);
+        if (error != ProtocolError.None)
+        {
+            element.State = PacketElement.Failed;
+            return;
+        }
+
+        element.Counter = counter;
+        element.Length = plaintext;
+        element.State = PacketElement.Ready;
+    }
+
+    /// <summary>Delivers the finished packets at the head of the peer's Inbound queue, in order. One drainer at a time.</summary>
+    private void DrainInbound(DevicePeer peer)
+    {
+        var queue = peer.Inbound;
+        var scratch = t_receiveScratch ??= new SendScratch();
+        var delivered = false;
+        while (queue.TryBeginDrain())
+        {
+            while (true)
+            {
+                var n = queue.TakeFinished(scratch.Elements);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                delivered |= DeliverElements(peer, scratch, n);
+            }
+
+            queue.EndDrain();
+            if (!queue.HeadFinished)
+            {
+                break;
+            }
+        }
+
+        if (delivered)
+        {
+            // A responder's keypair is confirmed by the first transport packet: staged packets can go now.
+            var now = _clock.Now;
+            FlushStaged(now, peer);
+            CheckDeadline(peer);
+        }
+    }
+
+    private bool DeliverElements(DevicePeer peer, SendScratch scratch, int n)
+    {
+        var now = _clock.Now;
+        var count = 0;
+        var any = false;
+        for (var i = 0; i < n; i++)
+        {
+            var e = scratch.Elements[i];
+            if (e.State != PacketElement.Ready)
+            {
+                Counters.Drop(DropReason.DecryptionFailed);
+                continue;
+            }
+
+            var error = peer.Protocol.ReceiveTransport(now, e.Keypair, e.Counter, e.Length);
+            if (error != ProtocolError.None)
+            {
+                Counters.Drop(error == ProtocolError.ReplayedCounter ? DropReason.Replayed : DropReason.UnknownReceiver);
+                continue;
+            }
+
+            any = true;
+            peer.UpdateEndpoint(e.Source); // roaming: authenticated transport data
+            peer.AddRx(e.Length + TransportDataView.MinSize);
+            if (e.Length == 0)
+            {
+                continue; // keepalive (whitepaper §6.5): not written to the device
+            }
+
+            var packet = e.Buffer.AsSpan(HeaderSize, e.Length);
+            if (!InnerPacket.TryGetLength(packet, out var ipLength))
+            {
+                Counters.Drop(DropReason.InvalidInnerPacket);
+                continue;
+            }
+
+            // Whitepaper §2 (cryptokey routing): the inner source must be one of the sending peer's allowed IPs.
+            if (!ReferenceEquals(_allowedIps.Lookup(InnerPacket.SourceAddress(packet)), peer))
+            {
+                Counters.Drop(DropReason.SourceNotAllowed);
+                continue;
+            }
+
+            scratch.Buffers[count] = e.Buffer;
+            scratch.Sizes[count] = ipLength;
+            count++;
+        }
+
+        if (count > 0)
+        {
+            var written = 0;
+            lock (_tunWriteLock)
+            {
+                try
+                {
+                    var offset = 0;
+                    while (offset < count)
+                    {
+                        var chunk = Math.Min(count - offset, Math.Max(1, _tun.BatchSize));
+                        var view = scratch.View(chunk, offset);
+                        written += _tun.Write(view, scratch.Sizes.AsSpan(offset, chunk), HeaderSize, chunk);
+                        offset += chunk;
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+
+            if (written < count)
+            {
+                Counters.Drop(DropReason.TunWriteFailed, count - written);
+            }
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            ReturnElement(scratch.Elements[i]);
+            scratch.Elements[i] = null!;
+        }
+
+        Array.Clear(scratch.Buffers, 0, count);
+        return any;
+    }
+
+    [ThreadStatic]
+    private static SendScratch? t_receiveScratch;
+}

@@ -1,0 +1,266 @@
+using Sharptun.Device.Routing;
+using Sharptun.Protocol;
+using Sharptun.Transport;
+
+namespace Sharptun.Device;
+
+/// <summary>
+/// A WireGuard device: moves packets between an <see cref="IPacketDevice"/> (TUN-like) and an
+/// <see cref="IDatagramBind"/> (UDP) through the sans-I/O protocol core, configured through
+/// <see cref="Uapi.IUapiDevice"/> (the UAPI <c>get=1</c>/<c>set=1</c> semantics of wireguard-go).
+/// </summary>
+/// <remarks>
+/// <para>Threads (all background threads, started by the constructor): one TUN reader (<c>WireGuardDevice.Send.cs</c>),
+/// one UDP receiver (<c>WireGuardDevice.Receive.cs</c>), one handshake worker (<c>WireGuardDevice.Handshake.cs</c>), one
+/// timer service (<c>WireGuardDevice.Timers.cs</c>) and <see cref="WireGuardDeviceOptions.CryptoWorkers"/> crypto workers.
+/// Every queue is bounded and every packet lives in one <see cref="PacketBufferPool"/> with a byte budget.</para>
+/// <para>Lock order: <c>_configLock</c> (UAPI apply, peer add/remove) → a peer's <c>SendLock</c> → queue locks / pool lock.
+/// The data path never takes <c>_configLock</c>; it reads the allowed-IPs table lock-free and finds peers through
+/// keypairs (<see cref="ProtocolDevice.TryGetKeypair"/>).</para>
+/// <para>Dispose stops the threads and closes the bind; the packet device is owned by the caller and is not disposed
+/// (dispose it first to unblock the reader promptly). All public members are thread-safe.</para>
+/// </remarks>
+public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
+{
+    private const int HeaderSize = TransportDataView.HeaderSize;
+    private const int TailRoom = 15 + TransportDataView.TagSize;
+    private const string TunReaderThreadName = "wg-tun-reader";
+
+    private readonly IPacketDevice _tun;
+    private readonly IDatagramBindFactory _bindFactory;
+    private readonly WireGuardDeviceOptions _options;
+    private readonly DeviceLog _log;
+    private readonly DeviceClock _clock;
+    private readonly Lock _configLock = new();
+    private readonly Dictionary<WireGuardKey, DevicePeer> _peers = [];
+    private readonly AllowedIps<DevicePeer> _allowedIps = new();
+    private readonly ProtocolDevice _protocol;
+    private readonly PacketBufferPool _pool;
+    private readonly Stack<PacketElement> _elementPool = new();
+    private readonly Lock _elementPoolLock = new();
+    private readonly WorkQueue _work;
+    private readonly Lock _tunWriteLock = new();
+    private readonly List<Thread> _threads = [];
+    private readonly CancellationTokenSource _stop = new();
+    private volatile DevicePeer[] _peerList = [];
+    private volatile IDatagramBind? _bind;
+    private volatile bool _hasPrivateKey;
+    private uint _fwMark;
+    private int _stagedTotal;
+    private int _disposed;
+
+    /// <summary>
+    /// Creates the device and starts its threads. The bind is opened at once on
+    /// <see cref="WireGuardDeviceOptions.InitialListenPort"/> (0 = random) and reopened on <c>listen_port</c> changes.
+    /// </summary>
+    /// <param name="tun">The packet device (not owned: the caller disposes it).</param>
+    /// <param name="bindFactory">Opens UDP binds.</param>
+    /// <param name="options">Limits; defaults when null.</param>
+    /// <param name="log">wireguard-go style log; silent when null.</param>
+    public WireGuardDevice(IPacketDevice tun, IDatagramBindFactory bindFactory, WireGuardDeviceOptions? options = null, DeviceLog? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(tun);
+        ArgumentNullException.ThrowIfNull(bindFactory);
+        _tun = tun;
+        _bindFactory = bindFactory;
+        _options = options ?? new WireGuardDeviceOptions();
+        _log = log ?? DeviceLog.Silent;
+        _clock = _options.Clock ?? new DeviceClock();
+        if (_options.BufferSize < HeaderSize + 1280 + TailRoom)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "BufferSize must hold the header, a 1280-byte packet, padding and tag");
+        }
+
+        _pool = new PacketBufferPool(_options.BufferBudgetBytes, _options.BufferSize);
+        _work = new WorkQueue(_pool.MaxBuffers + 16);
+        _handshakes = new HandshakeQueue(Math.Max(8, _options.HandshakeQueueCapacity));
+
+        // The core needs a key from the start; until UAPI sets one, a throwaway key stands in and nothing is sent
+        // or accepted (_hasPrivateKey), as wireguard-go does without a private key.
+        Span<byte> placeholder = stackalloc byte[WireGuardKey.Size];
+        Sharptun.Crypto.X25519.GeneratePrivateKey(placeholder);
+        _protocol = new ProtocolDevice(new WireGuardKey(placeholder), _options.WallClock, _options.Random);
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(placeholder);
+
+        _bind = _bindFactory.Open(_options.InitialListenPort);
+
+        StartThread(TunReaderLoop, TunReaderThreadName);
+        StartThread(ReceiveLoop, "wg-udp-receiver");
+        StartThread(HandshakeLoop, "wg-handshake");
+        StartThread(TimerLoop, "wg-timers");
+        for (var i = 0; i < _options.CryptoWorkers; i++)
+        {
+            StartThread(CryptoWorkerLoop, "wg-crypto-" + i);
+        }
+    }
+
+    /// <summary>Drop counters by reason.</summary>
+    public DeviceCounters Counters { get; } = new();
+
+    /// <summary>The packet buffer pool (for tests and diagnostics: its <see cref="PacketBufferPool.PeakInUse"/> never passes the budget).</summary>
+    public PacketBufferPool BufferPool => _pool;
+
+    /// <summary>The port the bind listens on (0 when closed).</summary>
+    public ushort ListenPort => _bind?.LocalPort ?? 0;
+
+    /// <summary>Our public key, or null when no private key is set.</summary>
+    public WireGuardKey? PublicKey => _hasPrivateKey ? _protocol.PublicKey : null;
+
+    /// <summary>The packet device.</summary>
+    public IPacketDevice PacketDevice => _tun;
+
+    /// <summary>True once disposed.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Number of configured peers.</summary>
+    public int PeerCount => _peerList.Length;
+
+    /// <summary>Stops all threads, drops queued packets and closes the bind. The packet device stays open (the caller owns it).</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _stop.Cancel();
+        _work.Close();
+        _handshakes.Close();
+        WakeTimers();
+        var bind = _bind;
+        _bind = null;
+        bind?.Dispose();
+        foreach (var t in _threads)
+        {
+            // The TUN reader leaves when the packet device closes (the caller owns it); do not wait for it.
+            if (t != Thread.CurrentThread && t.Name != TunReaderThreadName && !t.Join(TimeSpan.FromSeconds(2)))
+            {
+                _log.Verbose("Thread " + t.Name + " did not stop (blocked in the packet device?)");
+            }
+        }
+
+        lock (_configLock)
+        {
+            foreach (var peer in _peerList)
+            {
+                peer.MarkRemoved();
+                _protocol.RemovePeer(peer.PublicKey);
+                DropStaged(peer);
+            }
+
+            _peers.Clear();
+            _peerList = [];
+            _allowedIps.Clear();
+        }
+    }
+
+    private void StartThread(ThreadStart body, string name)
+    {
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                body();
+            }
+            catch (Exception e) when (IsDisposed && e is ObjectDisposedException or OperationCanceledException)
+            {
+            }
+            catch (Exception e)
+            {
+                _log.Error(name + " failed: " + e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = name,
+        };
+        _threads.Add(thread);
+        thread.Start();
+    }
+
+    private PacketElement RentElement()
+    {
+        lock (_elementPoolLock)
+        {
+            if (_elementPool.TryPop(out var e))
+            {
+                return e;
+            }
+        }
+
+        return new PacketElement();
+    }
+
+    private void ReturnElement(PacketElement element)
+    {
+        if (element.Buffer is { } buffer)
+        {
+            _pool.Return(buffer);
+        }
+
+        element.Clear();
+        lock (_elementPoolLock)
+        {
+            _elementPool.Push(element);
+        }
+    }
+
+    /// <summary>Sends one datagram (handshake message, keepalive, cookie reply) to <paramref name="destination"/>; single-datagram sends allocate nothing.</summary>
+    private void SendOne(byte[][] holder, int[] sizeHolder, int length, in UdpEndpoint destination, DevicePeer? peer)
+    {
+        var bind = _bind;
+        if (bind is null)
+        {
+            return;
+        }
+
+        sizeHolder[0] = length;
+        try
+        {
+            if (bind.Send(holder, sizeHolder, 0, 1, destination) == 1)
+            {
+                peer?.AddTx(length);
+            }
+            else
+            {
+                Counters.Drop(DropReason.SendFailed);
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            Counters.Drop(DropReason.SendFailed); // rebind in progress
+        }
+    }
+
+    private void CryptoWorkerLoop()
+    {
+        while (_work.Take() is { } element)
+        {
+            ProcessElement(element);
+        }
+    }
+
+    /// <summary>Encrypts or decrypts one element, then drains its peer's ordered queue as far as it is finished.</summary>
+    private void ProcessElement(PacketElement element)
+    {
+        var peer = element.Peer;
+        if (element.IsInbound)
+        {
+            DecryptElement(element);
+            DrainInbound(peer);
+        }
+        else
+        {
+            EncryptElement(element);
+            DrainOutbound(peer);
+        }
+    }
+
+    private void Dispatch(PacketElement element)
+    {
+        if (_options.CryptoWorkers == 0 || !_work.TryAdd(element))
+        {
+            ProcessElement(element);
+        }
+    }
+}

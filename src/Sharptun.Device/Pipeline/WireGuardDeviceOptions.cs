@@ -1,0 +1,40 @@
+using Sharptun.Protocol;
+
+namespace Sharptun.Device;
+
+/// <summary>Limits and knobs of a <see cref="WireGuardDevice"/>. Defaults follow wireguard-go where it has a value.</summary>
+public sealed record WireGuardDeviceOptions
+{
+    /// <summary>Byte budget of the packet buffer pool (every packet in flight lives in it). Default 4 MiB (2048 buffers).</summary>
+    public long BufferBudgetBytes { get; init; } = 4 << 20;
+
+    /// <summary>Size of one packet buffer: 16 bytes of header room + MTU + 15 padding + 16 tag must fit. Default 2048.</summary>
+    public int BufferSize { get; init; } = 2048;
+
+    /// <summary>Packets staged per peer while a handshake is pending (wireguard-go QueueStagedSize). Oldest dropped first.</summary>
+    public int StagedPacketsPerPeer { get; init; } = 128;
+
+    /// <summary>Capacity of each peer's ordered outbound and inbound queues (wireguard-go QueueOutboundSize).</summary>
+    public int PeerQueueCapacity { get; init; } = 1024;
+
+    /// <summary>Capacity of the handshake queue; past 1/8 of it the device is "under load" (cookie replies, rate limit).</summary>
+    public int HandshakeQueueCapacity { get; init; } = 1024;
+
+    /// <summary>Crypto worker threads; 0 = encrypt/decrypt on the reader threads (deterministic, for tests). Default: one per core.</summary>
+    public int CryptoWorkers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The monotonic clock (tests pass a sped-up one).</summary>
+    public DeviceClock? Clock { get; init; }
+
+    /// <summary>Wall clock for TAI64N and last-handshake times.</summary>
+    public IWallClock? WallClock { get; init; }
+
+    /// <summary>Timer jitter source (seed it for reproducible tests).</summary>
+    public Random? Random { get; init; }
+
+    /// <summary>Listening port to bind at start (0 = random) when no UAPI <c>listen_port</c> is set.</summary>
+    public ushort InitialListenPort { get; init; }
+
+    /// <summary>Resolves endpoint host names of config files at apply time (<see cref="WireGuardDevice.ApplyConfig"/>); default uses DNS.</summary>
+    public Func<string, System.Net.IPAddress?>? ResolveHostname { get; init; }
+}
