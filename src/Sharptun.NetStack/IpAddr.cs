@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace Sharptun.NetStack;
 
 /// <summary>
-/// An IPv4 or IPv6 address as an allocation-free value (two 64-bit halves plus a family flag).
+/// An IPv4 or IPv6 address as an allocation-free value (two 64-bit halves plus a family flag; 24 bytes).
 /// IPv4 addresses are kept distinct from their IPv4-mapped IPv6 form: <c>10.0.0.1 != ::ffff:10.0.0.1</c>.
 /// </summary>
 /// <remarks>Immutable and thread-safe. <c>default(IpAddr)</c> is the IPv6 unspecified address <c>::</c>.</remarks>

@@ -206,11 +206,11 @@ public sealed class NetStackTests
     [Fact]
     public void Write_UdpBeyondByteBudget_DropsAndCounts()
     {
-        using var stack = TestPackets.Stack(o => o.BufferBudgetBytes = 30, "10.9.0.2");
+        using var stack = TestPackets.Stack(o => o.BufferBudgetBytes = 40, "10.9.0.2");
         using var socket = stack.BindUdp(new IPEndPoint(IPAddress.Any, 5353));
         for (var i = 0; i < 4; i++)
         {
-            stack.WritePacket(KernelCaptures.Udpv4);   // 12-byte payloads: two fit in 30 bytes
+            stack.WritePacket(KernelCaptures.Udpv4);   // 12-byte payloads in 16-byte pooled arrays: two fit in 40 bytes
         }
 
         Assert.Equal(2, socket.ReceiveQueueDrops);

@@ -151,7 +151,9 @@ internal sealed class FragmentReassembler
             return FragmentResult.Dropped;
         }
 
-        var charge = data.Length + (offset == 0 ? header.Length : 0);
+        // Charge the pooled array's real size (the pool rounds up), so the limits bound actual memory.
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(data.Length, 1));
+        var charge = buffer.Length + (offset == 0 ? header.Length : 0);
         while (_bytes + charge > _maxBytes || !_budget.TryReserve(charge))
         {
             var victim = _byAge[0];
@@ -159,13 +161,13 @@ internal sealed class FragmentReassembler
             Discard(victim);
             if (victim == r)
             {
+                ArrayPool<byte>.Shared.Return(buffer);
                 return FragmentResult.Dropped;
             }
         }
 
         _bytes += charge;
         r.Charged += charge;
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(data.Length, 1));
         data.CopyTo(buffer);
         r.Fragments.Insert(insertAt, new Fragment(offset, data.Length, buffer));
         r.MaxEnd = Math.Max(r.MaxEnd, end);

@@ -260,16 +260,23 @@ public sealed class UdpSocket : IDisposable
     /// <summary>Called under Gate: queues a copy of the payload, or drops and counts it.</summary>
     internal bool Enqueue(ByteBudget budget, ReadOnlySpan<byte> payload, in IpAddr source, ushort sourcePort, in IpAddr destination, ushort destinationPort)
     {
-        var size = Math.Max(payload.Length, 1);
-        if (_queue.Count >= _queueLength || !budget.TryReserve(size))
+        if (_queue.Count >= _queueLength)
         {
             _drops++;
             return false;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        // Charge the pooled array's real size (the pool rounds up), so the budget bounds actual memory.
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(payload.Length, 1));
+        if (!budget.TryReserve(buffer.Length))
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            _drops++;
+            return false;
+        }
+
         payload.CopyTo(buffer);
-        _queue.Enqueue(new Datagram(buffer, payload.Length, size, source, sourcePort, destination, destinationPort, budget));
+        _queue.Enqueue(new Datagram(buffer, payload.Length, buffer.Length, source, sourcePort, destination, destinationPort, budget));
         var waiter = _receiveWaiter;
         _receiveWaiter = null;
         waiter?.TrySetResult();   // continuations run asynchronously, never under Gate
