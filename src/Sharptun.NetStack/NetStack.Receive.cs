@@ -107,6 +107,28 @@ public sealed partial class NetStack
         }
     }
 
+    /// <summary>
+    /// Reassembly timer expired with the first fragment present: ICMP Time Exceeded, "fragment reassembly time
+    /// exceeded" (RFC 792 code 1; RFC 8200 §4.5, ICMPv6 type 3 code 1), quoting the first fragment.
+    /// </summary>
+    private void OnReassemblyTimeout(in FragmentKey key, ReadOnlySpan<byte> header, ReadOnlySpan<byte> firstFragment)
+    {
+        Span<byte> invoking = stackalloc byte[Math.Min(header.Length + firstFragment.Length, 1280)];
+        header.CopyTo(invoking);
+        firstFragment[..(invoking.Length - header.Length)].CopyTo(invoking[header.Length..]);
+        if (key.Source.IsV4)
+        {
+            // The stored header is the first fragment's own; make its Total Length match what is quoted.
+            BinaryPrimitives.WriteUInt16BigEndian(invoking[2..], (ushort)invoking.Length);
+            SendIcmpError(invoking, key.Source, key.Destination, Icmpv4Type.TimeExceeded, Icmpv4Type.CodeReassemblyTimeExceeded, 0);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(invoking[4..], (ushort)(invoking.Length - Ipv6Packet.HeaderLength));
+            SendIcmpError(invoking, key.Source, key.Destination, Icmpv6Type.TimeExceeded, Icmpv6Type.CodeReassemblyTimeExceeded, 0);
+        }
+    }
+
     private void ProcessIpv6(ReadOnlySpan<byte> bytes)
     {
         if (!Ipv6Packet.TryCreate(bytes, out var ip))

@@ -43,6 +43,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     private readonly Dictionary<ushort, IcmpEchoSocket> _echoSockets = [];
     private readonly List<TaskCompletionSource> _spaceWaiters = [];
     private readonly Random _random = new();
+    private readonly ReassemblyTimedOut _onReassemblyTimeout;
     private IpAddr[] _addresses;
     private UdpSocket? _udpCatchAll;
     private TimeSpan _now;
@@ -69,6 +70,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         _reassemblerV6 = new FragmentReassembler(_budget, options.MaxReassemblies, options.MaxReassemblyBytes, options.Ipv6ReassemblyTimeout);
         _icmpErrorLimiter = new TokenBucket(options.IcmpErrorRatePerSecond, options.IcmpErrorBurst);
         Statistics = new NetStackStatistics { V4 = _reassemblerV4, V6 = _reassemblerV6 };
+        _onReassemblyTimeout = OnReassemblyTimeout;
         _ipv4Identification = (ushort)_random.Next();
         _ipv6Identification = (uint)_random.Next();
         InitializeTcp();
@@ -227,8 +229,8 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
                 _now = now;
             }
 
-            _reassemblerV4.Expire(now);
-            _reassemblerV6.Expire(now);
+            _reassemblerV4.Expire(now, _onReassemblyTimeout);
+            _reassemblerV6.Expire(now, _onReassemblyTimeout);
             foreach (var s in _echoSockets.Values)
             {
                 s.Expire(now);

@@ -6,6 +6,9 @@ namespace Sharptun.NetStack.Ip;
 /// IPv4, RFC 8200 §4.5 (source, destination, identification) for IPv6 (Protocol is 0).</summary>
 internal readonly record struct FragmentKey(IpAddr Source, IpAddr Destination, uint Identification, byte Protocol);
 
+/// <summary>Called for a reassembly that timed out after its first fragment (offset 0) arrived.</summary>
+internal delegate void ReassemblyTimedOut(in FragmentKey key, ReadOnlySpan<byte> header, ReadOnlySpan<byte> firstFragment);
+
 /// <summary>Outcome of offering a fragment to the reassembler.</summary>
 internal enum FragmentResult
 {
@@ -196,13 +199,24 @@ internal sealed class FragmentReassembler
 
     public static void ReturnBuffer(byte[] datagram) => ArrayPool<byte>.Shared.Return(datagram);
 
-    /// <summary>Frees every reassembly whose deadline has passed (RFC 791 §3.2 timer, RFC 8200 §4.5 60 s).</summary>
-    public void Expire(TimeSpan now)
+    /// <summary>
+    /// Frees every reassembly whose deadline has passed (RFC 791 §3.2 timer, RFC 8200 §4.5 60 s). For those whose first
+    /// fragment had arrived, <paramref name="onTimeout"/> is called first, so the stack can send ICMP Time Exceeded
+    /// (RFC 792, RFC 1122 §3.3.2, RFC 8200 §4.5).
+    /// </summary>
+    public void Expire(TimeSpan now, ReassemblyTimedOut? onTimeout = null)
     {
         while (_byAge.Count > 0 && _byAge[0].Deadline <= now)
         {
+            var r = _byAge[0];
             Timeouts++;
-            Discard(_byAge[0]);
+            if (onTimeout is not null && r.Header is not null && r.Fragments.Count > 0 && r.Fragments[0].Offset == 0)
+            {
+                var first = r.Fragments[0];
+                onTimeout(r.Key, r.Header, first.Buffer.AsSpan(0, first.Length));
+            }
+
+            Discard(r);
         }
     }
 

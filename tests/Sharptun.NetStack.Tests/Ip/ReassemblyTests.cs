@@ -140,6 +140,47 @@ public sealed class ReassemblyTests
     }
 
     [Fact]
+    public void Timeout_WithFirstFragment_SendsTimeExceededV4()
+    {
+        var (stack, _) = Receiver();
+        using var __ = stack;
+        stack.WritePacket(KernelCaptures.Udpv4Fragment1);
+        Assert.Empty(TestPackets.Drain(stack));
+        stack.Poll(TimeSpan.FromSeconds(30));
+        var (protocol, src, dst, payload) = TestPackets.Open(Assert.Single(TestPackets.Drain(stack)));
+        Assert.Equal((IpProtocol.Icmp, Local4, Peer4), (protocol, src, dst));
+        Assert.True(IcmpPacket.TryCreate(payload, out var icmp));
+        Assert.True(icmp.IsChecksumValidV4);
+        Assert.Equal((Icmpv4Type.TimeExceeded, Icmpv4Type.CodeReassemblyTimeExceeded), (icmp.Type, icmp.Code));
+        Assert.Equal(KernelCaptures.Udpv4Fragment1.AsSpan(20, 100).ToArray(), icmp.Data.Slice(20, 100).ToArray());
+    }
+
+    [Fact]
+    public void Timeout_WithFirstFragment_SendsTimeExceededV6()
+    {
+        var (stack, _) = Receiver();
+        using var __ = stack;
+        stack.WritePacket(KernelCaptures.Udpv6Fragment1);
+        stack.Poll(TimeSpan.FromSeconds(60));
+        var (protocol, _, dst, payload) = TestPackets.Open(Assert.Single(TestPackets.Drain(stack)));
+        Assert.Equal((IpProtocol.Icmpv6, Peer6), (protocol, dst));
+        Assert.True(IcmpPacket.TryCreate(payload, out var icmp));
+        Assert.True(icmp.IsChecksumValidV6(Local6, Peer6));
+        Assert.Equal((Icmpv6Type.TimeExceeded, Icmpv6Type.CodeReassemblyTimeExceeded), (icmp.Type, icmp.Code));
+    }
+
+    [Fact]
+    public void Timeout_WithoutFirstFragment_SendsNothing()
+    {
+        var (stack, _) = Receiver();
+        using var __ = stack;
+        stack.WritePacket(KernelCaptures.Udpv4Fragment2);
+        stack.Poll(TimeSpan.FromSeconds(30));
+        Assert.Empty(TestPackets.Drain(stack));
+        Assert.Equal(1, stack.Statistics.ReassemblyTimeouts);
+    }
+
+    [Fact]
     public void Ipv6Timeout_IsSixtySeconds()
     {
         var (stack, _) = Receiver();
