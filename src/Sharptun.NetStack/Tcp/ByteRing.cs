@@ -11,7 +11,7 @@ internal sealed class ByteRing
     private int _head;
     private int _count;
 
-    public ByteRing(int capacity) => _buffer = new byte[capacity];
+    public ByteRing(int capacity) => _buffer = GC.AllocateUninitializedArray<byte>(capacity);
 
     public int Capacity => _buffer.Length;
     public int Count => _count;

@@ -54,7 +54,8 @@ internal sealed partial class TcpConnection
 
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
-        _rcvAdvRight = _rcvNxt + Math.Min(_rx.Free, 65535); // what our SYN advertised (unscaled)
+        _rcvAdvRight = _rcvNxt + Math.Min(RxFree, 65535); // what our SYN advertised (unscaled)
+        _lastAckSent = _rcvNxt;
         NegotiateFromSyn(now, seg, passive: false);
         _sndWl1 = seg.Seq;
         _sndWl2 = seg.Ack;
@@ -62,6 +63,7 @@ internal sealed partial class TcpConnection
         _maxSndWnd = _sndWnd;
         if (hasAck)
         {
+            EnsureBuffers();
             ProcessNewAck(now, seg, seg.Ack - _sndUna);
             State = TcpState.Established;
             _ackNow = true;
@@ -179,6 +181,7 @@ internal sealed partial class TcpConnection
         {
             if (seg.Ack > _sndUna && seg.Ack <= _sndMax)
             {
+                EnsureBuffers();
                 State = TcpState.Established;
                 _sndWnd = (long)seg.Window << _sndShift;
                 _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
@@ -402,6 +405,7 @@ internal sealed partial class TcpConnection
         }
 
         _highRxt = _sndUna;
+        _lostHint = _sndUna;
         _rexmitRoundAt = now;
         _tlpAt = TimeSpan.MaxValue;
         _rexmitPending = true; // retransmit the first unacknowledged segment now

@@ -430,7 +430,7 @@ internal sealed partial class TcpConnection
         if ((flags & TcpFlags.Syn) != 0)
         {
             bool active = State == TcpState.SynSent;
-            int synWnd = Math.Min(_rx.Free, 65535);
+            int synWnd = Math.Min(RxFree, 65535);
             if (!active && _rcvAdvRight < _rcvNxt + synWnd)
             {
                 _rcvAdvRight = _rcvNxt + synWnd;
@@ -494,7 +494,7 @@ internal sealed partial class TcpConnection
         {
             int inc = candidate - _rcvAdvRight;
             int cur = _rcvAdvRight - _rcvNxt;
-            if (inc >= Math.Min(_rx.Capacity / 2, _rcvMss) || cur <= 0 && inc >= Math.Min(_rx.Capacity / 2, _rcvMss))
+            if (inc >= Math.Min(_options.ReceiveBufferSize / 2, _rcvMss))
             {
                 _rcvAdvRight = candidate;
             }
@@ -508,7 +508,7 @@ internal sealed partial class TcpConnection
 
     private SeqNumber CandidateRightEdge()
     {
-        long wnd = Math.Min((long)_rx.Free, 65535L << _rcvShift);
+        long wnd = Math.Min((long)RxFree, 65535L << _rcvShift);
         wnd = (wnd >> _rcvShift) << _rcvShift;
         return _rcvNxt + (int)wnd;
     }
@@ -524,7 +524,7 @@ internal sealed partial class TcpConnection
         var candidate = CandidateRightEdge();
         int inc = candidate - _rcvAdvRight;
         int cur = _rcvAdvRight - _rcvNxt;
-        if (inc >= Math.Min(_rx.Capacity / 2, _rcvMss) && cur < _rx.Capacity / 2)
+        if (inc >= Math.Min(_options.ReceiveBufferSize / 2, _rcvMss) && cur < _options.ReceiveBufferSize / 2)
         {
             SendAckNow(now);
             _layer.Schedule(this);

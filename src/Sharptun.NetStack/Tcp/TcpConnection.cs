@@ -108,14 +108,16 @@ internal sealed partial class TcpConnection
         _layer = layer;
         _options = options;
         Tuple = tuple;
-        _tx = new ByteRing(options.SendBufferSize);
-        _rx = new ByteRing(options.ReceiveBufferSize);
+        _tx = EmptyRing; // allocated on reaching ESTABLISHED (EnsureBuffers): a SYN flood costs no buffer memory
+        _rx = EmptyRing;
         _ooo = new SeqRanges(options.MaxOutOfOrderRanges);
         _sacked = new SeqRanges(options.MaxOutOfOrderRanges);
         _rtt = new RttEstimator(options.MinRto);
         _iss = iss;
         _sndUna = _sndNxt = _sndMax = iss;
         _recover = iss;
+        _highRxt = iss;
+        _lostHint = iss;
         _tsOffset = tsOffset;
         NoDelay = options.NoDelay;
         _keepAlive = options.KeepAlive;
@@ -206,6 +208,7 @@ internal sealed partial class TcpConnection
         _irs = syn.Seq;
         _rcvNxt = syn.Seq + 1;
         _rcvAdvRight = _rcvNxt;
+        _lastAckSent = _rcvNxt;
         NegotiateFromSyn(now, syn, passive: true);
         _sndWnd = syn.Window; // RFC 7323 §2.2: the window in a SYN is never scaled
         _maxSndWnd = _sndWnd;
@@ -377,6 +380,7 @@ internal sealed partial class TcpConnection
     /// <summary>Releases the buffers (TIME-WAIT or CLOSED with no reader) so the memory budget is returned.</summary>
     internal void ReleaseBuffers()
     {
+        _buffersAllocated = true; // never re-allocate
         if (_rx.Count == 0)
         {
             _rx = EmptyRing;
@@ -386,4 +390,20 @@ internal sealed partial class TcpConnection
     }
 
     private static readonly ByteRing EmptyRing = new(0);
+
+    private bool _buffersAllocated;
+
+    /// <summary>Free receive space; before the buffers exist, the full configured size (what the SYN advertises).</summary>
+    private int RxFree => _buffersAllocated ? _rx.Free : _options.ReceiveBufferSize;
+
+    /// <summary>Allocates the per-connection rings once the handshake completes.</summary>
+    private void EnsureBuffers()
+    {
+        if (!_buffersAllocated)
+        {
+            _buffersAllocated = true;
+            _tx = new ByteRing(_options.SendBufferSize);
+            _rx = new ByteRing(_options.ReceiveBufferSize);
+        }
+    }
 }

@@ -52,14 +52,32 @@ internal sealed class TcpLayer
     private int _nextEphemeral;
 
     public TcpLayer(IStackContext context, TcpOptions options)
+        : this(context, options, deterministicSeed: null)
+    {
+    }
+
+    /// <summary>
+    /// Test hook: a non-null <paramref name="deterministicSeed"/> derives the ISN key, ephemeral ports and timestamp
+    /// offsets from a seeded PRNG so a simulated run replays exactly. Production code passes null (CSPRNG).
+    /// </summary>
+    internal TcpLayer(IStackContext context, TcpOptions options, int? deterministicSeed)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _context = context;
         _options = options;
-        RandomNumberGenerator.Fill(_isnKey); // RFC 6528 §3: secret key
-        _nextEphemeral = RandomNumberGenerator.GetInt32(EphemeralCount);
+        if (deterministicSeed is { } seed)
+        {
+            _testRandom = new Random(seed);
+            _testRandom.NextBytes(_isnKey);
+            _nextEphemeral = _testRandom.Next(EphemeralCount);
+        }
+        else
+        {
+            RandomNumberGenerator.Fill(_isnKey); // RFC 6528 §3: secret key
+            _nextEphemeral = RandomNumberGenerator.GetInt32(EphemeralCount);
+        }
     }
 
     public Lock Gate => _context.Gate;
@@ -577,7 +595,10 @@ internal sealed class TcpLayer
         return new SeqNumber(unchecked(m + f));
     }
 
-    private static uint RandomTsOffset() => (uint)RandomNumberGenerator.GetInt32(int.MaxValue);
+    private uint RandomTsOffset() =>
+        (uint)(_testRandom is { } r ? r.Next(int.MaxValue) : RandomNumberGenerator.GetInt32(int.MaxValue)); // RFC 7323 §5.4
+
+    private readonly Random? _testRandom;
 
     internal readonly record struct TimeWaitEntry(SeqNumber RcvNxt, SeqNumber SndNxt, bool TsEnabled, uint TsRecent, uint TsOffset, TimeSpan Expires, long Generation);
 }

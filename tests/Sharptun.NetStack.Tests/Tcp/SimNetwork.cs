@@ -41,7 +41,7 @@ internal sealed class SimNetwork
 
     public SimHost AddHost(string address, TcpOptions? options = null)
     {
-        var h = new SimHost(this, IpAddr.Parse(address), options ?? new TcpOptions());
+        var h = new SimHost(this, IpAddr.Parse(address), options ?? new TcpOptions(), (Seed * 31) + _hosts.Count);
         _hosts.Add(h);
         return h;
     }
@@ -223,11 +223,11 @@ internal sealed class SimHost : IStackContext
 {
     private readonly SimNetwork _net;
 
-    public SimHost(SimNetwork net, IpAddr address, TcpOptions options)
+    public SimHost(SimNetwork net, IpAddr address, TcpOptions options, int seed)
     {
         _net = net;
         Address = address;
-        Tcp = new TcpLayer(this, options);
+        Tcp = new TcpLayer(this, options, seed);
         Tcp.SelectSource = SelectSource;
     }
 

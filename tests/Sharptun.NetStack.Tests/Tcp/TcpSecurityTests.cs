@@ -190,6 +190,31 @@ public sealed class TcpSecurityTests
     }
 
     [Fact]
+    public void Listen_SynFloodOfHalfOpenConnections_AllocatesNoConnectionBuffers()
+    {
+        var net = new SimNetwork(53);
+        var server = net.AddHost("10.0.0.2");
+        using var l = server.Tcp.Listen(server.EndPoint(80), 1000);
+        var attacker = IpAddr.Parse("10.9.9.9");
+        net.Filter = _ => true; // SYN-ACKs go nowhere
+        var buf = new byte[64];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 200; i++)
+        {
+            var syn = new TcpRepr { SourcePort = (ushort)(20000 + i), DestinationPort = 80, Seq = new SeqNumber((uint)i * 7919), Flags = TcpFlags.Syn, Window = 65535, Mss = 1460 };
+            int n = syn.Emit(buf, ReadOnlySpan<byte>.Empty, attacker, server.Address);
+            lock (net.Gate)
+            {
+                server.Tcp.OnSegment(attacker, server.Address, buf.AsSpan(0, n));
+            }
+        }
+
+        long perConnection = (GC.GetAllocatedBytesForCurrentThread() - before) / 200;
+        Assert.Equal(200, l.HalfOpen);
+        Assert.True(perConnection < 8192, $"a half-open connection allocated {perConnection} bytes");
+    }
+
+    [Fact]
     public void GenerateIss_SameTupleLater_AdvancesWithClockAndDiffersAcrossTuples()
     {
         var net = new SimNetwork(52);
