@@ -175,11 +175,20 @@ public sealed partial class NetStack
         // RFC 8200 §4.5: the reassembled packet is the unfragmentable part + the fragments' data. The stack needs no
         // hop-by-hop/routing headers after this point, so it rebuilds a plain 40-byte header naming the fragment's
         // Next Header.
+        var data = ip.Payload[upper.Offset..];
+        if (fragment.MoreFragments && data.Length % 8 != 0)
+        {
+            // RFC 8200 §4.5: discard, and send Parameter Problem code 0 pointing at the Payload Length field.
+            Statistics.MalformedDrops++;
+            SendIcmpError(ip.Bytes, source, destination, Icmpv6Type.ParameterProblem, 0, 4);
+            return;
+        }
+
         Span<byte> header = stackalloc byte[Ipv6Packet.HeaderLength];
         ip.Bytes[..Ipv6Packet.HeaderLength].CopyTo(header);
         header[6] = fragment.NextHeader;
         var key = new FragmentKey(source, destination, fragment.Identification, 0);
-        var result = _reassemblerV6.Add(key, fragment.FragmentOffset, fragment.MoreFragments, ip.Payload[upper.Offset..], header, _now, out var datagram, out var length, out _);
+        var result = _reassemblerV6.Add(key, fragment.FragmentOffset, fragment.MoreFragments, data, header, _now, out var datagram, out var length, out _);
         if (result != FragmentResult.Complete)
         {
             return;

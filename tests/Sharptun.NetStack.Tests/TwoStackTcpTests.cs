@@ -37,4 +37,17 @@ public sealed class TwoStackTcpTests
         var received = pair.Run(read);
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
     }
+
+    [Fact]
+    public void Tcp_PromiscuousWildcardListener_AcceptsConnectionToAnyAddress()
+    {
+        using var pair = new StackPair(o => o.Promiscuous = true);
+        using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.IPv6Any, 0));
+        var accept = listener.AcceptAsync().AsTask();
+        var far = new IPEndPoint(IPAddress.Parse("93.184.216.34"), 443);
+        using var client = pair.Run(pair.A.ConnectTcpAsync(far).AsTask());
+        using var accepted = pair.Run(accept);
+        Assert.Equal(far, accepted.LocalEndPoint);   // the original destination, as a tun2socks gateway needs
+        Assert.Equal(client.LocalEndPoint, accepted.RemoteEndPoint);
+    }
 }

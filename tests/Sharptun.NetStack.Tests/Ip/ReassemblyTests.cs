@@ -253,11 +253,25 @@ public sealed class ReassemblyTests
     }
 
     [Fact]
-    public void NonFinalFragmentNotMultipleOfEight_IsDropped()
+    public void NonFinalFragmentNotMultipleOfEightV6_IsDroppedWithParameterProblem()
     {
         var (stack, _) = Receiver();
         using var __ = stack;
         stack.WritePacket(TestPackets.Ipv6Fragment(Peer6, Local6, IpProtocol.Udp, new byte[13], 0, true, 1));
+        Assert.Equal(0, stack.BufferBytesInUse);
+        var (_, _, _, payload) = TestPackets.Open(Assert.Single(TestPackets.Drain(stack)));
+        Assert.True(IcmpPacket.TryCreate(payload, out var icmp));
+        Assert.Equal((Icmpv6Type.ParameterProblem, (byte)0, 4u), (icmp.Type, icmp.Code, icmp.RestOfHeader));
+    }
+
+    [Fact]
+    public void NonFinalFragmentNotMultipleOfEightV4_IsDropped()
+    {
+        var (stack, _) = Receiver();
+        using var __ = stack;
+        var packet = new byte[20 + 13];
+        new Ipv4Repr(Peer4, Local4, IpProtocol.Udp, 13, Identification: 3, MoreFragments: true).Emit(packet);
+        stack.WritePacket(packet);
         Assert.Equal(1, stack.Statistics.ReassemblyMalformed);
         Assert.Equal(0, stack.BufferBytesInUse);
     }
