@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Buffers.Binary;
 using Sharptun.NetStack.Ip;
 using Sharptun.NetStack.Udp;
@@ -354,6 +355,8 @@ public sealed partial class NetStack
             case Icmpv4Type.DestinationUnreachable:
             case Icmpv4Type.TimeExceeded:
                 Statistics.IcmpErrorsReceived++;
+                var portUnreachable = icmp.Type == Icmpv4Type.DestinationUnreachable && icmp.Code == Icmpv4Type.CodePortUnreachable;
+                ReportIcmpErrorToUdp(icmp.Data, portUnreachable);
                 break;
         }
     }
@@ -389,9 +392,71 @@ public sealed partial class NetStack
                 if (Icmpv6Type.IsError(icmp.Type))
                 {
                     Statistics.IcmpErrorsReceived++;
+                    if (icmp.Type is Icmpv6Type.DestinationUnreachable or Icmpv6Type.TimeExceeded)
+                    {
+                        var portUnreachable = icmp.Type == Icmpv6Type.DestinationUnreachable && icmp.Code == Icmpv6Type.CodePortUnreachable;
+                        ReportIcmpErrorToUdp(icmp.Data, portUnreachable);
+                    }
                 }
 
                 break;   // RFC 4443 §2.4(b): unknown informational messages are discarded silently
+        }
+    }
+
+    /// <summary>
+    /// RFC 1122 §4.1.3.3: passes an ICMP error about a UDP datagram we sent to the connected socket that sent it
+    /// (port unreachable → ConnectionRefused, others → HostUnreachable, as Linux maps them). The quoted packet is
+    /// truncated, so it is parsed leniently: only the fixed header (+ IPv6 extension headers) and the UDP ports.
+    /// </summary>
+    private void ReportIcmpErrorToUdp(ReadOnlySpan<byte> quoted, bool portUnreachable)
+    {
+        IpAddr source, destination;
+        ReadOnlySpan<byte> transport;
+        if (quoted.Length >= Ipv4Packet.MinHeaderLength && quoted[0] >> 4 == 4)
+        {
+            var headerLength = (quoted[0] & 0x0F) * 4;
+            if (quoted[9] != IpProtocol.Udp || headerLength < Ipv4Packet.MinHeaderLength || quoted.Length < headerLength + 4)
+            {
+                return;
+            }
+
+            source = IpAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(quoted[12..]));
+            destination = IpAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(quoted[16..]));
+            transport = quoted[headerLength..];
+        }
+        else if (quoted.Length >= Ipv6Packet.HeaderLength && quoted[0] >> 4 == 6)
+        {
+            var rest = quoted[Ipv6Packet.HeaderLength..];
+            if (!Ipv6ExtensionHeaders.TryWalk(rest, quoted[6], out var upper) || upper.Protocol != IpProtocol.Udp
+                || upper.FragmentHeaderOffset >= 0 || rest.Length < upper.Offset + 4)
+            {
+                return;
+            }
+
+            source = IpAddr.FromV6(quoted.Slice(8, 16));
+            destination = IpAddr.FromV6(quoted.Slice(24, 16));
+            transport = rest[upper.Offset..];
+        }
+        else
+        {
+            return;
+        }
+
+        var sourcePort = BinaryPrimitives.ReadUInt16BigEndian(transport);
+        var destinationPort = BinaryPrimitives.ReadUInt16BigEndian(transport[2..]);
+        if (!_udp.TryGetValue(sourcePort, out var list))
+        {
+            return;
+        }
+
+        foreach (var socket in list)
+        {
+            if (socket.IsConnected && socket.RemoteAddress == destination && socket.RemotePort == destinationPort
+                && (socket.LocalAddress.IsUnspecified || socket.LocalAddress == source))
+            {
+                socket.OnIcmpError(portUnreachable ? SocketError.ConnectionRefused : SocketError.HostUnreachable);
+                return;
+            }
         }
     }
 

@@ -91,6 +91,32 @@ public sealed class TwoStackTests
         Assert.Equal(1, pair.A.Statistics.IcmpErrorsReceivedCount);
     }
 
+    [Theory]
+    [InlineData("10.0.0.2")]
+    [InlineData("fd00::2")]
+    public async Task Udp_ConnectedSocketToClosedPort_ReceiveReportsConnectionRefusedOnce(string server)
+    {
+        using var pair = new StackPair();
+        using var client = pair.A.BindUdp(new IPEndPoint(server.Contains(':') ? IPAddress.IPv6Any : IPAddress.Any, 0));
+        client.Connect(new IPEndPoint(IPAddress.Parse(server), 1));
+        var receive = client.ReceiveFromAsync(new byte[10]).AsTask();
+        Assert.True(client.SendAsync(new byte[10]).IsCompletedSuccessfully);
+        pair.Pump();
+        var error = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() => receive.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(System.Net.Sockets.SocketError.ConnectionRefused, error.SocketErrorCode);
+        Assert.False(client.TryReceiveFrom(new byte[10], out _));   // reported once
+    }
+
+    [Fact]
+    public void Udp_UnconnectedSocketToClosedPort_NoErrorReported()
+    {
+        using var pair = new StackPair();
+        using var client = pair.A.BindUdp(new IPEndPoint(IPAddress.Any, 0));
+        Assert.True(client.SendToAsync(new byte[10], new IPEndPoint(IPAddress.Parse("10.0.0.2"), 1)).IsCompletedSuccessfully);
+        pair.Pump();
+        Assert.False(client.TryReceiveFrom(new byte[10], out _));
+    }
+
     [Fact]
     public void Start_DriverThread_ExpiresPingOnRealClock()
     {

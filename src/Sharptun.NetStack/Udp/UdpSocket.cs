@@ -39,6 +39,7 @@ public sealed class UdpSocket : IDisposable
     private readonly Queue<Datagram> _queue;
     private readonly int _queueLength;
     private TaskCompletionSource? _receiveWaiter;
+    private SocketError _pendingError;
     private long _drops;
     private bool _disposed;
 
@@ -141,6 +142,7 @@ public sealed class UdpSocket : IDisposable
         lock (_stack.Gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowPendingError();
             if (_stack.TrySendUdp(source, sourcePort, remote, remotePort, data.Span))
             {
                 return default;
@@ -180,6 +182,8 @@ public sealed class UdpSocket : IDisposable
             {
                 return new ValueTask<UdpReceiveResult>(result);
             }
+
+            ThrowPendingError();
         }
 
         return ReceiveSlowAsync(buffer, cancellationToken);
@@ -198,6 +202,7 @@ public sealed class UdpSocket : IDisposable
                     return result;
                 }
 
+                ThrowPendingError();
                 _receiveWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 wait = _receiveWaiter.Task;
             }
@@ -207,12 +212,41 @@ public sealed class UdpSocket : IDisposable
     }
 
     /// <summary>Receives one queued datagram without waiting; false when none is queued.</summary>
+    /// <exception cref="SocketException">A connected socket's peer reported an ICMP error (reported once).</exception>
     public bool TryReceiveFrom(Span<byte> buffer, out UdpReceiveResult result)
     {
         lock (_stack.Gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return TryDequeue(buffer, out result);
+            if (TryDequeue(buffer, out result))
+            {
+                return true;
+            }
+
+            ThrowPendingError();
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Under Gate: an ICMP error about a datagram this connected socket sent (RFC 1122 §4.1.3.3). Like Linux, it is
+    /// reported once, by the next receive that finds the queue empty (or the next send).
+    /// </summary>
+    internal void OnIcmpError(SocketError error)
+    {
+        _pendingError = error;
+        var waiter = _receiveWaiter;
+        _receiveWaiter = null;
+        waiter?.TrySetResult();
+    }
+
+    private void ThrowPendingError()
+    {
+        var error = _pendingError;
+        if (error != SocketError.Success)
+        {
+            _pendingError = SocketError.Success;
+            throw new SocketException((int)error);
         }
     }
 
