@@ -47,11 +47,12 @@ internal sealed class PacketElement
 /// </remarks>
 internal sealed class OrderedQueue(int capacity)
 {
-    private readonly Lock _lock = new();
+    private readonly object _lock = new();
     private readonly PacketElement?[] _ring = new PacketElement[capacity];
     private int _head;
     private int _count;
     private int _draining;
+    private int _waiters;
 
     public int Count
     {
@@ -64,13 +65,37 @@ internal sealed class OrderedQueue(int capacity)
         }
     }
 
-    public bool TryEnqueue(PacketElement element)
+    /// <summary>Appends <paramref name="element"/>; when full, waits up to <paramref name="waitMs"/> for the drainer to make room (backpressure). False when still full.</summary>
+    public bool TryEnqueue(PacketElement element, int waitMs = 0)
     {
         lock (_lock)
         {
             if (_count == _ring.Length)
             {
-                return false;
+                if (waitMs <= 0)
+                {
+                    return false;
+                }
+
+                _waiters++;
+                try
+                {
+                    var deadline = Environment.TickCount64 + waitMs;
+                    while (_count == _ring.Length)
+                    {
+                        var left = deadline - Environment.TickCount64;
+                        if (left <= 0)
+                        {
+                            return false;
+                        }
+
+                        Monitor.Wait(_lock, (int)left);
+                    }
+                }
+                finally
+                {
+                    _waiters--;
+                }
             }
 
             _ring[(_head + _count) % _ring.Length] = element;
@@ -97,6 +122,11 @@ internal sealed class OrderedQueue(int capacity)
                 _head = (_head + 1) % _ring.Length;
                 _count--;
                 destination[n++] = e;
+            }
+
+            if (n > 0 && _waiters > 0)
+            {
+                Monitor.PulseAll(_lock);
             }
 
             return n;

@@ -23,7 +23,7 @@ public sealed partial class WireGuardDevice
 {
     private void ReceiveLoop()
     {
-        var batch = 128;
+        var batch = Math.Clamp(128, 1, Math.Max(1, _pool.MaxBuffers / 8));
         var buffers = new byte[batch][];
         var sizes = new int[batch];
         var endpoints = new UdpEndpoint[batch];

@@ -22,7 +22,8 @@ public sealed partial class WireGuardDevice
 {
     private void TunReaderLoop()
     {
-        var batch = Math.Max(1, _tun.BatchSize);
+        // Hold at most an eighth of the pool while blocked in Read, so the receiver always finds buffers.
+        var batch = Math.Clamp(_tun.BatchSize, 1, Math.Max(1, _pool.MaxBuffers / 8));
         var buffers = new byte[batch][];
         var sizes = new int[batch];
         var views = new byte[batch + 1][][];
@@ -206,7 +207,8 @@ public sealed partial class WireGuardDevice
         element.Keypair = keypair!;
         element.Counter = counter;
         element.IsInbound = false;
-        if (!peer.Outbound.TryEnqueue(element))
+        // Backpressure: wait (briefly) for the peer's sender to make room rather than drop.
+        if (!peer.Outbound.TryEnqueue(element, waitMs: 1000))
         {
             // The counter is spent (a gap the receiver's window tolerates); the packet is dropped.
             element.Buffer = null!;

@@ -14,6 +14,7 @@ internal sealed class TestNode : IDisposable
     public TestNode(string name, IDatagramBindFactory binds, WireGuardDeviceOptions? options = null, int mtu = 1420)
     {
         Name = name;
+        Binds = binds;
         (Tun, Host) = InMemoryPacketDevice.CreatePair(mtu, name: name);
         PrivateKey = Key.GeneratePrivateKey();
         PublicKey = PrivateKey.DerivePublicKey();
@@ -21,6 +22,8 @@ internal sealed class TestNode : IDisposable
     }
 
     public string Name { get; }
+
+    public IDatagramBindFactory Binds { get; }
 
     public InMemoryPacketDevice Tun { get; }
 
@@ -116,6 +119,29 @@ internal sealed class TestNode : IDisposable
         return result;
     }
 
+    /// <summary>Reads whatever has arrived at the host side, without waiting.</summary>
+    public List<byte[]> ReceivePending()
+    {
+        var result = new List<byte[]>();
+        var buffers = new byte[Host.BatchSize][];
+        for (var i = 0; i < buffers.Length; i++)
+        {
+            buffers[i] = new byte[2048];
+        }
+
+        var sizes = new int[buffers.Length];
+        while (Host.Pending > 0)
+        {
+            var n = Host.Read(buffers, sizes, 0);
+            for (var i = 0; i < n; i++)
+            {
+                result.Add(buffers[i].AsSpan(0, sizes[i]).ToArray());
+            }
+        }
+
+        return result;
+    }
+
     public PeerSnapshot? PeerState(Key publicKey)
     {
         var snapshot = Device.GetSnapshot();
@@ -138,6 +164,14 @@ internal sealed class TestNode : IDisposable
     }
 }
 
+/// <summary>Remembers the binds it opens (to move one for roaming tests).</summary>
+internal sealed class CapturingBindFactory(IDatagramBindFactory inner) : IDatagramBindFactory
+{
+    public IDatagramBind? Last { get; private set; }
+
+    public IDatagramBind Open(ushort port) => Last = inner.Open(port);
+}
+
 /// <summary>Two nodes configured as peers of each other: A = 10.0.0.1 / fd00::1, B = 10.0.0.2 / fd00::2.</summary>
 internal sealed class NodePair : IDisposable
 {
@@ -151,13 +185,59 @@ internal sealed class NodePair : IDisposable
     }
 
     public static NodePair InMemory(InMemoryNetwork network, WireGuardDeviceOptions? options = null, string? psk = null) =>
-        new(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), "192.0.2.1", "192.0.2.2", options, psk);
+        new(new CapturingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0"))), new CapturingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0"))), "192.0.2.1", "192.0.2.2", options, psk);
 
     public TestNode A { get; }
 
     public TestNode B { get; }
 
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Sends <paramref name="count"/> numbered packets from one node to the other in batches and returns the sequence numbers that arrived, in arrival order.</summary>
+    /// <remarks>The sender keeps at most <paramref name="window"/> packets in flight, as a transport protocol would, so UDP-level drops (receiver slower than sender) do not make the test flaky.</remarks>
+    public static List<uint> Stream(TestNode from, TestNode to, string src, string dst, int count, int batch = 64, int payload = 200, int window = 512)
+    {
+        var received = 0;
+        var sender = new Thread(() =>
+        {
+            for (var i = 0; i < count; i += batch)
+            {
+                var sw = Stopwatch.StartNew();
+                while (i - Volatile.Read(ref received) > window && sw.Elapsed < TimeSpan.FromSeconds(5))
+                {
+                    Thread.Sleep(1);
+                }
+
+                var n = Math.Min(batch, count - i);
+                var packets = new byte[n][];
+                for (var j = 0; j < n; j++)
+                {
+                    packets[j] = TestPackets.Udp(src, dst, (uint)(i + j), payload);
+                }
+
+                from.Send(packets);
+            }
+        });
+        sender.Start();
+        var got = new List<byte[]>();
+        var total = Stopwatch.StartNew();
+        while (got.Count < count && total.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            var more = to.Receive(1, TimeSpan.FromMilliseconds(100));
+            more.AddRange(to.ReceivePending());
+            got.AddRange(more);
+            Volatile.Write(ref received, got.Count);
+        }
+
+        sender.Join();
+        var seqs = new List<uint>(got.Count);
+        foreach (var p in got)
+        {
+            seqs.Add(TestPackets.Sequence(p));
+        }
+
+        return seqs;
+    }
 
     /// <summary>Sends one packet A→B and one B→A and asserts both arrive intact.</summary>
     public void Ping(uint sequence, bool ipv6 = false)
