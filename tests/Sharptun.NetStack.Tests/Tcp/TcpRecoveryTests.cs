@@ -230,6 +230,55 @@ public sealed class TcpRecoveryTests
     }
 
     [Fact]
+    public void TailLossProbe_LastSegmentsLost_RecoveredWithoutRto()
+    {
+        var p = new TcpPair(33).Connect();
+        var warm = new Transfer(p.C, p.S, Transfer.RandomData(20_000, 7), closeWhenDone: false);
+        p.Net.RunUntil(() => warm.Finished, Limit, () => warm.Pump(p.Net.Now)); // RTT samples exist
+        p.Net.Filter = DropFirstTransmissionOfDataSegments(p.Client, 17, 18, 19);
+        var t = new Transfer(p.C, p.S, Transfer.RandomData(20 * p.C.Smss, 8), closeWhenDone: false);
+        p.Net.RunUntil(() => t.Finished, Limit, () => t.Pump(p.Net.Now));
+        Assert.True(t.HashMatches());
+        Assert.Equal(0, p.C.Timeouts);
+        Assert.Equal(1, p.C.TailLossProbes);
+    }
+
+    [Fact]
+    public void Recovery_RetransmissionAlsoLost_ResentWithoutRto()
+    {
+        var p = new TcpPair(34).Connect();
+        int timesSeen = 0;
+        uint target = 0;
+        int dataIndex = 0;
+        p.Net.Filter = pk =>
+        {
+            if (pk.From != p.Client || pk.PayloadLength == 0)
+            {
+                return false;
+            }
+
+            if (dataIndex++ == 10)
+            {
+                target = pk.Repr.Seq.Value;
+            }
+
+            if (target != 0 && pk.Repr.Seq.Value == target && timesSeen < 2)
+            {
+                timesSeen++;
+                return true; // the original and the first retransmission
+            }
+
+            return false;
+        };
+        var t = new Transfer(p.C, p.S, Transfer.RandomData(200 * p.C.Smss, 9), closeWhenDone: false);
+        p.Net.RunUntil(() => t.Finished, Limit, () => t.Pump(p.Net.Now));
+        Assert.True(t.HashMatches());
+        Assert.Equal(2, timesSeen);
+        Assert.Equal(0, p.C.Timeouts);
+        Assert.Equal(1, p.C.LostRetransmits);
+    }
+
+    [Fact]
     public void Cwnd_InitialWindow_TenSegments()
     {
         var p = new TcpPair(32).Connect();

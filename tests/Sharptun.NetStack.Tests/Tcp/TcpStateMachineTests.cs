@@ -91,6 +91,30 @@ public sealed class TcpStateMachineTests
     }
 
     [Fact]
+    public void CloseByApplication_UnreadReceivedData_SendsRst()
+    {
+        var p = new TcpPair().Connect();
+        p.S.Send(new byte[100], p.Net.Now);
+        p.Net.RunUntil(() => p.C.ReadableBytes == 100, Limit);
+        p.C.CloseByApplication(p.Net.Now); // RFC 1122 §4.2.2.13
+        p.Net.RunUntil(() => p.S.State == TcpState.Closed, Limit);
+        Assert.Equal(SocketError.ConnectionReset, p.S.Error);
+    }
+
+    [Fact]
+    public void CloseByApplication_PeerNeverCloses_FinWait2TimesOut()
+    {
+        var o = new TcpOptions { FinWait2Timeout = TimeSpan.FromSeconds(30) };
+        var p = new TcpPair(8, o, null).Connect();
+        p.C.CloseByApplication(p.Net.Now);
+        p.Net.RunUntil(() => p.C.State == TcpState.FinWait2, Limit);
+        var start = p.Net.Now;
+        p.Net.RunUntil(() => p.C.State == TcpState.Closed, Limit);
+        Assert.InRange((p.Net.Now - start).TotalSeconds, 29, 31);
+        Assert.Equal(TcpState.CloseWait, p.S.State);
+    }
+
+    [Fact]
     public void OnSegment_AckToClosedPort_AnsweredWithRst()
     {
         var p = new TcpPair();
