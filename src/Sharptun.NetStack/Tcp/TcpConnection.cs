@@ -323,6 +323,12 @@ internal sealed partial class TcpConnection
     public void CloseByApplication(TimeSpan now)
     {
         _appClosed = true;
+        if (State == TcpState.Closed)
+        {
+            ReleaseBuffers(force: true);
+            return;
+        }
+
         // RFC 1122 §4.2.2.13: closing with unread received data sends RST.
         if (_rx.Count > 0 && IsSynchronized)
         {
@@ -367,6 +373,11 @@ internal sealed partial class TcpConnection
         State = TcpState.Closed;
         _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = TimeSpan.MaxValue;
         _layer.Remove(this);
+        if (_appClosed)
+        {
+            ReleaseBuffers(force: true); // nobody can read any more; a stale timer entry must not pin the rings
+        }
+
         WakeAll();
     }
 
@@ -378,10 +389,10 @@ internal sealed partial class TcpConnection
     }
 
     /// <summary>Releases the buffers (TIME-WAIT or CLOSED with no reader) so the memory budget is returned.</summary>
-    internal void ReleaseBuffers()
+    internal void ReleaseBuffers(bool force = false)
     {
         _buffersAllocated = true; // never re-allocate
-        if (_rx.Count == 0)
+        if (_rx.Count == 0 || force)
         {
             _rx = EmptyRing;
         }

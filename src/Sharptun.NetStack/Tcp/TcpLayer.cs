@@ -464,6 +464,31 @@ internal sealed class TcpLayer
 
     internal void RemoveListener(TcpListener listener) => _listeners.Remove(listener.Key);
 
+    /// <summary>
+    /// Stack shutdown: resets every connection (RST to synchronized peers), fails every pending operation and stops
+    /// every listener. Streams then throw; nothing is left for timers to run.
+    /// </summary>
+    public void AbortAll()
+    {
+        lock (Gate)
+        {
+            var now = _context.Now;
+            foreach (var c in _connections.Values.ToArray())
+            {
+                c.Abort(now);
+            }
+
+            foreach (var l in _listeners.Values.ToArray())
+            {
+                l.Dispose();
+            }
+
+            _timeWait.Clear();
+            _timeWaitOrder.Clear();
+            _timers.Clear();
+        }
+    }
+
     internal void Remove(TcpConnection c)
     {
         if (c.Removed)

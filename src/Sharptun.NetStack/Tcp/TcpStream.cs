@@ -315,10 +315,7 @@ public sealed class TcpStream : Stream
                 if (!_disposed)
                 {
                     _disposed = true;
-                    if (_conn.State != TcpState.Closed)
-                    {
-                        _conn.CloseByApplication(_layer.Now);
-                    }
+                    _conn.CloseByApplication(_layer.Now);
 
                     var ode = new ObjectDisposedException(nameof(TcpStream));
                     _conn.ReadSignal.SetException(ode);

@@ -213,3 +213,18 @@ public sealed class TcpStateMachineTests
         Assert.All(conns, c => Assert.Equal(TcpState.Established, c.State));
     }
 }
+
+public sealed class TcpLayerShutdownTests
+{
+    [Fact]
+    public void AbortAll_OpenConnectionsAndListener_PeersResetAndListenerStops()
+    {
+        var p = new TcpPair(9).Connect();
+        p.Server.Tcp.AbortAll();
+        Assert.Equal(0, p.Server.Tcp.ConnectionCount);
+        Assert.Equal(TcpState.Closed, p.S.State);
+        p.Net.RunUntil(() => p.C.State == TcpState.Closed, TimeSpan.FromSeconds(10));
+        Assert.Equal(System.Net.Sockets.SocketError.ConnectionReset, p.C.Error);
+        Assert.Throws<ObjectDisposedException>(() => p.Listener.AcceptAsync().AsTask().GetAwaiter().GetResult());
+    }
+}
