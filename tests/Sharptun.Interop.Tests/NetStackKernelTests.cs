@@ -327,4 +327,41 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
         output.WriteLine($"fault injector dropped {faults.Dropped} packets");
         Assert.True(faults.Dropped > 100);
     }
+
+    // ---------------------------------------------------------------- promiscuous (tun2socks / gateway) mode
+
+    [InteropFact("ip")]
+    public async Task Promiscuous_KernelTrafficToAnyAddress_TerminatesInStackWithOriginalDestination()
+    {
+        using var s = new Setup(options: new NetStackOptions { Promiscuous = true });
+        s.Lab.AddRoute(s.Namespace, "198.18.0.0/15", s.Tun.Name);
+
+        // TCP: a wildcard listener accepts a kernel connection to an arbitrary routed address and sees that address.
+        using var listener = s.Stack.ListenTcp(new IPEndPoint(IPAddress.IPv6Any, 0));
+        using var kernelTcp = NetnsLab.RunInNamespace(s.Namespace, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        var accept = listener.AcceptAsync().AsTask();
+        var target = new IPEndPoint(IPAddress.Parse("198.18.7.9"), 443);
+        await kernelTcp.ConnectAsync(target).WaitAsync(TimeSpan.FromSeconds(10));
+        await using var stream = await accept.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(target, stream.LocalEndPoint);
+        await kernelTcp.SendAsync("hello"u8.ToArray(), SocketFlags.None);
+        var buffer = new byte[16];
+        Assert.Equal(5, await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        await stream.WriteAsync("world"u8.ToArray());
+        await stream.FlushAsync();
+        Assert.Equal(5, await kernelTcp.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("world"u8.ToArray(), buffer[..5]);
+
+        // UDP: the catch-all socket receives a datagram to any address/port and answers from that address/port.
+        using var catchAll = s.Stack.BindUdpAnyDestination();
+        using var kernelUdp = NetnsLab.RunInNamespace(s.Namespace, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+        var dns = new IPEndPoint(IPAddress.Parse("198.19.1.1"), 53);
+        await kernelUdp.SendToAsync("query"u8.ToArray(), dns);
+        var request = await catchAll.ReceiveFromAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(dns, request.LocalEndPoint);
+        await catchAll.SendFromAsync("answer"u8.ToArray(), request.LocalAddress, request.RemoteAddress, request.RemotePort, request.LocalPort);
+        var reply = await kernelUdp.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0)).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(dns, reply.RemoteEndPoint);
+        Assert.Equal("answer"u8.ToArray(), buffer[..reply.ReceivedBytes]);
+    }
 }
