@@ -342,7 +342,7 @@ internal sealed partial class TcpConnection
         }
 
         // Window update (RFC 9293 §3.10.7.4: SND.WL1/SND.WL2 rule)
-        if (_sndWl1 < seg.Seq || (_sndWl1 == seg.Seq && _sndWl2 <= ack))
+        if (ack >= _sndUna && (_sndWl1 < seg.Seq || (_sndWl1 == seg.Seq && _sndWl2 <= ack)))
         {
             bool opened = newWnd > _sndWnd;
             _sndWnd = newWnd;
