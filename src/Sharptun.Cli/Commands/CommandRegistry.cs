@@ -10,6 +10,7 @@ internal static class CommandRegistry
         new PubKeyCommand(),
         new ShowCommand(),
         new DaemonCommand(),
+        new DemoCommand(),
     ];
 
     public static ICliCommand? Find(string name)
