@@ -46,9 +46,8 @@ public sealed partial class NetStack
 
     private TimeSpan TcpNextDeadline() => _tcp.NextDeadline;
 
-    private void DisposeTcp()
-    {
-    }
+    /// <summary>Stack shutdown: resets connections, fails pending TCP operations, stops listeners.</summary>
+    private void DisposeTcp() => _tcp.AbortAll();
 
     private void DeliverTcp(in IpAddr source, in IpAddr destination, ReadOnlySpan<byte> segment) =>
         _tcp.OnSegment(source, destination, segment);

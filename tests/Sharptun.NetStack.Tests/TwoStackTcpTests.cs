@@ -50,4 +50,18 @@ public sealed class TwoStackTcpTests
         Assert.Equal(far, accepted.LocalEndPoint);   // the original destination, as a tun2socks gateway needs
         Assert.Equal(client.LocalEndPoint, accepted.RemoteEndPoint);
     }
+
+    [Fact]
+    public async Task Dispose_StackWithOpenConnection_FailsPendingRead()
+    {
+        var pair = new StackPair();
+        using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.Any, 8080));
+        var accept = listener.AcceptAsync().AsTask();
+        using var client = pair.Run(pair.A.ConnectTcpAsync(new IPEndPoint(IPAddress.Parse("10.0.0.2"), 8080)).AsTask());
+        using var accepted = pair.Run(accept);
+        var read = client.ReadAsync(new byte[10]).AsTask();
+        pair.A.Dispose();
+        await Assert.ThrowsAnyAsync<Exception>(() => read.WaitAsync(TimeSpan.FromSeconds(5)));
+        pair.B.Dispose();
+    }
 }
