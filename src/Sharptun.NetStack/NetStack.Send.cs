@@ -92,6 +92,11 @@ public sealed partial class NetStack
         {
             throw new SocketException((int)SocketError.AddressFamilyNotSupported);
         }
+        else if (!IsLocalAddress(source))
+        {
+            // No spoofing: an explicit source must be ours (any unicast address in promiscuous mode).
+            throw new SocketException((int)SocketError.AddressNotAvailable);
+        }
 
         if (destinationPort == 0)
         {

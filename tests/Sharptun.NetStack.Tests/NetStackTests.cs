@@ -350,6 +350,17 @@ public sealed class NetStackTests
     }
 
     [Fact]
+    public async Task SendFromAsync_ForeignSourceWithoutPromiscuous_Throws()
+    {
+        using var stack = TestPackets.Stack("10.9.0.2");
+        using var socket = stack.BindUdp(new IPEndPoint(IPAddress.Any, 5353));
+        var e = await Assert.ThrowsAsync<SocketException>(async () =>
+            await socket.SendFromAsync(new byte[1], IpAddr.Parse("10.9.0.99"), Peer4, 9));
+        Assert.Equal(SocketError.AddressNotAvailable, e.SocketErrorCode);
+        Assert.Empty(TestPackets.Drain(stack));
+    }
+
+    [Fact]
     public void Write_NonPromiscuousOtherDestination_IsDropped()
     {
         using var stack = TestPackets.Stack("10.9.0.7");
