@@ -221,10 +221,16 @@ internal sealed class NodePair : IDisposable
         sender.Start();
         var got = new List<byte[]>();
         var total = Stopwatch.StartNew();
-        while (got.Count < count && total.Elapsed < TimeSpan.FromSeconds(30))
+        var quiet = Stopwatch.StartNew();
+        while (got.Count < count && total.Elapsed < TimeSpan.FromSeconds(30) && (sender.IsAlive || quiet.Elapsed < TimeSpan.FromMilliseconds(500)))
         {
             var more = to.Receive(1, TimeSpan.FromMilliseconds(100));
             more.AddRange(to.ReceivePending());
+            if (more.Count > 0)
+            {
+                quiet.Restart();
+            }
+
             got.AddRange(more);
             Volatile.Write(ref received, got.Count);
         }
