@@ -25,7 +25,8 @@ public sealed class DaemonInteropTests
         Assert.True(lab.Exec(ns, "ip", "link", "show", ifname).Success);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(SharptunDaemon.SocketPath(ifname)));
         var show = lab.Check(ns, "wg", "show", ifname);
-        Assert.Equal($"interface: {ifname}\n", show.Stdout);
+        Assert.StartsWith($"interface: {ifname}\n", show.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("peer:", show.Stdout, StringComparison.Ordinal);
     }
 
     [InteropFact("wg")]
@@ -128,7 +129,7 @@ public sealed class DaemonInteropTests
 
         daemons.StartOrFail(ns, ifname);
 
-        Assert.Equal($"interface: {ifname}\n", lab.Check(ns, "wg", "show", ifname).Stdout);
+        Assert.StartsWith($"interface: {ifname}\n", lab.Check(ns, "wg", "show", ifname).Stdout, StringComparison.Ordinal);
     }
 
     [InteropFact("wg")]
