@@ -160,6 +160,46 @@ public sealed class DaemonInteropTests
         Assert.False(File.Exists(SharptunDaemon.SocketPath("lo")) && SharptunDaemon.FindPid("lo") is not null);
     }
 
+    [InteropFact("wg", "ping")]
+    public void TwoDaemons_ConfiguredByWg_HandshakeAndPing()
+    {
+        using var lab = new NetnsLab();
+        using var daemons = new SharptunDaemon(lab);
+        var nsA = lab.AddNamespace();
+        var nsB = lab.AddNamespace();
+        var veth = lab.AddVeth(nsA, nsB);
+        var under = lab.NewSubnet();
+        var tunnel = lab.NewSubnet();
+        lab.AddAddress(nsA, veth.InterfaceA, under.V4Cidr(1));
+        lab.AddAddress(nsB, veth.InterfaceB, under.V4Cidr(2));
+        var ifA = lab.NewInterfaceName('w');
+        var ifB = lab.NewInterfaceName('w');
+        daemons.StartOrFail(nsA, ifA);
+        daemons.StartOrFail(nsB, ifB);
+        var keyA = Path.Combine(lab.TempDirectory, "a.key");
+        var keyB = Path.Combine(lab.TempDirectory, "b.key");
+        File.WriteAllText(keyA, lab.Check(null, "wg", "genkey").Stdout);
+        File.WriteAllText(keyB, lab.Check(null, "wg", "genkey").Stdout);
+        var pubA = lab.ExecWithInput(null, File.ReadAllText(keyA), "wg", "pubkey").Stdout.Trim();
+        var pubB = lab.ExecWithInput(null, File.ReadAllText(keyB), "wg", "pubkey").Stdout.Trim();
+
+        lab.Check(nsA, "wg", "set", ifA, "private-key", keyA, "listen-port", "40001",
+            "peer", pubB, "allowed-ips", tunnel.V4(2) + "/32", "endpoint", under.V4(2) + ":40002");
+        lab.Check(nsB, "wg", "set", ifB, "private-key", keyB, "listen-port", "40002",
+            "peer", pubA, "allowed-ips", tunnel.V4(1) + "/32", "endpoint", under.V4(1) + ":40001");
+        lab.AddAddress(nsA, ifA, tunnel.V4Cidr(1));
+        lab.AddAddress(nsB, ifB, tunnel.V4Cidr(2));
+        lab.SetUp(nsA, ifA);
+        lab.SetUp(nsB, ifB);
+
+        var ping = lab.Exec(nsA, "ping", "-c", "3", "-W", "5", tunnel.V4(2));
+
+        Assert.True(ping.Success, ping.ToString());
+        var show = lab.Check(nsA, "wg", "show", ifA).Stdout;
+        Assert.Contains("latest handshake: ", show, StringComparison.Ordinal);
+        Assert.Contains(" received, ", show, StringComparison.Ordinal);
+    }
+
     [InteropFact("wg", "wg-quick")]
     public void WgQuick_UpAndDown_WithSharptunAsUserspaceImplementation()
     {
