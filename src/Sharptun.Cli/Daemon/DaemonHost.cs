@@ -40,7 +40,24 @@ internal sealed class DaemonHost : IDisposable
     public string SocketPath => _uapi.SocketPath;
 
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
-    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log) => new WireGuardDevice(tun, LinuxUdpBind.Factory, log: log);
+    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log)
+    {
+        WireGuardDeviceOptions? options = null;
+        if (double.TryParse(Environment.GetEnvironmentVariable(TimeScaleVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var scale)
+            && scale > 0 && scale != 1.0)
+        {
+            log.Error($"{TimeScaleVariable}={scale}: protocol timers run {scale} times faster than real time (tests only)");
+            options = new WireGuardDeviceOptions { Clock = new DeviceClock(scale) };
+        }
+
+        return new WireGuardDevice(tun, LinuxUdpBind.Factory, options, log);
+    }
+
+    /// <summary>
+    /// Test-only: a number (e.g. 40) that speeds up the device's monotonic clock, so RekeyAfterTime (120 s) passes in 3 s
+    /// of real time; the interop tests use it to watch rekeys under traffic. Unset or 1 = real time.
+    /// </summary>
+    internal const string TimeScaleVariable = "SHARPTUN_TIME_SCALE";
 
     /// <summary>
     /// Creates the TUN (or adopts <c>WG_TUN_FD</c>) and the UAPI socket (or adopts <c>WG_UAPI_FD</c>).
