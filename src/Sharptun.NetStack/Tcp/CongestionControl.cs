@@ -37,6 +37,16 @@ internal abstract class CongestionController
         Cwnd = Smss;
     }
 
+    /// <summary>
+    /// Undoes a reduction found to be spurious (RFC 8985 §8, D-SACK): cwnd and ssthresh return to at least their values
+    /// before the episode.
+    /// </summary>
+    public virtual void Undo(int priorCwnd, int priorSsthresh)
+    {
+        Cwnd = Math.Max(Cwnd, priorCwnd);
+        Ssthresh = Math.Max(Ssthresh, priorSsthresh);
+    }
+
     /// <summary>Directly sets cwnd (used for RFC 6582 inflation/deflation and recovery exit).</summary>
     public void SetCwnd(int cwnd) => Cwnd = Math.Max(cwnd, Smss);
 
@@ -182,6 +192,13 @@ internal sealed class CubicController : CongestionController
         // RFC 9438 §4.6: ssthresh = flight_size * beta_cubic
         Ssthresh = Math.Max((int)(flightSize * BetaCubic), 2 * Smss);
         Cwnd = Ssthresh;
+        _epochStart = TimeSpan.MinValue;
+    }
+
+    public override void Undo(int priorCwnd, int priorSsthresh)
+    {
+        base.Undo(priorCwnd, priorSsthresh);
+        _wMax = _wLastMax;
         _epochStart = TimeSpan.MinValue;
     }
 

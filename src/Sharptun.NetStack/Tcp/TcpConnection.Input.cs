@@ -121,6 +121,13 @@ internal sealed partial class TcpConnection
         {
             if (!rst)
             {
+                if (payload.Length > 0 && seg.Seq < _rcvNxt)
+                {
+                    // RFC 2883 §4.1: report the duplicate (seq arithmetic is safe: acceptability bounds the distance)
+                    var dupEnd = seg.Seq + payload.Length;
+                    NoteDuplicate(seg.Seq, dupEnd <= _rcvNxt ? dupEnd : _rcvNxt);
+                }
+
                 SendAckNow(now);
             }
 
@@ -282,19 +289,29 @@ internal sealed partial class TcpConnection
         long newWnd = (long)seg.Window << _sndShift;
 
         // RFC 2018 / RFC 6675: update the scoreboard from SACK blocks that lie in (SndUna, SndMax].
+        var oldUna = _sndUna;
+        long sackedBefore = 0;
         bool sackAdvanced = false;
         if (_sackEnabled)
         {
+            sackedBefore = _sacked.TotalBytes();
             for (int i = 0; i < seg.SackCount; i++)
             {
                 var b = seg.GetSack(i);
+                if (i == 0 && b.Left < b.Right
+                    && (b.Right <= ack || (seg.SackCount > 1 && seg.GetSack(1).Left <= b.Left && b.Right <= seg.GetSack(1).Right)))
+                {
+                    OnDsack(now, b); // RFC 2883 §4: a duplicate report, not new SACK information
+                    continue;
+                }
+
                 if (b.Left < b.Right && b.Left > _sndUna && b.Right <= _sndMax)
                 {
-                    long before = _sacked.TotalBytes();
                     _sacked.Add(b.Left, b.Right);
-                    sackAdvanced |= _sacked.TotalBytes() != before;
                 }
             }
+
+            sackAdvanced = _sacked.TotalBytes() != sackedBefore;
         }
 
         if (ack > _sndUna)
@@ -316,28 +333,25 @@ internal sealed partial class TcpConnection
             _dupAcks++;
         }
 
-        // Tail loss probe feedback (RFC 8985 §7.4): the probe was SACKed while older data is still missing, so that
-        // data (sent at least a PTO earlier) is lost: start recovery now instead of waiting for the RTO.
-        if (!_inRecovery && _tlpFired && _sackEnabled && _sndUna < _tlpSeq && _sacked.Contains(_tlpSeq))
+        if (_sackEnabled)
         {
-            EnterRecovery(now);
-            _lostHint = _tlpSeq;
-        }
+            // RFC 8985 §6.2: time-based loss marking (also finds lost retransmissions and, via the tail loss
+            // probe's SACK, tail losses); RFC 6937: the sending rate during recovery.
+            bool lost = RackOnAck(now);
+            if (lost && !_inRecovery && _sndMax > _sndUna)
+            {
+                EnterRecovery(now);
+            }
 
-        // Lost retransmission (RFC 8985 §6.2 reasoning): ACKs keep arriving, yet a retransmission sent more than an RTT
-        // plus a reordering window ago is still not acknowledged → it was lost too; retransmit the holes again.
-        if (_inRecovery && _sackEnabled && _highRxt > _sndUna && _rtt.HasSample
-            && now - _rexmitRoundAt > _rtt.Srtt + (_rtt.Srtt / 4) + TimeSpan.FromMilliseconds(2))
-        {
-            LostRetransmits++;
-            _highRxt = _sndUna;
-            _rexmitRoundAt = now;
-            _cc.OnCongestionEvent(now, (int)Math.Max(Pipe(), 2L * _smss));
+            if (_inRecovery)
+            {
+                long delivered = (_sndUna - oldUna) + (_sacked.TotalBytes() - sackedBefore);
+                PrrUpdate(delivered);
+            }
         }
-
-        // Loss detection → fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)
-        if (!_inRecovery && _sndMax > _sndUna && _sndUna >= _recover && ShouldEnterRecovery())
+        else if (!_inRecovery && _sndMax > _sndUna && _sndUna >= _recover && _dupAcks >= TcpConstants.DupThresh)
         {
+            // Loss detection → fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2)
             EnterRecovery(now);
         }
 
@@ -381,34 +395,25 @@ internal sealed partial class TcpConnection
         return true;
     }
 
-    private bool ShouldEnterRecovery()
-    {
-        if (_sackEnabled && _sacked.Count > 0)
-        {
-            // RFC 6675 §5 (4): DupThresh dup ACKs, or IsLost(HighACK + 1)
-            return _dupAcks >= TcpConstants.DupThresh || IsLost(_sndUna);
-        }
-
-        return _dupAcks >= TcpConstants.DupThresh;
-    }
-
     private void EnterRecovery(TimeSpan now)
     {
         FastRetransmits++;
         _inRecovery = true;
         _recover = _sndMax; // RFC 6582 §3.2 step 2 / RFC 6675 RecoveryPoint
         int flight = _sndMax - _sndUna;
+        PrrStart();
         _cc.OnCongestionEvent(now, flight);
         if (!_sackEnabled)
         {
             _cc.SetCwnd(_cc.Ssthresh + (TcpConstants.DupThresh * _smss)); // RFC 5681 §3.2 step 3
+            _rexmitPending = true; // retransmit the first unacknowledged segment now
         }
 
         _highRxt = _sndUna;
-        _lostHint = _sndUna;
-        _rexmitRoundAt = now;
+        _undoValid = true;
+        _undoMarker = _sndUna;
+        _undoRetrans = 0;
         _tlpAt = TimeSpan.MaxValue;
-        _rexmitPending = true; // retransmit the first unacknowledged segment now
         _rttTiming = false;    // Karn
     }
 
@@ -469,15 +474,15 @@ internal sealed partial class TcpConnection
             {
                 // Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3; RFC 6675 §5)
                 _inRecovery = false;
-                _lostHint = _sndUna;
                 _dupAcks = 0;
+                if (_reoWndPersist > 0 && --_reoWndPersist == 0)
+                {
+                    _reoWndMult = 1; // RFC 8985 §6.2 step 4: the widened window lapses after 16 recoveries
+                }
+
                 _cc.SetCwnd(_sackEnabled ? _cc.Ssthresh : Math.Min(_cc.Ssthresh, Math.Max(flight, _smss) + _smss));
             }
-            else if (_sackEnabled)
-            {
-                _rexmitRoundAt = now; // the oldest outstanding retransmission is now a later one
-            }
-            else
+            else if (!_sackEnabled)
             {
                 // Partial acknowledgment (RFC 6582 §3.2 step 5): retransmit the next hole, deflate cwnd.
                 _rexmitPending = true;
@@ -515,6 +520,7 @@ internal sealed partial class TcpConnection
         if (seq < _rcvNxt)
         {
             int d = _rcvNxt - seq;
+            NoteDuplicate(seq, seq + Math.Min(d, payload.Length)); // RFC 2883 §4.1 case: below the cumulative ACK
             if (d >= payload.Length)
             {
                 _ackNow = true; // duplicate
@@ -574,6 +580,11 @@ internal sealed partial class TcpConnection
         {
             // Out of order: keep it if the range table has room (bounded by the receive buffer), ACK at once
             // so the sender sees a duplicate ACK with SACK blocks (RFC 5681 §4.2, RFC 2018 §4).
+            if (IsOutOfOrderDuplicate(seq, seq + payload.Length))
+            {
+                NoteDuplicate(seq, seq + payload.Length); // RFC 2883 §4.2: duplicate above the cumulative ACK
+            }
+
             if (_ooo.Add(seq, seq + payload.Length))
             {
                 _rx.WriteAt(off, payload);
@@ -584,6 +595,32 @@ internal sealed partial class TcpConnection
 
         return complete;
     }
+
+    /// <summary>RFC 2883: remember a duplicate range to report as the first SACK block of the next ACK.</summary>
+    private void NoteDuplicate(SeqNumber left, SeqNumber right)
+    {
+        if (_sackEnabled && right > left)
+        {
+            _dsackPending = true;
+            _dsackBlock = new SackBlock(left, right);
+        }
+    }
+
+    private bool IsOutOfOrderDuplicate(SeqNumber left, SeqNumber right)
+    {
+        for (int i = 0; i < _ooo.Count; i++)
+        {
+            if (_ooo[i].Left <= left && right <= _ooo[i].Right)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool _dsackPending;
+    private SackBlock _dsackBlock;
 
     private void ProcessPeerFin(TimeSpan now)
     {
@@ -624,7 +661,7 @@ internal sealed partial class TcpConnection
     {
         State = TcpState.TimeWait;
         SendAckNow(now);
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = _rackAt = TimeSpan.MaxValue;
         _layer.EnterTimeWait(this, _rcvNxt, _sndNxt, _tsEnabled, _tsRecent, _tsOffset, now);
         WakeAll();
     }

@@ -42,10 +42,6 @@ internal sealed partial class TcpConnection
             {
                 _rexmitPending = false;
                 int len = Math.Min(_smss, DataEnd - _sndUna);
-                if (_sackEnabled)
-                {
-                    len = ClipToSacked(_sndUna, len);
-                }
 
                 if (!SendData(now, _sndUna, Math.Max(len, 0), retransmit: true))
                 {
@@ -152,124 +148,6 @@ internal sealed partial class TcpConnection
 
     private SeqNumber DataEnd => DataStart + _tx.Count;
 
-    /// <summary>Limits a retransmission starting at <paramref name="seq"/> so it ends at the next SACKed range.</summary>
-    private int ClipToSacked(SeqNumber seq, int len)
-    {
-        for (int i = 0; i < _sacked.Count; i++)
-        {
-            var r = _sacked[i];
-            if (r.Right <= seq)
-            {
-                continue;
-            }
-
-            if (r.Left <= seq)
-            {
-                return 0;
-            }
-
-            return Math.Min(len, r.Left - seq);
-        }
-
-        return len;
-    }
-
-    /// <summary>
-    /// RFC 6675 §4 IsLost boundary: a sequence number below the returned value has more than
-    /// (DupThresh - 1) * SMSS SACKed bytes above it, so it is deemed lost.
-    /// </summary>
-    private SeqNumber LostBoundary()
-    {
-        long acc = 0;
-        long threshold = (long)(TcpConstants.DupThresh - 1) * _smss;
-        for (int i = _sacked.Count - 1; i >= 0; i--)
-        {
-            var r = _sacked[i];
-            acc += r.Right - r.Left;
-            if (acc > threshold)
-            {
-                return _inRecovery && _lostHint > r.Left ? _lostHint : r.Left;
-            }
-        }
-
-        return _inRecovery && _lostHint > _sndUna ? _lostHint : _sndUna;
-    }
-
-    private bool IsLost(SeqNumber seq) => seq < LostBoundary() && !_sacked.Contains(seq);
-
-    /// <summary>RFC 6675 §4 SetPipe: bytes believed to be in the network.</summary>
-    private long Pipe()
-    {
-        var lost = LostBoundary();
-        long pipe = 0;
-        var holeStart = _sndUna;
-        for (int i = 0; i <= _sacked.Count; i++)
-        {
-            var holeEnd = i < _sacked.Count ? _sacked[i].Left : _sndMax;
-            if (holeEnd > holeStart)
-            {
-                // not lost part counts once
-                var nl = SeqNumber.Max(holeStart, lost);
-                if (holeEnd > nl)
-                {
-                    pipe += holeEnd - nl;
-                }
-
-                // lost part that was retransmitted counts once
-                var lostEnd = SeqNumber.Min(SeqNumber.Min(holeEnd, lost), _highRxt);
-                if (lostEnd > holeStart)
-                {
-                    pipe += lostEnd - holeStart;
-                }
-            }
-
-            if (i < _sacked.Count)
-            {
-                holeStart = SeqNumber.Max(holeStart, _sacked[i].Right);
-            }
-        }
-
-        return pipe;
-    }
-
-    /// <summary>RFC 6675 §4 NextSeg rule (1): first lost, un-SACKed, not yet retransmitted range.</summary>
-    private bool NextLostHole(out SeqNumber seq, out int len)
-    {
-        var lost = LostBoundary();
-        var from = SeqNumber.Max(_highRxt, _sndUna);
-        var holeStart = _sndUna;
-        for (int i = 0; i <= _sacked.Count; i++)
-        {
-            var holeEnd = i < _sacked.Count ? _sacked[i].Left : _sndMax;
-            var s = SeqNumber.Max(holeStart, from);
-            var e = SeqNumber.Min(holeEnd, lost);
-            if (e > s)
-            {
-                seq = s;
-                len = Math.Min(e - s, _smss);
-                int dataLeft = DataEnd - s;
-                if (len > dataLeft)
-                {
-                    len = Math.Max(dataLeft, 0);
-                }
-
-                if (len > 0 || (_finQueued && s == FinSeq))
-                {
-                    return true;
-                }
-            }
-
-            if (i < _sacked.Count)
-            {
-                holeStart = SeqNumber.Max(holeStart, _sacked[i].Right);
-            }
-        }
-
-        seq = default;
-        len = 0;
-        return false;
-    }
-
     private bool EmitSyn(TimeSpan now)
     {
         var flags = State == TcpState.SynReceived ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn;
@@ -341,10 +219,21 @@ internal sealed partial class TcpConnection
             _sndNxt = newEnd;
         }
 
+        LogSent(now, seq, newEnd);
+        if (_inRecovery)
+        {
+            _prrOut += newEnd - seq; // RFC 6937: data sent during recovery
+        }
+
         if (retransmit)
         {
             RetransmittedSegments++;
             RetransmittedBytes += len;
+            if (_inRecovery)
+            {
+                _undoRetrans++;
+            }
+
             if (_rttTiming && seq <= _rttSeq)
             {
                 _rttTiming = false; // Karn: no sample from retransmitted data
@@ -413,6 +302,7 @@ internal sealed partial class TcpConnection
             _unackedBytes = 0;
             _delAckAt = TimeSpan.MaxValue;
             _lastAckSent = repr.Ack;
+            _dsackPending = false;
         }
     }
 
@@ -458,11 +348,17 @@ internal sealed partial class TcpConnection
             r = r with { HasTimestamp = true, TsVal = TsClock(now), TsEcr = _tsRecent };
         }
 
-        if (_sackEnabled && _ooo.Count > 0 && (flags & TcpFlags.Rst) == 0)
+        if (_sackEnabled && (_ooo.Count > 0 || _dsackPending) && (flags & TcpFlags.Rst) == 0)
         {
-            // RFC 2018 §4: the first block reports the most recently received segment.
+            // RFC 2018 §4: the first block reports the most recently received segment;
+            // RFC 2883 §4: a D-SACK block for a duplicate goes before it.
             int max = r.MaxSackBlocks;
             int n = 0;
+            if (_dsackPending)
+            {
+                r = r.WithSack(n++, _dsackBlock);
+            }
+
             int first = _ooo.LastTouched;
             if (first >= 0 && first < _ooo.Count)
             {

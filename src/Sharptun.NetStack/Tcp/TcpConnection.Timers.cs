@@ -40,6 +40,11 @@ internal sealed partial class TcpConnection
                 t = _tlpAt;
             }
 
+            if (_rackAt < t)
+            {
+                t = _rackAt;
+            }
+
             return t;
         }
     }
@@ -66,6 +71,11 @@ internal sealed partial class TcpConnection
         else if (_tlpAt <= now)
         {
             OnTailLossProbe(now);
+        }
+
+        if (_rackAt <= now && State != TcpState.Closed)
+        {
+            OnRackTimer(now);
         }
 
         if (State == TcpState.Closed)
@@ -148,8 +158,9 @@ internal sealed partial class TcpConnection
         _sacked.Clear(); // RFC 6675 §5.1: the receiver may have reneged; retransmit from SND.UNA
         _recover = _sndMax; // RFC 6582 §4: avoid a false fast retransmit after the timeout
         _highRxt = _sndUna;
-        _lostHint = _sndUna;
         _tlpFired = false;
+        _undoValid = false;
+        ResetSegmentMarks();
         _rttTiming = false;
         _sndNxt = handshaking ? _iss : _sndUna;
         Dispatch(now);

@@ -45,7 +45,6 @@ internal sealed partial class TcpConnection
         if (avail > 0 && wndRoom > 0 && _sndNxt == _sndMax)
         {
             // RFC 8985 §7.3: prefer a new segment
-            _tlpSeq = _sndNxt;
             int len = (int)Math.Min(Math.Min(avail, _smss), wndRoom);
             SendData(now, _sndNxt, len, retransmit: false);
         }
@@ -60,7 +59,6 @@ internal sealed partial class TcpConnection
                 seq = _sndUna;
             }
 
-            _tlpSeq = seq;
             SendData(now, seq, len, retransmit: true);
         }
 

@@ -74,11 +74,8 @@ internal sealed partial class TcpConnection
     private SeqNumber _highRxt;
     private bool _rexmitPending;
     private int _retransmits;       // consecutive RTOs of the same data
-    private TimeSpan _rexmitRoundAt; // when the oldest outstanding retransmission round started (lost-retransmit detection)
-    private SeqNumber _lostHint;     // in recovery: unSACKed data below this is known lost (tail loss probe feedback)
     private TimeSpan _tlpAt = TimeSpan.MaxValue;
     private bool _tlpFired;
-    private SeqNumber _tlpSeq;
 
     // RTT sampling without timestamps (Karn's algorithm)
     private bool _rttTiming;
@@ -117,7 +114,7 @@ internal sealed partial class TcpConnection
         _sndUna = _sndNxt = _sndMax = iss;
         _recover = iss;
         _highRxt = iss;
-        _lostHint = iss;
+        _rackFack = iss;
         _tsOffset = tsOffset;
         NoDelay = options.NoDelay;
         _keepAlive = options.KeepAlive;
@@ -371,7 +368,7 @@ internal sealed partial class TcpConnection
         }
 
         State = TcpState.Closed;
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = _rackAt = TimeSpan.MaxValue;
         _layer.Remove(this);
         if (_appClosed)
         {
@@ -414,6 +411,7 @@ internal sealed partial class TcpConnection
         {
             _buffersAllocated = true;
             _tx = new ByteRing(_options.SendBufferSize);
+            AllocateSegmentLog();
             _rx = new ByteRing(_options.ReceiveBufferSize);
         }
     }
