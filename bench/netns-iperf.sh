@@ -6,7 +6,7 @@
 # configured only with wg and ip. Per pair:
 #   first connect: time from `wg set A ... endpoint B` (A's last configuration step) to A's first ping reply
 #                  through the tunnel (the handshake plus one round trip);
-#   A->B, B->A:    iperf3 TCP, one stream, SECONDS each (default 5), Mbit/s as received;
+#   A->B, B->A:    iperf3 TCP, one stream, SECONDS each (default 5), Mbit/s as received / the sender's retransmissions;
 #   memory:        each daemon's peak RSS (VmHWM, /proc/PID/status) and private dirty memory (Private_Dirty,
 #                  /proc/PID/smaps_rollup) after both transfers.
 # sharptun is the Release build of src/Sharptun.Cli (built first), run as `dotnet sharptun.dll -f IFNAME`.
@@ -51,7 +51,7 @@ iperf_mbits() { # NS-client SERVER-IP [-R]
     local ns=$1 ip=$2; shift 2
     ip netns exec stnb-b iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
     for _ in $(seq 1 100); do ip netns exec stnb-b ss -Htln 'sport = :5299' | grep -q 5299 && break; sleep 0.05; done
-    ip netns exec "$ns" iperf3 -c "$ip" -p 5299 -t "$seconds" -J "$@" | jq '.end.sum_received.bits_per_second / 1e6 | round'
+    ip netns exec "$ns" iperf3 -c "$ip" -p 5299 -t "$seconds" -J "$@" | jq -r '"\(.end.sum_received.bits_per_second / 1e6 | round)/\(.end.sum_sent.retransmits)"'
 }
 
 mem_mib() { # PID -> "VmHWM Private_Dirty" in MiB
@@ -71,7 +71,7 @@ run_pair() { # IMPL-A IMPL-B
     pa=$(start_daemon "$ia" stnb-a stnb-wa); pids+=("$pa")
     pb=$(start_daemon "$ib" stnb-b stnb-wb); pids+=("$pb")
     wait_socket stnb-wa; wait_socket stnb-wb
-    wg genkey >"$out/a.key"; wg genkey >"$out/b.key"
+    (umask 077; wg genkey >"$out/a.key"; wg genkey >"$out/b.key")
     local puba pubb
     puba=$(wg pubkey <"$out/a.key"); pubb=$(wg pubkey <"$out/b.key")
     ip netns exec stnb-b wg set stnb-wb private-key "$out/b.key" listen-port 51902 peer "$puba" allowed-ips 10.235.0.1/32
@@ -91,7 +91,7 @@ run_pair() { # IMPL-A IMPL-B
     down=$(iperf_mbits stnb-a 10.235.0.2 -R)
     local ma mb
     ma=$(mem_mib "$pa"); mb=$(mem_mib "$pb")
-    printf '%-28s %8s %8s %10s   %-12s %-12s\n' "$ia (A) <-> $ib (B)" "$up" "$down" "$connect_ms" "$ma" "$mb" >>"$out/table"
+    printf '%-40s %11s %11s %9s   %-11s  %-11s\n' "$ia (A) <-> $ib (B)" "$up" "$down" "$connect_ms" "$ma" "$mb" >>"$out/table"
 
     kill "$pa" "$pb" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pa" 2>/dev/null || kill -0 "$pb" 2>/dev/null || break; sleep 0.1; done
@@ -103,8 +103,8 @@ run_pair wireguard-go wireguard-go
 run_pair sharptun sharptun
 run_pair sharptun wireguard-go
 
-printf '%-28s %8s %8s %10s   %-12s %-12s\n' "pair" "A->B" "B->A" "connect" "A: HWM PD" "B: HWM PD"
-printf '%-28s %8s %8s %10s   %-12s %-12s\n' "" "Mbit/s" "Mbit/s" "ms" "MiB MiB" "MiB MiB"
+printf '%-40s %11s %11s %9s   %-11s  %-11s\n' "pair" "A->B" "B->A" "connect" "A: HWM PD" "B: HWM PD"
+printf '%-40s %11s %11s %9s   %-11s  %-11s\n' "" "Mbit/s/rtx" "Mbit/s/rtx" "ms" "MiB MiB" "MiB MiB"
 cat "$out/table"
-echo "iperf3 -t $seconds, one TCP stream per direction; HWM = VmHWM, PD = Private_Dirty (smaps_rollup) after both transfers."
+echo "iperf3 -t $seconds, one TCP stream per direction (rtx = the sender's TCP retransmissions); HWM = VmHWM, PD = Private_Dirty (smaps_rollup) after both transfers."
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc), wireguard-go $(dpkg-query -W -f='${Version}' wireguard-go 2>/dev/null || echo '?')"
