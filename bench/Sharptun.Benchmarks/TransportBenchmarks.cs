@@ -30,8 +30,8 @@ public class TransportBenchmarks
         var keyB = new byte[32];
         random.NextBytes(keyA);
         random.NextBytes(keyB);
-        var a = new ProtocolDevice(new WireGuardKey(keyA));
-        var b = new ProtocolDevice(new WireGuardKey(keyB));
+        var a = new ProtocolDevice(new Key(keyA));
+        var b = new ProtocolDevice(new Key(keyB));
         _sender = a.AddPeer(b.PublicKey);
         b.AddPeer(a.PublicKey);
         _receiver = b;

@@ -53,7 +53,7 @@ public sealed partial class Peer
             ClearHandshake();
             Noise.InitialHash.CopyTo(_hash);
             Noise.InitialChainKey.CopyTo(_chainKey);
-            Noise.MixHash(_hash, PublicKey.Span);
+            Noise.MixHash(_hash, PublicKey.AsSpan());
 
             // e
             X25519.GeneratePrivateKey(_localEphemeral);
@@ -63,7 +63,7 @@ public sealed partial class Peer
             Noise.MixHash(_hash, ephemeral);
 
             // es
-            if (!X25519.TrySharedSecret(_localEphemeral, PublicKey.Span, sharedSecret))
+            if (!X25519.TrySharedSecret(_localEphemeral, PublicKey.AsSpan(), sharedSecret))
             {
                 ClearHandshake();
                 return ProtocolError.InvalidPeerKey;
@@ -198,7 +198,7 @@ public sealed partial class Peer
             Noise.MixKey(_chainKey, sharedSecret);
 
             // se
-            if (!X25519.TrySharedSecret(_localEphemeral, PublicKey.Span, sharedSecret))
+            if (!X25519.TrySharedSecret(_localEphemeral, PublicKey.AsSpan(), sharedSecret))
             {
                 return ProtocolError.LowOrderPoint;
             }

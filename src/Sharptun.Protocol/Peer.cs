@@ -29,20 +29,20 @@ public sealed partial class Peer
     private Keypair? _previous;
     private Keypair? _next;
 
-    internal Peer(ProtocolDevice device, WireGuardKey publicKey, WireGuardKey presharedKey, TimeSpan persistentKeepalive, Random jitter)
+    internal Peer(ProtocolDevice device, Key publicKey, Key presharedKey, TimeSpan persistentKeepalive, Random jitter)
     {
         _device = device;
         _jitter = jitter;
-        PublicKey = publicKey;
-        presharedKey.Span.CopyTo(_presharedKey);
+        PublicKey = publicKey.Copy(); // our own array: a caller clearing its key cannot wipe the peer's identity
+        CopyPresharedKey(presharedKey);
         _persistentKeepalive = persistentKeepalive;
-        _cookies.Init(publicKey.Span);
+        _cookies.Init(publicKey.AsSpan());
         ComputeStaticStatic();
         ResetTimers();
     }
 
     /// <summary>The peer's static public key (its identity).</summary>
-    public WireGuardKey PublicKey { get; }
+    public Key PublicKey { get; }
 
     /// <summary>The device this peer belongs to.</summary>
     public ProtocolDevice Device => _device;
@@ -123,23 +123,36 @@ public sealed partial class Peer
     }
 
     /// <summary>The preshared key (all zero = none); for UAPI <c>get=1</c>, never log it.</summary>
-    public WireGuardKey PresharedKey
+    public Key PresharedKey
     {
         get
         {
             lock (_lock)
             {
-                return new WireGuardKey(_presharedKey);
+                return new Key(_presharedKey);
             }
         }
     }
 
     /// <summary>Sets the preshared key (all zero = none). Takes effect at the next handshake.</summary>
-    public void SetPresharedKey(WireGuardKey presharedKey)
+    public void SetPresharedKey(Key presharedKey)
     {
         lock (_lock)
         {
-            presharedKey.Span.CopyTo(_presharedKey);
+            CopyPresharedKey(presharedKey);
+        }
+    }
+
+    /// <summary>Stores a preshared key; <c>default</c> or all-zero means none.</summary>
+    private void CopyPresharedKey(Key presharedKey)
+    {
+        if (presharedKey.AsSpan().Length == Key.Size)
+        {
+            presharedKey.AsSpan().CopyTo(_presharedKey);
+        }
+        else
+        {
+            Wipe(_presharedKey);
         }
     }
 
@@ -264,7 +277,7 @@ public sealed partial class Peer
     private void ComputeStaticStatic()
     {
         // Whitepaper §5.4.2: DH(Spriv_i, Spub_r) is the same for every handshake, so compute it once.
-        _staticStaticValid = X25519.TrySharedSecret(_device.Keys.Private, PublicKey.Span, _staticStatic);
+        _staticStaticValid = X25519.TrySharedSecret(_device.Keys.Private, PublicKey.AsSpan(), _staticStatic);
     }
 
     private static bool IsUsableForSending(Keypair? keypair, TimeSpan now) =>

@@ -20,7 +20,7 @@ namespace Sharptun.Protocol;
 public sealed class ProtocolDevice
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<WireGuardKey, Peer> _peers = [];
+    private readonly Dictionary<Key, Peer> _peers = [];
     private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
     private readonly Random _random;
     private volatile StaticKeys _keys;
@@ -30,7 +30,7 @@ public sealed class ProtocolDevice
     /// <param name="wallClock">Wall clock for TAI64N timestamps; <see cref="SystemWallClock.Instance"/> when null.</param>
     /// <param name="random">Source of timer jitter only (keys, indices and nonces always come from the OS CSPRNG).
     /// Tests pass a seeded instance for deterministic timers. Used under the device lock to seed each peer's own generator.</param>
-    public ProtocolDevice(WireGuardKey privateKey, IWallClock? wallClock = null, Random? random = null)
+    public ProtocolDevice(Key privateKey, IWallClock? wallClock = null, Random? random = null)
     {
         WallClock = wallClock ?? SystemWallClock.Instance;
         _random = random ?? new Random();
@@ -39,10 +39,10 @@ public sealed class ProtocolDevice
     }
 
     /// <summary>Our static public key.</summary>
-    public WireGuardKey PublicKey => new(_keys.Public);
+    public Key PublicKey => new(_keys.Public);
 
     /// <summary>Our static private key (for UAPI <c>get=1</c>; never log it).</summary>
-    public WireGuardKey PrivateKey => new(_keys.Private);
+    public Key PrivateKey => new(_keys.Private);
 
     /// <summary>The wall clock used for TAI64N timestamps.</summary>
     public IWallClock WallClock { get; }
@@ -59,11 +59,11 @@ public sealed class ProtocolDevice
     /// static-static secrets change). Setting the key we already have changes nothing (as wireguard-go), so a UAPI
     /// <c>set</c> that repeats the private key does not break sessions.
     /// </summary>
-    public void SetPrivateKey(WireGuardKey privateKey)
+    public void SetPrivateKey(Key privateKey)
     {
         lock (_lock)
         {
-            if (privateKey == new WireGuardKey(_keys.Private))
+            if (privateKey == new Key(_keys.Private))
             {
                 return;
             }
@@ -81,7 +81,7 @@ public sealed class ProtocolDevice
     /// Adds a peer (or returns the existing one with that key). A peer whose key gives an all-zero shared secret with
     /// ours is still added but can never complete a handshake (<see cref="ProtocolError.InvalidPeerKey"/>).
     /// </summary>
-    public Peer AddPeer(WireGuardKey publicKey, WireGuardKey presharedKey = default, TimeSpan persistentKeepalive = default)
+    public Peer AddPeer(Key publicKey, Key presharedKey = default, TimeSpan persistentKeepalive = default)
     {
         lock (_lock)
         {
@@ -91,13 +91,13 @@ public sealed class ProtocolDevice
             }
 
             var peer = new Peer(this, publicKey, presharedKey, persistentKeepalive, new Random(_random.Next()));
-            _peers.Add(publicKey, peer);
+            _peers.Add(peer.PublicKey, peer);
             return peer;
         }
     }
 
     /// <summary>Removes a peer, wiping its keys and freeing its indices. False when it was not configured.</summary>
-    public bool RemovePeer(WireGuardKey publicKey)
+    public bool RemovePeer(Key publicKey)
     {
         Peer? peer;
         lock (_lock)
@@ -113,7 +113,7 @@ public sealed class ProtocolDevice
     }
 
     /// <summary>Finds a configured peer by static public key.</summary>
-    public bool TryGetPeer(WireGuardKey publicKey, [NotNullWhen(true)] out Peer? peer)
+    public bool TryGetPeer(Key publicKey, [NotNullWhen(true)] out Peer? peer)
     {
         lock (_lock)
         {
@@ -261,7 +261,7 @@ public sealed class ProtocolDevice
         Span<byte> chainKey = stackalloc byte[Noise.HashSize];
         Span<byte> key = stackalloc byte[Noise.HashSize];
         Span<byte> sharedSecret = stackalloc byte[Noise.HashSize];
-        Span<byte> peerStatic = stackalloc byte[WireGuardKey.Size];
+        Span<byte> peerStatic = stackalloc byte[Key.Size];
         try
         {
             Noise.InitialHash.CopyTo(hash);
@@ -285,7 +285,7 @@ public sealed class ProtocolDevice
             Peer? peer;
             lock (_lock)
             {
-                _peers.TryGetValue(new WireGuardKey(peerStatic), out peer);
+                _peers.TryGetValue(new Key(peerStatic), out peer);
             }
 
             if (peer is null)
@@ -380,9 +380,14 @@ public sealed class ProtocolDevice
     /// <summary>Our static key pair, swapped as a whole when the private key changes.</summary>
     internal sealed class StaticKeys
     {
-        public StaticKeys(WireGuardKey privateKey)
+        public StaticKeys(Key privateKey)
         {
-            privateKey.Span.CopyTo(Private);
+            if (privateKey.AsSpan().Length != Key.Size)
+            {
+                throw new ArgumentException("A private key is 32 bytes.", nameof(privateKey));
+            }
+
+            privateKey.AsSpan().CopyTo(Private);
             X25519.PublicKey(Private, Public);
         }
 

@@ -62,7 +62,7 @@ public sealed class KeyCommandTests
     public void PubKey_OfGenKey_MatchesDeviceKey()
     {
         var priv = Run(string.Empty, "genkey").Out;
-        Assert.True(Sharptun.Device.Key.TryParse(priv.TrimEnd('\n'), out var key));
+        Assert.True(Sharptun.Key.TryParse(priv.TrimEnd('\n'), out var key));
         Assert.Equal(key.DerivePublicKey() + "\n", Run(priv, "pubkey").Out);
     }
 

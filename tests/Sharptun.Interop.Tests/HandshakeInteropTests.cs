@@ -180,8 +180,8 @@ public sealed class HandshakeInteropTests
             File.WriteAllText(keyFile, Convert.ToBase64String(theirPrivate) + "\n");
             File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-            var device = new ProtocolDevice(new WireGuardKey(ourPrivate));
-            var peer = device.AddPeer(new WireGuardKey(theirPublic));
+            var device = new ProtocolDevice(new Key(ourPrivate));
+            var peer = device.AddPeer(new Key(theirPublic));
             var driver = new Driver(device, peer, socket, theirEndpoint);
             var env = new WireguardGoEnvironment(lab, keyFile, theirs, ifname, driver, IPAddress.Parse(tunnel.V4(1)), IPAddress.Parse(tunnel.V4(2)));
             try
@@ -192,7 +192,7 @@ public sealed class HandshakeInteropTests
                 lab.Check(theirs, "wg", "set", ifname,
                     "private-key", keyFile,
                     "listen-port", "51820",
-                    "peer", device.PublicKey.ToBase64(),
+                    "peer", device.PublicKey.ToString(),
                     "allowed-ips", tunnel.V4(1) + "/32",
                     "endpoint", $"{ourEndpoint.Address}:{ourEndpoint.Port}");
                 lab.AddAddress(theirs, ifname, tunnel.V4Cidr(2));

@@ -232,7 +232,7 @@ public sealed class MalformedInputTests
     public void AddPeer_LowOrderStaticKey_CannotHandshake()
     {
         var device = new ProtocolDevice(TestPair.NewPrivateKey(new Random(1)), new VirtualClock());
-        var peer = device.AddPeer(new WireGuardKey(new byte[32]));
+        var peer = device.AddPeer(new Key(new byte[32]));
         var buffer = new byte[256];
         peer.RequestHandshake();
 

@@ -15,11 +15,11 @@ internal sealed class VirtualClock : IWallClock
 }
 
 /// <summary>One side of a pair: a device with exactly one peer (the other side).</summary>
-internal sealed class Node(string name, ProtocolDevice device, WireGuardKey privateKey)
+internal sealed class Node(string name, ProtocolDevice device, Key privateKey)
 {
     public string Name { get; } = name;
     public ProtocolDevice Device { get; } = device;
-    public WireGuardKey PrivateKey { get; } = privateKey;
+    public Key PrivateKey { get; } = privateKey;
     public Peer Peer { get; set; } = null!;
     public Queue<byte[]> Inbox { get; } = new();
     public List<byte[]> Delivered { get; } = [];
@@ -37,7 +37,7 @@ internal sealed class TestPair
 {
     public const int BufferSize = 2048;
 
-    public TestPair(int seed = 1, WireGuardKey pskA = default, WireGuardKey pskB = default, TimeSpan persistentKeepaliveB = default)
+    public TestPair(int seed = 1, Key pskA = default, Key pskB = default, TimeSpan persistentKeepaliveB = default)
     {
         Clock = new VirtualClock();
         var random = new Random(seed);
@@ -55,12 +55,12 @@ internal sealed class TestPair
 
     public Node Other(Node n) => ReferenceEquals(n, A) ? B : A;
 
-    public static WireGuardKey NewPrivateKey(Random random)
+    public static Key NewPrivateKey(Random random)
     {
         Span<byte> k = stackalloc byte[32];
         random.NextBytes(k);
         // X25519 clamps the scalar itself; any 32 bytes are a usable private key.
-        return new WireGuardKey(k);
+        return new Key(k);
     }
 
     private Node NewNode(string name, Random random, byte[] source)
@@ -213,17 +213,17 @@ internal sealed class TestPair
     public static MessageType TypeOf(byte[] datagram) => (MessageType)datagram[0];
 
     /// <summary>Recomputes mac1 of a handshake message for <paramref name="receiver"/> after a test edited it.</summary>
-    public static void FixMac1(byte[] message, int mac1Offset, WireGuardKey receiver)
+    public static void FixMac1(byte[] message, int mac1Offset, Key receiver)
     {
         Span<byte> key = stackalloc byte[32];
-        Noise.LabelKey(ProtocolConstants.LabelMac1, receiver.Span, key);
+        Noise.LabelKey(ProtocolConstants.LabelMac1, receiver.AsSpan(), key);
         Noise.Mac(key, message.AsSpan(0, mac1Offset), message.AsSpan(mac1Offset, 16));
     }
 
-    public static WireGuardKey PublicOf(WireGuardKey privateKey)
+    public static Key PublicOf(Key privateKey)
     {
         Span<byte> pub = stackalloc byte[32];
-        X25519.PublicKey(privateKey.Span, pub);
-        return new WireGuardKey(pub);
+        X25519.PublicKey(privateKey.AsSpan(), pub);
+        return new Key(pub);
     }
 }

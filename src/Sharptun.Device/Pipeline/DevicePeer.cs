@@ -37,7 +37,7 @@ internal sealed class DevicePeer
 
     public Peer Protocol { get; }
 
-    public WireGuardKey PublicKey => Protocol.PublicKey;
+    public Key PublicKey => Protocol.PublicKey;
 
     /// <summary>Held while reserving send counters and appending to <see cref="Outbound"/>, so counters follow packet order.</summary>
     public Lock SendLock { get; } = new();

@@ -30,8 +30,8 @@ public sealed partial class WireGuardDevice
                 var last = peer.Protocol.LastHandshakeTime;
                 peers.Add(new PeerSnapshot
                 {
-                    PublicKey = new Key(peer.PublicKey.Span),
-                    PresharedKey = psk.IsZero ? null : new Key(psk.Span),
+                    PublicKey = peer.PublicKey.Copy(),
+                    PresharedKey = psk.IsZero ? null : psk,
                     Endpoint = peer.TryGetEndpoint(out var endpoint) ? endpoint.ToIPEndPoint() : null,
                     LastHandshakeUnixNanoseconds = last is { } t ? (t - DateTime.UnixEpoch).Ticks * 100 : 0,
                     TxBytes = (ulong)peer.TxBytes,
@@ -43,7 +43,7 @@ public sealed partial class WireGuardDevice
 
             return new DeviceSnapshot
             {
-                PrivateKey = _hasPrivateKey ? new Key(_protocol.PrivateKey.Span) : null,
+                PrivateKey = _hasPrivateKey ? _protocol.PrivateKey : null, // a fresh copy
                 ListenPort = ListenPort,
                 FwMark = _fwMark,
                 Peers = peers.ToImmutable(),
@@ -113,10 +113,10 @@ public sealed partial class WireGuardDevice
                 }
             }
 
-            var own = _hasPrivateKey ? _protocol.PublicKey : (WireGuardKey?)null;
+            var own = _hasPrivateKey ? _protocol.PublicKey : (Key?)null;
             foreach (var change in changes.Peers)
             {
-                var key = new WireGuardKey(change.PublicKey.AsSpan());
+                var key = change.PublicKey;
                 if (own is { } o && o == key)
                 {
                     continue; // wireguard-go ignores a section naming our own public key
@@ -145,7 +145,7 @@ public sealed partial class WireGuardDevice
 
                 if (change.PresharedKey is { } psk)
                 {
-                    peer.Protocol.SetPresharedKey(psk.IsZero ? default : new WireGuardKey(psk.AsSpan()));
+                    peer.Protocol.SetPresharedKey(psk); // copied; all-zero = none
                 }
 
                 if (change.Endpoint is { } endpoint)
@@ -237,7 +237,7 @@ public sealed partial class WireGuardDevice
             return;
         }
 
-        var key = new WireGuardKey(privateKey.AsSpan());
+        var key = privateKey;
         if (_hasPrivateKey && _protocol.PrivateKey == key)
         {
             return;
@@ -253,11 +253,11 @@ public sealed partial class WireGuardDevice
         }
     }
 
-    private DevicePeer AddPeerLocked(WireGuardKey key)
+    private DevicePeer AddPeerLocked(Key key)
     {
         var protocolPeer = _protocol.AddPeer(key);
         var peer = new DevicePeer(protocolPeer, Math.Max(1, _options.StagedPacketsPerPeer), Math.Max(16, _options.PeerQueueCapacity));
-        _peers.Add(key, peer);
+        _peers.Add(protocolPeer.PublicKey, peer); // the peer's own copy: the change set's key is wiped by the caller
         _peerList = [.. _peerList, peer];
         return peer;
     }

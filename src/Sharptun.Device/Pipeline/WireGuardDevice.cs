@@ -32,7 +32,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     private readonly DeviceLog _log;
     private readonly DeviceClock _clock;
     private readonly Lock _configLock = new();
-    private readonly Dictionary<WireGuardKey, DevicePeer> _peers = [];
+    private readonly Dictionary<Key, DevicePeer> _peers = [];
     private readonly AllowedIps<DevicePeer> _allowedIps = new();
     private readonly ProtocolDevice _protocol;
     private readonly PacketBufferPool _pool;
@@ -77,9 +77,9 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
 
         // The core needs a key from the start; until UAPI sets one, a throwaway key stands in and nothing is sent
         // or accepted (_hasPrivateKey), as wireguard-go does without a private key.
-        Span<byte> placeholder = stackalloc byte[WireGuardKey.Size];
+        Span<byte> placeholder = stackalloc byte[Key.Size];
         Sharptun.Crypto.X25519.GeneratePrivateKey(placeholder);
-        _protocol = new ProtocolDevice(new WireGuardKey(placeholder), _options.WallClock, _options.Random);
+        _protocol = new ProtocolDevice(new Key(placeholder), _options.WallClock, _options.Random);
         System.Security.Cryptography.CryptographicOperations.ZeroMemory(placeholder);
 
         _bind = _bindFactory.Open(_options.InitialListenPort);
@@ -104,7 +104,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     public ushort ListenPort => _bind?.LocalPort ?? 0;
 
     /// <summary>Our public key, or null when no private key is set.</summary>
-    public WireGuardKey? PublicKey => _hasPrivateKey ? _protocol.PublicKey : null;
+    public Key? PublicKey => _hasPrivateKey ? _protocol.PublicKey : null;
 
     /// <summary>The packet device.</summary>
     public IPacketDevice PacketDevice => _tun;

@@ -14,8 +14,8 @@ public sealed class DeviceLoadTests
 
         // An initiation with a valid mac1 for A from a key A does not know: A must do real work for each copy
         // unless it is under load (then a cookie reply is all it costs).
-        var mallory = new ProtocolDevice(new WireGuardKey(Key.GeneratePrivateKey().AsSpan()));
-        var toA = mallory.AddPeer(new WireGuardKey(pair.A.PublicKey.AsSpan()));
+        var mallory = new ProtocolDevice(Key.GeneratePrivateKey());
+        var toA = mallory.AddPeer(pair.A.PublicKey);
         toA.RequestHandshake();
         var initiation = new byte[2048];
         var result = toA.UpdateTimers(TimeSpan.FromSeconds(1), initiation);

@@ -283,7 +283,7 @@ public sealed class DeviceTests
         Assert.Equal(0, pair.B.Device.Counters[DropReason.Replayed]);
     }
 
-    private static string Config_Key() => Sharptun.Device.Key.GeneratePrivateKey().DerivePublicKey().ToHex();
+    private static string Config_Key() => Key.GeneratePrivateKey().DerivePublicKey().ToHex();
 
     private static string Render(DeviceSnapshot snapshot) => UapiFormatter.FormatGetResponse(snapshot);
 

@@ -1,12 +1,15 @@
 using System.Security.Cryptography;
 
-namespace Sharptun.Device;
+namespace Sharptun;
 
 /// <summary>
 /// A 32-byte WireGuard key (private, public or preshared) with wg's text forms: base64 (44 characters,
 /// config files and the CLI) and lowercase hex (64 characters, the UAPI).
 /// </summary>
 /// <remarks>
+/// <para>The one key type of every layer (protocol core, device, config, UAPI, CLI); it lives in the root namespace so
+/// every <c>Sharptun.*</c> namespace sees it. Usable as a dictionary key (constant-time equality, hash of the first
+/// bytes, which are uniformly random for public keys).</para>
 /// <para>The bytes live in a private array that copies of this struct share; the key is immutable except for
 /// <see cref="Clear"/>/<see cref="Dispose"/>, which zero that array for every copy (do this for private and
 /// preshared keys when they are no longer needed). <c>default(Key)</c> is "no key": <see cref="IsDefault"/> is true
