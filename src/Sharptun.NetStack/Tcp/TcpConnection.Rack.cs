@@ -283,13 +283,18 @@ internal sealed partial class TcpConnection
             }
 
             var rtt = now - r.XmitTime;
-            if ((r.Flags & SegEverRetrans) != 0 && rtt < _rtt.MinRtt)
+            if ((r.Flags & SegEverRetrans) != 0 && rtt < RackMinRtt)
             {
                 // step 2: may have been delivered by the original transmission; ambiguous
             }
             else
             {
                 _rackRtt = rtt;
+                if ((r.Flags & SegEverRetrans) == 0)
+                {
+                    PreciseRttSample(rtt);
+                }
+
                 if (r.XmitOrder > _rackOrder)
                 {
                     _rackXmit = r.XmitTime;
@@ -330,6 +335,25 @@ internal sealed partial class TcpConnection
         return RackDetectLoss(now);
     }
 
+    // RTT measured from the send log at clock resolution (the timestamp option only gives milliseconds, which reads
+    // as 0 on a LAN or TUN): used for RACK's min_RTT/SRTT (reordering window) and the TLP timeout.
+    private TimeSpan _preciseMinRtt = TimeSpan.MaxValue;
+    private TimeSpan _preciseSrtt;
+
+    private void PreciseRttSample(TimeSpan rtt)
+    {
+        if (rtt < _preciseMinRtt)
+        {
+            _preciseMinRtt = rtt;
+        }
+
+        _preciseSrtt = _preciseSrtt == TimeSpan.Zero ? rtt : (_preciseSrtt * 7 / 8) + (rtt / 8);
+    }
+
+    private TimeSpan RackMinRtt => _preciseMinRtt != TimeSpan.MaxValue ? _preciseMinRtt : _rtt.MinRtt;
+
+    private TimeSpan RackSrtt => _preciseSrtt != TimeSpan.Zero ? _preciseSrtt : _rtt.Srtt;
+
     /// <summary>RFC 8985 §6.2 step 4: the reordering window.</summary>
     private TimeSpan ReoWnd()
     {
@@ -338,8 +362,8 @@ internal sealed partial class TcpConnection
             return TimeSpan.Zero;
         }
 
-        var w = _rtt.MinRtt / 4 * _reoWndMult;
-        var srtt = _rtt.Srtt;
+        var w = RackMinRtt / 4 * _reoWndMult;
+        var srtt = RackSrtt;
         return w < srtt ? w : srtt;
     }
 

@@ -15,16 +15,10 @@ internal sealed partial class TcpConnection
             return;
         }
 
-        var pto = _rtt.Srtt * 2;
-        if (_sndMax - _sndUna <= _smss)
-        {
-            pto += TimeSpan.FromMilliseconds(200); // RFC 8985 §7.2: worst-case delayed ACK of a single segment
-        }
-
-        if (pto < TimeSpan.FromMilliseconds(10))
-        {
-            pto = TimeSpan.FromMilliseconds(10);
-        }
+        // RFC 8985 §7.2: PTO = 2·SRTT (clock-resolution SRTT from the send log), plus the worst-case delayed ACK when a
+        // single segment is outstanding; otherwise a 2 ms allowance for timer and scheduling slack (as Linux adds).
+        var pto = RackSrtt * 2;
+        pto += _sndMax - _sndUna <= _smss ? TimeSpan.FromMilliseconds(200) : TimeSpan.FromMilliseconds(2);
 
         var at = now + pto;
         _tlpAt = at < _rtoAt ? at : TimeSpan.MaxValue;
