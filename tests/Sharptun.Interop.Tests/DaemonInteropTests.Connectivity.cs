@@ -146,10 +146,13 @@ public sealed class DaemonConnectivityInteropTests
         Assert.Equal("1", t.ShowField(t.A, "persistent-keepalive")[1]);
 
         // No packet enters either TUN: the keepalive alone makes A initiate a handshake ...
+        var sw = System.Diagnostics.Stopwatch.StartNew();
         lab.WaitFor(() => t.LatestHandshake(t.A) != 0 && t.LatestHandshake(t.B) != 0, TimeSpan.FromSeconds(20), "a handshake without traffic\n" + t.Describe());
+        var handshake = sw.Elapsed;
 
         // ... and B keeps receiving (32-byte keepalive messages count as transfer) while nothing is sent inside.
         var before = t.Transfer(t.B).Rx;
         lab.WaitFor(() => t.Transfer(t.B).Rx >= before + 2 * 32, TimeSpan.FromSeconds(15), "two more keepalives at B\n" + t.Describe());
+        Console.WriteLine($"{a}->{b}: handshake {handshake.TotalSeconds:0.0} s after configuration, two more keepalives {(sw.Elapsed - handshake).TotalSeconds:0.0} s later");
     }
 }

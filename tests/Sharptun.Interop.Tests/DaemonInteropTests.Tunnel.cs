@@ -154,16 +154,21 @@ public sealed class WgTunnel
         WaitForSocket(lab, a);
         WaitForSocket(lab, b);
 
-        t.Configure(a, b, options.KeepaliveA, withEndpoint: true, options.UseSetconf);
+        // B completely first (configured and up), then A: A sends its first keepalive (if set) the moment it is set,
+        // and a peer that is not configured or whose TUN is down drops it, delaying the handshake by RekeyTimeout (5 s).
         t.Configure(b, a, keepalive: null, withEndpoint: options.EndpointOnB, options.UseSetconf);
-        foreach (var side in new[] { a, b })
-        {
-            lab.AddAddress(side.Namespace, side.Interface, tunnel.V4Cidr(side.Host));
-            lab.AddAddress(side.Namespace, side.Interface, tunnel.V6Cidr(side.Host));
-            lab.SetUp(side.Namespace, side.Interface);
-        }
+        BringUp(lab, b, tunnel);
+        t.Configure(a, b, options.KeepaliveA, withEndpoint: true, options.UseSetconf);
+        BringUp(lab, a, tunnel);
 
         return t;
+    }
+
+    private static void BringUp(NetnsLab lab, WgSide side, LabSubnet tunnel)
+    {
+        lab.AddAddress(side.Namespace, side.Interface, tunnel.V4Cidr(side.Host));
+        lab.AddAddress(side.Namespace, side.Interface, tunnel.V6Cidr(side.Host));
+        lab.SetUp(side.Namespace, side.Interface);
     }
 
     /// <summary>Starts the daemon of <paramref name="side"/> in the foreground (its output is kept by the lab).</summary>
