@@ -4,8 +4,8 @@ namespace Sharptun.Interop.Tests;
 
 /// <summary>
 /// The sharptun daemon's data path against wireguard-go and against itself: two namespaces joined by a veth, each with
-/// one daemon configured only by <c>wg</c> and <c>ip</c>. Every test runs over both pairs (A = sharptun; B = wireguard-go
-/// or sharptun).
+/// one daemon configured only by <c>wg</c> and <c>ip</c>. Every test runs over three pairs (A, B): (sharptun, wireguard-go),
+/// (sharptun, sharptun) and (wireguard-go, sharptun).
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed class DaemonConnectivityInteropTests
@@ -13,7 +13,7 @@ public sealed class DaemonConnectivityInteropTests
     private const int IperfSeconds = 3;
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Ping_FromA_AInitiatesHandshakeAndGetsReply(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -27,7 +27,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Ping_FromB_BInitiatesHandshakeAndGetsReply(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -40,7 +40,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Ping_ResponderWithoutEndpoint_LearnsEndpointFromInitiator(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -54,7 +54,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "iperf3")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Iperf3Tcp_AToB_CompletesWithNonzeroRate(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -68,7 +68,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "iperf3")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Iperf3Tcp_BToA_CompletesWithNonzeroRate(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -82,7 +82,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Ping_IPv6InsideTunnel_GetsReplyBothWays(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -93,7 +93,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Ping_IPv6OuterEndpoints_TunnelCarriesIPv4AndIPv6(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -107,7 +107,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Ping_PresharedKeyOnBothSides_TunnelWorksAndKeyIsShown(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -120,7 +120,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void Handshake_PresharedKeyOnOneSideOnly_NoTunnel(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();
@@ -136,7 +136,7 @@ public sealed class DaemonConnectivityInteropTests
     }
 
     [InteropTheory("wireguard-go", "wg")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void PersistentKeepalive_NoTraffic_HandshakeAndKeepalivesVisibleInWgShow(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();

@@ -13,7 +13,7 @@ public sealed class DaemonLossInteropTests
     private const int IperfSeconds = 3;
 
     [InteropTheory("wireguard-go", "wg", "iperf3", "nft", "ping")]
-    [MemberData(nameof(WgTunnel.Pairs), MemberType = typeof(WgTunnel))]
+    [MemberData(nameof(WgTunnel.AllPairs), MemberType = typeof(WgTunnel))]
     public void TwoPercentOuterLoss_Iperf3CompletesAndTunnelStaysUp(WgImpl a, WgImpl b)
     {
         using var lab = new NetnsLab();

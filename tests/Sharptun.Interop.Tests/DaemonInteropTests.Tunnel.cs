@@ -118,6 +118,17 @@ public sealed class WgTunnel
         { WgImpl.Sharptun, WgImpl.Sharptun },
     };
 
+    /// <summary>
+    /// <see cref="Pairs"/> and wireguard-go (A) with sharptun (B): for tests that hold for any roles, so sharptun also
+    /// answers wireguard-go's first handshake, keepalives and transfers from the other side.
+    /// </summary>
+    public static TheoryData<WgImpl, WgImpl> AllPairs => new()
+    {
+        { WgImpl.Sharptun, WgImpl.WireguardGo },
+        { WgImpl.Sharptun, WgImpl.Sharptun },
+        { WgImpl.WireguardGo, WgImpl.Sharptun },
+    };
+
     /// <summary>Builds the namespaces, starts both daemons, configures keys, peers, addresses and brings the TUNs up.</summary>
     public static WgTunnel Create(NetnsLab lab, WgImpl implA, WgImpl implB, WgTunnelOptions? options = null)
     {
