@@ -34,8 +34,10 @@ public sealed partial class WireGuardDevice
         }
 
         var touched = new DevicePeer?[batch];
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
+            TrackThreadAllocations(ref allocated);
             var bind = _bind;
             if (bind is null)
             {

@@ -33,8 +33,10 @@ public sealed partial class WireGuardDevice
         }
 
         var touched = new DevicePeer?[batch];
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
+            TrackThreadAllocations(ref allocated);
             // Fill the empty slots; wait for at least one buffer when the budget is spent (backpressure).
             var have = 0;
             for (var i = 0; i < batch; i++)

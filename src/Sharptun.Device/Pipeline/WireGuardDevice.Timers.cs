@@ -40,8 +40,10 @@ public sealed partial class WireGuardDevice
         var output = new byte[256];
         var holder = new[] { output };
         var sizeHolder = new int[1];
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
+            TrackThreadAllocations(ref allocated);
             var now = _clock.Now;
             var earliest = TimeSpan.MaxValue;
             if (_hasPrivateKey)

@@ -48,6 +48,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     private uint _fwMark;
     private int _stagedTotal;
     private int _disposed;
+    private long _threadAllocatedBytes;
 
     /// <summary>
     /// Creates the device and starts its threads. The bind is opened at once on
@@ -114,6 +115,27 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
 
     /// <summary>Number of configured peers.</summary>
     public int PeerCount => _peerList.Length;
+
+    /// <summary>
+    /// Tests only: when true, each pipeline thread adds what it allocated per loop iteration to
+    /// <see cref="PipelineAllocatedBytes"/> (GC.GetAllocatedBytesForCurrentThread, so other threads' noise is excluded).
+    /// </summary>
+    internal bool TrackAllocations { get; set; }
+
+    /// <summary>Bytes allocated by the device's own threads while <see cref="TrackAllocations"/> was on.</summary>
+    internal long PipelineAllocatedBytes => Interlocked.Read(ref _threadAllocatedBytes);
+
+    /// <summary>Adds this thread's allocations since <paramref name="last"/> (call once per loop iteration).</summary>
+    private void TrackThreadAllocations(ref long last)
+    {
+        var current = GC.GetAllocatedBytesForCurrentThread();
+        if (TrackAllocations)
+        {
+            Interlocked.Add(ref _threadAllocatedBytes, current - last);
+        }
+
+        last = current;
+    }
 
     /// <summary>Stops all threads, drops queued packets and closes the bind. The packet device stays open (the caller owns it).</summary>
     public void Dispose()
@@ -234,9 +256,11 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
 
     private void CryptoWorkerLoop()
     {
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (_work.Take() is { } element)
         {
             ProcessElement(element);
+            TrackThreadAllocations(ref allocated);
         }
     }
 
