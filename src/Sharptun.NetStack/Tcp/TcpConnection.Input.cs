@@ -94,6 +94,13 @@ internal sealed partial class TcpConnection
             && now - _tsRecentAge < TcpConstants.PawsIdleLimit)
         {
             _layer.Stats.PawsRejected++;
+            if (payload.Length > 0 && seg.Seq < _rcvNxt && _rcvNxt - seg.Seq < int.MaxValue / 2)
+            {
+                // an old duplicate: report it as Linux does (RFC 2883 §4.1)
+                var dupEnd = seg.Seq + payload.Length;
+                NoteDuplicate(seg.Seq, dupEnd <= _rcvNxt ? dupEnd : _rcvNxt);
+            }
+
             SendAckNow(now);
             return;
         }

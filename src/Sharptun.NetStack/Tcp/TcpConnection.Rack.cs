@@ -58,6 +58,8 @@ internal sealed partial class TcpConnection
     internal long DsacksReceived { get; private set; }
     internal long SpuriousRecoveries { get; private set; }
     internal bool ReorderingSeen => _reorderingSeen;
+    internal bool InRecovery => _inRecovery;
+    internal long PipeBytes => Pipe();
 
     private void AllocateSegmentLog()
     {
@@ -349,6 +351,9 @@ internal sealed partial class TcpConnection
 
         _preciseSrtt = _preciseSrtt == TimeSpan.Zero ? rtt : (_preciseSrtt * 7 / 8) + (rtt / 8);
     }
+
+    internal TimeSpan PreciseSrttForTests => _preciseSrtt;
+    internal TimeSpan PreciseMinRttForTests => _preciseMinRtt;
 
     private TimeSpan RackMinRtt => _preciseMinRtt != TimeSpan.MaxValue ? _preciseMinRtt : _rtt.MinRtt;
 
