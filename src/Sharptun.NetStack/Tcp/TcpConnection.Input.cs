@@ -406,10 +406,16 @@ internal sealed partial class TcpConnection
     {
         FastRetransmits++;
         _inRecovery = true;
-        _recover = _sndMax; // RFC 6582 §3.2 step 2 / RFC 6675 RecoveryPoint
+        // RecoveryPoint (RFC 6582 §3.2 step 2 / RFC 6675) is set below
         int flight = _sndMax - _sndUna;
+        bool afterRto = _sndUna < _recover; // RFC 6582 §4: data sent before an RTO was already paid for
+        _recover = _sndMax;
         PrrStart();
-        _cc.OnCongestionEvent(now, flight);
+        if (!afterRto)
+        {
+            _cc.OnCongestionEvent(now, flight);
+        }
+
         if (!_sackEnabled)
         {
             _cc.SetCwnd(_cc.Ssthresh + (TcpConstants.DupThresh * _smss)); // RFC 5681 §3.2 step 3

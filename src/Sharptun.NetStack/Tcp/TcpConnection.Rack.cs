@@ -456,6 +456,7 @@ internal sealed partial class TcpConnection
             long delivered = 0;
             if (!_inRecovery)
             {
+
                 EnterRecovery(now);
                 delivered = _sacked.TotalBytes(); // what arrived beyond the hole while the timer ran (PRR's DeliveredData)
             }
