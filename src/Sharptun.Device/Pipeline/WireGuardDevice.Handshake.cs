@@ -9,8 +9,9 @@ namespace Sharptun.Device;
 //   counted). One worker (HandshakeLoop) processes them in order. The device is "under load" while the queue holds
 //   at least 1/8 of its capacity: then initiations/responses without a valid mac2 are answered with a cookie reply
 //   (inside ProtocolDevice.Decapsulate), and each source IP (IPv6: /64) is limited to 20 handshake messages a second
-//   with a burst of 5 (HandshakeRateLimiter). Unlike wireguard-go, the rate limit is checked before mac2, so a
-//   flooding source is also denied cookie replies past its budget.
+//   with a burst of 5 (HandshakeRateLimiter). Unlike wireguard-go, the rate limit is checked on the receive thread
+//   before the message is queued (so a flood cannot keep the queue full) and before mac2 (so a flooding source is also
+//   denied cookie replies past its budget).
 //   Authenticated messages (not cookie replies, §5.4.7) update the peer's endpoint; a completed handshake flushes the
 //   peer's staged packets.
 public sealed partial class WireGuardDevice
@@ -18,11 +19,41 @@ public sealed partial class WireGuardDevice
     private readonly HandshakeRateLimiter _rateLimiter = new();
     private readonly HandshakeQueue _handshakes;
 
-    /// <summary>True while the handshake queue is at least 1/8 full (wireguard-go's "under load").</summary>
-    public bool IsUnderLoad => _handshakes.Count >= _handshakes.Capacity / 8;
+    /// <summary>wireguard-go's UnderLoadAfterTime: load is remembered this long after the queue drains.</summary>
+    private static readonly TimeSpan UnderLoadAfterTime = TimeSpan.FromSeconds(1);
 
-    private bool EnqueueHandshake(byte[] buffer, int length, in UdpEndpoint source)
+    private long _lastUnderLoadTicks = long.MinValue;
+
+    /// <summary>
+    /// True while the handshake queue is at least 1/8 full, and for <c>UnderLoadAfterTime</c> (1 s) after that
+    /// (wireguard-go's "under load"), so a flood is throttled steadily instead of refilling the queue whenever it drains.
+    /// </summary>
+    public bool IsUnderLoad
     {
+        get
+        {
+            var now = _clock.Now.Ticks;
+            if (_handshakes.Count >= _handshakes.Capacity / 8)
+            {
+                Volatile.Write(ref _lastUnderLoadTicks, now);
+                return true;
+            }
+
+            var last = Volatile.Read(ref _lastUnderLoadTicks);
+            return last != long.MinValue && now - last < UnderLoadAfterTime.Ticks;
+        }
+    }
+
+    private bool EnqueueHandshake(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source)
+    {
+        // Rate-limit before queueing, so a flood from a few sources cannot keep the queue full and crowd out
+        // legitimate handshakes (wireguard-go checks after dequeueing; the queue then fills regardless).
+        if (IsUnderLoad && !_rateLimiter.Allow(source, now))
+        {
+            Counters.Drop(DropReason.HandshakeRateLimited);
+            return false;
+        }
+
         if (_handshakes.TryAdd(buffer, length, source))
         {
             return true;
@@ -44,11 +75,6 @@ public sealed partial class WireGuardDevice
             {
                 var now = _clock.Now;
                 var underLoad = IsUnderLoad;
-                if (underLoad && !_rateLimiter.Allow(source, now))
-                {
-                    Counters.Drop(DropReason.HandshakeRateLimited);
-                    continue;
-                }
 
                 var type = (MessageType)buffer[0];
                 var n = source.WriteAddress(sourceBytes);

@@ -138,7 +138,7 @@ public sealed partial class WireGuardDevice
 
         if (type != MessageType.TransportData)
         {
-            return EnqueueHandshake(buffer, length, source);
+            return EnqueueHandshake(now, buffer, length, source);
         }
 
         var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);

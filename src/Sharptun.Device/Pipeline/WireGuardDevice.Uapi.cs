@@ -47,8 +47,24 @@ public sealed partial class WireGuardDevice
                 ListenPort = ListenPort,
                 FwMark = _fwMark,
                 Peers = peers.ToImmutable(),
+                Drops = DropCounts(),
             };
         }
+    }
+
+    private ImmutableArray<DropCount> DropCounts()
+    {
+        var drops = ImmutableArray.CreateBuilder<DropCount>();
+        foreach (var reason in Enum.GetValues<DropReason>())
+        {
+            var n = Counters[reason];
+            if (n != 0)
+            {
+                drops.Add(new DropCount(reason.ToString(), n));
+            }
+        }
+
+        return drops.ToImmutable();
     }
 
     /// <inheritdoc/>
@@ -66,7 +82,7 @@ public sealed partial class WireGuardDevice
                 {
                     try
                     {
-                        newBind = _bindFactory.Open(port);
+                        newBind = OpenBind(port);
                     }
                     catch (Exception e) when (e is IOException or SocketException or InvalidOperationException or UnauthorizedAccessException)
                     {
@@ -256,6 +272,7 @@ public sealed partial class WireGuardDevice
     private DevicePeer AddPeerLocked(Key key)
     {
         var protocolPeer = _protocol.AddPeer(key);
+        protocolPeer.Mtu = _tun.Mtu; // padding never takes a packet past the tunnel MTU (wireguard-go calculatePaddingSize)
         var peer = new DevicePeer(protocolPeer, Math.Max(1, _options.StagedPacketsPerPeer), Math.Max(16, _options.PeerQueueCapacity));
         _peers.Add(protocolPeer.PublicKey, peer); // the peer's own copy: the change set's key is wiped by the caller
         _peerList = [.. _peerList, peer];

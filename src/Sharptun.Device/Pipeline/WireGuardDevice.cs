@@ -83,7 +83,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         _protocol = new ProtocolDevice(new Key(placeholder), _options.WallClock, _options.Random);
         System.Security.Cryptography.CryptographicOperations.ZeroMemory(placeholder);
 
-        _bind = _bindFactory.Open(_options.InitialListenPort);
+        _bind = OpenBind(_options.InitialListenPort);
 
         StartThread(TunReaderLoop, TunReaderThreadName);
         StartThread(ReceiveLoop, "wg-udp-receiver");
@@ -225,6 +225,28 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         {
             _elementPool.Push(element);
         }
+    }
+
+    /// <summary>wireguard-go's socketBufferSize: kernel UDP buffers big enough to absorb bursts between receive batches.</summary>
+    private const int SocketBufferBytes = 7 << 20;
+
+    /// <summary>Opens a bind through the factory; a Linux UDP bind gets 7 MiB socket buffers (best effort), as wireguard-go sets.</summary>
+    private IDatagramBind OpenBind(ushort port)
+    {
+        var bind = _bindFactory.Open(port);
+        if (OperatingSystem.IsLinux() && bind is Sharptun.Transport.Linux.LinuxUdpBind linux)
+        {
+            try
+            {
+                linux.SetBufferSizes(SocketBufferBytes);
+            }
+            catch (IOException e)
+            {
+                _log.Verbose("Could not enlarge UDP socket buffers: " + e.Message);
+            }
+        }
+
+        return bind;
     }
 
     /// <summary>Sends one datagram (handshake message, keepalive, cookie reply) to <paramref name="destination"/>; single-datagram sends allocate nothing.</summary>

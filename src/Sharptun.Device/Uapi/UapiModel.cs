@@ -131,6 +131,9 @@ public sealed record DeviceSnapshot
     /// <summary>The peers, in the order to print them.</summary>
     public EquatableArray<PeerSnapshot> Peers { get; init; }
 
+    /// <summary>Packets/datagrams the device dropped, by reason (nonzero ones only; empty for a config-only store). Not part of the UAPI text (wg has no field for it).</summary>
+    public EquatableArray<DropCount> Drops { get; init; }
+
     /// <summary>Zeroes the private and preshared keys held by this snapshot (it must hold copies, see <see cref="Key.Copy"/>).</summary>
     public void ClearSecrets()
     {
@@ -141,6 +144,9 @@ public sealed record DeviceSnapshot
         }
     }
 }
+
+/// <summary>A device drop counter: why (a <c>DropReason</c> name) and how many.</summary>
+public readonly record struct DropCount(string Reason, long Count);
 
 /// <summary>One peer's state in a <see cref="DeviceSnapshot"/>.</summary>
 public sealed record PeerSnapshot

@@ -92,6 +92,7 @@ public sealed class DeviceTests
         WaitFor(() => pair.A.Device.Counters[DropReason.NoRoute] == 1);
         pair.Ping(2);
         Assert.Equal(1, pair.A.Device.Counters[DropReason.NoRoute]);
+        Assert.Contains(new DropCount(nameof(DropReason.NoRoute), 1), pair.A.Device.GetSnapshot().Drops);
     }
 
     [Fact]
