@@ -3,6 +3,11 @@ using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;
 
+/// <summary>CPU-heavy tests (a flood, a loopback bulk transfer) run alone, not beside the other test classes.</summary>
+[CollectionDefinition(nameof(DeviceLoadTests), DisableParallelization = true)]
+public sealed class DeviceLoadCollection;
+
+[Collection(nameof(DeviceLoadTests))]
 public sealed class DeviceLoadTests
 {
     [Fact]
@@ -42,6 +47,8 @@ public sealed class DeviceLoadTests
                 {
                     s.Send(buffers, sizes, 0, 4, target);
                 }
+
+                Thread.Sleep(1); // ~100k initiations/s: plenty to overload the worker without starving a 2-core box
             }
         });
         var listener = new Thread(() =>
