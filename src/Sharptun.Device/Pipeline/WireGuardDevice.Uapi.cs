@@ -254,9 +254,12 @@ public sealed partial class WireGuardDevice
         }
 
         var key = privateKey;
-        if (_hasPrivateKey && _protocol.PrivateKey == key)
+        using (var current = _protocol.PrivateKey) // a copy, wiped on leaving
         {
-            return;
+            if (_hasPrivateKey && current == key)
+            {
+                return;
+            }
         }
 
         _protocol.SetPrivateKey(key);
