@@ -22,6 +22,7 @@ internal interface IStackContext
     /// <summary>
     /// Sends one IP packet carrying an already-checksummed transport segment. Returns false when the outbound
     /// queue / buffer budget is full: the caller keeps the data and retries on the next Poll (backpressure, no drop).
+    /// Never throws: a packet that cannot be sent (over the MTU) is dropped, counted, and reported as taken (true).
     /// </summary>
     bool TrySendIp(in IpAddr source, in IpAddr destination, byte protocol, ReadOnlySpan<byte> transportSegment);
 

@@ -9,10 +9,18 @@ public sealed partial class NetStack
 {
     private static int IpHeaderLength(in IpAddr address) => address.IsV4 ? Ipv4Repr.HeaderLength : Ipv6Repr.HeaderLength;
 
-    /// <summary>Under Gate: IStackContext.TrySendIp.</summary>
-    /// <exception cref="ArgumentException">Families differ, or the packet exceeds the MTU.</exception>
+    /// <summary>
+    /// Under Gate: IStackContext.TrySendIp. Never throws: a segment that cannot be sent (over the MTU, mixed address
+    /// families) is dropped and counted, and reported as taken (true), as if the link had lost it: false would mean
+    /// "queue full, retry" and make TCP retry the same segment every millisecond.
+    /// </summary>
     internal bool TrySendIp(in IpAddr source, in IpAddr destination, byte protocol, ReadOnlySpan<byte> transportSegment)
     {
+        if (!IsSendable(source, destination, transportSegment.Length))
+        {
+            return true;
+        }
+
         var span = BeginIp(source, destination, protocol, transportSegment.Length, out var headerLength);
         if (span.IsEmpty)
         {
@@ -25,21 +33,39 @@ public sealed partial class NetStack
     }
 
     /// <summary>
-    /// Under Gate: reserves an outbound slot and writes the IP header. Returns the packet span (header + room for
-    /// <paramref name="payloadLength"/> bytes), or an empty span when the queue is full.
+    /// Under Gate: false (and a drop counted by reason) for a packet the stack cannot send: address families that differ,
+    /// or a packet over the MTU (the stack does not fragment what it sends). Callers of the socket API check sizes
+    /// first and report MessageSize; reaching this is an internal sizing bug, which must cost a packet, not a thread.
     /// </summary>
-    private Span<byte> BeginIp(in IpAddr source, in IpAddr destination, byte protocol, int payloadLength, out int headerLength)
+    private bool IsSendable(in IpAddr source, in IpAddr destination, int payloadLength)
     {
         if (source.IsV4 != destination.IsV4)
         {
-            throw new ArgumentException("Source and destination address families differ.");
+            Statistics.OutboundInvalidDrops++;
+            return false;
         }
 
+        if (IpHeaderLength(source) + payloadLength > _options.Mtu)
+        {
+            Statistics.OutboundOversizeDrops++;
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Under Gate: reserves an outbound slot and writes the IP header. Returns the packet span (header + room for
+    /// <paramref name="payloadLength"/> bytes), or an empty span when the queue is full or the packet cannot be sent
+    /// (<see cref="IsSendable"/>, counted as a drop).
+    /// </summary>
+    private Span<byte> BeginIp(in IpAddr source, in IpAddr destination, byte protocol, int payloadLength, out int headerLength)
+    {
         headerLength = IpHeaderLength(source);
         var total = headerLength + payloadLength;
-        if (total > _options.Mtu)
+        if (!IsSendable(source, destination, payloadLength))
         {
-            throw new ArgumentException($"A {total}-byte packet exceeds the {_options.Mtu}-byte MTU; the stack does not fragment.");
+            return default;
         }
 
         if (_disposed)

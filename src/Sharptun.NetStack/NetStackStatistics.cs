@@ -16,6 +16,8 @@ public sealed class NetStackStatistics
     internal long UdpNoSocketDrops;
     internal long UdpReceiveQueueDrops;
     internal long OutboundQueueFull;
+    internal long OutboundOversizeDrops;
+    internal long OutboundInvalidDrops;
     internal long IcmpEchoRequests;
     internal long IcmpErrorsSent;
     internal long IcmpErrorsRateLimited;
@@ -52,6 +54,15 @@ public sealed class NetStackStatistics
 
     /// <summary>Times a send found the outbound queue full (TCP/UDP keep their data; ICMP replies are dropped).</summary>
     public long OutboundFull => Volatile.Read(ref OutboundQueueFull);
+
+    /// <summary>
+    /// Dropped on the way out: a transport segment that would exceed the MTU. Always 0 unless a layer mis-sizes a segment
+    /// (the stack counts and drops it rather than throwing on the packet path).
+    /// </summary>
+    public long OutboundOversize => Volatile.Read(ref OutboundOversizeDrops);
+
+    /// <summary>Dropped on the way out: source and destination of different address families (an internal error; always 0).</summary>
+    public long OutboundInvalid => Volatile.Read(ref OutboundInvalidDrops);
 
     /// <summary>ICMP/ICMPv6 echo requests answered.</summary>
     public long EchoRequestsAnswered => Volatile.Read(ref IcmpEchoRequests);

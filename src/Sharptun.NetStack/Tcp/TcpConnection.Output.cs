@@ -43,14 +43,14 @@ internal sealed partial class TcpConnection
                 _rexmitPending = false;
                 int len = Math.Min(_smss, DataEnd - _sndUna);
 
-                if (!SendData(now, _sndUna, Math.Max(len, 0), retransmit: true))
+                if (!SendData(now, _sndUna, Math.Max(len, 0), retransmit: true, out int sent))
                 {
                     return;
                 }
 
-                if (_highRxt < _sndUna + Math.Max(len, 0))
+                if (_highRxt < _sndUna + sent)
                 {
-                    _highRxt = _sndUna + Math.Max(len, 0);
+                    _highRxt = _sndUna + sent;
                 }
 
                 continue;
@@ -66,12 +66,12 @@ internal sealed partial class TcpConnection
 
                 if (NextLostHole(out var holeSeq, out var holeLen))
                 {
-                    if (!SendData(now, holeSeq, holeLen, retransmit: true))
+                    if (!SendData(now, holeSeq, holeLen, retransmit: true, out int sent))
                     {
                         return;
                     }
 
-                    _highRxt = holeSeq + holeLen;
+                    _highRxt = holeSeq + sent;
                     continue;
                 }
             }
@@ -184,9 +184,19 @@ internal sealed partial class TcpConnection
         return true;
     }
 
-    /// <summary>Sends [seq, seq+len) from the send buffer, with FIN when it ends at the FIN position.</summary>
-    private bool SendData(TimeSpan now, SeqNumber seq, int len, bool retransmit)
+    /// <summary>Sends up to <paramref name="len"/> bytes from <paramref name="seq"/> on (see the overload with <c>sent</c>).</summary>
+    private bool SendData(TimeSpan now, SeqNumber seq, int len, bool retransmit) => SendData(now, seq, len, retransmit, out _);
+
+    /// <summary>
+    /// Sends [seq, seq+sent) from the send buffer, with FIN when it ends at the FIN position. <paramref name="sent"/> is
+    /// <paramref name="len"/> cut to the data that fits next to this segment's options (SACK blocks make it shorter than
+    /// SMSS; RFC 6691 §2, RFC 9293 §3.7.1), so no segment exceeds the MTU; the rest goes in a later segment.
+    /// </summary>
+    private bool SendData(TimeSpan now, SeqNumber seq, int len, bool retransmit, out int sent)
     {
+        var repr = BuildRepr(now, TcpFlags.Ack, seq, len);
+        len = Math.Min(len, PayloadRoom(_sndMss, repr));
+        sent = len;
         var end = seq + len;
         bool fin = _finQueued && !_finAcked && end == FinSeq;
         var flags = TcpFlags.Ack;
@@ -200,7 +210,7 @@ internal sealed partial class TcpConnection
             flags |= TcpFlags.Psh;
         }
 
-        var repr = BuildRepr(now, flags, seq);
+        repr = repr with { Flags = flags };
         if (len > 0)
         {
             _tx.Peek(seq - DataStart, _layer.SegmentBuffer.Slice(repr.HeaderLength, len));
@@ -306,7 +316,31 @@ internal sealed partial class TcpConnection
         }
     }
 
-    private TcpRepr BuildRepr(TimeSpan now, TcpFlags flags, SeqNumber seq)
+    /// <summary>
+    /// RFC 6691 §2 / RFC 9293 §3.7.1: data bytes one segment can carry next to <paramref name="repr"/>'s options when
+    /// data + options must not exceed the effective send MSS <paramref name="sndMss"/>.
+    /// </summary>
+    internal static int PayloadRoom(int sndMss, in TcpRepr repr) => Math.Max(sndMss - repr.OptionsLength, 0);
+
+    /// <summary>
+    /// SACK blocks (RFC 2018 §3: 2 + 8n option bytes, padded to 4 + 8n) that fit in a segment already carrying
+    /// <paramref name="otherOptionsLength"/> option bytes: never beyond the 40-byte option space, and on a data segment
+    /// (<paramref name="payload"/> &gt; 0) never so many that less than min(payload, SMSS/2) bytes of data remain
+    /// within <paramref name="sndMss"/>: the SACK blocks cost data bytes, they never push a segment past the MTU.
+    /// </summary>
+    internal static int SackBlocksThatFit(int sndMss, int otherOptionsLength, int payload, int smss)
+    {
+        int space = TcpHeader.MaxLength - TcpHeader.MinLength - otherOptionsLength;
+        if (payload > 0)
+        {
+            space = Math.Min(space, sndMss - otherOptionsLength - Math.Min(payload, Math.Max(smss / 2, 1)));
+        }
+
+        return Math.Clamp((space - 4) / 8, 0, 4);
+    }
+
+    /// <summary>Builds the header for a segment meant to carry <paramref name="payload"/> data bytes (0 for pure ACKs).</summary>
+    private TcpRepr BuildRepr(TimeSpan now, TcpFlags flags, SeqNumber seq, int payload = 0)
     {
         var r = new TcpRepr
         {
@@ -352,15 +386,15 @@ internal sealed partial class TcpConnection
         {
             // RFC 2018 §4: the first block reports the most recently received segment;
             // RFC 2883 §4: a D-SACK block for a duplicate goes before it.
-            int max = r.MaxSackBlocks;
+            int max = SackBlocksThatFit(_sndMss, r.OptionsLength, payload, _smss);
             int n = 0;
-            if (_dsackPending)
+            if (_dsackPending && n < max)
             {
                 r = r.WithSack(n++, _dsackBlock);
             }
 
             int first = _ooo.LastTouched;
-            if (first >= 0 && first < _ooo.Count)
+            if (first >= 0 && first < _ooo.Count && n < max)
             {
                 r = r.WithSack(n++, _ooo[first]);
             }

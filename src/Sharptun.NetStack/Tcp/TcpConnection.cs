@@ -41,7 +41,8 @@ internal sealed partial class TcpConnection
     private long _sndWnd;
     private long _maxSndWnd;
     private int _sndShift;      // peer's window scale
-    private int _smss;          // bytes of data per full-sized segment we send
+    private int _smss;          // bytes of data per full-sized segment we send (MSS minus the options every segment carries)
+    private int _sndMss;        // RFC 6691 effective send MSS: data + options of one segment (excludes the 20-byte header)
 
     // receive sequence variables
     private SeqNumber _irs;
@@ -124,6 +125,7 @@ internal sealed partial class TcpConnection
 
         _rcvMss = layer.MssForMtu(tuple.RemoteAddress.IsV4);
         _smss = tuple.RemoteAddress.IsV4 ? TcpConstants.DefaultMssV4 : TcpConstants.DefaultMssV6;
+        _sndMss = _smss;
         _cc = CongestionController.Create(options.CongestionControl, _smss);
         if (options.EnableWindowScaling)
         {
@@ -233,10 +235,14 @@ internal sealed partial class TcpConnection
             _tsRecentAge = now;
         }
 
-        // RFC 9293 §3.7.1 / RFC 6691: effective send MSS = min(peer MSS, our MTU MSS) minus fixed option bytes
+        // RFC 9293 §3.7.1 / RFC 6691: the effective send MSS = min(peer MSS, our MTU MSS) bounds data + options of each
+        // segment. _smss (the full-sized segment for cwnd and Nagle) takes off the options every segment carries
+        // (timestamps); a segment carrying more (SACK blocks) gets less data (SendData, PayloadRoom), as in Linux.
         int peerMss = syn.Mss != 0 ? syn.Mss : (Tuple.RemoteAddress.IsV4 ? TcpConstants.DefaultMssV4 : TcpConstants.DefaultMssV6);
-        int mss = Math.Min(peerMss, _rcvMss) - (_tsEnabled ? 12 : 0);
+        int fixedOptions = _tsEnabled ? TcpConstants.TimestampOptionLength : 0;
+        int mss = Math.Min(peerMss, _rcvMss) - fixedOptions;
         _smss = Math.Max(mss, 64);
+        _sndMss = Math.Min(_smss + fixedOptions, _rcvMss);
         _cc.SetSmss(_smss);
         _ = passive;
     }

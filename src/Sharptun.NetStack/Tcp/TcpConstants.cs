@@ -13,6 +13,9 @@ internal static class TcpConstants
     public const int Ipv4HeaderLength = 20;
     public const int Ipv6HeaderLength = 40;
 
+    /// <summary>RFC 7323 §3 (kind 8, length 10) padded with two NOPs: option bytes of a timestamped segment.</summary>
+    public const int TimestampOptionLength = 12;
+
     /// <summary>RFC 7323 §2.3: largest window scale shift.</summary>
     public const int MaxWindowScale = 14;
 

@@ -154,8 +154,11 @@ internal readonly record struct TcpRepr
     private int FixedOptionsLength =>
         (Mss != 0 ? 4 : 0) + (WindowScale >= 0 ? 4 : 0) + (SackPermitted ? 4 : 0) + (HasTimestamp ? 12 : 0);
 
+    /// <summary>Option bytes (with NOP padding) after the 20-byte fixed header; what RFC 6691 takes off the send MSS.</summary>
+    public int OptionsLength => FixedOptionsLength + (SackCount > 0 ? 4 + 8 * SackCount : 0);
+
     /// <summary>Header length in bytes including options (multiple of 4).</summary>
-    public int HeaderLength => TcpHeader.MinLength + FixedOptionsLength + (SackCount > 0 ? 4 + 8 * SackCount : 0);
+    public int HeaderLength => TcpHeader.MinLength + OptionsLength;
 
     /// <summary>
     /// Parses and (optionally) checksum-verifies a segment. Returns false for a truncated header, bad
