@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace Sharptun.NetStack.Tcp;
 
@@ -102,6 +103,11 @@ public sealed class TcpStream : Stream
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <summary>Reads up to buffer.Length bytes; 0 at end of stream (peer sent FIN and everything was read).</summary>
+    /// <remarks>
+    /// A read that has to wait takes its state machine box from a pool (PoolingAsyncValueTaskMethodBuilder), so
+    /// steady-state reads allocate nothing: await the returned ValueTask once, as the ValueTask contract requires.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         CancellationTokenSource? cts = null;
@@ -202,6 +208,8 @@ public sealed class TcpStream : Stream
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <summary>Copies all of <paramref name="buffer"/> into the send buffer, waiting for space as needed.</summary>
+    /// <remarks>A write that has to wait takes its state machine box from a pool: steady-state writes allocate nothing.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         CancellationTokenSource? cts = null;
