@@ -23,8 +23,12 @@ public sealed class NetStackOptions
     /// <summary>In promiscuous mode, also answer ICMP echo requests to addresses that are not configured. Default false.</summary>
     public bool AnswerEchoForAnyAddress { get; set; }
 
-    /// <summary>Outbound queue capacity in packets (each slot holds up to <see cref="Mtu"/> bytes, allocated on first use). Default 512.</summary>
-    public int OutboundQueueCapacity { get; set; } = 512;
+    /// <summary>
+    /// Outbound queue capacity in packets (each slot holds up to <see cref="Mtu"/> bytes, allocated on first use). When it
+    /// is full, TCP keeps its data and resumes as the device drains the queue (backpressure). Default 64 (about 90 KB at
+    /// MTU 1420): 100 bulk connections moved as much as with 512 slots, which cost 0.7 MB per stack.
+    /// </summary>
+    public int OutboundQueueCapacity { get; set; } = 64;
 
     /// <summary>Most packets one <see cref="NetStack.Read"/> call returns. Default 64.</summary>
     public int BatchSize { get; set; } = 64;

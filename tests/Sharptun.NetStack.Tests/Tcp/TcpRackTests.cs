@@ -68,7 +68,9 @@ public sealed class TcpRackTests
     [Fact]
     public void Prr_RecoveryWithSeveralLosses_InFlightEndsNearSsthresh()
     {
-        var p = new TcpPair(43, configure: n => n.BaseDelay = TimeSpan.FromMilliseconds(10)).Connect();
+        // Buffers well above the flight, so cwnd/PRR and not the (32 KiB default) windows bound what is in flight.
+        var big = new TcpOptions { SendBufferSize = 256 * 1024, ReceiveBufferSize = 256 * 1024 };
+        var p = new TcpPair(43, big, big, configure: n => n.BaseDelay = TimeSpan.FromMilliseconds(10)).Connect();
         int dataIndex = 0;
         var drop = new HashSet<int> { 40, 42, 44, 50 };
         var seen = new HashSet<uint>();
