@@ -180,6 +180,30 @@ public sealed class ProtocolDevice
         };
     }
 
+    /// <summary>
+    /// True when <paramref name="datagram"/> is a handshake initiation or response whose mac2 is valid for
+    /// <paramref name="source"/> (whitepaper §5.4.4): its sender received a cookie at that address within the last two
+    /// minutes. A device under load uses it before queueing: only such proven senders are rate-limited per address (as in
+    /// wireguard-go, so a flood with spoofed addresses cannot use up a legitimate sender's budget) and they go ahead of
+    /// unproven messages, which only earn cookie replies. Costs two MACs; mac1 is left to <see cref="Decapsulate"/>.
+    /// Never throws; false for anything else.
+    /// </summary>
+    public bool HasValidMac2(TimeSpan now, ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> source)
+    {
+        if (MessageHeader.TryGetType(datagram, out var type) != ProtocolError.None)
+        {
+            return false;
+        }
+
+        if (type == MessageType.HandshakeInitiation && HandshakeInitiationView.TryCreate(datagram, out var initiation))
+        {
+            return Cookies.CheckMac2(initiation.Mac2Input, initiation.Mac2, source, now);
+        }
+
+        return type == MessageType.HandshakeResponse && HandshakeResponseView.TryCreate(datagram, out var response)
+            && Cookies.CheckMac2(response.Mac2Input, response.Mac2, source, now);
+    }
+
     /// <summary>Writes the bytes that identify a sender for cookies: the IP address bytes then the port (big-endian). Returns the length (6 or 18).</summary>
     public static int WriteSourceBytes(System.Net.IPEndPoint endPoint, Span<byte> destination)
     {

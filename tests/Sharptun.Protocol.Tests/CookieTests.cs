@@ -40,6 +40,27 @@ public sealed class CookieTests
     }
 
     [Fact]
+    public void HasValidMac2_OnlyForRetryWithCookieFromSameAddress()
+    {
+        var pair = new TestPair();
+        pair.B.UnderLoad = true;
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        var first = pair.B.Inbox.Peek().ToArray();
+        Assert.False(pair.B.Device.HasValidMac2(pair.Now, first, pair.A.Source)); // no cookie yet: mac2 is zero
+        pair.Pump(); // initiation → cookie reply → stored by A
+        pair.Clock.Now += TimeSpan.FromSeconds(6);
+        pair.RunTimers(pair.A); // retry carries mac2 bound to A's address
+        var retry = pair.B.Inbox.Dequeue();
+
+        Assert.True(pair.B.Device.HasValidMac2(pair.Now, retry, pair.A.Source));
+        Assert.False(pair.B.Device.HasValidMac2(pair.Now, retry, [10, 9, 9, 9, 0x1F, 0x90])); // another address
+        Assert.False(pair.B.Device.HasValidMac2(pair.Now, retry.AsSpan(0, 100), pair.A.Source)); // truncated
+        retry[HandshakeInitiationView.Mac2Offset] ^= 1;
+        Assert.False(pair.B.Device.HasValidMac2(pair.Now, retry, pair.A.Source)); // tampered
+    }
+
+    [Fact]
     public void UnderLoad_Mac2FromOtherSourceAddress_GetsCookieReply()
     {
         var pair = new TestPair();

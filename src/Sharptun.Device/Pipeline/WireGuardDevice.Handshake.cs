@@ -9,14 +9,19 @@ namespace Sharptun.Device;
 //   counted). One worker (HandshakeLoop) processes them in order. The device is "under load" while the queue holds
 //   at least 1/8 of its capacity: then initiations/responses without a valid mac2 are answered with a cookie reply
 //   (inside ProtocolDevice.Decapsulate), and each source IP (IPv6: /64) is limited to 20 handshake messages a second
-//   with a burst of 5 (HandshakeRateLimiter). Unlike wireguard-go, the rate limit is checked on the receive thread
-//   before the message is queued (so a flood cannot keep the queue full) and before mac2 (so a flooding source is also
-//   denied cookie replies past its budget).
+//   with a burst of 5 (HandshakeRateLimiter), checked on the receive thread before queueing so a flood cannot keep the
+//   queue full. That budget is keyed by an unauthenticated source address, so a flood spoofing a legitimate peer's
+//   address could use it up; therefore a message over that budget is checked for a valid mac2 (ProtocolDevice.HasValidMac2:
+//   its sender received a cookie at that address, which a spoofer cannot) and, if valid, still admitted within a second,
+//   separate per-address budget into a small priority lane that the worker serves first. wireguard-go rate-limits only
+//   after mac2 (on its workers); this keeps its spoofing resistance while dropping unproven floods before the queue.
 //   Authenticated messages (not cookie replies, §5.4.7) update the peer's endpoint; a completed handshake flushes the
 //   peer's staged packets.
 public sealed partial class WireGuardDevice
 {
     private readonly HandshakeRateLimiter _rateLimiter = new();
+    private readonly HandshakeRateLimiter _provenRateLimiter = new();
+
     private readonly HandshakeQueue _handshakes;
 
     /// <summary>wireguard-go's UnderLoadAfterTime: load is remembered this long after the queue drains.</summary>
@@ -46,15 +51,22 @@ public sealed partial class WireGuardDevice
 
     private bool EnqueueHandshake(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source)
     {
-        // Rate-limit before queueing, so a flood from a few sources cannot keep the queue full and crowd out
-        // legitimate handshakes (wireguard-go checks after dequeueing; the queue then fills regardless).
+        var proven = false;
         if (IsUnderLoad && !_rateLimiter.Allow(source, now))
         {
-            Counters.Drop(DropReason.HandshakeRateLimited);
-            return false;
+            // Over its address's budget. A spoofed flood can exhaust a legitimate peer's budget, so a message that
+            // proves its address with a valid mac2 still gets through, in the priority lane, within its own budget.
+            Span<byte> sourceBytes = stackalloc byte[18];
+            var n = WriteSourceBytes(source, sourceBytes);
+            proven = _protocol.HasValidMac2(now, buffer.AsSpan(0, length), sourceBytes[..n]);
+            if (!proven || !_provenRateLimiter.Allow(source, now))
+            {
+                Counters.Drop(DropReason.HandshakeRateLimited);
+                return false;
+            }
         }
 
-        if (_handshakes.TryAdd(buffer, length, source))
+        if (_handshakes.TryAdd(buffer, length, source, proven))
         {
             return true;
         }
@@ -77,9 +89,8 @@ public sealed partial class WireGuardDevice
                 var underLoad = IsUnderLoad;
 
                 var type = (MessageType)buffer[0];
-                var n = source.WriteAddress(sourceBytes);
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(sourceBytes[n..], source.Port);
-                var result = _protocol.Decapsulate(now, buffer.AsSpan(0, length), output, sourceBytes[..(n + 2)], underLoad);
+                var n = WriteSourceBytes(source, sourceBytes);
+                var result = _protocol.Decapsulate(now, buffer.AsSpan(0, length), output, sourceBytes[..n], underLoad);
                 var peer = result.Peer?.Tag as DevicePeer;
                 if (result.Action == ProtocolAction.Error)
                 {
@@ -126,35 +137,39 @@ public sealed partial class WireGuardDevice
         }
     }
 
-    /// <summary>The bounded handshake queue: the receive thread adds, the handshake worker takes.</summary>
+    /// <summary>The bytes cookies are bound to (whitepaper §5.4.7): the address, then the port big-endian. Returns 6 or 18.</summary>
+    private static int WriteSourceBytes(in UdpEndpoint source, Span<byte> destination)
+    {
+        var n = source.WriteAddress(destination);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(destination[n..], source.Port);
+        return n + 2;
+    }
+
+    /// <summary>
+    /// The bounded handshake queue: the receive thread adds, the handshake worker takes. Two lanes: the main lane
+    /// (capacity) and a priority lane (capacity / 8, at least 8) for messages with a valid mac2, served first.
+    /// </summary>
     private sealed class HandshakeQueue(int capacity)
     {
         private readonly object _lock = new();
-        private readonly byte[]?[] _buffers = new byte[capacity][];
-        private readonly int[] _lengths = new int[capacity];
-        private readonly UdpEndpoint[] _sources = new UdpEndpoint[capacity];
-        private int _head;
-        private int _count;
+        private readonly Lane _main = new(capacity);
+        private readonly Lane _proven = new(Math.Max(8, capacity / 8));
         private bool _closed;
 
         public int Capacity => capacity;
 
-        public int Count => Volatile.Read(ref _count);
+        /// <summary>Messages waiting in the main lane (the load signal: proven messages do not count).</summary>
+        public int Count => Volatile.Read(ref _main.Count);
 
-        public bool TryAdd(byte[] buffer, int length, in UdpEndpoint source)
+        public bool TryAdd(byte[] buffer, int length, in UdpEndpoint source, bool proven)
         {
             lock (_lock)
             {
-                if (_count == capacity || _closed)
+                if (_closed || !(proven ? _proven : _main).TryPush(buffer, length, source))
                 {
                     return false;
                 }
 
-                var tail = (_head + _count) % capacity;
-                _buffers[tail] = buffer;
-                _lengths[tail] = length;
-                _sources[tail] = source;
-                _count++;
                 Monitor.Pulse(_lock);
                 return true;
             }
@@ -164,7 +179,7 @@ public sealed partial class WireGuardDevice
         {
             lock (_lock)
             {
-                while (_count == 0)
+                while (_main.Count == 0 && _proven.Count == 0)
                 {
                     if (_closed)
                     {
@@ -177,12 +192,7 @@ public sealed partial class WireGuardDevice
                     Monitor.Wait(_lock);
                 }
 
-                buffer = _buffers[_head]!;
-                length = _lengths[_head];
-                source = _sources[_head];
-                _buffers[_head] = null;
-                _head = (_head + 1) % capacity;
-                _count--;
+                (_proven.Count > 0 ? _proven : _main).Pop(out buffer, out length, out source);
                 return true;
             }
         }
@@ -193,6 +203,41 @@ public sealed partial class WireGuardDevice
             {
                 _closed = true;
                 Monitor.PulseAll(_lock);
+            }
+        }
+
+        /// <summary>A ring of queued messages; guarded by the queue's lock.</summary>
+        private sealed class Lane(int capacity)
+        {
+            private readonly byte[]?[] _buffers = new byte[capacity][];
+            private readonly int[] _lengths = new int[capacity];
+            private readonly UdpEndpoint[] _sources = new UdpEndpoint[capacity];
+            private int _head;
+            public int Count;
+
+            public bool TryPush(byte[] buffer, int length, in UdpEndpoint source)
+            {
+                if (Count == capacity)
+                {
+                    return false;
+                }
+
+                var tail = (_head + Count) % capacity;
+                _buffers[tail] = buffer;
+                _lengths[tail] = length;
+                _sources[tail] = source;
+                Volatile.Write(ref Count, Count + 1);
+                return true;
+            }
+
+            public void Pop(out byte[] buffer, out int length, out UdpEndpoint source)
+            {
+                buffer = _buffers[_head]!;
+                length = _lengths[_head];
+                source = _sources[_head];
+                _buffers[_head] = null;
+                _head = (_head + 1) % capacity;
+                Volatile.Write(ref Count, Count - 1);
             }
         }
     }

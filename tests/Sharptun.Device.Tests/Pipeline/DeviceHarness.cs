@@ -246,17 +246,19 @@ internal sealed class NodePair : IDisposable
     }
 
     /// <summary>Sends one packet A→B and one B→A and asserts both arrive intact.</summary>
-    public void Ping(uint sequence, bool ipv6 = false)
+    public void Ping(uint sequence, bool ipv6 = false) => Ping(sequence, ipv6, Timeout);
+
+    public void Ping(uint sequence, bool ipv6, TimeSpan timeout)
     {
         var (a, b) = ipv6 ? ("fd00::1", "fd00::2") : ("10.0.0.1", "10.0.0.2");
         var p = TestPackets.Udp(a, b, sequence);
         A.Send(p);
-        var got = B.Receive(1, Timeout);
+        var got = B.Receive(1, timeout);
         Assert.Single(got);
         Assert.Equal(p, got[0]);
         var q = TestPackets.Udp(b, a, sequence + 1);
         B.Send(q);
-        got = A.Receive(1, Timeout);
+        got = A.Receive(1, timeout);
         Assert.Single(got);
         Assert.Equal(q, got[0]);
     }
