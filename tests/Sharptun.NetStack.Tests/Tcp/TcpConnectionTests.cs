@@ -46,14 +46,15 @@ public sealed class TcpBulkTransferTests(ITestOutputHelper output)
     [InlineData(0.01, 12)]
     [InlineData(0.05, 13)]
     [InlineData(0.10, 14)]
-    public void Transfer_10MBBothDirectionsUnderLoss_ArrivesIntact(double loss, int seed)
+    [InlineData(0.02, 15, 100, 100)] // one-way delay 100–200 ms, reordered by the jitter
+    public void Transfer_10MBBothDirectionsUnderLoss_ArrivesIntact(double loss, int seed, int delayMs = 5, int jitterMs = 20)
     {
         var p = new TcpPair(seed, configure: n =>
         {
             n.LossRate = loss;
             n.DuplicateRate = loss > 0 ? 0.01 : 0;
-            n.BaseDelay = TimeSpan.FromMilliseconds(5);
-            n.Jitter = loss > 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero; // jitter reorders
+            n.BaseDelay = TimeSpan.FromMilliseconds(delayMs);
+            n.Jitter = loss > 0 ? TimeSpan.FromMilliseconds(jitterMs) : TimeSpan.Zero; // jitter reorders
         }).Connect();
         var start = p.Net.Now;
         var up = new Transfer(p.C, p.S, Transfer.RandomData(TenMegabytes, seed));
