@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Reflection;
 using System.Text;
 using Xunit.Abstractions;
 
@@ -14,12 +15,22 @@ namespace Sharptun.Interop.Tests;
 public sealed class NetStackMemoryTests(ITestOutputHelper output)
 {
     /// <summary>
-    /// Budget for the whole process's peak private dirty memory, MiB. Target is 15 MiB; measured 22.7–23.0 MiB for this
-    /// configuration on the current code (runtime baseline 3.5 MiB, 200 TCP endpoints since both ends live in this
-    /// process), of which ~26 MiB per run of garbage from TcpStream.ReadAsync/WriteAsync state-machine boxes keeps the GC
-    /// heap's committed size up. Budget = measured + ~20 %.
+    /// Budget for the whole process's peak private dirty memory, MiB. Target is 15 MiB; measured 16.2–16.4 MiB for this
+    /// configuration with SACK on (runtime baseline 3.4 MiB, 200 TCP endpoints since both ends live in this process;
+    /// 22.7–24.0 MiB before TcpStream's pooled async builders removed the per-call garbage). Budget = measured + ~20 %.
     /// </summary>
-    private const double BudgetMiB = 28;
+    private const double BudgetMiB = 20;
+
+    /// <summary>
+    /// Budget when the stack is a Debug build (a developer's `dotnet test`): the compiler then makes every async state
+    /// machine a class, one object per TcpStream.ReadAsync/WriteAsync call whatever the builder, and that garbage keeps
+    /// the GC's committed size up. Measured 25.2–25.4 MiB; budget = measured + ~20 %. CI runs Release (BudgetMiB).
+    /// </summary>
+    private const double DebugBudgetMiB = 30;
+
+    private static readonly double Budget =
+        typeof(Sharptun.NetStack.NetStack).Assembly.GetCustomAttribute<DebuggableAttribute>()?.IsJITOptimizerDisabled == true
+            ? DebugBudgetMiB : BudgetMiB;
 
     [Fact]
     public void HundredConcurrentBulkConnections_StayUnderMemoryBudget()
@@ -36,8 +47,7 @@ public sealed class NetStackMemoryTests(ITestOutputHelper output)
         foreach (var a in new[]
         {
             "--connections", "100", "--bytes", "4M", "--buffers", "8K", "--outbound-queue", "64",
-            "--budget-mb", BudgetMiB.ToString(CultureInfo.InvariantCulture), "--timeout", "45",
-            "--no-sack", // a data segment carrying SACK blocks exceeds the MTU (docs/benchmarks.md); remove when fixed
+            "--budget-mb", Budget.ToString(CultureInfo.InvariantCulture), "--timeout", "45",
         })
         {
             psi.ArgumentList.Add(a);
@@ -75,7 +85,7 @@ public sealed class NetStackMemoryTests(ITestOutputHelper output)
         Assert.Equal("1", Field(result, "ok"));
         Assert.Equal((2L * 100 * 4 * 1024 * 1024).ToString(CultureInfo.InvariantCulture), Field(result, "moved_bytes"));
         double peakMiB = long.Parse(Field(result, "peak_private_dirty_kb"), CultureInfo.InvariantCulture) / 1024.0;
-        Assert.True(peakMiB <= BudgetMiB, $"peak private dirty {peakMiB:0.0} MiB > budget {BudgetMiB} MiB");
+        Assert.True(peakMiB <= Budget, $"peak private dirty {peakMiB:0.0} MiB > budget {Budget} MiB");
         Assert.Equal(0, child.ExitCode);
     }
 
