@@ -97,27 +97,17 @@ public sealed partial class WireGuardDevice
                 if (ReceiveDatagram(now, view[i], sizes[i], endpoints[i], out var peer))
                 {
                     buffers[i] = null!;
-                    if (peer is not null && Array.IndexOf(touched, peer, 0, touchedCount) < 0)
+                    if (peer is not null)
                     {
-                        touched[touchedCount++] = peer;
+                        Touch(touched, ref touchedCount, peer);
                     }
                 }
             }
 
-            for (var i = 0; i < touchedCount; i++)
-            {
-                CheckDeadline(touched[i]!);
-                touched[i] = null;
-            }
+            CheckDeadlines(touched, touchedCount);
         }
 
-        foreach (var b in buffers)
-        {
-            if (b is not null)
-            {
-                _pool.Return(b);
-            }
-        }
+        ReturnBuffers(buffers);
     }
 
     /// <summary>Classifies one datagram. True when the buffer was taken; <paramref name="peer"/> is the peer whose deadlines may have moved.</summary>

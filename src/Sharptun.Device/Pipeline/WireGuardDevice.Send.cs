@@ -87,27 +87,14 @@ public sealed partial class WireGuardDevice
                 if (peer is not null)
                 {
                     buffers[i] = null!; // ownership moved into the pipeline
-                    if (Array.IndexOf(touched, peer, 0, touchedCount) < 0)
-                    {
-                        touched[touchedCount++] = peer;
-                    }
+                    Touch(touched, ref touchedCount, peer);
                 }
             }
 
-            for (var i = 0; i < touchedCount; i++)
-            {
-                CheckDeadline(touched[i]!);
-                touched[i] = null;
-            }
+            CheckDeadlines(touched, touchedCount);
         }
 
-        foreach (var b in buffers)
-        {
-            if (b is not null)
-            {
-                _pool.Return(b);
-            }
-        }
+        ReturnBuffers(buffers);
     }
 
     /// <summary>Routes and enqueues one packet at buffer[16..]. Returns the peer when the buffer now belongs to the pipeline, null when dropped (the caller keeps the buffer).</summary>

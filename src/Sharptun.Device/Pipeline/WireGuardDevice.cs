@@ -249,6 +249,37 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         return bind;
     }
 
+    /// <summary>Records that a batch stage touched <paramref name="peer"/> (once per batch; its deadlines may have moved).</summary>
+    private static void Touch(DevicePeer?[] touched, ref int count, DevicePeer peer)
+    {
+        if (Array.IndexOf(touched, peer, 0, count) < 0)
+        {
+            touched[count++] = peer;
+        }
+    }
+
+    /// <summary>Re-checks the deadlines of the peers a batch touched and clears the list for the next batch.</summary>
+    private void CheckDeadlines(DevicePeer?[] touched, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            CheckDeadline(touched[i]!);
+            touched[i] = null;
+        }
+    }
+
+    /// <summary>Returns the buffers a reader thread still owns when it stops (those not handed to the pipeline).</summary>
+    private void ReturnBuffers(byte[]?[] buffers)
+    {
+        foreach (var b in buffers)
+        {
+            if (b is not null)
+            {
+                _pool.Return(b);
+            }
+        }
+    }
+
     /// <summary>Sends one datagram (handshake message, keepalive, cookie reply) to <paramref name="destination"/>; single-datagram sends allocate nothing.</summary>
     private void SendOne(byte[][] holder, int[] sizeHolder, int length, in UdpEndpoint destination, DevicePeer? peer)
     {
