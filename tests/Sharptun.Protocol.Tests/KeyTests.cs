@@ -1,6 +1,6 @@
 using Xunit.Abstractions;
 
-namespace Sharptun.Device.Tests.Config;
+namespace Sharptun.Protocol.Tests;
 
 public sealed class KeyTests(ITestOutputHelper output)
 {
