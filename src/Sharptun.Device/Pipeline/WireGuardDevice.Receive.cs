@@ -27,11 +27,7 @@ public sealed partial class WireGuardDevice
         var buffers = new byte[batch][];
         var sizes = new int[batch];
         var endpoints = new UdpEndpoint[batch];
-        var views = new byte[batch + 1][][];
-        for (var i = 0; i <= batch; i++)
-        {
-            views[i] = new byte[i][];
-        }
+        var views = CreateViews(batch);
 
         var touched = new DevicePeer?[batch];
         var allocated = GC.GetAllocatedBytesForCurrentThread();

@@ -26,11 +26,7 @@ public sealed partial class WireGuardDevice
         var batch = Math.Clamp(_tun.BatchSize, 1, Math.Max(1, _pool.MaxBuffers / 8));
         var buffers = new byte[batch][];
         var sizes = new int[batch];
-        var views = new byte[batch + 1][][];
-        for (var i = 0; i <= batch; i++)
-        {
-            views[i] = new byte[i][];
-        }
+        var views = CreateViews(batch);
 
         var touched = new DevicePeer?[batch];
         var allocated = GC.GetAllocatedBytesForCurrentThread();
@@ -369,7 +365,7 @@ public sealed partial class WireGuardDevice
         public readonly PacketElement[] Elements = new PacketElement[Capacity];
         public readonly byte[][] Buffers = new byte[Capacity][];
         public readonly int[] Sizes = new int[Capacity];
-        private readonly byte[][][] _views = CreateViews();
+        private readonly byte[][][] _views = CreateViews(Capacity);
 
         /// <summary>An exact-length array holding Buffers[offset .. offset + count] (the bind API takes arrays).</summary>
         public byte[][] View(int count, int offset)
@@ -382,17 +378,6 @@ public sealed partial class WireGuardDevice
             var view = _views[count];
             Array.Copy(Buffers, offset, view, 0, count);
             return view;
-        }
-
-        private static byte[][][] CreateViews()
-        {
-            var views = new byte[Capacity + 1][][];
-            for (var i = 0; i <= Capacity; i++)
-            {
-                views[i] = new byte[i][];
-            }
-
-            return views;
         }
     }
 }

@@ -249,6 +249,21 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         return bind;
     }
 
+    /// <summary>
+    /// views[n] is an n-element array, made once per thread: the batch APIs take exact-length arrays, so a partial batch
+    /// is copied into the view of its length instead of allocating one per call.
+    /// </summary>
+    private static byte[][][] CreateViews(int maxCount)
+    {
+        var views = new byte[maxCount + 1][][];
+        for (var i = 0; i <= maxCount; i++)
+        {
+            views[i] = new byte[i][];
+        }
+
+        return views;
+    }
+
     /// <summary>Records that a batch stage touched <paramref name="peer"/> (once per batch; its deadlines may have moved).</summary>
     private static void Touch(DevicePeer?[] touched, ref int count, DevicePeer peer)
     {
