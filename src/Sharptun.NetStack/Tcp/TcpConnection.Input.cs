@@ -675,7 +675,7 @@ internal sealed partial class TcpConnection
         State = TcpState.TimeWait;
         SendAckNow(now);
         _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = _rackAt = TimeSpan.MaxValue;
-        _layer.EnterTimeWait(this, _rcvNxt, _sndNxt, _tsEnabled, _tsRecent, _tsOffset, now);
+        _layer.EnterTimeWait(this, _rcvNxt, _sndMax, _tsEnabled, _tsRecent, _tsOffset, now); // SND.MAX: _sndNxt rewinds for go-back-N
         WakeAll();
     }
 

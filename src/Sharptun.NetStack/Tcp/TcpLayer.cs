@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace Sharptun.NetStack.Tcp;
@@ -19,6 +20,7 @@ internal sealed class TcpLayerStats
     public long PawsRejected;
     public long SynsDropped;
     public long TimeWaitEvictions;
+    public long TimeWaitRestarts;
     public long KeepAlivesSent;
 }
 
@@ -42,7 +44,7 @@ internal sealed class TcpLayer
     private readonly Dictionary<FourTuple, TcpConnection> _connections = new();
     private readonly Dictionary<(IpAddr Address, ushort Port), TcpListener> _listeners = new();
     private readonly Dictionary<FourTuple, TimeWaitEntry> _timeWait = new();
-    private readonly Queue<(FourTuple Tuple, long Generation)> _timeWaitOrder = new();
+    private readonly PriorityQueue<(FourTuple Tuple, long Generation), TimeSpan> _timeWaitQueue = new();
     private readonly PriorityQueue<TcpConnection, TimeSpan> _timers = new();
     private readonly byte[] _segment = new byte[65536 + TcpHeader.MaxLength];
     private readonly byte[] _isnKey = new byte[32];
@@ -91,6 +93,9 @@ internal sealed class TcpLayer
     public int ConnectionCount => _connections.Count;
     public int TimeWaitCount => _timeWait.Count;
 
+    /// <summary>Entries in the TIME-WAIT timer queue (tests: bounded by the number of TIME-WAIT tuples).</summary>
+    internal int TimeWaitQueueLength => _timeWaitQueue.Count;
+
     internal Span<byte> SegmentBuffer => _segment;
 
     /// <summary>Next time <see cref="Poll"/> has work; TimeSpan.MaxValue if none.</summary>
@@ -111,19 +116,9 @@ internal sealed class TcpLayer
                 break;
             }
 
-            while (_timeWaitOrder.TryPeek(out var head))
+            if (TryPeekTimeWait(out _, out var expires) && expires < t)
             {
-                if (_timeWait.TryGetValue(head.Tuple, out var e) && e.Generation == head.Generation)
-                {
-                    if (e.Expires < t)
-                    {
-                        t = e.Expires;
-                    }
-
-                    break;
-                }
-
-                _timeWaitOrder.Dequeue();
+                t = expires;
             }
 
             return t;
@@ -227,30 +222,65 @@ internal sealed class TcpLayer
         conn.OpenPassive(now, syn);
     }
 
-    /// <summary>TIME-WAIT segment handling (RFC 9293 §3.10.7.4, RFC 1337, RFC 6191). True when consumed.</summary>
-    private bool OnTimeWaitSegment(TimeSpan now, FourTuple tuple, TimeWaitEntry tw, in TcpRepr seg, int payloadLength)
+    /// <summary>
+    /// TIME-WAIT segment handling (RFC 9293 §3.10.7.4, RFC 1337, RFC 6191, RFC 7323 §5.3, RFC 5961 §7). True when
+    /// consumed. RCV.WND is 0 here (the peer's FIN closed its side; our TIME-WAIT ACKs advertise 0), so the only
+    /// acceptable segments are a bare ACK at RCV.NXT (consumed silently) and the retransmission of the peer's FIN,
+    /// the one segment TIME-WAIT exists for. Only that FIN restarts 2MSL, in place (no new timer entry); every ACK
+    /// sent from here, for that FIN or for an unacceptable segment, draws on the layer's challenge-ACK budget, so a
+    /// flood at a TIME-WAIT tuple costs neither memory nor more than the budget of ACKs.
+    /// </summary>
+    private bool OnTimeWaitSegment(TimeSpan now, FourTuple tuple, in TimeWaitEntry tw, in TcpRepr seg, int payloadLength)
     {
         if (seg.Has(TcpFlags.Rst))
         {
-            return true; // RFC 1337: ignore RST in TIME-WAIT (no assassination)
+            // §3.10.7.4 first: an unacceptable RST is dropped without reply. An acceptable one (SEG.SEQ = RCV.NXT,
+            // RFC 5961 §3.2) would delete the TCB (second check); RFC 1337 §3 ignores it instead (no TIME-WAIT
+            // assassination). Either way: no ACK, no 2MSL restart.
+            return true;
         }
 
-        if (seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack))
+        bool syn = seg.Has(TcpFlags.Syn);
+        if (syn && !seg.Has(TcpFlags.Ack))
         {
             // RFC 6191 / RFC 9293 §3.10.7.4 note: a new SYN with a higher sequence number (or newer timestamp) may reopen.
             bool newer = seg.Seq > tw.RcvNxt || (tw.TsEnabled && seg.HasTimestamp && unchecked((int)(seg.TsVal - tw.TsRecent)) > 0);
             if (newer && FindListener(tuple.LocalAddress, tuple.LocalPort) is not null)
             {
-                _timeWait.Remove(tuple);
+                RemoveTimeWait(tuple);
                 return false;
             }
         }
 
-        // Retransmitted FIN (or anything else): ACK it and restart 2MSL.
-        if (seg.Has(TcpFlags.Fin))
+        // RFC 7323 §5.3 PAWS: a segment older than TS.Recent is unacceptable (answered like any other, below).
+        bool pawsOk = !(tw.TsEnabled && seg.HasTimestamp && unchecked((int)(seg.TsVal - tw.TsRecent)) < 0);
+        if (!pawsOk)
         {
-            _timeWait[tuple] = tw with { Expires = now + _options.TimeWaitDuration, Generation = ++_timeWaitGeneration };
-            _timeWaitOrder.Enqueue((tuple, _timeWaitGeneration));
+            Stats.PawsRejected++;
+        }
+
+        // §3.10.7.4 first (RCV.WND = 0): a bare ACK at RCV.NXT is acceptable; fifth: it needs SEG.ACK =< SND.NXT.
+        // Nothing is left to do with it (never ACK an ACK).
+        bool ackOk = seg.Has(TcpFlags.Ack) && seg.Ack <= tw.SndNxt;
+        if (pawsOk && ackOk && !syn && !seg.Has(TcpFlags.Fin) && payloadLength == 0 && seg.Seq == tw.RcvNxt)
+        {
+            return true;
+        }
+
+        // The retransmitted FIN: it ends exactly where the peer's FIN did (its FIN occupies RCV.NXT - 1), after any
+        // retransmitted data. Eighth: "TIME-WAIT: remain, restart the 2 MSL time-wait timeout", updated in place.
+        if (pawsOk && ackOk && !syn && seg.Has(TcpFlags.Fin) && seg.Seq + (payloadLength + 1) == tw.RcvNxt)
+        {
+            ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_timeWait, tuple);
+            entry = entry with { Expires = now + _options.TimeWaitDuration };
+            Stats.TimeWaitRestarts++;
+        }
+
+        // Everything else (old or future sequence numbers, data, SYN, PAWS-rejected, SEG.ACK > SND.NXT, no ACK bit)
+        // is unacceptable: §3.10.7.4 first "an acknowledgment should be sent in reply", rate limited (RFC 5961 §7).
+        if (!TryTakeChallengeAck(now))
+        {
+            return true;
         }
 
         var repr = new TcpRepr
@@ -268,8 +298,56 @@ internal sealed class TcpLayer
         }
 
         TransmitRaw(tuple, repr, 0);
-        _ = payloadLength;
         return true;
+    }
+
+    /// <summary>
+    /// The earliest-expiring TIME-WAIT entry. The queue holds one entry per TIME-WAIT tuple whose priority is never
+    /// later than the tuple's real expiry (a 2MSL restart only moves the expiry later and edits the table in place),
+    /// so fixing up the head — dropping entries of removed tuples, re-queueing restarted ones at their real expiry —
+    /// yields the true minimum (lazy decrease-key).
+    /// </summary>
+    private bool TryPeekTimeWait(out FourTuple tuple, out TimeSpan expires)
+    {
+        while (_timeWaitQueue.TryPeek(out var head, out var at))
+        {
+            if (!_timeWait.TryGetValue(head.Tuple, out var e) || e.Generation != head.Generation)
+            {
+                _timeWaitQueue.Dequeue(); // the tuple left TIME-WAIT early (reopened by a SYN)
+                continue;
+            }
+
+            if (e.Expires != at)
+            {
+                _timeWaitQueue.DequeueEnqueue(head, e.Expires); // 2MSL was restarted
+                continue;
+            }
+
+            tuple = head.Tuple;
+            expires = at;
+            return true;
+        }
+
+        tuple = default;
+        expires = default;
+        return false;
+    }
+
+    /// <summary>
+    /// Removes a tuple from TIME-WAIT before it expired. Its queue entry goes stale; the queue is rebuilt when stale
+    /// entries outnumber live ones, so it stays within 2 × <see cref="TimeWaitCount"/> + 64 entries.
+    /// </summary>
+    private void RemoveTimeWait(in FourTuple tuple)
+    {
+        _timeWait.Remove(tuple);
+        if (_timeWaitQueue.Count > (2 * _timeWait.Count) + 64)
+        {
+            _timeWaitQueue.Clear();
+            foreach (var (t, e) in _timeWait)
+            {
+                _timeWaitQueue.Enqueue((t, e.Generation), e.Expires);
+            }
+        }
     }
 
     // ------------------------------------------------------------------ timers
@@ -290,21 +368,10 @@ internal sealed class TcpLayer
             Schedule(c);
         }
 
-        while (_timeWaitOrder.TryPeek(out var head))
+        while (TryPeekTimeWait(out var tuple, out var expires) && expires <= now)
         {
-            if (!_timeWait.TryGetValue(head.Tuple, out var e) || e.Generation != head.Generation)
-            {
-                _timeWaitOrder.Dequeue();
-                continue;
-            }
-
-            if (e.Expires > now)
-            {
-                break;
-            }
-
-            _timeWaitOrder.Dequeue();
-            _timeWait.Remove(head.Tuple);
+            _timeWaitQueue.Dequeue();
+            _timeWait.Remove(tuple);
         }
     }
 
@@ -484,7 +551,7 @@ internal sealed class TcpLayer
             }
 
             _timeWait.Clear();
-            _timeWaitOrder.Clear();
+            _timeWaitQueue.Clear();
             _timers.Clear();
         }
     }
@@ -517,19 +584,22 @@ internal sealed class TcpLayer
             return;
         }
 
-        // Bounded table: evict the oldest entry when full.
-        while (_timeWait.Count >= _options.MaxTimeWaitEntries && _timeWaitOrder.TryDequeue(out var oldest))
+        // Bounded table: evict the entry closest to expiry when full.
+        while (_timeWait.Count >= _options.MaxTimeWaitEntries && TryPeekTimeWait(out var oldest, out _))
         {
-            if (_timeWait.TryGetValue(oldest.Tuple, out var e) && e.Generation == oldest.Generation)
-            {
-                _timeWait.Remove(oldest.Tuple);
-                Stats.TimeWaitEvictions++;
-            }
+            _timeWaitQueue.Dequeue();
+            _timeWait.Remove(oldest);
+            Stats.TimeWaitEvictions++;
+        }
+
+        if (_timeWait.ContainsKey(c.Tuple))
+        {
+            RemoveTimeWait(c.Tuple); // cannot happen (the tuple was a live connection); keeps one queue entry per tuple
         }
 
         var entry = new TimeWaitEntry(rcvNxt, sndNxt, tsEnabled, tsRecent, tsOffset, now + _options.TimeWaitDuration, ++_timeWaitGeneration);
         _timeWait[c.Tuple] = entry;
-        _timeWaitOrder.Enqueue((c.Tuple, entry.Generation));
+        _timeWaitQueue.Enqueue((c.Tuple, entry.Generation), entry.Expires);
         _context.Wake();
     }
 
@@ -581,6 +651,18 @@ internal sealed class TcpLayer
     internal void SendChallengeAck(TcpConnection c)
     {
         var now = _context.Now;
+        if (TryTakeChallengeAck(now))
+        {
+            c.SendAckNow(now);
+        }
+    }
+
+    /// <summary>
+    /// RFC 5961 §7 budget, shared by challenge ACKs and every ACK sent from TIME-WAIT: at most
+    /// <see cref="TcpOptions.ChallengeAckLimitPerSecond"/> per one-second window across the layer.
+    /// </summary>
+    private bool TryTakeChallengeAck(TimeSpan now)
+    {
         if (now - _challengeWindowStart >= TimeSpan.FromSeconds(1))
         {
             _challengeWindowStart = now;
@@ -590,12 +672,12 @@ internal sealed class TcpLayer
         if (_challengeAcks >= _options.ChallengeAckLimitPerSecond)
         {
             Stats.ChallengeAcksSuppressed++;
-            return;
+            return false;
         }
 
         _challengeAcks++;
         Stats.ChallengeAcksSent++;
-        c.SendAckNow(now);
+        return true;
     }
 
     // ------------------------------------------------------------------ ISN
