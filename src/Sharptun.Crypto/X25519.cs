@@ -294,13 +294,21 @@ public static class X25519
             return Math.BigMul(a, b, out _);
         }
 
-        /// <summary>(hi:lo) += a·b. The carry out of lo is computed with a compare (SETB), not a branch.</summary>
+        /// <summary>
+        /// Carry out of the 64-bit addition that produced <paramref name="sum"/> from <paramref name="addend"/>
+        /// (1 when it wrapped). A bool-valued comparison compiles to IL <c>clt.un</c> (SETB), never a branch, at
+        /// every JIT tier; <c>cond ? 1UL : 0UL</c> compiles to IL branches that tier 0 keeps (as in Poly1305.Carry).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static ulong CarryOut(ulong sum, ulong addend) => Unsafe.BitCast<bool, byte>(sum < addend);
+
+        /// <summary>(hi:lo) += a·b, branch-free (see <see cref="CarryOut"/>).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Acc(ref ulong lo, ref ulong hi, ulong a, ulong b)
         {
             ulong l = a * b;
             lo += l;
-            hi += Hi(a, b) + (lo < l ? 1UL : 0UL);
+            hi += Hi(a, b) + CarryOut(lo, l);
         }
 
         /// <summary>
@@ -313,19 +321,19 @@ public static class X25519
             ulong r0 = l0 & Mask51;
             ulong c = (l0 >> 51) | (h0 << 13);
             l1 += c;
-            h1 += l1 < c ? 1UL : 0UL;
+            h1 += CarryOut(l1, c);
             ulong r1 = l1 & Mask51;
             c = (l1 >> 51) | (h1 << 13);
             l2 += c;
-            h2 += l2 < c ? 1UL : 0UL;
+            h2 += CarryOut(l2, c);
             ulong r2 = l2 & Mask51;
             c = (l2 >> 51) | (h2 << 13);
             l3 += c;
-            h3 += l3 < c ? 1UL : 0UL;
+            h3 += CarryOut(l3, c);
             ulong r3 = l3 & Mask51;
             c = (l3 >> 51) | (h3 << 13);
             l4 += c;
-            h4 += l4 < c ? 1UL : 0UL;
+            h4 += CarryOut(l4, c);
             ulong r4 = l4 & Mask51;
             c = (l4 >> 51) | (h4 << 13);
             r0 += c * 19;
