@@ -17,15 +17,17 @@ namespace Sharptun.Device.Routing;
 /// <see cref="Clear"/>) serialise on an internal lock, copy the O(depth) nodes on the changed path and publish
 /// the new root with a release write. A lookup racing a write sees either the old or the new table.
 /// <see cref="EntriesForPeer"/> takes the writer lock.</para>
-/// <para>Peers are compared by reference. Lookup allocates nothing; writes allocate O(depth) nodes.</para>
+/// <para>Peers are compared by reference. Lookup allocates nothing; writes allocate O(depth) nodes and do O(1)
+/// work on the per-peer lists, so moving n prefixes from one peer to another is O(n · depth).</para>
 /// </remarks>
 public sealed class AllowedIps<TPeer>
     where TPeer : class
 {
     private readonly Lock _writeLock = new();
 
-    // Per-peer prefixes in insertion order (what `wg show` and UAPI get list, like wireguard-go's per-peer list).
-    private readonly Dictionary<TPeer, List<IpPrefix>> _byPeer = new(ReferenceEqualityComparer.Instance);
+    // Per-peer prefixes in insertion order (what `wg show` and UAPI get list, like wireguard-go's per-peer list),
+    // with O(1) removal: moving n prefixes between peers is O(n), not a List.Remove scan per prefix.
+    private readonly Dictionary<TPeer, PrefixList> _byPeer = new(ReferenceEqualityComparer.Instance);
 
     private Node? _root4;
     private Node? _root6;
@@ -134,7 +136,7 @@ public sealed class AllowedIps<TPeer>
 
             if (!_byPeer.TryGetValue(peer, out var list))
             {
-                list = [];
+                list = new PrefixList();
                 _byPeer.Add(peer, list);
             }
 
@@ -194,7 +196,7 @@ public sealed class AllowedIps<TPeer>
         ArgumentNullException.ThrowIfNull(peer);
         lock (_writeLock)
         {
-            return _byPeer.TryGetValue(peer, out var list) ? [.. list] : [];
+            return _byPeer.TryGetValue(peer, out var list) ? list.ToArray() : [];
         }
     }
 
@@ -344,6 +346,46 @@ public sealed class AllowedIps<TPeer>
         }
 
         return new Node(template.Key, template.Cidr, peer, child0, child1);
+    }
+
+    /// <summary>
+    /// One peer's prefixes in insertion order: a linked list for the order plus a prefix → node index, so add,
+    /// remove and contains are O(1) (wireguard-go unlinks a node from the peer's list the same way).
+    /// </summary>
+    private sealed class PrefixList
+    {
+        private readonly LinkedList<IpPrefix> _order = new();
+        private readonly Dictionary<IpPrefix, LinkedListNode<IpPrefix>> _index = new();
+
+        public int Count => _index.Count;
+
+        public void Add(IpPrefix prefix)
+        {
+            if (!_index.ContainsKey(prefix))
+            {
+                _index.Add(prefix, _order.AddLast(prefix));
+            }
+        }
+
+        public bool Remove(IpPrefix prefix)
+        {
+            if (!_index.Remove(prefix, out var node))
+            {
+                return false;
+            }
+
+            _order.Remove(node);
+            return true;
+        }
+
+        public IpPrefix[] ToArray()
+        {
+            var result = new IpPrefix[_order.Count];
+            _order.CopyTo(result, 0);
+            return result;
+        }
+
+        public LinkedList<IpPrefix>.Enumerator GetEnumerator() => _order.GetEnumerator();
     }
 
     private sealed class Node(UInt128 key, int cidr, TPeer? peer, Node? child0, Node? child1)
