@@ -296,8 +296,9 @@ public static class X25519
 
         /// <summary>
         /// Carry out of the 64-bit addition that produced <paramref name="sum"/> from <paramref name="addend"/>
-        /// (1 when it wrapped). A bool-valued comparison compiles to IL <c>clt.un</c> (SETB), never a branch, at
-        /// every JIT tier; <c>cond ? 1UL : 0UL</c> compiles to IL branches that tier 0 keeps (as in Poly1305.Carry).
+        /// (1 when it wrapped). A bool-valued comparison compiles to IL <c>clt.un</c> (SETB at every JIT tier), never
+        /// a branch, as in Poly1305.Carry. <c>cond ? 1UL : 0UL</c> becomes <c>clt.un</c> only by an optimizing Roslyn
+        /// peephole: a Debug build emits <c>blt.un.s</c> + <c>br.s</c>, which unoptimized JIT code keeps as jumps.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static ulong CarryOut(ulong sum, ulong addend) => Unsafe.BitCast<bool, byte>(sum < addend);
