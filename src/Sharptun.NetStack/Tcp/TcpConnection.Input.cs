@@ -101,7 +101,7 @@ internal sealed partial class TcpConnection
                 NoteDuplicate(seg.Seq, dupEnd <= _rcvNxt ? dupEnd : _rcvNxt);
             }
 
-            SendAckNow(now);
+            SendDuplicateAck(now, segLen);
             return;
         }
 
@@ -135,7 +135,7 @@ internal sealed partial class TcpConnection
                     NoteDuplicate(seg.Seq, dupEnd <= _rcvNxt ? dupEnd : _rcvNxt);
                 }
 
-                SendAckNow(now);
+                SendDuplicateAck(now, segLen);
             }
 
             return;
@@ -277,13 +277,35 @@ internal sealed partial class TcpConnection
 
     private bool InWindow(SeqNumber s, int wnd) => s >= _rcvNxt && (s - _rcvNxt) < wnd;
 
+    /// <summary>
+    /// The ACK owed to an unacceptable segment (RFC 9293 §3.10.7.4 first, RFC 7323 §5.3, SEG.ACK &gt; SND.NXT). One
+    /// that occupies sequence space (data, SYN, FIN) is always answered: it may be a retransmission whose ACK was lost.
+    /// A pure ACK is answered at most once per <see cref="TcpConstants.OutOfWindowAckInterval"/> (as Linux's
+    /// tcp_oow_rate_limited), so an ACK loop or a flood of forged ACKs draws no ACK per segment.
+    /// </summary>
+    private void SendDuplicateAck(TimeSpan now, int segLen)
+    {
+        if (segLen == 0)
+        {
+            if (now < _outOfWindowAckAllowedAt)
+            {
+                _layer.Stats.OutOfWindowAcksSuppressed++;
+                return;
+            }
+
+            _outOfWindowAckAllowedAt = now + TcpConstants.OutOfWindowAckInterval;
+        }
+
+        SendAckNow(now);
+    }
+
     /// <summary>ACK processing (RFC 9293 §3.10.7.4 fifth; RFC 5961 §5.2). Returns false to drop the segment.</summary>
     private bool ProcessAck(TimeSpan now, in TcpRepr seg, int payloadLength, bool fin)
     {
         var ack = seg.Ack;
         if (ack > _sndMax)
         {
-            SendAckNow(now); // acks something not yet sent
+            SendDuplicateAck(now, payloadLength + (fin ? 1 : 0)); // acks something not yet sent
             return false;
         }
 

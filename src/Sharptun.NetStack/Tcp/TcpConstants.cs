@@ -33,6 +33,12 @@ internal static class TcpConstants
     /// <summary>RFC 6928: initial window of 10 segments.</summary>
     public const int InitialWindowSegments = 10;
 
+    /// <summary>
+    /// Least interval between duplicate ACKs a connection sends for unacceptable pure ACKs (Linux tcp_invalid_ratelimit,
+    /// 500 ms): such an ACK may be one half of an ACK loop between desynchronized peers, or a reflection flood.
+    /// </summary>
+    public static readonly TimeSpan OutOfWindowAckInterval = TimeSpan.FromMilliseconds(500);
+
     /// <summary>RFC 7323 §5.5: TS.Recent invalid after 24 days idle.</summary>
     public static readonly TimeSpan PawsIdleLimit = TimeSpan.FromDays(24);
 }

@@ -21,6 +21,7 @@ internal sealed class TcpLayerStats
     public long SynsDropped;
     public long TimeWaitEvictions;
     public long TimeWaitRestarts;
+    public long OutOfWindowAcksSuppressed;
     public long KeepAlivesSent;
 }
 
