@@ -277,8 +277,9 @@ internal sealed class TcpLayer
             Stats.TimeWaitRestarts++;
         }
 
-        // Everything else (old or future sequence numbers, data, SYN, PAWS-rejected, SEG.ACK > SND.NXT, no ACK bit)
-        // is unacceptable: §3.10.7.4 first "an acknowledgment should be sent in reply", rate limited (RFC 5961 §7).
+        // That FIN is ACKed; so is everything else, which is unacceptable (old or future sequence numbers, data, SYN,
+        // PAWS-rejected, SEG.ACK > SND.NXT, no ACK bit): §3.10.7.4 first "an acknowledgment should be sent in reply".
+        // Both draw on the RFC 5961 §7 budget, and neither adds a timer entry.
         if (!TryTakeChallengeAck(now))
         {
             return true;
@@ -306,7 +307,7 @@ internal sealed class TcpLayer
     /// The earliest-expiring TIME-WAIT entry. The queue holds one entry per TIME-WAIT tuple whose priority is never
     /// later than the tuple's real expiry (a 2MSL restart only moves the expiry later and edits the table in place),
     /// so fixing up the head — dropping entries of removed tuples, re-queueing restarted ones at their real expiry —
-    /// yields the true minimum (lazy decrease-key).
+    /// yields the true minimum (a lazy increase-key).
     /// </summary>
     private bool TryPeekTimeWait(out FourTuple tuple, out TimeSpan expires)
     {
