@@ -243,9 +243,9 @@ public sealed partial class WireGuardDevice
             if (_hasPrivateKey)
             {
                 _hasPrivateKey = false;
+                _protocol.ClearPrivateKey(); // wipes the key, every session and every static-static secret
                 foreach (var peer in _peerList)
                 {
-                    peer.Protocol.ZeroAllKeys();
                     DropStaged(peer);
                 }
             }
