@@ -333,6 +333,18 @@ public sealed partial class Peer
         }
     }
 
+    /// <summary>Test hook: true when the precomputed static-static secret is wiped (and marked unusable).</summary>
+    internal bool StaticStaticIsZero
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return IsZero(_staticStatic) && !_staticStaticValid;
+            }
+        }
+    }
+
     private static bool IsZero(ReadOnlySpan<byte> secret) => secret.IndexOfAnyExcept((byte)0) < 0;
 
     private void ZeroAllKeysLocked()

@@ -236,6 +236,9 @@ public sealed partial class WireGuardDevice
         }
     }
 
+    /// <summary>Test hook: the protocol core.</summary>
+    internal ProtocolDevice ProtocolForTest => _protocol;
+
     private void SetPrivateKeyLocked(Key privateKey)
     {
         if (privateKey.IsZero)
