@@ -365,6 +365,8 @@ public sealed class ProtocolDevice
                 return ProtocolResult.Fail(ProtocolError.UnknownPeer);
             }
 
+            // The peer may be removed from here on; ConsumeInitiation checks that under the peer's lock.
+            AfterInitiationLookupForTest?.Invoke(peer);
             return peer.ConsumeInitiation(now, msg, hash, chainKey, destination);
         }
         finally
@@ -445,6 +447,9 @@ public sealed class ProtocolDevice
     {
         _indices.TryRemove(new KeyValuePair<uint, IndexEntry>(index, entry));
     }
+
+    /// <summary>Test hook: runs on the handshake thread between an initiation's peer lookup and its use (to stage removals there).</summary>
+    internal Action<Peer>? AfterInitiationLookupForTest { get; set; }
 
     /// <summary>Test hook: index-table entries (handshakes or keypairs) that belong to <paramref name="peer"/>.</summary>
     internal int IndexEntriesOf(Peer peer)
