@@ -27,7 +27,7 @@ public sealed class KeyRetirementDeviceTests
             var network = new InMemoryNetwork(seed: round);
             var recorder = new RecordingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")));
             using var pair = new NodePair(recorder, network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), "192.0.2.1", "192.0.2.2",
-                new WireGuardDeviceOptions { CryptoWorkers = 2 });
+                new WireGuardDeviceOptions { CryptoWorkers = 1 }); // one worker: the crypto stage is the bottleneck, so packets wait
             pair.Ping(1);
 
             // Flood A → B so the outbound and crypto queues stay full, then change the keys under the traffic.
@@ -40,7 +40,7 @@ public sealed class KeyRetirementDeviceTests
                     var packets = new byte[64][];
                     for (var i = 0; i < packets.Length; i++)
                     {
-                        packets[i] = TestPackets.Udp("10.0.0.1", "10.0.0.2", seq++, 1000);
+                        packets[i] = TestPackets.Udp("10.0.0.1", "10.0.0.2", seq++, 1300);
                     }
 
                     pair.A.Send(packets);
