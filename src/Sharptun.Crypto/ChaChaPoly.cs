@@ -10,7 +10,8 @@ namespace Sharptun.Crypto;
 /// <para>Messages shorter than 8 KiB (every WireGuard packet below jumbo-frame MTUs) run managed, constant-time code: SIMD ChaCha20
 /// (AVX-512 / AVX2 / Vector128) and Poly1305 (AVX2, eight blocks per step, or radix-2^64 scalar). Longer messages go to the OpenSSL-backed
 /// <see cref="System.Security.Cryptography.ChaCha20Poly1305"/> through a small per-thread instance cache keyed by the key bytes.
-/// docs/benchmarks.md "ChaCha20-Poly1305" has the measurements behind the split.</para>
+/// docs/benchmarks.md "ChaCha20-Poly1305" has the measurements behind the split. A key that must be wiped on demand, with
+/// no copy left in a per-thread cache, is held in a <see cref="ChaChaPolyKey"/> instead.</para>
 /// </remarks>
 public static class ChaChaPoly
 {

@@ -12,6 +12,8 @@ namespace Sharptun.Crypto;
 /// than <see cref="CacheSize"/> keys on consecutive large messages allocates per call. Key lookup compares every byte in constant
 /// time; which entry matched is not secret. A tag mismatch surfaces as an exception inside the BCL; it is caught and turned into
 /// <c>false</c>, so the failure path costs more than the managed one (acceptable: this path only serves large messages).
+/// The cache keeps key copies until evicted, so long-lived secret keys that must be wiped on demand (WireGuard transport
+/// keys) use <see cref="ChaChaPolyKey"/> instead, whose contexts live and die with the key.
 /// </remarks>
 internal static class ChaChaPolyOpenSsl
 {
@@ -66,6 +68,26 @@ internal static class ChaChaPolyOpenSsl
         }
 
         CryptographicOperations.ZeroMemory(cache.Keys);
+    }
+
+    /// <summary>Test hook: true when this thread's cache holds a context for <paramref name="key"/>.</summary>
+    internal static bool ThreadCacheHolds(ReadOnlySpan<byte> key)
+    {
+        Cache? cache = t_cache;
+        if (cache is null)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < CacheSize; i++)
+        {
+            if (cache.Instances[i] is not null && cache.Keys.AsSpan(i * ChaChaPoly.KeySize, ChaChaPoly.KeySize).SequenceEqual(key))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static ChaCha20Poly1305 Get(ReadOnlySpan<byte> key)

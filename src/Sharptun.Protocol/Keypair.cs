@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 using Sharptun.Crypto;
 
 namespace Sharptun.Protocol;
@@ -9,27 +8,39 @@ namespace Sharptun.Protocol;
 /// receive replay window.
 /// </summary>
 /// <remarks>
-/// Threading: <see cref="TryAllocateCounter"/> is lock-free (Interlocked) and may be called from any thread, but to keep
+/// <para>Threading: <see cref="TryAllocateCounter"/> is lock-free (Interlocked) and may be called from any thread, but to keep
 /// per-peer order a device reserves counters through <see cref="Peer.TryReserveSend"/> under the peer's lock.
-/// <see cref="Encrypt"/> and <see cref="TryDecrypt"/> touch no mutable state except the caller's buffer and may run
-/// concurrently on worker threads. <see cref="TryAcceptCounter"/> takes a small internal lock.
-/// When the keypair is retired its keys are wiped; a worker still holding it then produces packets the peer drops
-/// (decryption fails) — harmless, and never a plaintext leak.
+/// <see cref="TryEncrypt"/> and <see cref="TryDecrypt"/> touch no mutable state except the caller's buffer and the user count
+/// below, and may run concurrently on worker threads. <see cref="TryAcceptCounter"/> takes a small internal lock.</para>
+/// <para>Retirement (the key-retirement rule, docs/architecture.md "Threading contract"): a retired keypair never
+/// encrypts or authenticates again, and its keys are wiped exactly once, by whoever leaves last. One int holds a retired
+/// bit and the number of threads inside <see cref="TryEncrypt"/> / <see cref="TryDecrypt"/>. A user enters with a
+/// CompareExchange that fails once the bit is set (the call then returns <see cref="ProtocolError.KeypairRetired"/>
+/// without touching the keys) and leaves with an Interlocked decrement; <see cref="Retire"/> sets the bit with
+/// Interlocked.Or. The wipe runs on the transition to "retired, no users": in Retire when nobody is inside, otherwise in
+/// the last user's decrement. Interlocked operations are full fences on every platform .NET supports (ARM64
+/// included), so every key read of a user happens before its decrement and the wipe happens after it: no datagram is
+/// ever sealed, and no tag ever verified, under a zero or half-wiped key. Packets that still wait in a device's queues
+/// when the keypair retires are dropped (and counted) by the device.</para>
 /// </remarks>
 public sealed class Keypair
 {
-    private readonly byte[] _sendKey = new byte[ChaChaPoly.KeySize];
-    private readonly byte[] _receiveKey = new byte[ChaChaPoly.KeySize];
+    private const int RetiredBit = 1 << 30;
+
+    private readonly ChaChaPolyKey _sendKey;
+    private readonly ChaChaPolyKey _receiveKey;
     private readonly ReplayWindow _replay = new();
     private readonly Lock _replayLock = new();
     private ulong _sendCounter;
-    private volatile bool _retired;
+
+    // RetiredBit | number of threads using the keys (see the remarks). Only changed with Interlocked operations.
+    private int _state;
 
     internal Keypair(Peer peer, ReadOnlySpan<byte> sendKey, ReadOnlySpan<byte> receiveKey, bool isInitiator, uint localIndex, uint remoteIndex, TimeSpan created)
     {
         Peer = peer;
-        sendKey.CopyTo(_sendKey);
-        receiveKey.CopyTo(_receiveKey);
+        _sendKey = new ChaChaPolyKey(sendKey);
+        _receiveKey = new ChaChaPolyKey(receiveKey);
         IsInitiator = isInitiator;
         LocalIndex = localIndex;
         RemoteIndex = remoteIndex;
@@ -67,10 +78,10 @@ public sealed class Keypair
     }
 
     /// <summary>True once the keypair has been replaced or zeroed; it must not be used any more.</summary>
-    public bool IsRetired => _retired;
+    public bool IsRetired => (Volatile.Read(ref _state) & RetiredBit) != 0;
 
     /// <summary>True when the keypair is older than RejectAfterTime (whitepaper §6.1) or retired.</summary>
-    public bool IsExpired(TimeSpan now) => _retired || now - Created >= ProtocolConstants.RejectAfterTime;
+    public bool IsExpired(TimeSpan now) => IsRetired || now - Created >= ProtocolConstants.RejectAfterTime;
 
     /// <summary>
     /// Takes the next send counter. False once the counter would reach RejectAfterMessages (whitepaper §6.1) or after
@@ -78,7 +89,7 @@ public sealed class Keypair
     /// </summary>
     public bool TryAllocateCounter(out ulong counter)
     {
-        if (_retired)
+        if (IsRetired)
         {
             counter = 0;
             return false;
@@ -114,31 +125,49 @@ public sealed class Keypair
     /// <summary>
     /// Encrypts in place. The IP packet is at <c>buffer[16 .. 16 + packetLength]</c> (headroom for the header); the buffer
     /// must have tailroom for padding and the 16-byte tag (<see cref="DatagramLength"/>). Writes the transport header to
-    /// <c>buffer[0..16]</c> and returns the datagram length, or -1 when the buffer is too small. Zero allocations.
+    /// <c>buffer[0..16]</c> and sets <paramref name="datagramLength"/>. Returns <see cref="ProtocolError.BufferTooSmall"/>
+    /// when the buffer is too small and <see cref="ProtocolError.KeypairRetired"/> when the keypair has been retired (no
+    /// datagram is produced: drop the packet). Zero allocations.
     /// </summary>
-    public int Encrypt(ulong counter, Span<byte> buffer, int packetLength, int mtu = 0)
+    public ProtocolError TryEncrypt(ulong counter, Span<byte> buffer, int packetLength, out int datagramLength, int mtu = 0)
     {
+        datagramLength = 0;
         var padding = PaddingLength(packetLength, mtu);
         var total = TransportDataView.HeaderSize + packetLength + padding + TransportDataView.TagSize;
         if (packetLength < 0 || buffer.Length < total)
         {
-            return -1;
+            return ProtocolError.BufferTooSmall;
         }
 
-        var body = buffer.Slice(TransportDataView.HeaderSize, packetLength + padding);
-        body[packetLength..].Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)MessageType.TransportData);
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[TransportDataView.ReceiverOffset..], RemoteIndex);
-        BinaryPrimitives.WriteUInt64LittleEndian(buffer[TransportDataView.CounterOffset..], counter);
-        ChaChaPoly.Encrypt(_sendKey, counter, body, body, buffer.Slice(TransportDataView.HeaderSize + body.Length, TransportDataView.TagSize));
-        return total;
+        if (!TryEnter())
+        {
+            return ProtocolError.KeypairRetired;
+        }
+
+        try
+        {
+            var body = buffer.Slice(TransportDataView.HeaderSize, packetLength + padding);
+            body[packetLength..].Clear();
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)MessageType.TransportData);
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer[TransportDataView.ReceiverOffset..], RemoteIndex);
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer[TransportDataView.CounterOffset..], counter);
+            _sendKey.Encrypt(counter, body, body, buffer.Slice(TransportDataView.HeaderSize + body.Length, TransportDataView.TagSize));
+        }
+        finally
+        {
+            Leave();
+        }
+
+        datagramLength = total;
+        return ProtocolError.None;
     }
 
     /// <summary>
     /// Authenticates and decrypts a transport datagram addressed to this keypair. The plaintext (padded) goes to
     /// <c>destination[16 .. 16 + plaintextLength]</c>; <paramref name="destination"/> may be the datagram's own buffer
     /// (in place). Does not touch the replay window: call <see cref="TryAcceptCounter"/> (or
-    /// <see cref="Peer.ReceiveTransport"/>) afterwards, in order. Never throws for bad input. Zero allocations.
+    /// <see cref="Peer.ReceiveTransport"/>) afterwards, in order. Returns <see cref="ProtocolError.KeypairRetired"/> once the
+    /// keypair has been retired (nothing is authenticated then). Never throws for bad input. Zero allocations.
     /// </summary>
     public ProtocolError TryDecrypt(ReadOnlySpan<byte> datagram, Span<byte> destination, out ulong counter, out int plaintextLength)
     {
@@ -167,7 +196,22 @@ public sealed class Keypair
         }
 
         var plaintext = destination.Slice(TransportDataView.HeaderSize, ciphertext.Length);
-        if (!ChaChaPoly.Decrypt(_receiveKey, counter, ciphertext, view.Tag, plaintext))
+        if (!TryEnter())
+        {
+            return ProtocolError.KeypairRetired;
+        }
+
+        bool authentic;
+        try
+        {
+            authentic = _receiveKey.Decrypt(counter, ciphertext, view.Tag, plaintext);
+        }
+        finally
+        {
+            Leave();
+        }
+
+        if (!authentic)
         {
             return ProtocolError.DecryptionFailed;
         }
@@ -181,7 +225,7 @@ public sealed class Keypair
     {
         lock (_replayLock)
         {
-            return !_retired && _replay.TryAccept(counter);
+            return !IsRetired && _replay.TryAccept(counter);
         }
     }
 
@@ -190,14 +234,61 @@ public sealed class Keypair
     /// <summary>Test hook: moves the send counter (to exercise RejectAfterMessages / RekeyAfterMessages).</summary>
     internal void SetSendCounterForTest(ulong value) => Volatile.Write(ref _sendCounter, value);
 
-    /// <summary>Wipes the keys; the keypair can no longer send or receive.</summary>
+    /// <summary>
+    /// Retires the keypair: from now on <see cref="TryEncrypt"/> and <see cref="TryDecrypt"/> refuse it, and the keys (and
+    /// their OpenSSL contexts) are wiped as soon as no thread is inside either (at once when none is). Idempotent.
+    /// </summary>
     internal void Retire()
     {
-        _retired = true;
-        CryptographicOperations.ZeroMemory(_sendKey);
-        CryptographicOperations.ZeroMemory(_receiveKey);
+        if (Interlocked.Or(ref _state, RetiredBit) == 0)
+        {
+            Wipe(); // was live with no users: nobody else will see the transition to "retired, no users"
+        }
     }
 
-    /// <summary>Test hook: true when both keys are all zero.</summary>
-    internal bool KeysAreZero => _sendKey.AsSpan().IndexOfAnyExcept((byte)0) < 0 && _receiveKey.AsSpan().IndexOfAnyExcept((byte)0) < 0;
+    /// <summary>Test hook: enters as a user (as TryEncrypt/TryDecrypt do); false once retired.</summary>
+    internal bool TryEnterForTest() => TryEnter();
+
+    /// <summary>Test hook: leaves (the last user after retirement wipes).</summary>
+    internal void LeaveForTest() => Leave();
+
+    /// <summary>Test hook: true when both keys have been wiped (bytes zeroed, OpenSSL contexts freed).</summary>
+    internal bool KeysAreZero => _sendKey.IsDisposed && _receiveKey.IsDisposed;
+
+    /// <summary>Test hook: the send key (tests inspect its bytes and OpenSSL contexts).</summary>
+    internal ChaChaPolyKey SendKeyForTest => _sendKey;
+
+    /// <summary>Test hook: the receive key.</summary>
+    internal ChaChaPolyKey ReceiveKeyForTest => _receiveKey;
+
+    private bool TryEnter()
+    {
+        var state = Volatile.Read(ref _state);
+        while ((state & RetiredBit) == 0)
+        {
+            var seen = Interlocked.CompareExchange(ref _state, state + 1, state);
+            if (seen == state)
+            {
+                return true;
+            }
+
+            state = seen;
+        }
+
+        return false;
+    }
+
+    private void Leave()
+    {
+        if (Interlocked.Decrement(ref _state) == RetiredBit)
+        {
+            Wipe(); // the last user after retirement; the count cannot rise again once the bit is set
+        }
+    }
+
+    private void Wipe()
+    {
+        _sendKey.Dispose();
+        _receiveKey.Dispose();
+    }
 }

@@ -33,6 +33,16 @@ public sealed partial class Peer
     /// <summary>Builds a handshake initiation into <paramref name="destination"/> (148 bytes) (whitepaper §5.4.2).</summary>
     private ProtocolError CreateInitiation(TimeSpan now, Span<byte> destination)
     {
+        if (_removed)
+        {
+            return ProtocolError.UnknownPeer; // a removed peer never takes an index again
+        }
+
+        if (!_device.Keys.HasPrivateKey)
+        {
+            return ProtocolError.NoPrivateKey;
+        }
+
         if (!_staticStaticValid)
         {
             return ProtocolError.InvalidPeerKey;
@@ -112,6 +122,12 @@ public sealed partial class Peer
         {
             try
             {
+                if (_removed)
+                {
+                    // Removed after the device looked it up (outside the peer lock): no index, no keypair.
+                    return ProtocolResult.Fail(ProtocolError.UnknownPeer);
+                }
+
                 if (!_staticStaticValid)
                 {
                     return ProtocolResult.Fail(ProtocolError.InvalidPeerKey, this);
@@ -247,7 +263,7 @@ public sealed partial class Peer
         {
             try
             {
-                if (_state != HandshakeState.InitiationCreated || msg.ReceiverIndex != _localIndex)
+                if (_removed || _state != HandshakeState.InitiationCreated || msg.ReceiverIndex != _localIndex)
                 {
                     return ProtocolResult.Fail(ProtocolError.UnexpectedMessage, this);
                 }

@@ -202,8 +202,8 @@ public sealed partial class Peer
 
         OnTransportSent(now, isKeepalive: true);
         KeepKeyFreshSending(now, _current, counter);
-        var length = _current.Encrypt(counter, destination, 0, Mtu);
-        return length < 0 ? ProtocolResult.Fail(ProtocolError.BufferTooSmall, this) : ProtocolResult.Network(length, this);
+        var error = _current.TryEncrypt(counter, destination, 0, out var length, Mtu);
+        return error != ProtocolError.None ? ProtocolResult.Fail(error, this) : ProtocolResult.Network(length, this);
     }
 
     /// <summary>wireguard-go SendHandshakeInitiation: rate-limited to one per RekeyTimeout.</summary>

@@ -10,7 +10,7 @@ namespace Sharptun.Protocol;
 /// <remarks>
 /// <para>Threading: every public member is thread-safe; the peer serializes itself with one small lock that is never
 /// held during transport encryption or decryption. Multi-threaded send: call <see cref="TryReserveSend"/> (in the order
-/// packets must leave: counters are assigned in call order), then <see cref="Keypair.Encrypt"/> on any thread.
+/// packets must leave: counters are assigned in call order), then <see cref="Keypair.TryEncrypt"/> on any thread.
 /// Multi-threaded receive: <see cref="ProtocolDevice.TryGetKeypair"/>, <see cref="Keypair.TryDecrypt"/> on any thread,
 /// then <see cref="ReceiveTransport"/>.</para>
 /// <para>Timers: after any call, <see cref="NextDeadline"/> may have moved; when it is due call
@@ -25,6 +25,7 @@ public sealed partial class Peer
     private readonly byte[] _presharedKey = new byte[32];
     private readonly byte[] _staticStatic = new byte[32];
     private bool _staticStaticValid;
+    private bool _removed; // set under _lock by Remove; no index entry or keypair is created afterwards
     private Keypair? _current;
     private Keypair? _previous;
     private Keypair? _next;
@@ -139,6 +140,11 @@ public sealed partial class Peer
     {
         lock (_lock)
         {
+            if (_removed)
+            {
+                return; // a removed peer keeps no secrets
+            }
+
             CopyPresharedKey(presharedKey);
         }
     }
@@ -172,15 +178,16 @@ public sealed partial class Peer
             return ProtocolResult.Fail(error, this);
         }
 
-        var length = keypair!.Encrypt(counter, buffer, packetLength, Mtu);
-        return length < 0 ? ProtocolResult.Fail(ProtocolError.BufferTooSmall, this) : ProtocolResult.Network(length, this);
+        error = keypair!.TryEncrypt(counter, buffer, packetLength, out var length, Mtu);
+        return error != ProtocolError.None ? ProtocolResult.Fail(error, this) : ProtocolResult.Network(length, this);
     }
 
     /// <summary>
     /// Reserves the next send counter on the current keypair and runs the send-side timer rules (the packet is assumed
     /// sent now). Returns <see cref="ProtocolError.NoSession"/> (and requests a handshake) when no keypair is usable.
     /// Counters are assigned in call order, so call this in the order packets must go out; then encrypt with
-    /// <see cref="Keypair.Encrypt"/> outside any lock.
+    /// <see cref="Keypair.TryEncrypt"/> outside any lock (it fails with <see cref="ProtocolError.KeypairRetired"/> if the
+    /// keypair is retired in between).
     /// </summary>
     public ProtocolError TryReserveSend(TimeSpan now, bool isKeepalive, out Keypair? keypair, out ulong counter)
     {
@@ -256,14 +263,89 @@ public sealed partial class Peer
         }
     }
 
+    /// <summary>Our private key changed: drop every session and recompute the static-static secret.</summary>
     internal void OnLocalKeyChanged()
     {
         lock (_lock)
         {
             ZeroAllKeysLocked();
-            ComputeStaticStatic();
+            if (!_removed)
+            {
+                ComputeStaticStatic();
+            }
         }
     }
+
+    /// <summary>Our private key was cleared: drop every session and wipe the static-static secret derived from it.</summary>
+    internal void OnLocalKeyCleared()
+    {
+        lock (_lock)
+        {
+            ZeroAllKeysLocked();
+            Wipe(_staticStatic);
+            _staticStaticValid = false;
+        }
+    }
+
+    /// <summary>
+    /// The peer was removed from its device: wipe every secret it holds (keypairs, handshake state, cookie, preshared key,
+    /// static-static secret) and refuse, from now on, anything that would create an index entry or a keypair. Runs under
+    /// the peer's lock, as do all index and keypair creations, so none can slip in after it (issue 7 item 9).
+    /// </summary>
+    internal void Remove()
+    {
+        lock (_lock)
+        {
+            _removed = true;
+            ZeroAllKeysLocked();
+            Wipe(_presharedKey);
+            Wipe(_staticStatic);
+            Wipe(_lastTimestamp);
+            _staticStaticValid = false;
+            _wantHandshake = false;
+            ResetTimers();
+        }
+    }
+
+    /// <summary>True once <see cref="Remove"/> ran (the device dropped this peer).</summary>
+    internal bool IsRemoved
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _removed;
+            }
+        }
+    }
+
+    /// <summary>Test hook: true when every secret the peer holds is zero and it has no keypair or handshake.</summary>
+    internal bool SecretsAreZero
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return IsZero(_presharedKey) && IsZero(_staticStatic) && !_staticStaticValid && IsZero(_hash) && IsZero(_chainKey) &&
+                    IsZero(_localEphemeral) && IsZero(_remoteEphemeral) && _current is null && _previous is null && _next is null &&
+                    _handshakeEntry is null;
+            }
+        }
+    }
+
+    /// <summary>Test hook: true when the precomputed static-static secret is wiped (and marked unusable).</summary>
+    internal bool StaticStaticIsZero
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return IsZero(_staticStatic) && !_staticStaticValid;
+            }
+        }
+    }
+
+    private static bool IsZero(ReadOnlySpan<byte> secret) => secret.IndexOfAnyExcept((byte)0) < 0;
 
     private void ZeroAllKeysLocked()
     {

@@ -59,11 +59,20 @@ public sealed class ProtocolDevice
     /// static-static secrets change). Setting the key we already have changes nothing (as wireguard-go), so a UAPI
     /// <c>set</c> that repeats the private key does not break sessions.
     /// </summary>
+    /// <remarks>The old private key is wiped once every peer has dropped the state derived from it. An all-zero key
+    /// clears the private key (<see cref="ClearPrivateKey"/>).</remarks>
     public void SetPrivateKey(Key privateKey)
     {
+        if (privateKey.AsSpan().Length == Key.Size && privateKey.IsZero)
+        {
+            ClearPrivateKey();
+            return;
+        }
+
         lock (_lock)
         {
-            if (privateKey == new Key(_keys.Private))
+            var old = _keys;
+            if (old.HasPrivateKey && CryptographicOperations.FixedTimeEquals(privateKey.AsSpan(), old.Private))
             {
                 return;
             }
@@ -74,8 +83,38 @@ public sealed class ProtocolDevice
             {
                 peer.OnLocalKeyChanged();
             }
+
+            old.Wipe();
         }
     }
+
+    /// <summary>
+    /// Forgets our private key (UAPI <c>private_key=</c> with an empty or all-zero key): every session, handshake and
+    /// static-static secret is dropped and the old key is wiped. Handshakes fail with <see cref="ProtocolError.NoPrivateKey"/>
+    /// until <see cref="SetPrivateKey"/> gives a new one; <see cref="PrivateKey"/> and <see cref="PublicKey"/> read as zero.
+    /// </summary>
+    public void ClearPrivateKey()
+    {
+        lock (_lock)
+        {
+            var old = _keys;
+            if (!old.HasPrivateKey)
+            {
+                return;
+            }
+
+            _keys = StaticKeys.None();
+            foreach (var peer in _peers.Values)
+            {
+                peer.OnLocalKeyCleared();
+            }
+
+            old.Wipe();
+        }
+    }
+
+    /// <summary>True unless the private key was cleared.</summary>
+    public bool HasPrivateKey => _keys.HasPrivateKey;
 
     /// <summary>
     /// Adds a peer (or returns the existing one with that key). A peer whose key gives an all-zero shared secret with
@@ -97,6 +136,9 @@ public sealed class ProtocolDevice
     }
 
     /// <summary>Removes a peer, wiping its keys and freeing its indices. False when it was not configured.</summary>
+    /// <remarks>A thread that looked the peer up before the removal may still hold it; everything that would give it an
+    /// index entry or a keypair runs under the peer's lock and checks its removed flag, so none survives the removal.
+    /// Its preshared key and static-static secret are wiped too.</remarks>
     public bool RemovePeer(Key publicKey)
     {
         Peer? peer;
@@ -106,9 +148,10 @@ public sealed class ProtocolDevice
             {
                 return false;
             }
+
+            peer.Remove(); // lock order device → peer
         }
 
-        peer.ZeroAllKeys();
         return true;
     }
 
@@ -262,6 +305,11 @@ public sealed class ProtocolDevice
             return ProtocolResult.Fail(ProtocolError.Truncated);
         }
 
+        if (!_keys.HasPrivateKey)
+        {
+            return ProtocolResult.Fail(ProtocolError.NoPrivateKey);
+        }
+
         if (!Cookies.CheckMac1(msg.Mac1Input, msg.Mac1))
         {
             return ProtocolResult.Fail(ProtocolError.InvalidMac1);
@@ -317,6 +365,8 @@ public sealed class ProtocolDevice
                 return ProtocolResult.Fail(ProtocolError.UnknownPeer);
             }
 
+            // The peer may be removed from here on; ConsumeInitiation checks that under the peer's lock.
+            AfterInitiationLookupForTest?.Invoke(peer);
             return peer.ConsumeInitiation(now, msg, hash, chainKey, destination);
         }
         finally
@@ -332,6 +382,11 @@ public sealed class ProtocolDevice
         if (!HandshakeResponseView.TryCreate(datagram, out var msg))
         {
             return ProtocolResult.Fail(ProtocolError.Truncated);
+        }
+
+        if (!_keys.HasPrivateKey)
+        {
+            return ProtocolResult.Fail(ProtocolError.NoPrivateKey);
         }
 
         if (!Cookies.CheckMac1(msg.Mac1Input, msg.Mac1))
@@ -393,6 +448,21 @@ public sealed class ProtocolDevice
         _indices.TryRemove(new KeyValuePair<uint, IndexEntry>(index, entry));
     }
 
+    /// <summary>Test hook: runs on the handshake thread between an initiation's peer lookup and its use (to stage removals there).</summary>
+    internal Action<Peer>? AfterInitiationLookupForTest { get; set; }
+
+    /// <summary>Test hook: index-table entries (handshakes or keypairs) that belong to <paramref name="peer"/>.</summary>
+    internal int IndexEntriesOf(Peer peer)
+    {
+        var n = 0;
+        foreach (var pair in _indices)
+        {
+            n += ReferenceEquals(pair.Value.Peer, peer) ? 1 : 0;
+        }
+
+        return n;
+    }
+
     /// <summary>One entry of the receiver-index table: a handshake in flight (Keypair null) or a keypair.</summary>
     internal sealed class IndexEntry(Peer peer)
     {
@@ -401,7 +471,9 @@ public sealed class ProtocolDevice
         public volatile Keypair? Keypair;
     }
 
-    /// <summary>Our static key pair, swapped as a whole when the private key changes.</summary>
+    /// <summary>Our static key pair, swapped as a whole when the private key changes (the old one is then wiped).</summary>
+    /// <remarks>Handshake code reads <see cref="Keys"/> once without a lock; if the pair is wiped under it, the
+    /// Diffie-Hellman results are wrong and the handshake fails authentication — nothing derived from a wiped key is sent.</remarks>
     internal sealed class StaticKeys
     {
         public StaticKeys(Key privateKey)
@@ -413,10 +485,24 @@ public sealed class ProtocolDevice
 
             privateKey.AsSpan().CopyTo(Private);
             X25519.PublicKey(Private, Public);
+            HasPrivateKey = true;
+        }
+
+        private StaticKeys()
+        {
         }
 
         public byte[] Private { get; } = new byte[32];
 
         public byte[] Public { get; } = new byte[32];
+
+        /// <summary>False for the all-zero stand-in after <see cref="ClearPrivateKey"/>.</summary>
+        public bool HasPrivateKey { get; }
+
+        /// <summary>The stand-in when no private key is set: all zero.</summary>
+        public static StaticKeys None() => new();
+
+        /// <summary>Wipes the private key (after the pair was replaced).</summary>
+        public void Wipe() => CryptographicOperations.ZeroMemory(Private);
     }
 }

@@ -68,6 +68,12 @@ public enum ProtocolError : byte
 
     /// <summary>The peer's keys are unusable (its static public key gives an all-zero shared secret).</summary>
     InvalidPeerKey,
+
+    /// <summary>The keypair was retired (rotated out, zeroed, or its peer removed) while the packet waited: drop it.</summary>
+    KeypairRetired,
+
+    /// <summary>The device has no private key (it was cleared): no handshake can be processed.</summary>
+    NoPrivateKey,
 }
 
 /// <summary>What the caller must do after a call into the protocol core.</summary>

@@ -22,7 +22,7 @@ public sealed class ConcurrencyTests
                 var buffer = new byte[256];
                 packet.CopyTo(buffer, 16);
                 Assert.Equal(ProtocolError.None, pair.A.Peer.TryReserveSend(now, false, out var keypair, out var counter));
-                var length = keypair!.Encrypt(counter, buffer, packet.Length);
+                Assert.Equal(ProtocolError.None, keypair!.TryEncrypt(counter, buffer, packet.Length, out var length));
                 datagrams[(t * perThread) + i] = buffer[..length];
             }
         });

@@ -250,7 +250,7 @@ public sealed class MalformedInputTests
         Assert.True(keypair.TryAllocateCounter(out var counter));
         var buffer = new byte[16 + 32 + 16];
         buffer[16] = 0x99; // IP version 9
-        var length = keypair.Encrypt(counter, buffer, 24);
+        Assert.Equal(ProtocolError.None, keypair.TryEncrypt(counter, buffer, 24, out var length));
 
         Assert.Equal(ProtocolError.InvalidInnerPacket, Feed(c.Pair.B.Device, c.Pair.Now, buffer[..length]));
     }

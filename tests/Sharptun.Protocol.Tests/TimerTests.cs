@@ -265,7 +265,7 @@ public sealed class TimerTests
         var packet = TestPair.Ip4Packet(10);
         var buffer = new byte[128];
         packet.CopyTo(buffer, 16);
-        var length = keypair.Encrypt(ProtocolConstants.RejectAfterMessages, buffer, packet.Length);
+        Assert.Equal(ProtocolError.None, keypair.TryEncrypt(ProtocolConstants.RejectAfterMessages, buffer, packet.Length, out var length));
 
         var r = pair.Deliver(pair.B, buffer[..length]);
 

@@ -108,7 +108,7 @@ public sealed class TransportTests
         packet.CopyTo(buffer, 16);
 
         Assert.Equal(ProtocolError.None, pair.A.Peer.TryReserveSend(pair.Now, false, out var sendKeypair, out var counter));
-        var length = sendKeypair!.Encrypt(counter, buffer, packet.Length);
+        Assert.Equal(ProtocolError.None, sendKeypair!.TryEncrypt(counter, buffer, packet.Length, out var length));
 
         var receiverIndex = BitConverter.ToUInt32(buffer, 4);
         Assert.True(pair.B.Device.TryGetKeypair(receiverIndex, out var receiveKeypair));

@@ -45,6 +45,9 @@ public enum DropReason
     /// <summary>Transport data whose tag did not verify.</summary>
     DecryptionFailed,
 
+    /// <summary>A packet (either way) whose keypair was retired — its keys wiped — while it waited in the pipeline.</summary>
+    KeypairRetired,
+
     /// <summary>Transport data with a counter already seen or older than the replay window.</summary>
     Replayed,
 

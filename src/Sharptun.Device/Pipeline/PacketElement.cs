@@ -14,6 +14,9 @@ internal sealed class PacketElement
     public const int Ready = 1;
     public const int Failed = 2;
 
+    /// <summary>Finished without output: the keypair was retired (keys wiped) while the packet waited (counted as KeypairRetired).</summary>
+    public const int Retired = 3;
+
     public byte[] Buffer = null!;
 
     /// <summary>Outbound: plaintext length at offset 16 before, datagram length at offset 0 after encryption. Inbound: datagram length before, plaintext length at offset 16 after.</summary>

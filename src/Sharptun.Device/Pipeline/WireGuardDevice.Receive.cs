@@ -161,7 +161,7 @@ public sealed partial class WireGuardDevice
         var error = element.Keypair.TryDecrypt(span[..element.Length], span, out var counter, out var plaintext);
         if (error != ProtocolError.None)
         {
-            element.State = PacketElement.Failed;
+            element.State = error == ProtocolError.KeypairRetired ? PacketElement.Retired : PacketElement.Failed;
             return;
         }
 
@@ -215,7 +215,7 @@ public sealed partial class WireGuardDevice
             var e = scratch.Elements[i];
             if (e.State != PacketElement.Ready)
             {
-                Counters.Drop(DropReason.DecryptionFailed);
+                Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.DecryptionFailed);
                 continue;
             }
 

@@ -12,7 +12,7 @@ namespace Sharptun.Device;
 //   3. Under the peer's SendLock: if packets are staged or no keypair is usable, stage this one (bounded, oldest
 //      dropped) and ask the timer service for a handshake. Else reserve the next counter (Peer.TryReserveSend, in
 //      packet order), append the element to the peer's ordered Outbound queue and hand it to the crypto workers.
-//   4. A crypto worker encrypts in place (Keypair.Encrypt), marks the element finished and drains the peer's Outbound
+//   4. A crypto worker encrypts in place (Keypair.TryEncrypt), marks the element finished and drains the peer's Outbound
 //      queue: whoever wins the drain flag takes the finished elements at the head, in order, and sends them in one
 //      batched IDatagramBind.Send to the peer's endpoint, then returns their buffers.
 //
@@ -255,10 +255,11 @@ public sealed partial class WireGuardDevice
 
     private void EncryptElement(PacketElement element)
     {
-        var length = element.Keypair.Encrypt(element.Counter, element.Buffer, element.Length, element.Peer.Protocol.Mtu);
-        if (length < 0)
+        var error = element.Keypair.TryEncrypt(element.Counter, element.Buffer, element.Length, out var length, element.Peer.Protocol.Mtu);
+        if (error != ProtocolError.None)
         {
-            element.State = PacketElement.Failed;
+            // A keypair retired while the packet waited never produces a datagram (issue 7): drop it.
+            element.State = error == ProtocolError.KeypairRetired ? PacketElement.Retired : PacketElement.Failed;
             return;
         }
 
@@ -308,7 +309,7 @@ public sealed partial class WireGuardDevice
             }
             else
             {
-                Counters.Drop(DropReason.InvalidOutboundPacket);
+                Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.InvalidOutboundPacket);
             }
         }
 

@@ -236,6 +236,9 @@ public sealed partial class WireGuardDevice
         }
     }
 
+    /// <summary>Test hook: the protocol core.</summary>
+    internal ProtocolDevice ProtocolForTest => _protocol;
+
     private void SetPrivateKeyLocked(Key privateKey)
     {
         if (privateKey.IsZero)
@@ -243,9 +246,9 @@ public sealed partial class WireGuardDevice
             if (_hasPrivateKey)
             {
                 _hasPrivateKey = false;
+                _protocol.ClearPrivateKey(); // wipes the key, every session and every static-static secret
                 foreach (var peer in _peerList)
                 {
-                    peer.Protocol.ZeroAllKeys();
                     DropStaged(peer);
                 }
             }
