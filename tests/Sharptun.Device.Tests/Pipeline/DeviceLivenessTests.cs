@@ -221,7 +221,7 @@ public sealed class DeviceLivenessTests
 
         bindsA.SendFault = new IOException("sendmmsg failed: errno 105");
         pair.A.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 1)); // its batch is lost to the fault
-        DeviceTests.WaitFor(() => pair.A.Device.Counters[DropReason.SendFailed] >= 1);
+        DeviceTests.WaitFor(() => !bindsA.SendFaultPending);
 
         for (var i = 2u; i < 12; i++)
         {
@@ -231,6 +231,9 @@ public sealed class DeviceLivenessTests
             Assert.True(got.Count == 1, $"packet {i} never arrived: the peer's outbound queue is wedged");
             Assert.Equal(p, got[0]);
         }
+
+        Assert.True(pair.A.Device.Counters[DropReason.SendFailed] >= 1);
+        Assert.False(pair.A.Device.Completion.IsCompleted);
     }
 
     [Fact]
@@ -247,7 +250,7 @@ public sealed class DeviceLivenessTests
 
         faultyB!.WriteFault = new IOException("write to tun failed: errno 105");
         a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 1)); // its batch is lost to the fault
-        DeviceTests.WaitFor(() => b.Device.Counters[DropReason.TunWriteFailed] >= 1);
+        DeviceTests.WaitFor(() => !faultyB.WriteFaultPending);
 
         for (var i = 2u; i < 12; i++)
         {
@@ -257,6 +260,9 @@ public sealed class DeviceLivenessTests
             Assert.True(got.Count == 1, $"packet {i} never arrived: the peer's inbound queue is wedged");
             Assert.Equal(p, got[0]);
         }
+
+        Assert.True(b.Device.Counters[DropReason.TunWriteFailed] >= 1);
+        Assert.False(b.Device.Completion.IsCompleted);
     }
 
     // ---- a dead stage faults the device (issue 7 item 8) ----

@@ -20,6 +20,9 @@ internal sealed class FaultyPacketDevice(IPacketDevice inner) : IPacketDevice
         set => Volatile.Write(ref _readFault, value);
     }
 
+    /// <summary>True until the set <see cref="WriteFault"/> was thrown.</summary>
+    public bool WriteFaultPending => Volatile.Read(ref _writeFault) is not null;
+
     /// <summary>Thrown by the next Write.</summary>
     public Exception? WriteFault
     {
@@ -63,6 +66,9 @@ internal sealed class FaultyBindFactory(IDatagramBindFactory inner) : IDatagramB
     {
         set => Volatile.Write(ref _sendFault, value);
     }
+
+    /// <summary>True until the set <see cref="SendFault"/> was thrown.</summary>
+    public bool SendFaultPending => Volatile.Read(ref _sendFault) is not null;
 
     /// <summary>Thrown by the next Receive of any bind (once; a Receive already waiting is not interrupted).</summary>
     public Exception? ReceiveFault
