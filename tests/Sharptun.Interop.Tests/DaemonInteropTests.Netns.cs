@@ -55,3 +55,90 @@ public sealed class DaemonNetnsInteropTests
         }
     }
 }
+
+/// <summary>
+/// A daemon whose device loses a pipeline stage (here the UDP receiver, to an unknown errno) stops with an error and
+/// exit code 1 instead of running on without moving packets; the real daemon host on a real TUN, in-process.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public sealed class DaemonFaultInteropTests
+{
+    [InteropFact]
+    public async Task ReceiverFailsWithUnknownErrno_DaemonStopsWithErrorAndExitCode1()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var ifname = lab.NewInterfaceName('f');
+        var socketDirectory = Path.Combine(lab.TempDirectory, "uapi");
+        var text = new StringWriter();
+        var output = TextWriter.Synchronized(text);
+        var log = new Sharptun.Device.DeviceLog(Sharptun.Device.DeviceLogLevel.Verbose, ifname, output);
+        var binds = new ArmedFailureBindFactory(Sharptun.Transport.Linux.LinuxUdpBind.Factory);
+        using var host = NetnsLab.RunInNamespace(ns, () => Sharptun.Cli.Daemon.DaemonHost.Start(ifname, log, socketDirectory, binds));
+        var run = host.RunAsync(CancellationToken.None);
+        var port = (int)binds.LastPort;
+
+        // The receiver's next batch fails with an errno it does not know.
+        binds.Armed = true;
+        NetnsLab.RunInNamespace(ns, () =>
+        {
+            using var udp = new System.Net.Sockets.UdpClient();
+            udp.Send(new byte[] { 1, 2, 3, 4 }, 4, new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port));
+            return 0;
+        });
+
+        Assert.True(await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(20))) == run, "the daemon kept running without its UDP receiver");
+        Assert.Equal(1, await run);
+        string logged;
+        lock (output)
+        {
+            logged = text.ToString();
+        }
+
+        Assert.Contains("errno 9999", logged, StringComparison.Ordinal);
+        Assert.Contains("ERROR", logged, StringComparison.Ordinal);
+        host.Dispose();
+        Assert.False(File.Exists(host.SocketPath));
+    }
+
+    /// <summary>Linux UDP binds whose Receive fails (after receiving) once <see cref="Armed"/> is set.</summary>
+    private sealed class ArmedFailureBindFactory(Sharptun.Transport.IDatagramBindFactory inner) : Sharptun.Transport.IDatagramBindFactory
+    {
+        private volatile bool _armed;
+
+        public bool Armed
+        {
+            get => _armed;
+            set => _armed = value;
+        }
+
+        public ushort LastPort { get; private set; }
+
+        public Sharptun.Transport.IDatagramBind Open(ushort port)
+        {
+            var bind = new Bind(this, inner.Open(port));
+            LastPort = bind.LocalPort;
+            return bind;
+        }
+
+        private sealed class Bind(ArmedFailureBindFactory owner, Sharptun.Transport.IDatagramBind inner) : Sharptun.Transport.IDatagramBind
+        {
+            public ushort LocalPort => inner.LocalPort;
+
+            public int BatchSize => inner.BatchSize;
+
+            public int Receive(byte[][] buffers, Span<int> sizes, Span<Sharptun.Transport.UdpEndpoint> endpoints)
+            {
+                var n = inner.Receive(buffers, sizes, endpoints);
+                return owner.Armed ? throw new IOException("recvmmsg failed: errno 9999") : n;
+            }
+
+            public int Send(byte[][] buffers, ReadOnlySpan<int> sizes, int offset, int count, in Sharptun.Transport.UdpEndpoint destination) =>
+                inner.Send(buffers, sizes, offset, count, destination);
+
+            public void SetMark(uint fwmark) => inner.SetMark(fwmark);
+
+            public void Dispose() => inner.Dispose();
+        }
+    }
+}
