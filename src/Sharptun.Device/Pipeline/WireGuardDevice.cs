@@ -342,6 +342,12 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         {
             Counters.Drop(DropReason.SendFailed); // rebind in progress
         }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            // One datagram lost, not a dead stage (the timer and handshake threads send through here).
+            _log.Verbose("Failed to send a handshake or keepalive: " + e.Message);
+            Counters.Drop(DropReason.SendFailed);
+        }
     }
 
     private void CryptoWorkerLoop()

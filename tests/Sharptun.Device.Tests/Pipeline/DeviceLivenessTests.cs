@@ -237,6 +237,27 @@ public sealed class DeviceLivenessTests
     }
 
     [Fact]
+    public void BindSendThrowsIOException_OnHandshakeInitiation_TimerThreadLivesAndRetries()
+    {
+        var network = new InMemoryNetwork(31);
+        var bindsA = new FaultyBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")));
+        var options = new WireGuardDeviceOptions { CryptoWorkers = 2, Clock = new DeviceClock(10) };
+        using var pair = new NodePair(bindsA, network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), "192.0.2.1", "192.0.2.2", options);
+
+        // The first datagram A sends is its initiation (sent by the timer thread): it fails; the retry (RekeyTimeout) goes.
+        bindsA.SendFault = new IOException("sendmmsg failed: errno 105");
+        var p = TestPackets.Udp("10.0.0.1", "10.0.0.2", 1);
+        pair.A.Send(p);
+        var got = pair.B.Receive(1, Timeout);
+
+        Assert.False(bindsA.SendFaultPending);
+        Assert.True(got.Count == 1, "the staged packet never went out: the handshake was not retried");
+        Assert.Equal(p, got[0]);
+        Assert.True(pair.A.Device.Counters[DropReason.SendFailed] >= 1);
+        Assert.False(pair.A.Device.Completion.IsCompleted);
+    }
+
+    [Fact]
     public void PacketDeviceWriteThrowsIOException_InsideInboundDrain_PeerQueueKeepsFlowing()
     {
         var network = new InMemoryNetwork(26);
