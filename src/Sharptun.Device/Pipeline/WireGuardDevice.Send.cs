@@ -9,15 +9,18 @@ namespace Sharptun.Device;
 //      the pool's buffers leave tail room for padding + tag, so encryption is in place). Renting waits when the pool's
 //      budget is spent: backpressure on the reader, never growth.
 //   2. Route: destination address → peer through the allowed-IPs trie (lock-free).
-//   3. Under the peer's SendLock: if packets are staged or no keypair is usable, stage this one (bounded, oldest
-//      dropped) and ask the timer service for a handshake. Else reserve the next counter (Peer.TryReserveSend, in
-//      packet order), append the element to the peer's ordered Outbound queue and hand it to the crypto workers.
+//   3. Under the peer's SendLock (non-blocking steps only): move staged packets on first; if a keypair is usable and
+//      the Outbound queue has room, reserve the next counter (Peer.TryReserveSend, in packet order) and append the
+//      element to the peer's ordered Outbound queue; with no usable keypair, stage the packet (bounded, oldest dropped)
+//      and ask the timer service for a handshake. After releasing the lock, hand the elements to the crypto workers;
+//      when the queue was full, wait for room (still without the lock) and try again.
 //   4. A crypto worker encrypts in place (Keypair.Encrypt), marks the element finished and drains the peer's Outbound
 //      queue: whoever wins the drain flag takes the finished elements at the head, in order, and sends them in one
 //      batched IDatagramBind.Send to the peer's endpoint, then returns their buffers.
 //
 // Locking: SendLock serialises counter reservation and enqueue per peer (so counter order = queue order = packet
-// order). The drain flag makes one thread at a time send a peer's datagrams. No lock is held while encrypting.
+// order); nothing waits while holding it. The drain flag makes one thread at a time send a peer's datagrams and is
+// released in a finally. No lock is held while encrypting.
 public sealed partial class WireGuardDevice
 {
     private void TunReaderLoop()
