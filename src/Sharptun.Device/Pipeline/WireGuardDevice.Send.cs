@@ -356,6 +356,11 @@ public sealed partial class WireGuardDevice
     {
         while (true)
         {
+            if (peer.StagedCount == 0)
+            {
+                return EnqueueResult.Enqueued; // the common case: nothing staged, one lock round trip
+            }
+
             if (count == batch.Length)
             {
                 return EnqueueResult.BatchFull;
