@@ -414,6 +414,28 @@ public sealed class TransportInteropTests
     }
 
     [InteropFact]
+    public void LinuxTun_MovedToAnotherNamespace_ProbeSeesItAttachedUntilDeletedThere()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        var other = lab.AddNamespace();
+        var name = lab.NewInterfaceName();
+        using var tun = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(name));
+
+        lab.Check(ns, "ip", "link", "set", name, "netns", other);
+
+        // Gone by name where it was created, yet attached: no reader is needed to tell (nothing reads here).
+        Assert.Equal(-1, NetnsLab.RunInNamespace(ns, () => LinuxTun.GetInterfaceIndex(name)));
+        Assert.False(tun.ProbeClosed());
+        Assert.False(tun.IsClosed);
+
+        lab.Check(other, "ip", "link", "del", name);
+
+        NetnsLab.WaitUntil(tun.ProbeClosed, TimeSpan.FromSeconds(5), "the probe to see the deletion");
+        Assert.True(tun.IsClosed);
+    }
+
+    [InteropFact]
     public void LinuxTun_DisposeWhileReading_ReadReturnsZeroAndInterfaceGoes()
     {
         using var lab = new NetnsLab();

@@ -156,10 +156,8 @@ internal sealed class DaemonCommand : ICliCommand
                 DaemonNative.WriteAndClose(pipe, "ok\n"u8);
             }
 
-            await host.RunAsync(context.Cancellation).ConfigureAwait(false);
+            return await host.RunAsync(context.Cancellation).ConfigureAwait(false);
         }
-
-        return 0;
     }
 
     [SupportedOSPlatform("linux")]

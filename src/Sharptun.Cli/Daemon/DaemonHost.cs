@@ -8,8 +8,9 @@ namespace Sharptun.Cli.Daemon;
 
 /// <summary>
 /// The foreground half of the daemon (wireguard-go's main.go after the fork): creates the TUN and the UAPI
-/// socket, hosts the device, and runs until SIGTERM/SIGINT, until the interface is deleted, or until the UAPI
-/// socket file is removed; then removes its socket and closes the TUN.
+/// socket, hosts the device, and runs until SIGTERM/SIGINT, until the interface is deleted (seen on the TUN descriptor,
+/// so an interface moved to another network namespace keeps the daemon running), until the UAPI socket file is removed,
+/// or until a pipeline stage of the device dies (exit code 1); then removes its socket and closes the TUN.
 /// </summary>
 [SupportedOSPlatform("linux")]
 internal sealed class DaemonHost : IDisposable
@@ -40,7 +41,7 @@ internal sealed class DaemonHost : IDisposable
     public string SocketPath => _uapi.SocketPath;
 
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
-    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log)
+    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
         WireGuardDeviceOptions? options = null;
         if (double.TryParse(Environment.GetEnvironmentVariable(TimeScaleVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var scale)
@@ -50,7 +51,7 @@ internal sealed class DaemonHost : IDisposable
             options = new WireGuardDeviceOptions { Clock = new DeviceClock(scale) };
         }
 
-        return new WireGuardDevice(tun, LinuxUdpBind.Factory, options, log);
+        return new WireGuardDevice(tun, binds ?? LinuxUdpBind.Factory, options, log);
     }
 
     /// <summary>
@@ -63,7 +64,11 @@ internal sealed class DaemonHost : IDisposable
     /// Creates the TUN (or adopts <c>WG_TUN_FD</c>) and the UAPI socket (or adopts <c>WG_UAPI_FD</c>).
     /// Throws <see cref="DaemonStartException"/> with wireguard-go's wording when either cannot be created.
     /// </summary>
-    public static DaemonHost Start(string interfaceName, DeviceLog log, string? socketDirectory = null)
+    /// <param name="interfaceName">The interface to create.</param>
+    /// <param name="log">The daemon's log.</param>
+    /// <param name="socketDirectory">Where the UAPI socket goes (default /var/run/wireguard).</param>
+    /// <param name="binds">Tests only: opens the device's UDP binds (default: Linux UDP sockets).</param>
+    public static DaemonHost Start(string interfaceName, DeviceLog log, string? socketDirectory = null, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
         LinuxTun tun;
         try
@@ -81,7 +86,7 @@ internal sealed class DaemonHost : IDisposable
         IUapiDevice? device = null;
         try
         {
-            device = CreateDevice(tun, log);
+            device = CreateDevice(tun, log, binds);
             UapiServer uapi;
             var uapiFd = Environment.GetEnvironmentVariable("WG_UAPI_FD");
             var path = UapiServer.GetSocketPath(tun.Name, socketDirectory);
@@ -106,43 +111,54 @@ internal sealed class DaemonHost : IDisposable
         }
     }
 
-    /// <summary>Runs until <paramref name="stop"/> fires, the interface disappears, or the socket file is deleted.</summary>
-    public async Task RunAsync(CancellationToken stop)
+    /// <summary>
+    /// Runs until <paramref name="stop"/> fires, the interface is deleted, the socket file is deleted, or the device
+    /// stops on its own. Returns the process exit code: 0 for those clean stops, 1 (with an error logged) when a
+    /// pipeline stage of the device died - a daemon that no longer moves packets must not look alive.
+    /// </summary>
+    public async Task<int> RunAsync(CancellationToken stop)
     {
         _log.Verbose("Device started");
+        var completion = (_device as WireGuardDevice)?.Completion ?? Task.Delay(Timeout.Infinite, CancellationToken.None);
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                if (_tun.IsClosed || LinuxTun.GetInterfaceIndex(_tun.Name) < 0)
+                if (completion.IsFaulted)
+                {
+                    _log.Error("Device failed, shutting down: " + completion.Exception?.InnerException?.Message);
+                    return 1;
+                }
+
+                // The TUN descriptor tells when the interface is deleted, wherever it lives: an interface moved into
+                // another network namespace (the wireguard.com/netns container pattern) is not missing.
+                if (completion.IsCompleted || _tun.ProbeClosed())
                 {
                     _log.Verbose("Interface closed, shutting down");
-                    return;
+                    return 0;
                 }
 
                 if (!_uapi.SocketFileExists)
                 {
                     _log.Error("UAPI socket file was removed, shutting down");
-                    return;
+                    return 0;
                 }
 
                 if (_uapi.Completion.IsCompleted)
                 {
                     _log.Error("UAPI listener stopped, shutting down");
-                    return;
+                    return 0;
                 }
 
-                await Task.Delay(WatchInterval, stop).ConfigureAwait(false);
+                await Task.WhenAny(Task.Delay(WatchInterval, stop), completion).ConfigureAwait(false);
             }
-        }
-        catch (OperationCanceledException)
-        {
-            // SIGTERM / SIGINT
         }
         finally
         {
             _log.Verbose("Shutting down");
         }
+
+        return 0; // SIGTERM / SIGINT
     }
 
     /// <summary>Removes the UAPI socket, closes the device and the TUN.</summary>

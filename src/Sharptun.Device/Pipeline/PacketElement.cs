@@ -68,42 +68,80 @@ internal sealed class OrderedQueue(int capacity)
         }
     }
 
-    /// <summary>Appends <paramref name="element"/>; when full, waits up to <paramref name="waitMs"/> for the drainer to make room (backpressure). False when still full.</summary>
-    public bool TryEnqueue(PacketElement element, int waitMs = 0)
+    /// <summary>Threads waiting in <see cref="WaitForRoom"/> (tests and diagnostics).</summary>
+    internal int Waiters
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiters;
+            }
+        }
+    }
+
+    /// <summary>True when an element can be appended (only the single producer, under its lock, may rely on it staying so).</summary>
+    public bool HasRoom
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count < _ring.Length;
+            }
+        }
+    }
+
+    /// <summary>Appends <paramref name="element"/>. Never waits: false when full.</summary>
+    public bool TryEnqueue(PacketElement element)
     {
         lock (_lock)
         {
             if (_count == _ring.Length)
             {
-                if (waitMs <= 0)
-                {
-                    return false;
-                }
-
-                _waiters++;
-                try
-                {
-                    var deadline = Environment.TickCount64 + waitMs;
-                    while (_count == _ring.Length)
-                    {
-                        var left = deadline - Environment.TickCount64;
-                        if (left <= 0)
-                        {
-                            return false;
-                        }
-
-                        Monitor.Wait(_lock, (int)left);
-                    }
-                }
-                finally
-                {
-                    _waiters--;
-                }
+                return false;
             }
 
             _ring[(_head + _count) % _ring.Length] = element;
             _count++;
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeoutMs"/> for the drainer to make room (backpressure). Call with no other lock held:
+    /// only this queue's own monitor is used, and it is released while waiting. True when there is room.
+    /// </summary>
+    public bool WaitForRoom(int timeoutMs)
+    {
+        lock (_lock)
+        {
+            if (_count < _ring.Length)
+            {
+                return true;
+            }
+
+            _waiters++;
+            try
+            {
+                var deadline = Environment.TickCount64 + timeoutMs;
+                while (_count == _ring.Length)
+                {
+                    var left = deadline - Environment.TickCount64;
+                    if (left <= 0)
+                    {
+                        return false;
+                    }
+
+                    Monitor.Wait(_lock, (int)left);
+                }
+
+                return true;
+            }
+            finally
+            {
+                _waiters--;
+            }
         }
     }
 

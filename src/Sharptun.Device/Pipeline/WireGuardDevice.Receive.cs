@@ -178,18 +178,32 @@ public sealed partial class WireGuardDevice
         var delivered = false;
         while (queue.TryBeginDrain())
         {
-            while (true)
+            try
             {
-                var n = queue.TakeFinished(scratch.Elements);
-                if (n == 0)
+                while (true)
                 {
-                    break;
-                }
+                    var n = queue.TakeFinished(scratch.Elements);
+                    if (n == 0)
+                    {
+                        break;
+                    }
 
-                delivered |= DeliverElements(peer, scratch, n);
+                    try
+                    {
+                        delivered |= DeliverElements(peer, scratch, n);
+                    }
+                    catch
+                    {
+                        ReturnTaken(scratch, n); // what DeliverElements had not returned yet
+                        throw;
+                    }
+                }
+            }
+            finally
+            {
+                queue.EndDrain(); // even on an exception: a drain flag left set would stop this peer's receive for good
             }
 
-            queue.EndDrain();
             if (!queue.HeadFinished)
             {
                 break;
@@ -272,6 +286,11 @@ public sealed partial class WireGuardDevice
                 catch (ObjectDisposedException)
                 {
                 }
+                catch (IOException e)
+                {
+                    // A write error is this batch's loss, not the pipeline's (wireguard-go logs and goes on).
+                    _log.Verbose("Failed to write packets to TUN device: " + e.Message);
+                }
             }
 
             if (written < count)
@@ -288,6 +307,21 @@ public sealed partial class WireGuardDevice
 
         Array.Clear(scratch.Buffers, 0, count);
         return any;
+    }
+
+    /// <summary>Returns the elements of a failed batch that are still in the scratch array (and clears it).</summary>
+    private void ReturnTaken(SendScratch scratch, int n)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            if (scratch.Elements[i] is { } e)
+            {
+                scratch.Elements[i] = null!;
+                ReturnElement(e);
+            }
+        }
+
+        Array.Clear(scratch.Buffers);
     }
 
     [ThreadStatic]

@@ -9,15 +9,18 @@ namespace Sharptun.Device;
 //      the pool's buffers leave tail room for padding + tag, so encryption is in place). Renting waits when the pool's
 //      budget is spent: backpressure on the reader, never growth.
 //   2. Route: destination address → peer through the allowed-IPs trie (lock-free).
-//   3. Under the peer's SendLock: if packets are staged or no keypair is usable, stage this one (bounded, oldest
-//      dropped) and ask the timer service for a handshake. Else reserve the next counter (Peer.TryReserveSend, in
-//      packet order), append the element to the peer's ordered Outbound queue and hand it to the crypto workers.
+//   3. Under the peer's SendLock (non-blocking steps only): move staged packets on first; if a keypair is usable and
+//      the Outbound queue has room, reserve the next counter (Peer.TryReserveSend, in packet order) and append the
+//      element to the peer's ordered Outbound queue; with no usable keypair, stage the packet (bounded, oldest dropped)
+//      and ask the timer service for a handshake. After releasing the lock, hand the elements to the crypto workers;
+//      when the queue was full, wait for room (still without the lock) and try again.
 //   4. A crypto worker encrypts in place (Keypair.TryEncrypt), marks the element finished and drains the peer's Outbound
 //      queue: whoever wins the drain flag takes the finished elements at the head, in order, and sends them in one
 //      batched IDatagramBind.Send to the peer's endpoint, then returns their buffers.
 //
 // Locking: SendLock serialises counter reservation and enqueue per peer (so counter order = queue order = packet
-// order). The drain flag makes one thread at a time send a peer's datagrams. No lock is held while encrypting.
+// order); nothing waits while holding it. The drain flag makes one thread at a time send a peer's datagrams and is
+// released in a finally. No lock is held while encrypting.
 public sealed partial class WireGuardDevice
 {
     private void TunReaderLoop()
@@ -67,11 +70,18 @@ public sealed partial class WireGuardDevice
             }
             catch (ObjectDisposedException)
             {
+                _completion.TrySetResult(); // the packet device was disposed under the reader
                 break;
             }
 
             if (n == 0)
             {
+                if (!IsDisposed)
+                {
+                    _log.Verbose("Packet device closed, the device stops");
+                    _completion.TrySetResult();
+                }
+
                 break; // the packet device closed
             }
 
@@ -131,38 +141,144 @@ public sealed partial class WireGuardDevice
             return null;
         }
 
-        lock (peer.SendLock)
+        // Never wait with SendLock held (a crypto worker flushing this peer, the handshake worker and UAPI all take it):
+        // under the lock only non-blocking steps run - move staged packets, reserve a counter, append to Outbound, or
+        // stage - and the elements are dispatched after it is released. When Outbound is full the reader waits for room
+        // outside the lock (backpressure, at most OutboundWaitMs for this packet), then tries again.
+        var scratch = t_flushScratch ??= new PacketElement[FlushBatch];
+        var outerFlush = t_flushing;
+        t_flushing = true;
+        try
         {
-            if (peer.StagedCount == 0 && TryEnqueueOutbound(now, peer, buffer, length))
+            var deadline = 0L;
+            while (true)
             {
-                return peer;
+                var moved = 0;
+                PacketElement? element = null;
+                EnqueueResult result;
+                lock (peer.SendLock)
+                {
+                    if (peer.IsRemoved || !_hasPrivateKey)
+                    {
+                        // Checked under the lock: removal drops the staged packets under the same lock, so nothing is
+                        // staged on a removed peer (it would hold its buffers and the staged count for good).
+                        result = EnqueueResult.Removed;
+                    }
+                    else
+                    {
+                        result = MoveStagedLocked(now, peer, scratch, ref moved);
+                        if (result == EnqueueResult.Enqueued)
+                        {
+                            result = TryEnqueueOutbound(now, peer, buffer, length, out element);
+                        }
+
+                        if (result == EnqueueResult.NoSession)
+                        {
+                            StagePacket(peer, buffer, length);
+                        }
+                    }
+                }
+
+                DispatchMoved(scratch, moved);
+                switch (result)
+                {
+                    case EnqueueResult.Enqueued:
+                        Dispatch(element!);
+                        return peer;
+                    case EnqueueResult.NoSession:
+                        // Staged: make sure a handshake goes out (whitepaper §6.2), then try to flush in case a session
+                        // appeared meanwhile.
+                        peer.Protocol.RequestHandshake();
+                        WakeTimers();
+                        t_flushing = outerFlush;
+                        FlushStaged(now, peer);
+                        return peer;
+                    case EnqueueResult.Removed:
+                        Counters.Drop(peer.IsRemoved ? DropReason.NoRoute : DropReason.NoPrivateKey);
+                        return null;
+                    case EnqueueResult.BatchFull:
+                        continue;
+                    default:
+                        // Outbound is full: wait for its drainer to make room, without any lock held.
+                        if (deadline == 0)
+                        {
+                            deadline = Environment.TickCount64 + OutboundWaitMs;
+                        }
+
+                        var left = deadline - Environment.TickCount64;
+                        if (left <= 0 || !peer.Outbound.WaitForRoom((int)left))
+                        {
+                            Counters.Drop(DropReason.BufferBudget);
+                            return null;
+                        }
+
+                        continue;
+                }
             }
-
-            StagePacket(peer, buffer, length);
         }
-
-        // Staged: make sure a handshake goes out (whitepaper §6.2), then try to flush in case a session appeared meanwhile.
-        peer.Protocol.RequestHandshake();
-        WakeTimers();
-        FlushStaged(now, peer);
-        return peer;
+        finally
+        {
+            t_flushing = outerFlush;
+        }
     }
 
+    /// <summary>How long the TUN reader waits (outside any lock) for room in a peer's full Outbound queue before dropping the packet.</summary>
+    private const int OutboundWaitMs = 1000;
+
+    /// <summary>Staged packets moved into the pipeline per SendLock hold (then the lock is released and they are dispatched).</summary>
+    private const int FlushBatch = 64;
+
+    /// <summary>Per-thread elements moved under SendLock and dispatched after it is released.</summary>
+    [ThreadStatic]
+    private static PacketElement[]? t_flushScratch;
+
+    /// <summary>
+    /// True while this thread moves or dispatches staged packets: with inline crypto (<see cref="Dispatch"/> without
+    /// workers) a dispatch can drain and call <see cref="FlushStaged"/> again on this thread, which then leaves the work
+    /// to the outer flush (it loops while it makes progress) instead of reusing its scratch array.
+    /// </summary>
+    [ThreadStatic]
+    private static bool t_flushing;
+
+    private enum EnqueueResult
+    {
+        /// <summary>Appended to Outbound (for MoveStagedLocked: no staged packet left).</summary>
+        Enqueued,
+
+        /// <summary>No usable keypair: the packet stays (or goes) in staging.</summary>
+        NoSession,
+
+        /// <summary>Outbound is full: nothing was taken and no counter was spent.</summary>
+        Full,
+
+        /// <summary>The scratch batch is full: dispatch it and come back.</summary>
+        BatchFull,
+
+        /// <summary>The peer was removed or the private key cleared.</summary>
+        Removed,
+    }
+
+    /// <summary>
+    /// Stages a packet while the peer has no usable keypair. Call under peer.SendLock. Staged packets hold pool buffers:
+    /// together they are capped at a quarter of the pool, so staging for unreachable peers can never starve the readers.
+    /// <c>_stagedTotal</c> counts the packets in every peer's staging ring: each Stage adds one, each TryUnstage and each
+    /// eviction takes one away.
+    /// </summary>
     private void StagePacket(DevicePeer peer, byte[] buffer, int length)
     {
-        // Staged packets hold pool buffers: cap them at a quarter of the pool across all peers so staging for
-        // unreachable peers can never starve the readers.
         if (Interlocked.Increment(ref _stagedTotal) > _pool.MaxBuffers / 4)
         {
-            Interlocked.Decrement(ref _stagedTotal);
+            // Over the cap: this peer's oldest staged packet makes room for the new one (its count passes to the new
+            // packet), or, when this peer has none, the new packet is dropped.
             if (peer.TryUnstage(out var oldest, out _))
             {
+                Interlocked.Decrement(ref _stagedTotal);
                 _pool.Return(oldest);
                 Counters.Drop(DropReason.StagedOverflow);
-                Interlocked.Increment(ref _stagedTotal);
             }
             else
             {
+                Interlocked.Decrement(ref _stagedTotal);
                 _pool.Return(buffer);
                 Counters.Drop(DropReason.StagedOverflow);
                 return;
@@ -177,79 +293,178 @@ public sealed partial class WireGuardDevice
         }
     }
 
-    /// <summary>Reserves a counter and queues the packet for encryption. Call under peer.SendLock. False (nothing taken) when no keypair is usable.</summary>
-    private bool TryEnqueueOutbound(TimeSpan now, DevicePeer peer, byte[] buffer, int length)
+    /// <summary>Packets staged across all peers (tests: returns to 0 once nothing is staged).</summary>
+    internal int StagedTotal => Volatile.Read(ref _stagedTotal);
+
+    /// <summary>The device's state of a configured peer, or null (tests).</summary>
+    internal DevicePeer? FindPeer(Key publicKey)
     {
-        if (peer.Protocol.TryReserveSend(now, isKeepalive: false, out var keypair, out var counter) != ProtocolError.None)
+        foreach (var peer in _peerList)
         {
-            return false;
+            if (peer.PublicKey == publicKey)
+            {
+                return peer;
+            }
         }
 
-        var element = RentElement();
-        element.Buffer = buffer;
-        element.Length = length;
-        element.Peer = peer;
-        element.Keypair = keypair!;
-        element.Counter = counter;
-        element.IsInbound = false;
-        // Backpressure: wait (briefly) for the peer's sender to make room rather than drop.
-        if (!peer.Outbound.TryEnqueue(element, waitMs: 1000))
-        {
-            // The counter is spent (a gap the receiver's window tolerates); the packet is dropped.
-            element.Buffer = null!;
-            ReturnElement(element);
-            _pool.Return(buffer);
-            Counters.Drop(DropReason.BufferBudget);
-            return true;
-        }
-
-        Dispatch(element);
-        return true;
+        return null;
     }
 
-    /// <summary>Moves staged packets into the pipeline in order while a keypair is usable (after a handshake completes).</summary>
+    /// <summary>
+    /// Reserves a counter and appends the packet to the peer's Outbound queue; the caller dispatches the element after
+    /// releasing the lock. Call under peer.SendLock (the only producer of Outbound, so room checked here stays). Never
+    /// waits. Nothing is taken (and no counter spent) unless <see cref="EnqueueResult.Enqueued"/>.
+    /// </summary>
+    private EnqueueResult TryEnqueueOutbound(TimeSpan now, DevicePeer peer, byte[] buffer, int length, out PacketElement? element)
+    {
+        element = null;
+        if (!peer.Outbound.HasRoom)
+        {
+            return EnqueueResult.Full;
+        }
+
+        if (peer.Protocol.TryReserveSend(now, isKeepalive: false, out var keypair, out var counter) != ProtocolError.None)
+        {
+            return EnqueueResult.NoSession;
+        }
+
+        var e = RentElement();
+        e.Buffer = buffer;
+        e.Length = length;
+        e.Peer = peer;
+        e.Keypair = keypair!;
+        e.Counter = counter;
+        e.IsInbound = false;
+        if (!peer.Outbound.TryEnqueue(e))
+        {
+            // Unreachable while SendLock is the only way in; the counter is spent (a gap the receiver's window tolerates).
+            e.Buffer = null!;
+            ReturnElement(e);
+            return EnqueueResult.Full;
+        }
+
+        element = e;
+        return EnqueueResult.Enqueued;
+    }
+
+    /// <summary>
+    /// Moves staged packets, oldest first, into the peer's Outbound queue while a keypair is usable and there is room,
+    /// collecting the elements in <paramref name="batch"/> (from index <paramref name="count"/>) for dispatch after the
+    /// lock is released. Call under peer.SendLock. Returns <see cref="EnqueueResult.Enqueued"/> when nothing is left staged.
+    /// </summary>
+    private EnqueueResult MoveStagedLocked(TimeSpan now, DevicePeer peer, PacketElement[] batch, ref int count)
+    {
+        while (true)
+        {
+            if (peer.StagedCount == 0)
+            {
+                return EnqueueResult.Enqueued; // the common case: nothing staged, one lock round trip
+            }
+
+            if (count == batch.Length)
+            {
+                return EnqueueResult.BatchFull;
+            }
+
+            if (!peer.Outbound.HasRoom)
+            {
+                return EnqueueResult.Full;
+            }
+
+            if (!peer.TryUnstage(out var buffer, out var length))
+            {
+                return EnqueueResult.Enqueued;
+            }
+
+            Interlocked.Decrement(ref _stagedTotal);
+            if (peer.IsRemoved || !_hasPrivateKey)
+            {
+                _pool.Return(buffer);
+                Counters.Drop(DropReason.StagedExpired);
+                continue;
+            }
+
+            var result = TryEnqueueOutbound(now, peer, buffer, length, out var element);
+            if (result == EnqueueResult.Enqueued)
+            {
+                batch[count++] = element!;
+                continue;
+            }
+
+            Interlocked.Increment(ref _stagedTotal);
+            if (peer.Restage(buffer, length) is { } dropped)
+            {
+                Interlocked.Decrement(ref _stagedTotal);
+                _pool.Return(dropped);
+                Counters.Drop(DropReason.StagedOverflow);
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Hands the elements MoveStagedLocked collected to the crypto workers (after SendLock was released).</summary>
+    private void DispatchMoved(PacketElement[] batch, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var e = batch[i];
+            batch[i] = null!;
+            Dispatch(e);
+        }
+    }
+
+    /// <summary>
+    /// Moves staged packets into the pipeline in order while a keypair is usable (after a handshake completes, after a
+    /// drain made room). Never waits: what does not fit stays staged, and the drainer that next makes room calls this again.
+    /// </summary>
     private void FlushStaged(TimeSpan now, DevicePeer peer)
     {
-        if (peer.StagedCount == 0)
+        if (peer.StagedCount == 0 || t_flushing)
         {
             return;
         }
 
-        lock (peer.SendLock)
+        var scratch = t_flushScratch ??= new PacketElement[FlushBatch];
+        t_flushing = true;
+        try
         {
-            while (peer.TryUnstage(out var buffer, out var length))
+            while (true)
             {
-                Interlocked.Decrement(ref _stagedTotal);
-                if (peer.IsRemoved || !_hasPrivateKey)
+                var moved = 0;
+                EnqueueResult result;
+                lock (peer.SendLock)
                 {
-                    _pool.Return(buffer);
-                    Counters.Drop(DropReason.StagedExpired);
-                    continue;
+                    result = MoveStagedLocked(now, peer, scratch, ref moved);
                 }
 
-                if (!TryEnqueueOutbound(now, peer, buffer, length))
-                {
-                    Interlocked.Increment(ref _stagedTotal);
-                    if (peer.Restage(buffer, length) is { } dropped)
-                    {
-                        Interlocked.Decrement(ref _stagedTotal);
-                        _pool.Return(dropped);
-                        Counters.Drop(DropReason.StagedOverflow);
-                    }
+                DispatchMoved(scratch, moved);
 
-                    break;
+                // Go on while there is more to move: a batch filled up, or room may have appeared while dispatching
+                // (inline crypto drains on this thread and its own FlushStaged call was left to this loop).
+                if (result != EnqueueResult.BatchFull && (result != EnqueueResult.Full || moved == 0))
+                {
+                    return;
                 }
             }
+        }
+        finally
+        {
+            t_flushing = false;
         }
     }
 
     private void DropStaged(DevicePeer peer)
     {
-        while (peer.TryUnstage(out var buffer, out _))
+        // Under SendLock, the lock the TUN reader stages under after checking IsRemoved: nothing is staged after this.
+        lock (peer.SendLock)
         {
-            Interlocked.Decrement(ref _stagedTotal);
-            _pool.Return(buffer);
-            Counters.Drop(DropReason.StagedExpired);
+            while (peer.TryUnstage(out var buffer, out _))
+            {
+                Interlocked.Decrement(ref _stagedTotal);
+                _pool.Return(buffer);
+                Counters.Drop(DropReason.StagedExpired);
+            }
         }
     }
 
@@ -267,93 +482,121 @@ public sealed partial class WireGuardDevice
         element.State = PacketElement.Ready;
     }
 
-    /// <summary>Sends the finished datagrams at the head of the peer's Outbound queue, in order, batched. One drainer at a time.</summary>
+    /// <summary>
+    /// Sends the finished datagrams at the head of the peer's Outbound queue, in order, batched. One drainer at a time;
+    /// the drain flag is released in a finally, so an exception cannot leave the queue without a drainer for good. A
+    /// drain that made room moves the peer's staged packets on (FlushStaged never waits for room).
+    /// </summary>
     private void DrainOutbound(DevicePeer peer)
     {
         var queue = peer.Outbound;
         var scratch = t_sendScratch ??= new SendScratch();
+        var took = false;
         while (queue.TryBeginDrain())
         {
-            while (true)
+            try
             {
-                var n = queue.TakeFinished(scratch.Elements);
-                if (n == 0)
+                while (true)
                 {
-                    break;
-                }
+                    var n = queue.TakeFinished(scratch.Elements);
+                    if (n == 0)
+                    {
+                        break;
+                    }
 
-                SendElements(peer, scratch, n);
+                    took = true;
+                    SendElements(peer, scratch, n);
+                }
+            }
+            finally
+            {
+                queue.EndDrain();
             }
 
-            queue.EndDrain();
             if (!queue.HeadFinished)
             {
                 break;
             }
+        }
+
+        if (took && peer.StagedCount > 0)
+        {
+            FlushStaged(_clock.Now, peer);
         }
     }
 
     private void SendElements(DevicePeer peer, SendScratch scratch, int n)
     {
         var count = 0;
-        long bytes = 0;
-        for (var i = 0; i < n; i++)
+        try
         {
-            var e = scratch.Elements[i];
-            if (e.State == PacketElement.Ready)
+            long bytes = 0;
+            for (var i = 0; i < n; i++)
             {
-                scratch.Buffers[count] = e.Buffer;
-                scratch.Sizes[count] = e.Length;
-                bytes += e.Length;
-                count++;
-            }
-            else
-            {
-                Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.InvalidOutboundPacket);
-            }
-        }
-
-        if (count > 0)
-        {
-            var bind = _bind;
-            if (!peer.TryGetEndpoint(out var endpoint) || bind is null)
-            {
-                Counters.Drop(DropReason.NoEndpoint, count);
-            }
-            else
-            {
-                var sent = 0;
-                try
+                var e = scratch.Elements[i];
+                if (e.State == PacketElement.Ready)
                 {
-                    var offset = 0;
-                    while (offset < count)
+                    scratch.Buffers[count] = e.Buffer;
+                    scratch.Sizes[count] = e.Length;
+                    bytes += e.Length;
+                    count++;
+                }
+                else
+                {
+                    Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.InvalidOutboundPacket);
+                }
+            }
+
+            if (count > 0)
+            {
+                var bind = _bind;
+                if (!peer.TryGetEndpoint(out var endpoint) || bind is null)
+                {
+                    Counters.Drop(DropReason.NoEndpoint, count);
+                }
+                else
+                {
+                    var sent = 0;
+                    try
                     {
-                        var chunk = Math.Min(count - offset, bind.BatchSize);
-                        var view = scratch.View(chunk, offset);
-                        sent += bind.Send(view, scratch.Sizes.AsSpan(offset, chunk), 0, chunk, endpoint);
-                        offset += chunk;
+                        var offset = 0;
+                        while (offset < count)
+                        {
+                            var chunk = Math.Min(count - offset, bind.BatchSize);
+                            var view = scratch.View(chunk, offset);
+                            sent += bind.Send(view, scratch.Sizes.AsSpan(offset, chunk), 0, chunk, endpoint);
+                            offset += chunk;
+                        }
                     }
-                }
-                catch (ObjectDisposedException)
-                {
-                }
+                    catch (ObjectDisposedException)
+                    {
+                        // rebind in progress
+                    }
+                    catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+                    {
+                        // A send error is this batch's loss, not the pipeline's (wireguard-go logs and goes on).
+                        _log.Verbose("Failed to send data packets: " + e.Message);
+                    }
 
-                if (sent < count)
-                {
-                    Counters.Drop(DropReason.SendFailed, count - sent);
-                }
+                    if (sent < count)
+                    {
+                        Counters.Drop(DropReason.SendFailed, count - sent);
+                    }
 
-                peer.AddTx(sent == count ? bytes : bytes * sent / count);
+                    peer.AddTx(sent == count ? bytes : bytes * sent / count);
+                }
             }
         }
-
-        for (var i = 0; i < n; i++)
+        finally
         {
-            ReturnElement(scratch.Elements[i]);
-            scratch.Elements[i] = null!;
-        }
+            for (var i = 0; i < n; i++)
+            {
+                ReturnElement(scratch.Elements[i]);
+                scratch.Elements[i] = null!;
+            }
 
-        Array.Clear(scratch.Buffers, 0, count);
+            Array.Clear(scratch.Buffers, 0, count);
+        }
     }
 
     [ThreadStatic]

@@ -17,6 +17,9 @@ namespace Sharptun.Device;
 /// <para>Lock order: <c>_configLock</c> (UAPI apply, peer add/remove) → a peer's <c>SendLock</c> → queue locks / pool lock.
 /// The data path never takes <c>_configLock</c>; it reads the allowed-IPs table lock-free and finds peers through
 /// keypairs (<see cref="ProtocolDevice.TryGetKeypair"/>).</para>
+/// <para>Liveness: a pipeline thread that dies of an unexpected exception faults <see cref="Completion"/> (the daemon
+/// then exits with an error); the packet device closing completes it. Drain flags are released in <c>finally</c>, so an
+/// exception never leaves a peer's queue without a drainer; send/write errors of one batch are counted drops.</para>
 /// <para>Dispose stops the threads and closes the bind; the packet device is owned by the caller and is not disposed
 /// (dispose it first to unblock the reader promptly). All public members are thread-safe.</para>
 /// </remarks>
@@ -42,6 +45,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     private readonly Lock _tunWriteLock = new();
     private readonly List<Thread> _threads = [];
     private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile DevicePeer[] _peerList = [];
     private volatile IDatagramBind? _bind;
     private volatile bool _hasPrivateKey;
@@ -113,6 +117,17 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     /// <summary>True once disposed.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>
+    /// Completes when the device stops moving packets: successfully when its packet device closed (the TUN reader read
+    /// end-of-file, e.g. the interface was deleted) or the device was disposed; faulted with <see cref="Fault"/> when a
+    /// pipeline thread died of an unexpected exception (an unknown errno from the TUN or the bind, a bug). A stopped
+    /// device is not restarted: its owner disposes it (the daemon exits, non-zero on a fault).
+    /// </summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>The unexpected exception that stopped a pipeline thread (the first one), or null.</summary>
+    public Exception? Fault => _completion.Task.Exception?.InnerException;
+
     /// <summary>Number of configured peers.</summary>
     public int PeerCount => _peerList.Length;
 
@@ -146,6 +161,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         }
 
         _stop.Cancel();
+        _completion.TrySetResult();
         _work.Close();
         _handshakes.Close();
         WakeTimers();
@@ -176,6 +192,10 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts a pipeline thread. A thread that dies of an exception (other than while the device is disposed) takes the
+    /// device down: <see cref="Completion"/> faults, so the owner stops instead of running on without a stage.
+    /// </summary>
     private void StartThread(ThreadStart body, string name)
     {
         var thread = new Thread(() =>
@@ -184,12 +204,14 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             {
                 body();
             }
-            catch (Exception e) when (IsDisposed && e is ObjectDisposedException or OperationCanceledException)
+            catch (Exception e) when (IsDisposed)
             {
+                _log.Verbose(name + " stopped while disposing: " + e.Message);
             }
             catch (Exception e)
             {
-                _log.Error(name + " failed: " + e);
+                _log.Error(name + " failed, the device stops: " + e);
+                _completion.TrySetException(e);
             }
         })
         {
@@ -319,6 +341,12 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         catch (ObjectDisposedException)
         {
             Counters.Drop(DropReason.SendFailed); // rebind in progress
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            // One datagram lost, not a dead stage (the timer and handshake threads send through here).
+            _log.Verbose("Failed to send a handshake or keepalive: " + e.Message);
+            Counters.Drop(DropReason.SendFailed);
         }
     }
 

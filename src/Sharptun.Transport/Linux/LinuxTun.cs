@@ -14,8 +14,10 @@ namespace Sharptun.Transport.Linux;
 /// <see cref="Dispose"/> signals, so Dispose always releases a blocked Read, and the descriptor is closed only after
 /// the last in-flight call has left (no fd-reuse race). A Read drains up to <see cref="BatchSize"/> queued packets
 /// with successive read(2) calls.</para>
-/// <para>When the interface is deleted underneath (e.g. <c>ip link del</c>) the kernel detaches the queue and
-/// read fails with EBADFD: the device then counts as closed and Read returns 0, as after Dispose.</para>
+/// <para>When the interface is deleted underneath (e.g. <c>ip link del</c>, in whatever namespace it was moved to) the
+/// kernel detaches the queue: read fails with EBADFD and poll reports POLLERR. The device then counts as closed and Read
+/// returns 0, as after Dispose; <see cref="ProbeClosed"/> asks the descriptor without reading. The interface's name is
+/// never consulted, so moving the interface to another network namespace is not a deletion.</para>
 /// <para>Not implemented yet: IFF_VNET_HDR with TUNSETOFFLOAD (TSO/GRO batches), multi-queue.</para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
@@ -118,6 +120,48 @@ public sealed unsafe class LinuxTun : IPacketDevice
 
     /// <summary>True once the interface was deleted underneath the device (or it was disposed).</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0 || Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>
+    /// Asks the descriptor, without reading, whether the interface still exists: once the interface is deleted (in
+    /// whatever network namespace it lives now) the kernel detaches the queue and poll(2) reports POLLERR (tun_chr_poll),
+    /// and then the device counts as closed (<see cref="IsClosed"/>). Does not depend on the interface's name, so an
+    /// interface moved to another namespace (<c>ip link set IF netns X</c>) stays attached. Thread-safe, non-blocking.
+    /// </summary>
+    /// <returns>True when the interface is gone or the device was disposed.</returns>
+    public bool ProbeClosed()
+    {
+        if (IsClosed)
+        {
+            return true;
+        }
+
+        if (!_fd.TryAddRef())
+        {
+            return true;
+        }
+
+        try
+        {
+            PollFd pfd = new() { Fd = _fd.Fd, Events = POLLIN };
+            int r;
+            do
+            {
+                r = poll(&pfd, 1, 0);
+            }
+            while (r < 0 && LastErrno == EINTR);
+
+            if (r > 0 && (pfd.ReturnedEvents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+            {
+                Volatile.Write(ref _closed, 1);
+            }
+        }
+        finally
+        {
+            _fd.DangerousRelease();
+        }
+
+        return IsClosed;
+    }
 
     /// <summary>Packets read that did not fit the caller's buffer (give Read buffers of at least offset + <see cref="Mtu"/> bytes) and were dropped.</summary>
     public long ReadDropped => Interlocked.Read(ref _readDropped);

@@ -11,14 +11,15 @@ namespace Sharptun.Device.Tests.Pipeline;
 /// </summary>
 internal sealed class TestNode : IDisposable
 {
-    public TestNode(string name, IDatagramBindFactory binds, WireGuardDeviceOptions? options = null, int mtu = 1420)
+    /// <param name="wrapTun">Wraps the device's end of the TUN pair (fault injection); the test's end stays <see cref="Host"/>.</param>
+    public TestNode(string name, IDatagramBindFactory binds, WireGuardDeviceOptions? options = null, int mtu = 1420, Func<IPacketDevice, IPacketDevice>? wrapTun = null)
     {
         Name = name;
         Binds = binds;
         (Tun, Host) = InMemoryPacketDevice.CreatePair(mtu, name: name);
         PrivateKey = Key.GeneratePrivateKey();
         PublicKey = PrivateKey.DerivePublicKey();
-        Device = new WireGuardDevice(Tun, binds, options ?? new WireGuardDeviceOptions { CryptoWorkers = 2 });
+        Device = new WireGuardDevice(wrapTun?.Invoke(Tun) ?? Tun, binds, options ?? new WireGuardDeviceOptions { CryptoWorkers = 2 });
     }
 
     public string Name { get; }
