@@ -487,8 +487,15 @@ public sealed class UapiServer : IDisposable
     }
 
     // For logs: never echo a long or binary line back.
+    /// <summary>A request line for the log: never one that may hold a key (issue 7 item 11), cut at 64 characters, control characters as '?'.</summary>
     private static string Printable(string line)
     {
+        var redacted = Redaction.Text(line);
+        if (!ReferenceEquals(redacted, line))
+        {
+            return redacted;
+        }
+
         var shown = line.Length > 64 ? line[..64] + "..." : line;
         var sb = new StringBuilder(shown.Length + 2).Append('"');
         foreach (var c in shown)
