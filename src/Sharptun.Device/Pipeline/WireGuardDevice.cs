@@ -77,9 +77,12 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
 
         // Jumbo packets (any MTU up to 65535, changed at run time) spill from the usual buffers into the large companion
         // pool: the Linux transports read them through a second vector and swap in a large buffer (OversizePool).
-        var large = new PacketBufferPool(Math.Max(_options.LargeBufferBudgetBytes, LargeBufferSize), LargeBufferSize);
+        // (Buffers configured that big already hold any packet: then there is no companion.)
+        var large = _options.BufferSize < LargeBufferSize
+            ? new PacketBufferPool(Math.Max(_options.LargeBufferBudgetBytes, LargeBufferSize), LargeBufferSize)
+            : null;
         _pool = new PacketBufferPool(_options.BufferBudgetBytes, _options.BufferSize, large);
-        _work = new WorkQueue(_pool.MaxBuffers + large.MaxBuffers + 16);
+        _work = new WorkQueue(_pool.MaxBuffers + (large?.MaxBuffers ?? 0) + 16);
         if (OperatingSystem.IsLinux() && tun is Sharptun.Transport.Linux.LinuxTun linuxTun)
         {
             linuxTun.OversizePool = large;
