@@ -28,7 +28,8 @@ public interface IPacketDevice : IDisposable
     /// packets, each at <paramref name="offset"/> in its buffer, and stores their lengths in <paramref name="sizes"/>.
     /// Returns the number of packets read, or 0 once the device is closed (disposed, or the interface went away).
     /// Each buffer should hold <c>offset + Mtu</c> bytes: a packet that does not fit is dropped (and counted), never
-    /// returned truncated.
+    /// returned truncated — except by a device with an oversize pool (<c>LinuxTun.OversizePool</c>), which delivers it
+    /// whole in a pool buffer that replaces <c>buffers[i]</c>.
     /// </summary>
     int Read(byte[][] buffers, Span<int> sizes, int offset);
 

@@ -12,6 +12,9 @@ namespace Sharptun.Transport;
 /// <para>Thread-safe. Buffers are not cleared on return: callers that held secrets clear them first. Returning
 /// a buffer twice or a buffer from elsewhere corrupts the accounting and is detected only partly (a wrong size
 /// or more returns than rents throw).</para>
+/// <para>A pool may have a <see cref="Large"/> companion of bigger buffers (with its own budget) for packets that do not
+/// fit: <see cref="Return"/> and <see cref="ReturnBatch"/> hand a buffer of the companion's size to the companion, so
+/// code that passes buffers around returns every one through the same pool whatever its size.</para>
 /// </remarks>
 public sealed class PacketBufferPool
 {
@@ -27,11 +30,20 @@ public sealed class PacketBufferPool
     private long _failures;
     private int _waiters;
 
-    /// <summary>Creates a pool of <paramref name="bufferSize"/>-byte buffers holding at most <paramref name="budgetBytes"/> bytes in total.</summary>
-    public PacketBufferPool(long budgetBytes, int bufferSize = DefaultBufferSize)
+    /// <summary>
+    /// Creates a pool of <paramref name="bufferSize"/>-byte buffers holding at most <paramref name="budgetBytes"/> bytes in
+    /// total, with an optional <paramref name="large"/> companion of bigger buffers (see <see cref="Large"/>).
+    /// </summary>
+    public PacketBufferPool(long budgetBytes, int bufferSize = DefaultBufferSize, PacketBufferPool? large = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(bufferSize, 64);
         ArgumentOutOfRangeException.ThrowIfLessThan(budgetBytes, bufferSize);
+        if (large is not null && (large.BufferSize <= bufferSize || large.Large is not null))
+        {
+            throw new ArgumentException("the large companion needs bigger buffers and no companion of its own", nameof(large));
+        }
+
+        Large = large;
         BufferSize = bufferSize;
         MaxBuffers = (int)Math.Min(budgetBytes / bufferSize, Array.MaxLength);
         BudgetBytes = budgetBytes;
@@ -40,6 +52,12 @@ public sealed class PacketBufferPool
 
     /// <summary>The size of every buffer.</summary>
     public int BufferSize { get; }
+
+    /// <summary>
+    /// The companion pool of bigger buffers for packets larger than <see cref="BufferSize"/> allows (jumbo MTUs), or
+    /// null. Buffers rented from it may be returned through this pool.
+    /// </summary>
+    public PacketBufferPool? Large { get; }
 
     /// <summary>The byte budget the pool never exceeds.</summary>
     public long BudgetBytes { get; }
@@ -143,6 +161,12 @@ public sealed class PacketBufferPool
     /// <summary>Returns a buffer rented from this pool. The caller must not touch it afterwards.</summary>
     public void Return(byte[] buffer)
     {
+        if (IsLarge(buffer))
+        {
+            Large!.Return(buffer);
+            return;
+        }
+
         CheckReturned(buffer);
         lock (_lock)
         {
@@ -157,11 +181,19 @@ public sealed class PacketBufferPool
     /// <summary>Returns <paramref name="buffers"/> (all rented from this pool) under one lock; null entries are skipped and the span's entries are cleared.</summary>
     public void ReturnBatch(Span<byte[]> buffers)
     {
-        foreach (var b in buffers)
+        for (var i = 0; i < buffers.Length; i++)
         {
-            if (b is not null)
+            if (buffers[i] is { } b)
             {
-                CheckReturned(b);
+                if (IsLarge(b))
+                {
+                    Large!.Return(b);
+                    buffers[i] = null!;
+                }
+                else
+                {
+                    CheckReturned(b);
+                }
             }
         }
 
@@ -222,6 +254,8 @@ public sealed class PacketBufferPool
         _inUse--;
         _free[_freeCount++] = buffer;
     }
+
+    private bool IsLarge(byte[]? buffer) => Large is { } large && buffer is not null && buffer.Length == large.BufferSize;
 
     private void CheckReturned(byte[] buffer)
     {

@@ -31,8 +31,14 @@ public sealed record WgTunnelOptions
     /// <summary>Side B knows A's endpoint (otherwise only A can initiate and B learns A's endpoint from A's packets).</summary>
     public bool EndpointOnB { get; init; } = true;
 
-    /// <summary>Extra environment of sharptun daemons (e.g. a protocol time scale).</summary>
+    /// <summary>Extra environment of sharptun daemons.</summary>
     public IReadOnlyDictionary<string, string>? SharptunEnvironment { get; init; }
+
+    /// <summary>
+    /// Run sharptun daemons this many times faster than real time: they are then the test daemon
+    /// (<c>sharptun-testdaemon --time-scale N</c>, tests/Sharptun.TestDaemon), since the shipped one has no time control.
+    /// </summary>
+    public double? SharptunTimeScale { get; init; }
 
     /// <summary>Configure with <c>wg setconf FILE</c> instead of <c>wg set</c>.</summary>
     public bool UseSetconf { get; init; }
@@ -160,8 +166,8 @@ public sealed class WgTunnel
         var t = new WgTunnel(lab, a, b, link, tunnel, psk);
 
         // Start both daemons before waiting for either: dotnet start-up dominates on a loaded machine.
-        StartDaemon(lab, a, options.SharptunEnvironment);
-        StartDaemon(lab, b, options.SharptunEnvironment);
+        StartDaemon(lab, a, options.SharptunEnvironment, options.SharptunTimeScale);
+        StartDaemon(lab, b, options.SharptunEnvironment, options.SharptunTimeScale);
         WaitForSocket(lab, a);
         WaitForSocket(lab, b);
 
@@ -183,7 +189,7 @@ public sealed class WgTunnel
     }
 
     /// <summary>Starts the daemon of <paramref name="side"/> in the foreground (its output is kept by the lab).</summary>
-    public static void StartDaemon(NetnsLab lab, WgSide side, IReadOnlyDictionary<string, string>? sharptunEnvironment = null)
+    public static void StartDaemon(NetnsLab lab, WgSide side, IReadOnlyDictionary<string, string>? sharptunEnvironment = null, double? timeScale = null)
     {
         var env = new Dictionary<string, string> { ["LOG_LEVEL"] = "verbose" };
         if (side.Impl == WgImpl.Sharptun)
@@ -193,7 +199,9 @@ public sealed class WgTunnel
                 env[k] = v;
             }
 
-            side.Process = lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.DllPath, "-f", side.Interface);
+            side.Process = timeScale is { } scale
+                ? lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.TestDaemonDllPath, "--time-scale", scale.ToString(CultureInfo.InvariantCulture), "-f", side.Interface)
+                : lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.DllPath, "-f", side.Interface);
         }
         else
         {

@@ -19,6 +19,9 @@ public sealed class SharptunDaemon : IDisposable
     /// <summary>Path of the CLI assembly.</summary>
     public static string DllPath => Path.Combine(AppContext.BaseDirectory, "sharptun.dll");
 
+    /// <summary>Path of the test daemon (tests/Sharptun.TestDaemon): the CLI with a <c>--time-scale N</c> option in front.</summary>
+    public static string TestDaemonDllPath => Path.Combine(AppContext.BaseDirectory, "sharptun-testdaemon.dll");
+
     /// <summary>Where the UAPI socket of <paramref name="ifname"/> lives.</summary>
     public static string SocketPath(string ifname) => $"/var/run/wireguard/{ifname}.sock";
 

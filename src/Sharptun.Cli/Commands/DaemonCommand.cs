@@ -126,6 +126,8 @@ internal sealed class DaemonCommand : ICliCommand
             }
         }
 
+        // Files the daemon creates (the UAPI socket) are never readable or writable by others (issue 7 item 12).
+        DaemonNative.SetPrivateUmask();
         var log = new DeviceLog(level, interfaceName, output);
         log.Verbose($"Starting {CliContext.ProgramName} version {CommandDispatcher.Version}");
 

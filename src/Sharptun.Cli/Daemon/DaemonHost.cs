@@ -43,22 +43,21 @@ internal sealed class DaemonHost : IDisposable
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
     internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
-        WireGuardDeviceOptions? options = null;
-        if (double.TryParse(Environment.GetEnvironmentVariable(TimeScaleVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var scale)
-            && scale > 0 && scale != 1.0)
+        var options = DeviceOptionsForTests;
+        if (options?.Clock is { } clock)
         {
-            log.Error($"{TimeScaleVariable}={scale}: protocol timers run {scale} times faster than real time (tests only)");
-            options = new WireGuardDeviceOptions { Clock = new DeviceClock(scale) };
+            log.Error($"test daemon: protocol timers run {clock.Scale} times faster than real time");
         }
 
         return new WireGuardDevice(tun, binds ?? LinuxUdpBind.Factory, options, log);
     }
 
     /// <summary>
-    /// Test-only: a number (e.g. 40) that speeds up the device's monotonic clock, so RekeyAfterTime (120 s) passes in 3 s
-    /// of real time; the interop tests use it to watch rekeys under traffic. Unset or 1 = real time.
+    /// Tests only: device options (e.g. a sped-up <see cref="DeviceClock"/>) for the devices this process creates. Only
+    /// code inside the process can set it (tests/Sharptun.TestDaemon does); the shipped daemon takes no time control
+    /// from its environment or command line, so nothing outside can stretch key lifetimes past Reject-After-Time.
     /// </summary>
-    internal const string TimeScaleVariable = "SHARPTUN_TIME_SCALE";
+    internal static WireGuardDeviceOptions? DeviceOptionsForTests { get; set; }
 
     /// <summary>
     /// Creates the TUN (or adopts <c>WG_TUN_FD</c>) and the UAPI socket (or adopts <c>WG_UAPI_FD</c>).

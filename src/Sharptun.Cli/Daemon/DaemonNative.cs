@@ -16,6 +16,12 @@ internal static partial class DaemonNative
     /// <summary>Starts a new session so the daemon has no controlling terminal (wireguard-go's Setsid).</summary>
     public static void StartNewSession() => setsid(); // fails only for a group leader, which a spawned child is not
 
+    /// <summary>
+    /// Sets the process umask to 077 (octal), so every file the daemon creates (the UAPI socket above all) is private
+    /// to its owner from the start. Returns the previous mask.
+    /// </summary>
+    public static uint SetPrivateUmask() => umask(0x3F);
+
     /// <summary>Points stdin, stdout and stderr (or only stdin) at /dev/null.</summary>
     public static void RedirectStandardStreamsToNull(bool keepOutput)
     {
@@ -68,6 +74,9 @@ internal static partial class DaemonNative
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setsid();
+
+    [LibraryImport("libc")]
+    private static partial uint umask(uint mask);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open(string path, int flags);

@@ -72,7 +72,7 @@ public static class WgConfigParser
                 }
                 else
                 {
-                    state.Error(lineNo, null, $"unknown section {name}");
+                    state.Error(lineNo, null, $"unknown section {Redaction.Text(name.ToString())}");
                     section = Section.Unknown;
                 }
 
@@ -87,7 +87,7 @@ public static class WgConfigParser
             var eq = line.IndexOf('=');
             if (eq <= 0)
             {
-                state.Error(lineNo, null, $"line unrecognized: `{line}'");
+                state.Error(lineNo, null, $"line unrecognized (no key = value): {Redaction.Hidden(line.ToString())}"); // the line may be a key
                 continue;
             }
 
@@ -216,7 +216,8 @@ public static class WgConfigParser
         private WgEndpoint? _endpoint;
         private ushort? _keepalive;
 
-        public void Error(int line, string? key, string message) => Errors.Add(new ConfigError(fileName, line, key, message));
+        public void Error(int line, string? key, string message) =>
+            Errors.Add(new ConfigError(fileName, line, key is null ? null : Redaction.Text(key), message)); // "KEY=" may be a bare base64 key
 
         public void InterfaceKey(int line, string key, ReadOnlySpan<char> rawValue)
         {
@@ -237,7 +238,7 @@ public static class WgConfigParser
                     }
                     else
                     {
-                        Error(line, key, $"invalid port `{value}' (must be 0..65535)");
+                        Error(line, key, $"invalid port `{Redaction.Text(value.ToString())}' (must be 0..65535)");
                     }
 
                     break;
@@ -248,7 +249,7 @@ public static class WgConfigParser
                     }
                     else
                     {
-                        Error(line, key, $"invalid fwmark `{value}' (must be off, a number or 0x-hex up to 32 bits)");
+                        Error(line, key, $"invalid fwmark `{Redaction.Text(value.ToString())}' (must be off, a number or 0x-hex up to 32 bits)");
                     }
 
                     break;
@@ -261,7 +262,7 @@ public static class WgConfigParser
                         }
                         else
                         {
-                            Error(line, key, $"invalid address `{item}'");
+                            Error(line, key, $"invalid address `{Redaction.Text(item.ToString())}'");
                         }
                     }
 
@@ -271,7 +272,7 @@ public static class WgConfigParser
                     {
                         if (item.Length == 0 || item.AsSpan().ContainsAny(" \t"))
                         {
-                            Error(line, key, $"invalid DNS entry `{item}'");
+                            Error(line, key, $"invalid DNS entry `{Redaction.Text(item.ToString())}'");
                         }
                         else
                         {
@@ -287,7 +288,7 @@ public static class WgConfigParser
                     }
                     else
                     {
-                        Error(line, key, $"invalid MTU `{value}' (must be 576..65535)");
+                        Error(line, key, $"invalid MTU `{Redaction.Text(value.ToString())}' (must be 576..65535)");
                     }
 
                     break;
@@ -325,7 +326,7 @@ public static class WgConfigParser
                     }
                     else
                     {
-                        Error(line, key, $"invalid value `{value}' (must be true or false)");
+                        Error(line, key, $"invalid value `{Redaction.Text(value.ToString())}' (must be true or false)");
                     }
 
                     break;
@@ -380,7 +381,7 @@ public static class WgConfigParser
                         }
                         else
                         {
-                            Error(line, key, $"invalid prefix `{item}'");
+                            Error(line, key, $"invalid prefix `{Redaction.Text(item.ToString())}'");
                         }
                     }
 
@@ -392,7 +393,7 @@ public static class WgConfigParser
                     }
                     else
                     {
-                        Error(line, key, $"invalid endpoint `{value}' (must be host:port, a.b.c.d:port or [v6]:port)");
+                        Error(line, key, $"invalid endpoint `{Redaction.Text(value.ToString())}' (must be host:port, a.b.c.d:port or [v6]:port)");
                     }
 
                     break;
@@ -407,7 +408,7 @@ public static class WgConfigParser
                     }
                     else
                     {
-                        Error(line, key, $"invalid persistent keepalive `{value}' (must be off or 0..65535)");
+                        Error(line, key, $"invalid persistent keepalive `{Redaction.Text(value.ToString())}' (must be off or 0..65535)");
                     }
 
                     break;

@@ -90,9 +90,10 @@ public sealed partial class WireGuardDevice
             var touchedCount = 0;
             for (var i = 0; i < n; i++)
             {
-                if (ReceiveDatagram(now, view[i], sizes[i], endpoints[i], out var peer))
+                var taken = ReceiveDatagram(now, view[i], sizes[i], endpoints[i], out var peer);
+                TakeOrReturn(buffers, view, i, taken);
+                if (taken)
                 {
-                    buffers[i] = null!;
                     if (peer is not null)
                     {
                         Touch(touched, ref touchedCount, peer);

@@ -90,9 +90,9 @@ public sealed partial class WireGuardDevice
             for (var i = 0; i < n; i++)
             {
                 var peer = SendPacket(now, view[i], sizes[i]);
+                TakeOrReturn(buffers, view, i, taken: peer is not null);
                 if (peer is not null)
                 {
-                    buffers[i] = null!; // ownership moved into the pipeline
                     Touch(touched, ref touchedCount, peer);
                 }
             }

@@ -29,6 +29,9 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     private const int TailRoom = 15 + TransportDataView.TagSize;
     private const string TunReaderThreadName = "wg-tun-reader";
 
+    /// <summary>A large buffer holds any packet: header room + 65535 + padding + tag (wireguard-go's MaxMessageSize is 65535 for the datagram).</summary>
+    private const int LargeBufferSize = HeaderSize + ushort.MaxValue + TailRoom;
+
     private readonly IPacketDevice _tun;
     private readonly IDatagramBindFactory _bindFactory;
     private readonly WireGuardDeviceOptions _options;
@@ -76,8 +79,19 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             throw new ArgumentOutOfRangeException(nameof(options), "BufferSize must hold the header, a 1280-byte packet, padding and tag");
         }
 
-        _pool = new PacketBufferPool(_options.BufferBudgetBytes, _options.BufferSize);
-        _work = new WorkQueue(_pool.MaxBuffers + 16);
+        // Jumbo packets (any MTU up to 65535, changed at run time) spill from the usual buffers into the large companion
+        // pool: the Linux transports read them through a second vector and swap in a large buffer (OversizePool).
+        // (Buffers configured that big already hold any packet: then there is no companion.)
+        var large = _options.BufferSize < LargeBufferSize
+            ? new PacketBufferPool(Math.Max(_options.LargeBufferBudgetBytes, LargeBufferSize), LargeBufferSize)
+            : null;
+        _pool = new PacketBufferPool(_options.BufferBudgetBytes, _options.BufferSize, large);
+        _work = new WorkQueue(_pool.MaxBuffers + (large?.MaxBuffers ?? 0) + 16);
+        if (OperatingSystem.IsLinux() && tun is Sharptun.Transport.Linux.LinuxTun linuxTun)
+        {
+            linuxTun.OversizePool = large;
+        }
+
         _handshakes = new HandshakeQueue(Math.Max(8, _options.HandshakeQueueCapacity));
 
         // The core needs a key from the start; until UAPI sets one, a throwaway key stands in and nothing is sent
@@ -258,6 +272,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         var bind = _bindFactory.Open(port);
         if (OperatingSystem.IsLinux() && bind is Sharptun.Transport.Linux.LinuxUdpBind linux)
         {
+            linux.OversizePool = _pool.Large;
             try
             {
                 linux.SetBufferSizes(SocketBufferBytes);
@@ -302,6 +317,29 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         {
             CheckDeadline(touched[i]!);
             touched[i] = null;
+        }
+    }
+
+    /// <summary>
+    /// After a reader handled packet <paramref name="i"/> of a batch: when the pipeline <paramref name="taken"/> it, the
+    /// reader no longer owns that buffer. The transport may have swapped in a large buffer for a jumbo packet
+    /// (<c>OversizePool</c>): then the reader's own buffer stays free for the next read and the large one, if the
+    /// pipeline did not take it, goes back to the pool.
+    /// </summary>
+    private void TakeOrReturn(byte[]?[] buffers, byte[][] view, int i, bool taken)
+    {
+        if (!ReferenceEquals(view[i], buffers[i]))
+        {
+            if (!taken)
+            {
+                _pool.Return(view[i]);
+            }
+
+            view[i] = buffers[i]!;
+        }
+        else if (taken)
+        {
+            buffers[i] = null;
         }
     }
 

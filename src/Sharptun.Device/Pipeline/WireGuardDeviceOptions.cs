@@ -11,6 +11,13 @@ public sealed record WireGuardDeviceOptions
     /// <summary>Size of one packet buffer: 16 bytes of header room + MTU + 15 padding + 16 tag must fit. Default 2048.</summary>
     public int BufferSize { get; init; } = 2048;
 
+    /// <summary>
+    /// Byte budget of the pool of large buffers (64 KiB: any packet up to 65535 bytes) for packets that do not fit
+    /// <see cref="BufferSize"/> — a TUN MTU above about 2000, set at any time (wg-quick sets it after start). Allocated
+    /// only when such packets flow. Default 32 MiB (511 buffers).
+    /// </summary>
+    public long LargeBufferBudgetBytes { get; init; } = 32 << 20;
+
     /// <summary>Packets staged per peer while a handshake is pending (wireguard-go QueueStagedSize). Oldest dropped first.</summary>
     public int StagedPacketsPerPeer { get; init; } = 128;
 

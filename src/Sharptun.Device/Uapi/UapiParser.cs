@@ -47,7 +47,7 @@ public static class UapiParser
             var eq = line.IndexOf('=');
             if (eq < 0)
             {
-                error = new UapiError(UapiErrno.Protocol, $"failed to parse line \"{line}\"");
+                error = new UapiError(UapiErrno.Protocol, $"failed to parse line {Redaction.Hidden(line)}: no '='"); // the line may be a key
                 break;
             }
 
@@ -62,7 +62,7 @@ public static class UapiParser
 
                 if (!Key.TryParseHex(value, out var pub))
                 {
-                    error = Invalid($"failed to get peer by public key: invalid hex key \"{value}\"");
+                    error = Invalid($"failed to get peer by public key: invalid hex key {Redaction.Hidden(value)}");
                     break;
                 }
 
@@ -139,7 +139,7 @@ public static class UapiParser
             var eq = line.IndexOf('=');
             if (eq < 0)
             {
-                error = new UapiError(UapiErrno.Protocol, $"failed to parse line \"{line}\"");
+                error = new UapiError(UapiErrno.Protocol, $"failed to parse line {Redaction.Hidden(line)}: no '='");
                 return false;
             }
 
@@ -213,7 +213,9 @@ public static class UapiParser
 
             if (!ok)
             {
-                error = Invalid($"invalid value for {key}: \"{value}\"");
+                error = Invalid(key.EndsWith("_key", StringComparison.Ordinal)
+                    ? $"invalid value for {Redaction.Text(key)}: {Redaction.Hidden(value)}"
+                    : $"invalid value for {Redaction.Text(key)}: \"{Redaction.Text(value)}\"");
                 return false;
             }
         }
@@ -232,7 +234,7 @@ public static class UapiParser
             case "private_key":
                 if (!Key.TryParseHex(value, out var sk))
                 {
-                    return Invalid($"failed to set private_key: invalid hex key \"{value}\"");
+                    return Invalid($"failed to set private_key: invalid hex key {Redaction.Hidden(value)}");
                 }
 
                 privateKey = sk.Clamped(); // wireguard-go clamps on set, so a get returns the clamped key
@@ -242,7 +244,7 @@ public static class UapiParser
             case "listen_port":
                 if (!TryParseUInt(value, ushort.MaxValue, out var port))
                 {
-                    return Invalid($"failed to parse listen_port: \"{value}\"");
+                    return Invalid($"failed to parse listen_port: \"{Redaction.Text(value)}\"");
                 }
 
                 listenPort = (ushort)port;
@@ -250,7 +252,7 @@ public static class UapiParser
             case "fwmark":
                 if (!TryParseUInt(value, uint.MaxValue, out var mark))
                 {
-                    return Invalid($"invalid fwmark: \"{value}\"");
+                    return Invalid($"invalid fwmark: \"{Redaction.Text(value)}\"");
                 }
 
                 fwMark = (uint)mark;
@@ -258,13 +260,13 @@ public static class UapiParser
             case "replace_peers":
                 if (value != "true")
                 {
-                    return Invalid($"failed to set replace_peers, invalid value: {value}");
+                    return Invalid($"failed to set replace_peers, invalid value: {Redaction.Text(value)}");
                 }
 
                 replacePeers = true;
                 return null;
             default:
-                return Invalid($"invalid UAPI device key: {key}");
+                return Invalid($"invalid UAPI device key: {Redaction.Text(key)}");
         }
     }
 
@@ -311,7 +313,7 @@ public static class UapiParser
                 case "update_only":
                     if (value != "true")
                     {
-                        return Invalid($"failed to set update only, invalid value: {value}");
+                        return Invalid($"failed to set update only, invalid value: {Redaction.Text(value)}");
                     }
 
                     _updateOnly = true;
@@ -319,7 +321,7 @@ public static class UapiParser
                 case "remove":
                     if (value != "true")
                     {
-                        return Invalid($"failed to set remove, invalid value: {value}");
+                        return Invalid($"failed to set remove, invalid value: {Redaction.Text(value)}");
                     }
 
                     _remove = true;
@@ -327,7 +329,7 @@ public static class UapiParser
                 case "preshared_key":
                     if (!Key.TryParseHex(value, out var psk))
                     {
-                        return Invalid($"failed to set preshared key: invalid hex key \"{value}\"");
+                        return Invalid($"failed to set preshared key: invalid hex key {Redaction.Hidden(value)}");
                     }
 
                     secrets.Add(psk);
@@ -336,7 +338,7 @@ public static class UapiParser
                 case "endpoint":
                     if (!WgEndpoint.TryParseIPEndPoint(value, out var endpoint))
                     {
-                        return Invalid($"failed to set endpoint {value}");
+                        return Invalid($"failed to set endpoint {Redaction.Text(value)}");
                     }
 
                     _endpoint = endpoint;
@@ -344,7 +346,7 @@ public static class UapiParser
                 case "persistent_keepalive_interval":
                     if (!TryParseUInt(value, ushort.MaxValue, out var secs))
                     {
-                        return Invalid($"failed to set persistent keepalive interval: \"{value}\"");
+                        return Invalid($"failed to set persistent keepalive interval: \"{Redaction.Text(value)}\"");
                     }
 
                     _keepalive = (ushort)secs;
@@ -352,7 +354,7 @@ public static class UapiParser
                 case "replace_allowed_ips":
                     if (value != "true")
                     {
-                        return Invalid($"failed to replace allowedips, invalid value: {value}");
+                        return Invalid($"failed to replace allowedips, invalid value: {Redaction.Text(value)}");
                     }
 
                     // Prefixes added earlier in this section are dropped by the replace, as in wireguard-go.
@@ -362,15 +364,15 @@ public static class UapiParser
                 case "allowed_ip":
                     if (!IpPrefix.TryParseStrict(value, out var prefix))
                     {
-                        return Invalid($"failed to set allowed ip: \"{value}\"");
+                        return Invalid($"failed to set allowed ip: \"{Redaction.Text(value)}\"");
                     }
 
                     _allowedIps.Add(prefix);
                     return null;
                 case "protocol_version":
-                    return value == "1" ? null : Invalid($"invalid protocol version: {value}");
+                    return value == "1" ? null : Invalid($"invalid protocol version: {Redaction.Text(value)}");
                 default:
-                    return Invalid($"invalid UAPI peer key: {key}");
+                    return Invalid($"invalid UAPI peer key: {Redaction.Text(key)}");
             }
         }
 

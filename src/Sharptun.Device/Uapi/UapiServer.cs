@@ -59,7 +59,7 @@ public sealed class UapiSocketException : IOException
 /// <para>Thread-safety: all members may be called from any thread. <see cref="Dispose"/> stops accepting, closes
 /// every connection and deletes the socket file.</para>
 /// </remarks>
-public sealed class UapiServer : IDisposable
+public sealed partial class UapiServer : IDisposable
 {
     /// <summary>Where wireguard-go and wg look for UAPI sockets.</summary>
     public const string DefaultSocketDirectory = "/var/run/wireguard";
@@ -109,7 +109,8 @@ public sealed class UapiServer : IDisposable
 
     /// <summary>
     /// Creates the socket for <paramref name="interfaceName"/> and starts serving <paramref name="device"/>.
-    /// The directory is created with mode 0700 when missing; the socket gets mode 0600. A socket file left by a
+    /// The directory is created with mode 0700 when missing and forced to 0700 when it exists; the socket is bound
+    /// under umask 0177, so it is mode 0600 from the moment it exists (no window in which others may connect). A socket file left by a
     /// dead process (connecting to it fails) is replaced; one a live process answers on is not.
     /// </summary>
     /// <exception cref="UapiSocketException">The socket is in use, or cannot be created.</exception>
@@ -148,9 +149,20 @@ public sealed class UapiServer : IDisposable
         var directory = Path.GetDirectoryName(socketPath);
         try
         {
-            if (!string.IsNullOrEmpty(directory) && !Directory.Exists(directory) && !OperatingSystem.IsWindows())
+            if (!string.IsNullOrEmpty(directory) && !OperatingSystem.IsWindows())
             {
-                Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                // Only root (the owner) may reach the sockets: created 0700, and forced back to 0700 when someone
+                // made it wider (wireguard-go leaves an existing directory as it is).
+                const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+                if (!Directory.Exists(directory))
+                {
+                    Directory.CreateDirectory(directory, Private);
+                }
+
+                if (File.GetUnixFileMode(directory) != Private)
+                {
+                    File.SetUnixFileMode(directory, Private);
+                }
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -178,10 +190,14 @@ public sealed class UapiServer : IDisposable
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
-            if (!OperatingSystem.IsWindows())
+            if (OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            }
+            else
+            {
+                BindPrivately(listener, socketPath);
+                File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite); // already so; a no-op unless the umask was tampered with
             }
 
             listener.Listen(64);
@@ -193,6 +209,40 @@ public sealed class UapiServer : IDisposable
             throw new UapiSocketException($"cannot listen on the UAPI socket {socketPath}: {e.Message}", e);
         }
     }
+
+    /// <summary>Umask 0177 (octal) for the bind: no group or other bits (077), and no execute bit, so the socket is exactly 0600.</summary>
+    private const uint PrivateUmask = 0x7F;
+
+    private static readonly Lock s_umaskLock = new();
+
+    /// <summary>Tests only: called right after bind(2) created the socket file (before anything else touches it), with its path.</summary>
+    internal static Action<string>? BindObserver { get; set; }
+
+    /// <summary>
+    /// bind(2) creates the socket file with mode 0777 &amp; ~umask, so it is bound under umask 0177: the file is 0600 from
+    /// its first instant (a chmod after the bind would leave a window in which any local user could connect and
+    /// configure keys). The umask is process-wide: the daemon runs under 077 anyway (DaemonHost), and here it is set
+    /// around the bind and restored, serialised so concurrent binds in one process do not restore each other's.
+    /// </summary>
+    private static void BindPrivately(Socket listener, string socketPath)
+    {
+        lock (s_umaskLock)
+        {
+            var previous = umask(PrivateUmask);
+            try
+            {
+                listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+                BindObserver?.Invoke(socketPath);
+            }
+            finally
+            {
+                umask(previous);
+            }
+        }
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint umask(uint mask);
 
     /// <summary>True when something accepts connections on the unix socket at <paramref name="socketPath"/>.</summary>
     public static bool IsAlive(string socketPath)
@@ -487,8 +537,15 @@ public sealed class UapiServer : IDisposable
     }
 
     // For logs: never echo a long or binary line back.
+    /// <summary>A request line for the log: never one that may hold a key (issue 7 item 11), cut at 64 characters, control characters as '?'.</summary>
     private static string Printable(string line)
     {
+        var redacted = Redaction.Text(line);
+        if (!ReferenceEquals(redacted, line))
+        {
+            return redacted;
+        }
+
         var shown = line.Length > 64 ? line[..64] + "..." : line;
         var sb = new StringBuilder(shown.Length + 2).Append('"');
         foreach (var c in shown)

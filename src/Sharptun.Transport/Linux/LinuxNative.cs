@@ -123,6 +123,9 @@ internal static unsafe partial class LinuxNative
     public static partial nint write(int fd, void* buffer, nuint count);
 
     [LibraryImport(Libc, SetLastError = true)]
+    public static partial nint readv(int fd, IoVec* vectors, int count);
+
+    [LibraryImport(Libc, SetLastError = true)]
     public static partial int close(int fd);
 
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

@@ -18,6 +18,10 @@ namespace Sharptun.Transport.Linux;
 /// kernel detaches the queue: read fails with EBADFD and poll reports POLLERR. The device then counts as closed and Read
 /// returns 0, as after Dispose; <see cref="ProbeClosed"/> asks the descriptor without reading. The interface's name is
 /// never consulted, so moving the interface to another network namespace is not a deletion.</para>
+/// <para>With an <see cref="OversizePool"/>, a packet longer than the caller's buffer is not lost: read(2) becomes readv(2)
+/// with a second vector into a 64 KiB scratch buffer, and a packet that spills into it is copied into a buffer rented
+/// from the oversize pool, which replaces the caller's buffer in <c>buffers[i]</c> (the caller keeps its own). So the
+/// caller's buffers need only fit the usual MTU while any MTU up to 65535, changed at run time, still works.</para>
 /// <para>Not implemented yet: IFF_VNET_HDR with TUNSETOFFLOAD (TSO/GRO batches), multi-queue.</para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
@@ -34,6 +38,7 @@ public sealed unsafe class LinuxTun : IPacketDevice
     private int _closed;
     private long _writeDropped;
     private long _readDropped;
+    private byte[]? _scratch;
 
     private LinuxTun(SafeFd fd, string name, int mtu, int batchSize)
     {
@@ -163,7 +168,15 @@ public sealed unsafe class LinuxTun : IPacketDevice
         return IsClosed;
     }
 
-    /// <summary>Packets read that did not fit the caller's buffer (give Read buffers of at least offset + <see cref="Mtu"/> bytes) and were dropped.</summary>
+    /// <summary>
+    /// Where packets longer than the caller's buffer go (see the remarks): when set, such a packet is copied into a
+    /// buffer rented from this pool (waiting up to 250 ms when its budget is spent) and <see cref="Read"/> puts that
+    /// buffer in the caller's array in place of the caller's one; the caller owns it and returns it to this pool.
+    /// The pool's buffers should hold offset + 65535 bytes.
+    /// </summary>
+    public PacketBufferPool? OversizePool { get; set; }
+
+    /// <summary>Packets read that did not fit the caller's buffer (give Read buffers of at least offset + <see cref="Mtu"/> bytes, or set <see cref="OversizePool"/>) and were dropped.</summary>
     public long ReadDropped => Interlocked.Read(ref _readDropped);
 
     /// <summary>Packets the kernel refused on write (malformed, wrong version, interface down) and dropped.</summary>
@@ -226,13 +239,25 @@ public sealed unsafe class LinuxTun : IPacketDevice
                     }
 
                     var span = buffers[n].AsSpan(offset);
+                    var oversize = OversizePool;
                     nint r;
-                    fixed (byte* p = span)
+                    if (oversize is null)
                     {
-                        r = read(_fd.Fd, p, (nuint)span.Length);
+                        fixed (byte* p = span)
+                        {
+                            r = read(_fd.Fd, p, (nuint)span.Length);
+                        }
+                    }
+                    else
+                    {
+                        r = ReadSpilling(span, oversize, buffers, n, offset);
+                        if (r == SpilledAndDropped)
+                        {
+                            continue;
+                        }
                     }
 
-                    if (r >= span.Length && IsTruncated(span[..(int)Math.Min(r, span.Length)]))
+                    if (oversize is null && r >= span.Length && IsTruncated(span[..(int)Math.Min(r, span.Length)]))
                     {
                         // tun copies what fits and returns the copied length: only the IP header's length tells.
                         Interlocked.Increment(ref _readDropped);
@@ -376,6 +401,58 @@ public sealed unsafe class LinuxTun : IPacketDevice
         _wakeup.Signal();
         _fd.Dispose();
         _wakeup.Dispose();
+    }
+
+    /// <summary>Returned by <see cref="ReadSpilling"/> for a packet that spilled over but found no oversize buffer (counted as dropped).</summary>
+    private const nint SpilledAndDropped = -2; // read(2) returns -1 at worst
+
+    /// <summary>
+    /// readv(2) into <paramref name="span"/> and the scratch buffer; a packet that spills over is copied into an oversize
+    /// buffer that replaces <c>buffers[n]</c>. Returns the packet length, -1 with errno set, or <see cref="SpilledAndDropped"/>.
+    /// </summary>
+    private nint ReadSpilling(Span<byte> span, PacketBufferPool oversize, byte[][] buffers, int n, int offset)
+    {
+        var scratch = _scratch ??= GC.AllocateUninitializedArray<byte>(ushort.MaxValue + 1, pinned: true);
+        nint r;
+        fixed (byte* p = span)
+        fixed (byte* q = scratch)
+        {
+            var vectors = stackalloc IoVec[2];
+            vectors[0].Base = p;
+            vectors[0].Length = (nuint)span.Length;
+            vectors[1].Base = q;
+            vectors[1].Length = (nuint)scratch.Length;
+            r = readv(_fd.Fd, vectors, 2);
+        }
+
+        if (r <= span.Length)
+        {
+            return r;
+        }
+
+        // The packet spilled into the scratch buffer: move it whole into a big enough buffer.
+        byte[] big;
+        try
+        {
+            big = oversize.Rent(TimeSpan.FromMilliseconds(250));
+        }
+        catch (TimeoutException)
+        {
+            Interlocked.Increment(ref _readDropped);
+            return SpilledAndDropped;
+        }
+
+        if (big.Length - offset < r)
+        {
+            oversize.Return(big);
+            Interlocked.Increment(ref _readDropped);
+            return SpilledAndDropped;
+        }
+
+        span.CopyTo(big.AsSpan(offset));
+        scratch.AsSpan(0, (int)r - span.Length).CopyTo(big.AsSpan(offset + span.Length));
+        buffers[n] = big;
+        return r;
     }
 
     /// <summary>True when the IP header announces more bytes than <paramref name="packet"/> holds (RFC 791 Total Length, RFC 8200 Payload Length).</summary>

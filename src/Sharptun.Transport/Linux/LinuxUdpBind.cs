@@ -19,6 +19,10 @@ namespace Sharptun.Transport.Linux;
 /// caller buffers are pinned only for the duration of the call.</para>
 /// <para>Sends use UDP GSO (UDP_SEGMENT) for runs of equal-sized datagrams when the kernel supports it.
 /// Not implemented yet: UDP GRO, sticky source addresses (IP_PKTINFO).</para>
+/// <para>With an <see cref="OversizePool"/>, a datagram longer than the caller's buffer is not lost: each message gets a
+/// second receive vector into its own 64 KiB slot of a spill area (plain virtual memory: pages stay unbacked until a big
+/// datagram lands there), and a datagram that spills over is copied into a buffer rented from the oversize pool,
+/// which replaces the caller's buffer in <c>buffers[i]</c> (the caller keeps its own).</para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
 public sealed unsafe class LinuxUdpBind : IDatagramBind
@@ -38,6 +42,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     private bool _gsoSend;
     private int _gsoSizeLimit = ushort.MaxValue;
     private long _receiveDropped;
+    private volatile PacketBufferPool? _oversizePool;
     private long _sendDropped;
     private int _disposed;
 
@@ -206,6 +211,18 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         }
     }
 
+    /// <summary>
+    /// Where datagrams longer than the caller's buffer go (see the remarks): when set, such a datagram is copied into a
+    /// buffer rented from this pool (without waiting: when its budget is spent the datagram is dropped and counted in
+    /// <see cref="ReceiveDropped"/>) and <see cref="Receive"/> puts that buffer in the caller's array in place of the
+    /// caller's one; the caller owns it and returns it to this pool. The pool's buffers should hold 65535 bytes.
+    /// </summary>
+    public PacketBufferPool? OversizePool
+    {
+        get => _oversizePool;
+        set => _oversizePool = value;
+    }
+
     /// <summary>The kernel's receive buffer size (SO_RCVBUF as reported, i.e. doubled).</summary>
     public int ReceiveBufferSize => GetOption(SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF");
 
@@ -242,7 +259,8 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                         return 0;
                     }
 
-                    batch.PrepareReceive(max);
+                    var oversize = _oversizePool;
+                    batch.PrepareReceive(max, spill: oversize is not null);
                     int r;
                     int errno;
                     if (_mmsgReceive)
@@ -262,7 +280,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
 
                     if (r > 0)
                     {
-                        var n = Collect(batch, r, buffers, sizes, endpoints);
+                        var n = Collect(batch, r, buffers, sizes, endpoints, oversize);
                         if (n > 0)
                         {
                             return n;
@@ -496,7 +514,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         return n > 0 ? n : -1;
     }
 
-    private int Collect(Batch batch, int received, byte[][] buffers, Span<int> sizes, Span<UdpEndpoint> endpoints)
+    private int Collect(Batch batch, int received, byte[][] buffers, Span<int> sizes, Span<UdpEndpoint> endpoints, PacketBufferPool? oversize)
     {
         var n = 0;
         for (var i = 0; i < received; i++)
@@ -509,6 +527,25 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             }
 
             var length = (int)message.Length;
+            var head = buffers[i].Length;
+            if (length > head)
+            {
+                // Spilled into this message's slot of the spill area: move it whole into an oversize buffer.
+                if (oversize is null || !oversize.TryRent(out var big) || big.Length < length)
+                {
+                    Interlocked.Increment(ref _receiveDropped);
+                    continue;
+                }
+
+                buffers[i].CopyTo(big, 0);
+                new ReadOnlySpan<byte>(batch.SpillSlot(i), length - head).CopyTo(big.AsSpan(head));
+                buffers[n] = big;
+                sizes[n] = length;
+                endpoints[n] = ToEndpoint(&batch.Addresses[i]);
+                n++;
+                continue;
+            }
+
             if (n != i)
             {
                 // A truncated datagram earlier in the batch: move this one down (rare).
@@ -590,7 +627,18 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             Destination = (SockAddrIn6*)NativeMemory.AllocZeroed(1, (nuint)sizeof(SockAddrIn6));
             Control = (byte*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)ControlStride);
             TrainLengths = new int[capacity];
+            _capacity = capacity;
         }
+
+        /// <summary>Bytes of one message's spill slot: any datagram (at most 65535 bytes) fits the buffer and its slot.</summary>
+        public const int SpillSize = 1 << 16;
+
+        private readonly int _capacity;
+        private IoVec* _spillIovecs;
+        private byte* _spill;
+
+        /// <summary>Message <paramref name="i"/>'s slot of the spill area (valid after a PrepareReceive with spill).</summary>
+        public byte* SpillSlot(int i) => _spill + ((nint)i * SpillSize);
 
         /// <summary>CMSG_SPACE(sizeof(uint16_t)): a cmsghdr plus the segment size, padded to the header's alignment.</summary>
         public static int ControlStride => (sizeof(CMsgHdr) + sizeof(ushort) + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1);
@@ -644,16 +692,35 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             }
         }
 
-        public void PrepareReceive(int count)
+        public void PrepareReceive(int count, bool spill = false)
         {
+            if (spill && _spill == null)
+            {
+                // Allocated on first use and never touched here: the kernel backs a page only when a datagram spills into it.
+                _spill = (byte*)NativeMemory.Alloc((nuint)_capacity, SpillSize);
+                _spillIovecs = (IoVec*)NativeMemory.AllocZeroed((nuint)_capacity * 2, (nuint)sizeof(IoVec));
+            }
+
             for (var i = 0; i < count; i++)
             {
                 TrainLengths[i] = 1;
                 ref var m = ref Messages[i];
                 m.Header.Name = &Addresses[i];
                 m.Header.NameLength = (uint)sizeof(SockAddrIn6);
-                m.Header.Iov = &Iovecs[i];
-                m.Header.IovLength = 1;
+                if (spill)
+                {
+                    _spillIovecs[2 * i] = Iovecs[i];
+                    _spillIovecs[(2 * i) + 1].Base = SpillSlot(i);
+                    _spillIovecs[(2 * i) + 1].Length = SpillSize;
+                    m.Header.Iov = &_spillIovecs[2 * i];
+                    m.Header.IovLength = 2;
+                }
+                else
+                {
+                    m.Header.Iov = &Iovecs[i];
+                    m.Header.IovLength = 1;
+                }
+
                 m.Header.Control = null;
                 m.Header.ControlLength = 0;
                 m.Header.Flags = 0;
@@ -744,6 +811,10 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
             NativeMemory.Free(Addresses);
             NativeMemory.Free(Destination);
             NativeMemory.Free(Control);
+            NativeMemory.Free(_spill);
+            NativeMemory.Free(_spillIovecs);
+            _spill = null;
+            _spillIovecs = null;
             Control = null;
             Messages = null;
             Iovecs = null;
