@@ -158,7 +158,7 @@ internal sealed partial class TcpConnection
             }
             else
             {
-                _layer.SendChallengeAck(this);
+                SendChallengeAck(now);
             }
 
             return;
@@ -173,7 +173,7 @@ internal sealed partial class TcpConnection
                 return;
             }
 
-            _layer.SendChallengeAck(this);
+            SendChallengeAck(now);
             return;
         }
 
@@ -299,6 +299,22 @@ internal sealed partial class TcpConnection
         SendAckNow(now);
     }
 
+    /// <summary>
+    /// RFC 5961 §7 challenge ACK (for §3.2 in-window RST, §4.2 SYN, §5.2 too-old ACK), throttled as Linux does
+    /// today: first per connection — at most one per <see cref="TcpConstants.OutOfWindowAckInterval"/>, an interval
+    /// shared with the duplicate ACKs of <see cref="SendDuplicateAck"/> — then by the layer's optional global cap,
+    /// whose per-second allowance is randomized (<see cref="TcpLayer.TryTakeGlobalChallengeAck"/>). A flood at one
+    /// connection therefore cannot starve another one, and the count an off-path attacker observes is not a
+    /// fixed, shared counter (CVE-2016-5696).
+    /// </summary>
+    private void SendChallengeAck(TimeSpan now)
+    {
+        if (_layer.TryTakeChallengeAck(now, ref _outOfWindowAckAllowedAt))
+        {
+            SendAckNow(now);
+        }
+    }
+
     /// <summary>ACK processing (RFC 9293 §3.10.7.4 fifth; RFC 5961 §5.2). Returns false to drop the segment.</summary>
     private bool ProcessAck(TimeSpan now, in TcpRepr seg, int payloadLength, bool fin)
     {
@@ -311,7 +327,7 @@ internal sealed partial class TcpConnection
 
         if (ack < _sndUna - (int)Math.Min(_maxSndWnd, int.MaxValue / 2))
         {
-            _layer.SendChallengeAck(this); // RFC 5961 §5.2: too old
+            SendChallengeAck(now); // RFC 5961 §5.2: too old
             return false;
         }
 
