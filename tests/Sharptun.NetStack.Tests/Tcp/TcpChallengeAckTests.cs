@@ -40,11 +40,17 @@ public sealed class TcpChallengeAckTests
         return (net, client, conns, sent);
     }
 
-    /// <summary>A segment that earns a challenge ACK: kind 0 in-window RST (§3.2), 1 SYN (§4.2), 2 too-old ACK (§5.2).</summary>
+    /// <summary>
+    /// A segment that earns a challenge ACK: kind 0 in-window RST (§3.2), 1 in-window SYN (§4.2), 2 too-old ACK (§5.2),
+    /// 3 SYN outside the window and 4 PAWS-rejected SYN (RFC 9293 §3.10.7.4 fourth: a SYN gets a challenge ACK
+    /// "irrespective of the sequence number"; Linux syn_challenge).
+    /// </summary>
     private static TcpRepr Provoking(TcpConnection c, int kind, int i) => kind switch
     {
         0 => new TcpRepr { Seq = c.RcvNxt + 1 + (i % 1000), Flags = TcpFlags.Rst },
         1 => new TcpRepr { Seq = c.RcvNxt + 1 + (i % 1000), Flags = TcpFlags.Syn, Window = 1000 },
+        3 => new TcpRepr { Seq = c.RcvNxt + 100_000_000 + i, Flags = TcpFlags.Syn, Window = 1000 },
+        4 => new TcpRepr { Seq = c.RcvNxt, Flags = TcpFlags.Syn, Window = 1000, HasTimestamp = true, TsVal = c.TsRecent - 1000, TsEcr = 0 },
         _ => new TcpRepr
         {
             Seq = c.RcvNxt, Ack = c.SndUna - 1_000_000_000, Flags = TcpFlags.Ack, Window = 1000,
@@ -71,6 +77,8 @@ public sealed class TcpChallengeAckTests
     [InlineData(0, 1000)] // the old fixed budget's size, now randomized
     [InlineData(1, 1000)]
     [InlineData(2, 1000)]
+    [InlineData(3, int.MaxValue)] // found while fixing: unacceptable SYNs were answered with an unthrottled ACK each
+    [InlineData(4, int.MaxValue)]
     public void FloodAtOneConnection_AnotherConnectionStillGetsItsChallengeAck(int kind, int globalLimit)
     {
         var (net, client, conns, sent) = Setup(80 + kind, new TcpOptions { ChallengeAckLimitPerSecond = globalLimit }, 2);
