@@ -101,7 +101,7 @@ internal sealed partial class TcpConnection
                 NoteDuplicate(seg.Seq, dupEnd <= _rcvNxt ? dupEnd : _rcvNxt);
             }
 
-            SendDuplicateAck(now, segLen);
+            SendDuplicateAck(now, segLen, syn);
             return;
         }
 
@@ -135,7 +135,7 @@ internal sealed partial class TcpConnection
                     NoteDuplicate(seg.Seq, dupEnd <= _rcvNxt ? dupEnd : _rcvNxt);
                 }
 
-                SendDuplicateAck(now, segLen);
+                SendDuplicateAck(now, segLen, syn);
             }
 
             return;
@@ -158,7 +158,7 @@ internal sealed partial class TcpConnection
             }
             else
             {
-                _layer.SendChallengeAck(this);
+                SendChallengeAck(now);
             }
 
             return;
@@ -173,7 +173,7 @@ internal sealed partial class TcpConnection
                 return;
             }
 
-            _layer.SendChallengeAck(this);
+            SendChallengeAck(now);
             return;
         }
 
@@ -279,12 +279,20 @@ internal sealed partial class TcpConnection
 
     /// <summary>
     /// The ACK owed to an unacceptable segment (RFC 9293 §3.10.7.4 first, RFC 7323 §5.3, SEG.ACK &gt; SND.NXT). One
-    /// that occupies sequence space (data, SYN, FIN) is always answered: it may be a retransmission whose ACK was lost.
-    /// A pure ACK is answered at most once per <see cref="TcpConstants.OutOfWindowAckInterval"/> (as Linux's
-    /// tcp_oow_rate_limited), so an ACK loop or a flood of forged ACKs draws no ACK per segment.
+    /// that occupies sequence space with data or a FIN is always answered: it may be a retransmission whose ACK was
+    /// lost. A pure ACK is answered at most once per <see cref="TcpConstants.OutOfWindowAckInterval"/> (as Linux's
+    /// tcp_oow_rate_limited), so an ACK loop or a flood of forged ACKs draws no ACK per segment. A SYN gets the
+    /// challenge ACK (§3.10.7.4 fourth: "irrespective of the sequence number"; RFC 5961 §4.2; Linux syn_challenge),
+    /// throttled the same way (it used to draw one unthrottled ACK per SYN, since a SYN occupies sequence space).
     /// </summary>
-    private void SendDuplicateAck(TimeSpan now, int segLen)
+    private void SendDuplicateAck(TimeSpan now, int segLen, bool syn)
     {
+        if (syn)
+        {
+            SendChallengeAck(now);
+            return;
+        }
+
         if (segLen == 0)
         {
             if (now < _outOfWindowAckAllowedAt)
@@ -299,19 +307,35 @@ internal sealed partial class TcpConnection
         SendAckNow(now);
     }
 
+    /// <summary>
+    /// RFC 5961 §7 challenge ACK (for §3.2 in-window RST, §4.2 SYN, §5.2 too-old ACK), throttled as Linux does
+    /// today: first per connection — at most one per <see cref="TcpConstants.OutOfWindowAckInterval"/>, an interval
+    /// shared with the duplicate ACKs of <see cref="SendDuplicateAck"/> — then by the layer's optional global cap,
+    /// whose per-second allowance is randomized (<see cref="TcpLayer.TryTakeGlobalChallengeAck"/>). A flood at one
+    /// connection therefore cannot starve another one, and the count an off-path attacker observes is not a
+    /// fixed, shared counter (CVE-2016-5696).
+    /// </summary>
+    private void SendChallengeAck(TimeSpan now)
+    {
+        if (_layer.TryTakeChallengeAck(now, ref _outOfWindowAckAllowedAt))
+        {
+            SendAckNow(now);
+        }
+    }
+
     /// <summary>ACK processing (RFC 9293 §3.10.7.4 fifth; RFC 5961 §5.2). Returns false to drop the segment.</summary>
     private bool ProcessAck(TimeSpan now, in TcpRepr seg, int payloadLength, bool fin)
     {
         var ack = seg.Ack;
         if (ack > _sndMax)
         {
-            SendDuplicateAck(now, payloadLength + (fin ? 1 : 0)); // acks something not yet sent
+            SendDuplicateAck(now, payloadLength + (fin ? 1 : 0), syn: false); // acks something not yet sent
             return false;
         }
 
         if (ack < _sndUna - (int)Math.Min(_maxSndWnd, int.MaxValue / 2))
         {
-            _layer.SendChallengeAck(this); // RFC 5961 §5.2: too old
+            SendChallengeAck(now); // RFC 5961 §5.2: too old
             return false;
         }
 

@@ -57,7 +57,7 @@ internal sealed partial class TcpConnection
     private bool _tsEnabled;
     private uint _tsRecent;
     private TimeSpan _tsRecentAge;
-    private TimeSpan _outOfWindowAckAllowedAt; // next time an unacceptable pure ACK may be answered
+    private TimeSpan _outOfWindowAckAllowedAt; // next time an unacceptable pure ACK or a challenge ACK may be sent
     private uint _tsOffset;
     private SeqNumber _lastAckSent;
 

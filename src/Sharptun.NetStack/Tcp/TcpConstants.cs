@@ -34,8 +34,10 @@ internal static class TcpConstants
     public const int InitialWindowSegments = 10;
 
     /// <summary>
-    /// Least interval between duplicate ACKs a connection sends for unacceptable pure ACKs (Linux tcp_invalid_ratelimit,
-    /// 500 ms): such an ACK may be one half of an ACK loop between desynchronized peers, or a reflection flood.
+    /// Least interval between "invalid-segment" ACKs of one connection or TIME-WAIT tuple (Linux tcp_invalid_ratelimit,
+    /// 500 ms): duplicate ACKs for unacceptable pure ACKs (one half of an ACK loop between desynchronized peers, or a
+    /// reflection flood) and RFC 5961 challenge ACKs share it, so a flood aimed at one tuple draws at most one ACK per
+    /// interval and cannot use up anything other tuples need (CVE-2016-5696).
     /// </summary>
     public static readonly TimeSpan OutOfWindowAckInterval = TimeSpan.FromMilliseconds(500);
 

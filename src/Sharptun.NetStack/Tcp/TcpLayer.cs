@@ -16,7 +16,10 @@ internal sealed class TcpLayerStats
     public long BadSegments;
     public long ResetsSent;
     public long ChallengeAcksSent;
+    /// <summary>Challenge and TIME-WAIT ACKs not sent, for either limit (per tuple or global).</summary>
     public long ChallengeAcksSuppressed;
+    /// <summary>The part of <see cref="ChallengeAcksSuppressed"/> due to the optional global cap.</summary>
+    public long ChallengeAcksGlobalSuppressed;
     public long PawsRejected;
     public long SynsDropped;
     public long TimeWaitEvictions;
@@ -50,8 +53,10 @@ internal sealed class TcpLayer
     private readonly byte[] _segment = new byte[65536 + TcpHeader.MaxLength];
     private readonly byte[] _isnKey = new byte[32];
     private long _timeWaitGeneration;
-    private int _challengeAcks;
+    private readonly Random? _challengeTestRandom; // seeded stand-in for the CSPRNG (deterministic simulations)
+    private long _challengeAllowance; // global challenge ACKs left in the current one-second interval
     private TimeSpan _challengeWindowStart;
+    private bool _challengeWindowOpen;
     private int _nextEphemeral;
 
     public TcpLayer(IStackContext context, TcpOptions options)
@@ -75,6 +80,7 @@ internal sealed class TcpLayer
             _testRandom = new Random(seed);
             _testRandom.NextBytes(_isnKey);
             _nextEphemeral = _testRandom.Next(EphemeralCount);
+            _challengeTestRandom = new Random(seed ^ 0x5961); // its own stream: draws here never shift ports or offsets
         }
         else
         {
@@ -228,8 +234,10 @@ internal sealed class TcpLayer
     /// consumed. RCV.WND is 0 here (the peer's FIN closed its side; our TIME-WAIT ACKs advertise 0), so the only
     /// acceptable segments are a bare ACK at RCV.NXT (consumed silently) and the retransmission of the peer's FIN,
     /// the one segment TIME-WAIT exists for. Only that FIN restarts 2MSL, in place (no new timer entry); every ACK
-    /// sent from here, for that FIN or for an unacceptable segment, draws on the layer's challenge-ACK budget, so a
-    /// flood at a TIME-WAIT tuple costs neither memory nor more than the budget of ACKs.
+    /// sent from here, for that FIN or for an unacceptable segment, is throttled like a challenge ACK
+    /// (<see cref="TryTakeChallengeAck"/>: at most one per tuple per 500 ms, as Linux's TIME-WAIT
+    /// tw_last_oow_ack_time, then the optional global cap), so a flood at a TIME-WAIT tuple costs no memory, draws at
+    /// most two ACKs a second and takes nothing from other tuples.
     /// </summary>
     private bool OnTimeWaitSegment(TimeSpan now, FourTuple tuple, in TimeWaitEntry tw, in TcpRepr seg, int payloadLength)
     {
@@ -279,8 +287,12 @@ internal sealed class TcpLayer
 
         // That FIN is ACKed; so is everything else, which is unacceptable (old or future sequence numbers, data, SYN,
         // PAWS-rejected, SEG.ACK > SND.NXT, no ACK bit): §3.10.7.4 first "an acknowledgment should be sent in reply".
-        // Both draw on the RFC 5961 §7 budget, and neither adds a timer entry.
-        if (!TryTakeChallengeAck(now))
+        // Both are throttled per tuple (and by the optional global cap), and neither adds a timer entry.
+        ref var limited = ref CollectionsMarshal.GetValueRefOrNullRef(_timeWait, tuple);
+        var ackAllowedAt = limited.AckAllowedAt;
+        bool send = TryTakeChallengeAck(now, ref ackAllowedAt);
+        limited = limited with { AckAllowedAt = ackAllowedAt };
+        if (!send)
         {
             return true;
         }
@@ -649,36 +661,59 @@ internal sealed class TcpLayer
         TransmitRaw(tuple, repr, 0);
     }
 
-    /// <summary>RFC 5961 §7: challenge ACKs are rate limited per layer.</summary>
-    internal void SendChallengeAck(TcpConnection c)
-    {
-        var now = _context.Now;
-        if (TryTakeChallengeAck(now))
-        {
-            c.SendAckNow(now);
-        }
-    }
-
     /// <summary>
-    /// RFC 5961 §7 budget, shared by challenge ACKs and every ACK sent from TIME-WAIT: at most
-    /// <see cref="TcpOptions.ChallengeAckLimitPerSecond"/> per one-second window across the layer.
+    /// RFC 5961 §7 throttle for challenge ACKs and every ACK sent from TIME-WAIT, as Linux does it today
+    /// (tcp_send_challenge_ack, tcp_timewait_check_oow_rate_limit). First per tuple: at most one per
+    /// <see cref="TcpConstants.OutOfWindowAckInterval"/>, tracked in <paramref name="allowedAt"/> (the connection's or
+    /// the TIME-WAIT entry's own timestamp), so a flood aimed at one tuple draws at most one ACK per interval and
+    /// cannot use up anything another tuple needs. Then, only when <see cref="TcpOptions.ChallengeAckLimitPerSecond"/>
+    /// is set (Linux, since 6.0, leaves its global limit off by default: it is the CVE-2016-5696 side channel),
+    /// <see cref="TryTakeGlobalChallengeAck"/>. A suppressed ACK does not move <paramref name="allowedAt"/>.
     /// </summary>
-    private bool TryTakeChallengeAck(TimeSpan now)
+    internal bool TryTakeChallengeAck(TimeSpan now, ref TimeSpan allowedAt)
     {
-        if (now - _challengeWindowStart >= TimeSpan.FromSeconds(1))
-        {
-            _challengeWindowStart = now;
-            _challengeAcks = 0;
-        }
-
-        if (_challengeAcks >= _options.ChallengeAckLimitPerSecond)
+        if (now < allowedAt || !TryTakeGlobalChallengeAck(now))
         {
             Stats.ChallengeAcksSuppressed++;
             return false;
         }
 
-        _challengeAcks++;
+        allowedAt = now + TcpConstants.OutOfWindowAckInterval;
         Stats.ChallengeAcksSent++;
+        return true;
+    }
+
+    /// <summary>
+    /// The optional layer-wide cap. Its allowance is drawn afresh for each one-second interval (virtual clock),
+    /// uniformly from [⌈L/2⌉, ⌈L/2⌉ + L − 1] for L = <see cref="TcpOptions.ChallengeAckLimitPerSecond"/> (mean ≈ L), as
+    /// Linux's "tcp: make challenge acks less predictable": an off-path attacker who counts the challenge ACKs it gets
+    /// cannot tell how many other tuples took from the same interval, so the count is no oracle for sequence numbers or
+    /// for whether a 4-tuple exists (CVE-2016-5696). <see cref="int.MaxValue"/> (the default) disables the cap.
+    /// </summary>
+    internal bool TryTakeGlobalChallengeAck(TimeSpan now)
+    {
+        int limit = _options.ChallengeAckLimitPerSecond;
+        if (limit == int.MaxValue)
+        {
+            return true;
+        }
+
+        if (!_challengeWindowOpen || now - _challengeWindowStart >= TimeSpan.FromSeconds(1))
+        {
+            _challengeWindowOpen = true;
+            _challengeWindowStart = now;
+            int half = (int)(((long)limit + 1) / 2);
+            int spread = _challengeTestRandom is { } r ? r.Next(limit) : RandomNumberGenerator.GetInt32(limit);
+            _challengeAllowance = (long)half + spread;
+        }
+
+        if (_challengeAllowance <= 0)
+        {
+            Stats.ChallengeAcksGlobalSuppressed++;
+            return false;
+        }
+
+        _challengeAllowance--;
         return true;
     }
 
@@ -709,5 +744,6 @@ internal sealed class TcpLayer
 
     private readonly Random? _testRandom;
 
-    internal readonly record struct TimeWaitEntry(SeqNumber RcvNxt, SeqNumber SndNxt, bool TsEnabled, uint TsRecent, uint TsOffset, TimeSpan Expires, long Generation);
+    // AckAllowedAt: next time an ACK may be sent for this tuple (TryTakeChallengeAck).
+    internal readonly record struct TimeWaitEntry(SeqNumber RcvNxt, SeqNumber SndNxt, bool TsEnabled, uint TsRecent, uint TsOffset, TimeSpan Expires, long Generation, TimeSpan AckAllowedAt = default);
 }

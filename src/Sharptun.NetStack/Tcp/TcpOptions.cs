@@ -86,8 +86,13 @@ public sealed class TcpOptions
     /// <summary>How long a closed (disposed) connection may stay in FIN-WAIT-2. Default 60 s.</summary>
     public TimeSpan FinWait2Timeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Challenge ACKs per second across the layer (RFC 5961 §7). Default 1000.</summary>
-    public int ChallengeAckLimitPerSecond { get; set; } = 1000;
+    /// <summary>
+    /// Optional layer-wide cap on RFC 5961 §7 challenge ACKs and TIME-WAIT ACKs, per second: the allowance of each
+    /// second is drawn at random with this mean (from ⌈L/2⌉ to ⌈L/2⌉ + L − 1), so it cannot serve as a counter for an
+    /// off-path attacker (CVE-2016-5696). Each connection and TIME-WAIT tuple is limited on its own anyway, to one such
+    /// ACK per 500 ms. Default <see cref="int.MaxValue"/>: no global cap, as Linux since 6.0.
+    /// </summary>
+    public int ChallengeAckLimitPerSecond { get; set; } = int.MaxValue;
 
     /// <summary>Largest number of out-of-order byte ranges kept per connection. Default 32.</summary>
     public int MaxOutOfOrderRanges { get; set; } = 32;
@@ -102,6 +107,11 @@ public sealed class TcpOptions
         if (MaxTimeWaitEntries < 0 || MaxOutOfOrderRanges < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxTimeWaitEntries));
+        }
+
+        if (ChallengeAckLimitPerSecond < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ChallengeAckLimitPerSecond), "Must be at least 1 (int.MaxValue: no global cap).");
         }
     }
 }

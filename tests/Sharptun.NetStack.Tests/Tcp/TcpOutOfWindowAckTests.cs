@@ -5,8 +5,8 @@ namespace Sharptun.NetStack.Tests.Tcp;
 /// <summary>
 /// Duplicate ACKs for unacceptable segments on a synchronized connection (RFC 9293 §3.10.7.4 first, RFC 7323 §5.3,
 /// SEG.ACK &gt; SND.NXT): a pure ACK is answered at most once per 500 ms (Linux tcp_invalid_ratelimit: it may be one
-/// half of an ACK loop or a reflection flood), a segment that occupies sequence space always (a retransmission after
-/// a lost ACK needs the reply).
+/// half of an ACK loop or a reflection flood), a segment with data or a FIN always (a retransmission after a lost ACK
+/// needs the reply); an unacceptable SYN gets the equally throttled challenge ACK (TcpChallengeAckTests).
 /// </summary>
 public sealed class TcpOutOfWindowAckTests
 {

@@ -90,17 +90,24 @@ public sealed class TcpSecurityTests
     }
 
     [Fact]
-    public void ChallengeAck_ManyBogusRsts_RateLimited()
+    public void ChallengeAck_ManyBogusRsts_OnePerConnectionPer500Ms()
     {
-        var o = new TcpOptions { ChallengeAckLimitPerSecond = 5 };
-        var p = new TcpPair(46, o, null).Connect();
+        var p = new TcpPair(46).Connect();
         for (int i = 0; i < 20; i++)
         {
             InjectToClient(p, new TcpRepr { Seq = p.C.RcvNxt + 10 + i, Flags = TcpFlags.Rst });
         }
 
-        Assert.Equal(5, p.Client.Tcp.Stats.ChallengeAcksSent);
-        Assert.Equal(15, p.Client.Tcp.Stats.ChallengeAcksSuppressed);
+        Assert.Equal(1, p.Client.Tcp.Stats.ChallengeAcksSent);
+        Assert.Equal(19, p.Client.Tcp.Stats.ChallengeAcksSuppressed);
+
+        p.Net.Now += TimeSpan.FromMilliseconds(499);
+        InjectToClient(p, new TcpRepr { Seq = p.C.RcvNxt + 10, Flags = TcpFlags.Rst });
+        Assert.Equal(1, p.Client.Tcp.Stats.ChallengeAcksSent);
+        p.Net.Now += TimeSpan.FromMilliseconds(1);
+        InjectToClient(p, new TcpRepr { Seq = p.C.RcvNxt + 10, Flags = TcpFlags.Rst });
+        Assert.Equal(2, p.Client.Tcp.Stats.ChallengeAcksSent);
+        Assert.Equal(TcpState.Established, p.C.State);
     }
 
     [Fact]

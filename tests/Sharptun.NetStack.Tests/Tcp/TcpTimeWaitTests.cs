@@ -26,6 +26,7 @@ public sealed class TcpTimeWaitTests
             Assert.True(Pair.Listener.TryAccept(out var olderServer));
             Close(older, olderServer);
             Net.RunFor(TimeSpan.FromSeconds(1));
+            Older = (older.Tuple, older.RcvNxt, older.SndMax, older.TsRecent);
 
             Pair.Connect();
             Entered = Close(Pair.C, Pair.S);
@@ -43,6 +44,9 @@ public sealed class TcpTimeWaitTests
         }
 
         public TcpPair Pair { get; }
+
+        /// <summary>The other TIME-WAIT tuple (client port 39999).</summary>
+        public (FourTuple Tuple, SeqNumber RcvNxt, SeqNumber SndNxt, uint TsRecent) Older { get; }
 
         /// <summary>Closes client first (it ends in TIME-WAIT); returns when the client entered TIME-WAIT.</summary>
         private TimeSpan Close(TcpConnection client, TcpConnection server)
@@ -65,11 +69,11 @@ public sealed class TcpTimeWaitTests
         public FourTuple Tuple => Pair.C.Tuple;
 
         /// <summary>Delivers a hand-made segment from the server's 4-tuple to the client, then runs the client's timers.</summary>
-        public void Inject(TcpRepr repr, int payloadLength = 0)
+        public void Inject(TcpRepr repr, int payloadLength = 0, ushort? clientPort = null)
         {
             var payload = new byte[payloadLength];
             var buf = new byte[repr.HeaderLength + payloadLength];
-            repr = repr with { SourcePort = TcpPair.ServerPort, DestinationPort = Pair.C.Tuple.LocalPort };
+            repr = repr with { SourcePort = TcpPair.ServerPort, DestinationPort = clientPort ?? Pair.C.Tuple.LocalPort };
             repr.Emit(buf, payload, Pair.Server.Address, Pair.Client.Address);
             lock (Net.Gate)
             {
@@ -167,6 +171,34 @@ public sealed class TcpTimeWaitTests
 
         // none of them restarted 2MSL
         Assert.Equal(TwoMsl, f.RunToExpiry(f.Entered));
+    }
+
+    [Fact]
+    public void TimeWait_FloodAtOneTuple_OtherTupleStillGetsItsAck()
+    {
+        var f = new TimeWaitFixture(66);
+        var start = f.Net.Now;
+        for (int i = 0; i < 5000; i++)
+        {
+            f.Net.Now += TimeSpan.FromTicks(1000); // 100 µs apart: half a virtual second
+            f.Inject(f.RetransmittedFin with { Seq = f.RcvNxt + 1000 + i }); // unacceptable: answered, throttled
+        }
+
+        // at most one ACK per 500 ms for the flooded tuple (Linux: tw_last_oow_ack_time, tcp_invalid_ratelimit)
+        Assert.InRange(f.Sent.Count, 1, (int)Math.Ceiling((f.Net.Now - start).TotalSeconds / 0.5) + 1);
+
+        // the other TIME-WAIT tuple's retransmitted FIN, in the same second, is still acknowledged
+        f.Sent.Clear();
+        var older = f.Older;
+        f.Inject(new TcpRepr
+        {
+            Seq = older.RcvNxt - 1, Ack = older.SndNxt, Flags = TcpFlags.Fin | TcpFlags.Ack, Window = 1000,
+            HasTimestamp = true, TsVal = older.TsRecent, TsEcr = 1,
+        }, clientPort: older.Tuple.LocalPort);
+        var ack = Assert.Single(f.Sent);
+        Assert.Equal(older.Tuple.LocalPort, ack.SourcePort);
+        Assert.Equal(older.RcvNxt, ack.Ack);
+        Assert.Equal(older.SndNxt, ack.Seq);
     }
 
     [Fact]
