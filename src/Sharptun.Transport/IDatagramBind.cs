@@ -2,7 +2,7 @@ namespace Sharptun.Transport;
 
 /// <summary>
 /// A UDP-like socket that moves datagrams in batches (the shape of wireguard-go's <c>conn.Bind</c>). Implemented
-/// by the Linux UDP bind (recvmmsg/sendmmsg) and by <see cref="InMemoryNetwork"/> for tests.
+/// by the Linux UDP bind (recvmmsg/sendmmsg) and by the test kit's <c>InMemoryNetwork</c> (tests/Sharptun.Testing).
 /// </summary>
 /// <remarks>
 /// Buffers are owned by the caller and only used during the call. Safe for one concurrent receiver and any number

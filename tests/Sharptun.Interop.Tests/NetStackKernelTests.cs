@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Sharptun.NetStack;
+using Sharptun.Testing;
 using Sharptun.Transport;
 using Sharptun.Transport.Linux;
 using Stack = Sharptun.NetStack.NetStack;

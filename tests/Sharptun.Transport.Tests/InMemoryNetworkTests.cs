@@ -1,3 +1,4 @@
+using Sharptun.Testing;
 using Sharptun.Transport;
 
 namespace Sharptun.Transport.Tests;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Sharptun.Device.Config;
 using Sharptun.Device.Uapi;
+using Sharptun.Testing;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;

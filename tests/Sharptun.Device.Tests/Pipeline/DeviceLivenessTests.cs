@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Sharptun.Testing;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;

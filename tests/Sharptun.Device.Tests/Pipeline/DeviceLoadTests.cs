@@ -1,4 +1,5 @@
 using Sharptun.Protocol;
+using Sharptun.Testing;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;

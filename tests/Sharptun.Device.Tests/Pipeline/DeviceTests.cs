@@ -1,6 +1,7 @@
 using System.Net;
 using Sharptun.Device.Uapi;
 using Sharptun.Protocol;
+using Sharptun.Testing;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;

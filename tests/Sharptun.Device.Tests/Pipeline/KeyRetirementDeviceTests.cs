@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Sharptun.Crypto;
+using Sharptun.Testing;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using Sharptun.Transport;
 
-namespace Sharptun.NetStack;
+namespace Sharptun.Testing;
 
 /// <summary>Seeded fault model of a <see cref="FaultInjectingPacketDevice"/>, applied independently to each direction.</summary>
 public sealed class FaultOptions

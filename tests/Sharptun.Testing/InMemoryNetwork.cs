@@ -1,8 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Sharptun.Transport;
 
-namespace Sharptun.Transport;
+namespace Sharptun.Testing;
 
 /// <summary>
 /// An in-memory UDP "network" for tests: binds created on it exchange datagrams by endpoint, with optional
