@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Runtime.Versioning;
 using Sharptun.Crypto;
 using Sharptun.Protocol;
+using Sharptun.Testing;
 
 namespace Sharptun.Interop.Tests;
 
@@ -312,22 +313,18 @@ public sealed class HandshakeInteropTests
         public void Dispose() => socket.Dispose();
     }
 
-    /// <summary>Hand-built IPv4 + ICMP echo packets (RFC 791, RFC 792).</summary>
+    /// <summary>IPv4 + ICMP echo packets (RFC 791, RFC 792), built by the test kit's <see cref="PacketBuilder"/>.</summary>
     private static class Icmp
     {
         public static byte[] EchoRequest(IPAddress source, IPAddress destination, ushort identifier, ushort sequence, int payloadLength)
         {
-            var icmp = new byte[8 + payloadLength];
-            icmp[0] = 8; // echo request
-            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(4), identifier);
-            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(6), sequence);
+            var data = new byte[payloadLength];
             for (var i = 0; i < payloadLength; i++)
             {
-                icmp[8 + i] = (byte)i;
+                data[i] = (byte)i;
             }
 
-            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum(icmp));
-            return Ipv4(source, destination, icmp);
+            return PacketBuilder.IcmpEchoRequest(source, destination, identifier, sequence, data, identification: 0x1234, dontFragment: true);
         }
 
         public static bool TryMakeEchoReply(byte[] request, out byte[] reply)
@@ -341,8 +338,8 @@ public sealed class HandshakeInteropTests
             var icmp = request.AsSpan(20).ToArray();
             icmp[0] = 0; // echo reply
             icmp[2] = icmp[3] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), Checksum(icmp));
-            reply = Ipv4(new IPAddress(request.AsSpan(16, 4)), new IPAddress(request.AsSpan(12, 4)), icmp);
+            BinaryPrimitives.WriteUInt16BigEndian(icmp.AsSpan(2), PacketBuilder.InternetChecksum(icmp));
+            reply = PacketBuilder.Ipv4(new IPAddress(request.AsSpan(16, 4)), new IPAddress(request.AsSpan(12, 4)), PacketBuilder.IcmpProtocol, icmp, identification: 0x1234, dontFragment: true);
             return true;
         }
 
@@ -351,52 +348,14 @@ public sealed class HandshakeInteropTests
             Assert.True(packet.Length >= 28);
             Assert.Equal(0x45, packet[0]);
             Assert.Equal(packet.Length, BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan(2)));
-            Assert.Equal(0, Checksum(packet.AsSpan(0, 20)));
+            Assert.Equal(0, PacketBuilder.InternetChecksum(packet.AsSpan(0, 20)));
             Assert.Equal(1, packet[9]);
             Assert.Equal(source, new IPAddress(packet.AsSpan(12, 4)));
             Assert.Equal(destination, new IPAddress(packet.AsSpan(16, 4)));
             Assert.Equal(0, packet[20]); // echo reply
-            Assert.Equal(0, Checksum(packet.AsSpan(20)));
+            Assert.Equal(0, PacketBuilder.InternetChecksum(packet.AsSpan(20)));
             Assert.Equal(identifier, BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan(24)));
             Assert.Equal(sequence, BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan(26)));
-        }
-
-        private static byte[] Ipv4(IPAddress source, IPAddress destination, byte[] payload)
-        {
-            var p = new byte[20 + payload.Length];
-            p[0] = 0x45;
-            BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(2), (ushort)p.Length);
-            BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(4), 0x1234);
-            p[6] = 0x40; // DF
-            p[8] = 64;
-            p[9] = 1; // ICMP
-            source.TryWriteBytes(p.AsSpan(12), out _);
-            destination.TryWriteBytes(p.AsSpan(16), out _);
-            BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(10), Checksum(p.AsSpan(0, 20)));
-            payload.CopyTo(p, 20);
-            return p;
-        }
-
-        /// <summary>RFC 1071 Internet checksum (0 when verifying a correct header).</summary>
-        private static ushort Checksum(ReadOnlySpan<byte> data)
-        {
-            uint sum = 0;
-            for (var i = 0; i + 1 < data.Length; i += 2)
-            {
-                sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-            }
-
-            if ((data.Length & 1) != 0)
-            {
-                sum += (uint)data[^1] << 8;
-            }
-
-            while (sum > 0xFFFF)
-            {
-                sum = (sum & 0xFFFF) + (sum >> 16);
-            }
-
-            return (ushort)~sum;
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.Versioning;
 using System.Text.RegularExpressions;
+using Sharptun.Testing;
 using Sharptun.Transport;
 using Sharptun.Transport.Linux;
 
@@ -344,7 +345,7 @@ public sealed class TransportInteropTests
             for (var i = 0; i < read.Result && !answered; i++)
             {
                 var packet = buffers[i].AsSpan(16, sizes[i]);
-                if (TryMakeEchoReply(packet))
+                if (PacketBuilder.TryMakeIcmpEchoReply(packet))
                 {
                     Assert.Equal(1, tun.Write([buffers[i]], [sizes[i]], 16, 1));
                     answered = true;
@@ -508,57 +509,5 @@ public sealed class TransportInteropTests
                 return 0;
             }
         }
-    }
-
-    /// <summary>Turns an IPv4 ICMP echo request in place into the matching echo reply. False for any other packet.</summary>
-    private static bool TryMakeEchoReply(Span<byte> packet)
-    {
-        // RFC 791 header: version/IHL at 0, protocol at 9, checksum at 10, source 12, destination 16.
-        if (packet.Length < 28 || packet[0] >> 4 != 4 || packet[9] != 1)
-        {
-            return false;
-        }
-
-        var headerLength = (packet[0] & 0xF) * 4;
-        var icmp = packet[headerLength..];
-        if (icmp[0] != 8) // RFC 792 echo request
-        {
-            return false;
-        }
-
-        Span<byte> source = stackalloc byte[4];
-        packet.Slice(12, 4).CopyTo(source);
-        packet.Slice(16, 4).CopyTo(packet[12..]);
-        source.CopyTo(packet[16..]);
-        packet[8] = 64; // TTL
-        BinaryPrimitives.WriteUInt16BigEndian(packet[10..], 0);
-        BinaryPrimitives.WriteUInt16BigEndian(packet[10..], Checksum(packet[..headerLength]));
-        icmp[0] = 0; // echo reply
-        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], 0);
-        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], Checksum(icmp));
-        return true;
-    }
-
-    /// <summary>RFC 1071 Internet checksum.</summary>
-    private static ushort Checksum(ReadOnlySpan<byte> data)
-    {
-        uint sum = 0;
-        var i = 0;
-        for (; i + 1 < data.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        }
-
-        if (i < data.Length)
-        {
-            sum += (uint)data[i] << 8;
-        }
-
-        while (sum >> 16 != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-
-        return (ushort)~sum;
     }
 }
