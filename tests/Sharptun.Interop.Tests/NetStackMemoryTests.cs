@@ -7,8 +7,9 @@ using Xunit.Abstractions;
 namespace Sharptun.Interop.Tests;
 
 /// <summary>
-/// Memory budget of the userspace stack: runs bench/Sharptun.NetStackMemory (copied next to this assembly by the
-/// project reference) as a child process, so the figure is that of a clean process: two NetStacks joined in memory,
+/// Memory budget of the userspace stack: runs the test kit's NetStack memory workload (tests/Sharptun.Testing/Memory,
+/// also bench/Sharptun.NetStackMemory) as a child process, <c>sharptun-testdaemon netstack-memory</c> (copied next to
+/// this assembly by the project reference), so the figure is that of a clean process: two NetStacks joined in memory,
 /// 100 concurrent TCP connections moving 4 MiB each way (every byte checked), peak Private_Dirty sampled every 10 ms.
 /// Needs no root. Figures and the reasoning behind the budget: docs/benchmarks.md, "NetStack memory".
 /// </summary>
@@ -35,8 +36,8 @@ public sealed class NetStackMemoryTests(ITestOutputHelper output)
     [Fact]
     public void HundredConcurrentBulkConnections_StayUnderMemoryBudget()
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Sharptun.NetStackMemory.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing (project reference to bench/Sharptun.NetStackMemory)");
+        var dll = Path.Combine(AppContext.BaseDirectory, "sharptun-testdaemon.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing (project reference to tests/Sharptun.TestDaemon)");
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -44,6 +45,7 @@ public sealed class NetStackMemoryTests(ITestOutputHelper output)
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add("netstack-memory");
         foreach (var a in new[]
         {
             "--connections", "100", "--bytes", "4M", "--buffers", "8K", "--outbound-queue", "64",

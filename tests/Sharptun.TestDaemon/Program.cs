@@ -1,6 +1,7 @@
 using System.Globalization;
 using Sharptun.Cli.Daemon;
 using Sharptun.Device;
+using Sharptun.Testing.Memory;
 
 namespace Sharptun.TestDaemon;
 
@@ -9,10 +10,20 @@ namespace Sharptun.TestDaemon;
 /// <c>-f IFNAME</c>) with the device's monotonic clock running N times faster than real time, so the interop tests
 /// watch RekeyAfterTime (120 s) pass in 3 s at N = 40. The shipped daemon has no such control (issue 7 item 15): the
 /// clock is handed to <see cref="DaemonHost.DeviceOptionsForTests"/>, which only code inside the process can set.
+/// <c>sharptun-testdaemon netstack-memory ARGS...</c> runs the test kit's <see cref="NetStackMemoryBenchmark"/>
+/// instead (NetStackMemoryTests), so a clean process measures the stack's memory.
 /// </summary>
 internal static class Program
 {
-    public static async Task<int> Main(string[] args)
+    public static int Main(string[] args) =>
+        args.Length >= 1 && args[0] == NetStackMemoryVerb
+            ? NetStackMemoryBenchmark.Run(args[1..], NetStackMemoryVerb)
+            : RunDaemonAsync(args).GetAwaiter().GetResult();
+
+    private const string NetStackMemoryVerb = "netstack-memory";
+
+    // Kept out of Main so the netstack-memory run (and its --baseline child) never loads the CLI and device assemblies.
+    private static async Task<int> RunDaemonAsync(string[] args)
     {
         if (OperatingSystem.IsLinux() && args.Length >= 2 && args[0] == "--time-scale")
         {

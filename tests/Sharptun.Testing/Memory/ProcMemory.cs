@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Sharptun.NetStackMemory;
+namespace Sharptun.Testing.Memory;
 
 /// <summary>
 /// Reads the process's own memory figures from procfs without allocating per sample (one reused byte buffer,

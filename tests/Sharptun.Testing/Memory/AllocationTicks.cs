@@ -1,6 +1,6 @@
 using System.Diagnostics.Tracing;
 
-namespace Sharptun.NetStackMemory;
+namespace Sharptun.Testing.Memory;
 
 /// <summary>
 /// Diagnostics (SHARPTUN_ALLOC_TICKS=1): counts the runtime's GCAllocationTick events (one per ~100 KB allocated) by
