@@ -77,7 +77,7 @@ public sealed class LayeringTests
     }
 
     // The build output may live outside the repository (SHARPTUN_ARTIFACTS), so start from this source file.
-    private static string FindRepositoryRoot([System.Runtime.CompilerServices.CallerFilePath] string sourceFile = "")
+    internal static string FindRepositoryRoot([System.Runtime.CompilerServices.CallerFilePath] string sourceFile = "")
     {
         for (var dir = new DirectoryInfo(Path.GetDirectoryName(sourceFile)!); dir is not null; dir = dir.Parent)
         {
