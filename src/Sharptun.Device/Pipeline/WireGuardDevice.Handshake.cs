@@ -49,6 +49,9 @@ public sealed partial class WireGuardDevice
         }
     }
 
+    /// <summary>Tests only: the number of source addresses the handshake rate limiter tracks.</summary>
+    internal int RateLimitedSources => _rateLimiter.Count;
+
     private bool EnqueueHandshake(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source)
     {
         var proven = false;
