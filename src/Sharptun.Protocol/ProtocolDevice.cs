@@ -206,7 +206,8 @@ public sealed class ProtocolDevice
     /// <paramref name="source"/> (whitepaper §5.4.4): its sender received a cookie at that address within the last two
     /// minutes, so the address is its own. A device under load processes only such messages and rate-limits them per
     /// (now proven) address; the others get a cookie reply (<see cref="WriteCookieReply"/>, §5.3). Costs two MACs; mac1
-    /// is not checked here (<see cref="HasValidMac1"/>). Never throws; false for anything else.
+    /// is not checked here (<see cref="HasValidMac1"/>). An all-zero mac2 is what a sender without a cookie sends
+    /// (§5.4.4) and is refused without computing a MAC. Never throws; false for anything else.
     /// </summary>
     public bool HasValidMac2(TimeSpan now, ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> source)
     {
@@ -217,11 +218,11 @@ public sealed class ProtocolDevice
 
         if (type == MessageType.HandshakeInitiation && HandshakeInitiationView.TryCreate(datagram, out var initiation))
         {
-            return Cookies.CheckMac2(initiation.Mac2Input, initiation.Mac2, source, now);
+            return initiation.Mac2.ContainsAnyExcept((byte)0) && Cookies.CheckMac2(initiation.Mac2Input, initiation.Mac2, source, now);
         }
 
         return type == MessageType.HandshakeResponse && HandshakeResponseView.TryCreate(datagram, out var response)
-            && Cookies.CheckMac2(response.Mac2Input, response.Mac2, source, now);
+            && response.Mac2.ContainsAnyExcept((byte)0) && Cookies.CheckMac2(response.Mac2Input, response.Mac2, source, now);
     }
 
     /// <summary>

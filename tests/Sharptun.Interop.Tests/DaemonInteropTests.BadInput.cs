@@ -78,6 +78,88 @@ public sealed class DaemonBadInputInteropTests
         }
     }
 
+    /// <summary>
+    /// Issue 7 item 2 (whitepaper §5.3): while another host floods A with initiations that all carry a valid mac1 (so
+    /// each one earns a cookie reply), a stock wireguard-go client must connect within one cookie round: its first
+    /// initiation gets a cookie reply, its retry after RekeyTimeout (5 s + jitter) carries mac2 and is processed, so
+    /// the ping answers within 6 s. The daemon's memory stays bounded during the flood.
+    /// </summary>
+    [InteropFact("wireguard-go", "wg", "ping")]
+    public void HandshakeFlood_StockClientConnectsWithinOneCookieRound_MemoryBounded()
+    {
+        using var lab = new NetnsLab();
+        var t = WgTunnel.Create(lab, WgImpl.Sharptun, WgImpl.WireguardGo);
+        var daemon = t.A.Process!;
+        var rssBefore = Rss(daemon);
+
+        var floodAddress = t.Link.V4(9);
+        lab.AddAddress(t.B.Namespace, t.B.Veth, floodAddress + "/32");
+        var sockets = NetnsLab.RunInNamespace(t.B.Namespace, () => Enumerable.Range(0, 16).Select(_ => BoundSocket(floodAddress)).ToArray());
+        var target = new IPEndPoint(IPAddress.Parse(t.A.OuterAddress), t.A.ListenPort);
+        var mac1Key = new byte[32];
+        Noise.LabelKey(ProtocolConstants.LabelMac1, Convert.FromBase64String(t.A.PublicKey), mac1Key);
+        var stats = new FloodStats();
+        using var stop = new CancellationTokenSource();
+        var flood = Task.Factory.StartNew(() => FloodValidMac1(sockets, target, mac1Key, stats, stop.Token), TaskCreationOptions.LongRunning);
+        long peakRss = 0;
+        var sampling = true;
+        var sampler = new Thread(() =>
+        {
+            while (Volatile.Read(ref sampling))
+            {
+                Interlocked.Exchange(ref peakRss, Math.Max(Interlocked.Read(ref peakRss), Rss(daemon)));
+                Thread.Sleep(100);
+            }
+        });
+        try
+        {
+            // A is under load once the flood gets cookie replies back; only then does the client start.
+            lab.WaitFor(() => Interlocked.Read(ref stats.Cookies) > 1000 || flood.IsCompleted, TimeSpan.FromSeconds(30), "cookie replies to the flood");
+            sampler.Start();
+            var sentBefore = Interlocked.Read(ref stats.Sent);
+            var cookiesBefore = Interlocked.Read(ref stats.Cookies);
+
+            Console.WriteLine("DEBUGSNMP before " + lab.Exec(t.A.Namespace, "grep", "Udp:", "/proc/net/snmp").Stdout); // DEBUG-REMOVE
+            var started = Stopwatch.StartNew();
+            var ping = t.Ping(t.B, t.A.TunnelV4, deadlineSeconds: 30);
+            var elapsed = started.Elapsed;
+            Console.WriteLine("DEBUGSNMP after " + lab.Exec(t.A.Namespace, "grep", "Udp:", "/proc/net/snmp").Stdout); // DEBUG-REMOVE
+            var sentDuring = Interlocked.Read(ref stats.Sent) - sentBefore;
+            var cookiesDuring = Interlocked.Read(ref stats.Cookies) - cookiesBefore;
+            var secondsDuring = Math.Max(elapsed.TotalSeconds, 0.001);
+            Volatile.Write(ref sampling, false);
+            sampler.Join();
+            var clientLog = lab.OutputOf(t.B.Process!);
+            var clientGotCookie = clientLog.Contains("Receiving cookie response", StringComparison.Ordinal);
+            Console.WriteLine(
+                $"stock client connected after {elapsed.TotalSeconds:F2} s (cookie round: {clientGotCookie}) while the flood sent " +
+                $"{sentDuring / secondsDuring:F0}/s valid-mac1 initiations and got {cookiesDuring / secondsDuring:F0}/s cookie replies; " +
+                $"daemon RSS {rssBefore >> 20} MiB before, peak {Interlocked.Read(ref peakRss) >> 20} MiB during the flood");
+
+            Console.WriteLine("DEBUGDESCRIBE\n" + t.Describe()); // DEBUG-REMOVE
+            Assert.True(ping.Success, $"{ping}\n{t.Describe()}");
+            Assert.True(cookiesDuring > 0 && clientGotCookie, $"A was not under load while the client connected ({cookiesDuring} cookie replies to the flood, client cookie: {clientGotCookie}): the test proves nothing\n{t.Describe()}");
+            Assert.True(elapsed <= TimeSpan.FromSeconds(6), $"the stock client needed {elapsed.TotalSeconds:F2} s (more than one cookie round) under the flood\n{t.Describe()}");
+            Assert.True(Interlocked.Read(ref peakRss) < rssBefore + (128L << 20), $"daemon RSS grew from {rssBefore >> 20} MiB to {Interlocked.Read(ref peakRss) >> 20} MiB under the flood");
+            Assert.False(daemon.HasExited);
+        }
+        finally
+        {
+            Volatile.Write(ref sampling, false);
+            if (sampler.IsAlive)
+            {
+                sampler.Join();
+            }
+
+            stop.Cancel();
+            flood.Wait(TimeSpan.FromSeconds(10));
+            foreach (var s in sockets)
+            {
+                s.Dispose();
+            }
+        }
+    }
+
     [InteropFact("wireguard-go", "wg")]
     public async Task InvalidUapiRequests_ErrorAndConfigurationUnchanged()
     {
@@ -149,6 +231,85 @@ public sealed class DaemonBadInputInteropTests
 
         t.PingOrFail(t.A, t.B.TunnelV4);
     }
+
+    /// <summary>Resident set size of a live process (bytes; 0 once it exited).</summary>
+    private static long Rss(Process process)
+    {
+        try
+        {
+            process.Refresh();
+            return process.HasExited ? 0 : process.WorkingSet64;
+        }
+        catch (InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>What <see cref="FloodValidMac1"/> has done so far (read while it runs).</summary>
+    private sealed class FloodStats
+    {
+        public long Sent;
+        public long Cookies;
+    }
+
+    /// <summary>
+    /// Sends 148-byte initiations as fast as one thread can, round-robin over <paramref name="sockets"/>, until cancelled
+    /// (at most 60 s): 256 precomputed random messages, every one with a valid mac1 for the target (so each must be
+    /// answered with a cookie reply under load, or cost a Diffie-Hellman otherwise) and no mac2. Counts the cookie
+    /// replies (type 3, 64 bytes) that come back.
+    /// </summary>
+    private static void FloodValidMac1(Socket[] sockets, IPEndPoint target, byte[] mac1Key, FloodStats stats, CancellationToken stop)
+    {
+        var random = new Random(4321);
+        var messages = new byte[256][];
+        for (var i = 0; i < messages.Length; i++)
+        {
+            var m = new byte[HandshakeInitiationView.Size];
+            random.NextBytes(m);
+            m[0] = 1;
+            m[1] = m[2] = m[3] = 0;
+            m.AsSpan(HandshakeInitiationView.Mac2Offset, 16).Clear();
+            Noise.Mac(mac1Key, m.AsSpan(0, HandshakeInitiationView.Mac1Offset), m.AsSpan(HandshakeInitiationView.Mac1Offset, 16));
+            messages[i] = m;
+        }
+
+        var address = SocketAddressOf(target);
+        var reply = new byte[256];
+        var sw = Stopwatch.StartNew();
+        var k = 0;
+        while (!stop.IsCancellationRequested && sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            for (var round = 0; round < 64; round++)
+            {
+                foreach (var s in sockets)
+                {
+                    try
+                    {
+                        s.SendTo(messages[k++ & 0xFF], SocketFlags.None, address);
+                    }
+                    catch (SocketException)
+                    {
+                        // ENOBUFS under pressure: keep flooding
+                    }
+                }
+            }
+
+            Interlocked.Add(ref stats.Sent, 64 * sockets.Length);
+            foreach (var s in sockets)
+            {
+                while (s.Available > 0)
+                {
+                    if (s.Receive(reply) == 64 && reply[0] == 3)
+                    {
+                        Interlocked.Increment(ref stats.Cookies);
+                    }
+                }
+            }
+        }
+    }
+
+    private static SocketAddress SocketAddressOf(IPEndPoint endpoint) => endpoint.Serialize();
 
     private static Socket BoundSocket(string address)
     {

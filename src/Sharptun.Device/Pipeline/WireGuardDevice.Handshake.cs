@@ -29,6 +29,15 @@ public sealed partial class WireGuardDevice
 
     private readonly HandshakeQueue _handshakes;
 
+    /// <summary>
+    /// Cookie replies the worker makes per second at most (each costs a MAC, an XChaCha20-Poly1305 seal and a send), so
+    /// a flood of valid-mac1 messages takes a bounded share of the CPU and leaves the rest to the receive thread. A
+    /// legitimate sender needs one cookie per two minutes; the fair main lane decides whose message is answered next.
+    /// </summary>
+    private const int CookieRepliesPerSecond = 4096;
+
+    private const int CookieReplyBurst = 256;
+
     /// <summary>wireguard-go's UnderLoadAfterTime: load is remembered this long after the queue drains.</summary>
     private static readonly TimeSpan UnderLoadAfterTime = TimeSpan.FromSeconds(1);
 
@@ -77,6 +86,17 @@ public sealed partial class WireGuardDevice
         if (type != MessageType.CookieReply)
         {
             var message = buffer.AsSpan(0, length);
+
+            // A message that cannot carry a cookie (mac2 is its last 16 bytes, all zero without one, §5.4.4) and that
+            // the main lane would refuse anyway is dropped before any MAC: a flood from a few addresses costs the
+            // receive thread little more than the receive itself.
+            var mayHaveMac2 = length >= 16 && message[^16..].ContainsAnyExcept((byte)0);
+            if (!mayHaveMac2 && !_handshakes.HasRoomFor(source))
+            {
+                Counters.Drop(DropReason.HandshakeQueueFull);
+                return false;
+            }
+
             if (!_protocol.HasValidMac1(message))
             {
                 Counters.Drop(DropReason.HandshakeRejected); // whitepaper §5.4.4: not meant for us (or truncated)
@@ -126,6 +146,8 @@ public sealed partial class WireGuardDevice
         var holder = new[] { output };
         var sizeHolder = new int[1];
         Span<byte> sourceBytes = stackalloc byte[18];
+        var cookieTokens = (double)CookieReplyBurst;
+        var cookieRefilled = System.Diagnostics.Stopwatch.GetTimestamp();
         while (_handshakes.Take(out var buffer, out var length, out var source, out var admission))
         {
             try
@@ -141,6 +163,7 @@ public sealed partial class WireGuardDevice
                 {
                     if (admission == Admission.NoMac2 || !_protocol.HasValidMac2(now, message, sourceKey))
                     {
+                        WaitForCookieBudget(ref cookieTokens, ref cookieRefilled);
                         var reply = _protocol.WriteCookieReply(now, message, sourceKey, output);
                         if (reply == 0)
                         {
@@ -204,6 +227,29 @@ public sealed partial class WireGuardDevice
             {
                 _pool.Return(buffer);
             }
+        }
+    }
+
+    /// <summary>
+    /// Waits (on the handshake worker) until the cookie-reply budget (<see cref="CookieRepliesPerSecond"/>, burst
+    /// <see cref="CookieReplyBurst"/>, real time) has a token, and takes it. Waiting rather than dropping keeps the
+    /// main lane's fairness: while the worker waits, the lane fills and evicts from the flood's buckets, not from the
+    /// message it is about to answer.
+    /// </summary>
+    private void WaitForCookieBudget(ref double tokens, ref long refilled)
+    {
+        while (true)
+        {
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            tokens = Math.Min(CookieReplyBurst, tokens + ((now - refilled) * (double)CookieRepliesPerSecond / System.Diagnostics.Stopwatch.Frequency));
+            refilled = now;
+            if (tokens >= 1 || IsDisposed)
+            {
+                tokens--;
+                return;
+            }
+
+            Thread.Sleep(1);
         }
     }
 
@@ -314,6 +360,16 @@ public sealed partial class WireGuardDevice
 
                 Monitor.Pulse(_lock);
                 return true;
+            }
+        }
+
+        /// <summary>False when the main lane would refuse a message from <paramref name="source"/> now (full, and its bucket is the longest).</summary>
+        public bool HasRoomFor(in UdpEndpoint source)
+        {
+            var bucket = Bucket(source);
+            lock (_lock)
+            {
+                return !_closed && (_free >= 0 || _bucketCount[bucket] < _bucketCount[Longest()]);
             }
         }
 
