@@ -34,7 +34,7 @@ public sealed partial class WireGuardDevice
     /// a flood of valid-mac1 messages takes a bounded share of the CPU and leaves the rest to the receive thread. A
     /// legitimate sender needs one cookie per two minutes; the fair main lane decides whose message is answered next.
     /// </summary>
-    private const int CookieRepliesPerSecond = 4096;
+    internal const int CookieRepliesPerSecond = 4096;
 
     private const int CookieReplyBurst = 256;
 
