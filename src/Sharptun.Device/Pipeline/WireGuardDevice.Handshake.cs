@@ -47,7 +47,7 @@ public sealed partial class WireGuardDevice
     internal int RateLimitedSources => _rateLimiter.Count;
 
     /// <summary>What the receive thread learned about a queued handshake message.</summary>
-    private enum Admission : byte
+    internal enum Admission : byte
     {
         /// <summary>Not under load when it arrived: mac2 not checked yet.</summary>
         Unchecked,
@@ -274,9 +274,9 @@ public sealed partial class WireGuardDevice
     /// </list>
     /// All storage is preallocated; no allocation per message.
     /// </summary>
-    private sealed class HandshakeQueue
+    internal sealed class HandshakeQueue
     {
-        private const int BucketCount = 64;
+        internal const int BucketCount = 64;
 
         private readonly object _lock = new(); // Monitor: Wait/Pulse
         private readonly int _capacity;
@@ -440,7 +440,7 @@ public sealed partial class WireGuardDevice
         }
 
         /// <summary>The bucket of a source address: a hash with a per-process random seed (HashCode), so buckets cannot be aimed at.</summary>
-        private static int Bucket(in UdpEndpoint source)
+        internal static int Bucket(in UdpEndpoint source)
         {
             var key = HandshakeRateLimiter.AddressKey(source);
             return (int)((uint)HashCode.Combine((ulong)(key >> 64), (ulong)key) % BucketCount);
