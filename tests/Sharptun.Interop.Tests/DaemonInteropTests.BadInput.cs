@@ -131,6 +131,8 @@ public sealed class DaemonBadInputInteropTests
             var cookiesBefore = Interlocked.Read(ref stats.Cookies);
             var victimSentBefore = Interlocked.Read(ref victimStats.Sent);
             var udpBefore = UdpReceiveErrors(lab, t.A.Namespace);
+            daemon.Refresh();
+            var cpuBefore = daemon.TotalProcessorTime;
 
             var started = Stopwatch.StartNew();
             var ping = t.Ping(t.B, t.A.TunnelV4, deadlineSeconds: 30);
@@ -140,13 +142,15 @@ public sealed class DaemonBadInputInteropTests
             var cookies = (Interlocked.Read(ref stats.Cookies) - cookiesBefore) / seconds;
             var victimSent = (Interlocked.Read(ref victimStats.Sent) - victimSentBefore) / seconds;
             var udpErrors = UdpReceiveErrors(lab, t.A.Namespace) - udpBefore;
+            daemon.Refresh();
+            var cpu = (daemon.TotalProcessorTime - cpuBefore).TotalSeconds / seconds;
             Volatile.Write(ref sampling, false);
             sampler.Join();
             var clientGotCookie = lab.OutputOf(t.B.Process!).Contains("Receiving cookie response", StringComparison.Ordinal);
             Console.WriteLine(
                 $"stock client connected after {elapsed.TotalSeconds:F2} s (cookie round: {clientGotCookie}) while the flood sent " +
                 $"{sent:F0}/s valid-mac1 initiations (+{victimSent:F0}/s from the client's address) and got {cookies:F0}/s cookie replies; " +
-                $"{udpErrors} datagrams dropped by A's socket buffer; daemon RSS {rssBefore >> 20} MiB before, peak {Interlocked.Read(ref peakRss) >> 20} MiB during the flood");
+                $"{udpErrors} datagrams dropped by A's socket buffer; daemon CPU {cpu:P0} of a core, RSS {rssBefore >> 20} MiB before, peak {Interlocked.Read(ref peakRss) >> 20} MiB during the flood");
 
             Assert.True(ping.Success, $"{ping}\n{t.Describe()}");
             Assert.True(cookies > 0 && clientGotCookie, $"A was not under load while the client connected ({cookies:F0}/s cookie replies to the flood, client cookie: {clientGotCookie}): the test proves nothing\n{t.Describe()}");
