@@ -89,7 +89,7 @@ public sealed class DaemonBadInputInteropTests
     /// Whitepaper §5.3 under a flood: another host floods A with initiations that all carry a valid mac1 (each earns a
     /// cookie reply or a Diffie-Hellman), <see cref="FloodRate"/> a second; with <paramref name="alsoFromVictimAddress"/>,
     /// a second flooder shares the client's own IP address (another host behind the same NAT, or a spoofer) and sends
-    /// 500 more a second, 25 times the per-address rate limit. A stock wireguard-go client must still connect within
+    /// 500 more a second (evenly, one every 2 ms), 25 times the per-address rate limit. A stock wireguard-go client must still connect within
     /// one cookie round: its first initiation gets a cookie reply, its retry after RekeyTimeout (5 s + jitter) carries
     /// mac2 and is processed, so the ping answers within 6 s. The daemon's memory stays bounded during the flood.
     /// </summary>
@@ -115,9 +115,9 @@ public sealed class DaemonBadInputInteropTests
         var stats = new FloodStats();
         var victimStats = new FloodStats();
         using var stop = new CancellationTokenSource();
-        var flood = Task.Factory.StartNew(() => FloodValidMac1(sockets, target, mac1Key, stats, FloodRate, stop.Token), TaskCreationOptions.LongRunning);
+        var flood = Task.Factory.StartNew(() => FloodValidMac1(sockets, target, mac1Key, stats, FloodRate, batch: 256, stop.Token), TaskCreationOptions.LongRunning);
         var victimFlood = Task.Factory.StartNew(
-            () => FloodValidMac1(victimSockets, target, mac1Key, victimStats, ratePerSecond: 500, stop.Token),
+            () => FloodValidMac1(victimSockets, target, mac1Key, victimStats, ratePerSecond: 500, batch: 1, stop.Token),
             TaskCreationOptions.LongRunning);
         long peakRss = 0;
         var sampling = true;
@@ -289,11 +289,11 @@ public sealed class DaemonBadInputInteropTests
 
     /// <summary>
     /// Sends 148-byte initiations round-robin over <paramref name="sockets"/> at <paramref name="ratePerSecond"/> (or as
-    /// fast as one thread can, if less), until cancelled (at most 60 s): 256 precomputed random messages, every one with a valid mac1 for the target (so each must be
+    /// fast as one thread can, if less) in bursts of <paramref name="batch"/>, until cancelled (at most 60 s): 256 precomputed random messages, every one with a valid mac1 for the target (so each must be
     /// answered with a cookie reply under load, or cost a Diffie-Hellman otherwise) and no mac2. Counts the cookie
     /// replies (type 3, 64 bytes) that come back.
     /// </summary>
-    private static void FloodValidMac1(Socket[] sockets, IPEndPoint target, byte[] mac1Key, FloodStats stats, int ratePerSecond, CancellationToken stop)
+    private static void FloodValidMac1(Socket[] sockets, IPEndPoint target, byte[] mac1Key, FloodStats stats, int ratePerSecond, int batch, CancellationToken stop)
     {
         if (sockets.Length == 0)
         {
@@ -320,22 +320,21 @@ public sealed class DaemonBadInputInteropTests
         long sent = 0;
         while (!stop.IsCancellationRequested && sw.Elapsed < TimeSpan.FromSeconds(60))
         {
-            for (var round = 0; round < 16; round++)
+            for (var i = 0; i < batch; i++)
             {
-                foreach (var s in sockets)
+                try
                 {
-                    try
-                    {
-                        s.SendTo(messages[k++ & 0xFF], SocketFlags.None, address);
-                    }
-                    catch (SocketException)
-                    {
-                        // ENOBUFS under pressure: keep flooding
-                    }
+                    sockets[k % sockets.Length].SendTo(messages[k & 0xFF], SocketFlags.None, address);
                 }
+                catch (SocketException)
+                {
+                    // ENOBUFS under pressure: keep flooding
+                }
+
+                k++;
             }
 
-            sent += 16 * sockets.Length;
+            sent += batch;
             Interlocked.Exchange(ref stats.Sent, sent);
             foreach (var s in sockets)
             {
