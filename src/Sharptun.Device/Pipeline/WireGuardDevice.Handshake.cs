@@ -325,7 +325,7 @@ public sealed partial class WireGuardDevice
         {
             evicted = null;
             var entry = new Entry(buffer, length, source, admission);
-            var bucket = priority ? 0 : Bucket(source);
+            var bucket = Bucket(source);
             lock (_lock)
             {
                 if (_closed)
@@ -340,11 +340,6 @@ public sealed partial class WireGuardDevice
                 }
                 else
                 {
-                    if (priority)
-                    {
-                        bucket = Bucket(source);
-                    }
-
                     if (_free < 0)
                     {
                         var longest = Longest();
