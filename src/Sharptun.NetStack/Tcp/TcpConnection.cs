@@ -21,7 +21,7 @@ internal sealed partial class TcpConnection
 
     public FourTuple Tuple { get; }
     public TcpState State { get; private set; }
-    public TcpListener? Listener { get; set; }
+    public TcpStreamListener? Listener { get; set; }
     public bool Accepted { get; set; }
     public bool InAcceptQueue { get; set; }
     public SocketError Error { get; private set; } = SocketError.Success;

@@ -9,7 +9,7 @@ namespace Sharptun.NetStack;
 
 /// <summary>
 /// A userspace TCP/IP stack that is itself an <see cref="IPacketDevice"/>: the WireGuard device (or a
-/// <see cref="NetStackTunBridge"/> on a real TUN) writes inbound IP packets into it with <see cref="Write"/> and reads
+/// <see cref="NetworkStackTunBridge"/> on a real TUN) writes inbound IP packets into it with <see cref="Write"/> and reads
 /// the stack's outbound packets with <see cref="Read"/>, exactly as it would with a kernel TUN.
 /// </summary>
 /// <remarks>
@@ -25,12 +25,12 @@ namespace Sharptun.NetStack;
 /// <para>After <see cref="Dispose"/>, a blocked <see cref="Read"/> returns 0, <see cref="Write"/> throws
 /// <see cref="ObjectDisposedException"/> and the driver thread stops.</para>
 /// </remarks>
-public sealed partial class NetStack : IPacketDevice, IStackContext
+public sealed partial class NetworkStack : IPacketDevice, IStackContext
 {
     private const ushort EphemeralFirst = 49152;   // RFC 6335 §6 dynamic ports
     private const ushort EphemeralLast = 65535;
 
-    private readonly NetStackOptions _options;
+    private readonly NetworkStackOptions _options;
     private readonly Lock _gate = new();
     private readonly OutboundQueue _outbound;
     private readonly ByteBudget _budget;
@@ -55,7 +55,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     private volatile bool _disposed;
 
     /// <summary>Creates a stack; it does nothing until packets are written or <see cref="Poll"/>/<see cref="Start"/> is called.</summary>
-    public NetStack(NetStackOptions options)
+    public NetworkStack(NetworkStackOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Mtu, 1280);
@@ -69,7 +69,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         _reassemblerV4 = new FragmentReassembler(_budget, options.MaxReassemblies, options.MaxReassemblyBytes, options.Ipv4ReassemblyTimeout);
         _reassemblerV6 = new FragmentReassembler(_budget, options.MaxReassemblies, options.MaxReassemblyBytes, options.Ipv6ReassemblyTimeout);
         _icmpErrorLimiter = new TokenBucket(options.IcmpErrorRatePerSecond, options.IcmpErrorBurst);
-        Statistics = new NetStackStatistics { V4 = _reassemblerV4, V6 = _reassemblerV6 };
+        Statistics = new NetworkStackStatistics { V4 = _reassemblerV4, V6 = _reassemblerV6 };
         _onReassemblyTimeout = OnReassemblyTimeout;
         _ipv4Identification = (ushort)_random.Next();
         _ipv6Identification = (uint)_random.Next();
@@ -89,7 +89,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     public bool Promiscuous => _options.Promiscuous;
 
     /// <summary>Counters, including drops by reason.</summary>
-    public NetStackStatistics Statistics { get; }
+    public NetworkStackStatistics Statistics { get; }
 
     /// <summary>The lock guarding all stack state (internal: shared with the TCP layer).</summary>
     internal Lock Gate => _gate;
@@ -492,7 +492,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
 
         foreach (var w in waiters)
         {
-            w.TrySetException(new ObjectDisposedException(nameof(NetStack)));
+            w.TrySetException(new ObjectDisposedException(nameof(NetworkStack)));
         }
 
         DisposeTcp();
