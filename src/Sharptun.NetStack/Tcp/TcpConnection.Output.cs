@@ -1,3 +1,5 @@
+using Sharptun.NetStack.Wire;
+
 namespace Sharptun.NetStack.Tcp;
 
 internal sealed partial class TcpConnection
@@ -330,7 +332,7 @@ internal sealed partial class TcpConnection
     /// </summary>
     internal static int SackBlocksThatFit(int sndMss, int otherOptionsLength, int payload, int smss)
     {
-        int space = TcpHeader.MaxLength - TcpHeader.MinLength - otherOptionsLength;
+        int space = TcpPacket.MaxLength - TcpPacket.MinLength - otherOptionsLength;
         if (payload > 0)
         {
             space = Math.Min(space, sndMss - otherOptionsLength - Math.Min(payload, Math.Max(smss / 2, 1)));

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tcp;
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tcp;
 
@@ -50,7 +51,7 @@ internal sealed class TcpLayer
     private readonly Dictionary<FourTuple, TimeWaitEntry> _timeWait = new();
     private readonly PriorityQueue<(FourTuple Tuple, long Generation), TimeSpan> _timeWaitQueue = new();
     private readonly PriorityQueue<TcpConnection, TimeSpan> _timers = new();
-    private readonly byte[] _segment = new byte[65536 + TcpHeader.MaxLength];
+    private readonly byte[] _segment = new byte[65536 + TcpPacket.MaxLength];
     private readonly byte[] _isnKey = new byte[32];
     private long _timeWaitGeneration;
     private readonly Random? _challengeTestRandom; // seeded stand-in for the CSPRNG (deterministic simulations)
@@ -133,7 +134,7 @@ internal sealed class TcpLayer
     }
 
     internal int MssForMtu(bool v4) =>
-        Math.Max(_context.Mtu - (v4 ? TcpConstants.Ipv4HeaderLength : TcpConstants.Ipv6HeaderLength) - TcpHeader.MinLength, 64);
+        Math.Max(_context.Mtu - (v4 ? TcpConstants.Ipv4HeaderLength : TcpConstants.Ipv6HeaderLength) - TcpPacket.MinLength, 64);
 
     // ------------------------------------------------------------------ inbound
 
