@@ -16,9 +16,9 @@ internal sealed partial class TcpConnection
     private ByteRing _tx;
     private ByteRing _rx;
     private readonly SeqRanges _ooo;       // receive: out-of-order ranges held in _rx's free region
-    private readonly SeqRanges _sacked;    // send: SACK scoreboard (RFC 6675 §3)
     private CongestionController _cc;
     private RttEstimator _rtt;
+    private readonly LossRecovery _recovery; // send: SACK scoreboard, RACK/TLP loss detection, PRR, undo
 
     public FourTuple Tuple { get; }
     public TcpState State { get; private set; }
@@ -77,8 +77,6 @@ internal sealed partial class TcpConnection
     private SeqNumber _highRxt;
     private bool _rexmitPending;
     private int _retransmits;       // consecutive RTOs of the same data
-    private TimeSpan _tlpAt = TimeSpan.MaxValue;
-    private bool _tlpFired;
 
     // RTT sampling without timestamps (Karn's algorithm)
     private bool _rttTiming;
@@ -111,13 +109,12 @@ internal sealed partial class TcpConnection
         _tx = EmptyRing; // allocated on reaching ESTABLISHED (EnsureBuffers): a SYN flood costs no buffer memory
         _rx = EmptyRing;
         _ooo = new SeqRanges(options.MaxOutOfOrderRanges);
-        _sacked = new SeqRanges(options.MaxOutOfOrderRanges);
         _rtt = new RttEstimator(options.MinRto);
         _iss = iss;
         _sndUna = _sndNxt = _sndMax = iss;
         _recover = iss;
         _highRxt = iss;
-        _rackFack = iss;
+        _recovery = new LossRecovery(options.MaxOutOfOrderRanges, iss);
         _tsOffset = tsOffset;
         NoDelay = options.NoDelay;
         _keepAlive = options.KeepAlive;
@@ -183,8 +180,15 @@ internal sealed partial class TcpConnection
     internal long RetransmittedBytes { get; private set; }
     internal long FastRetransmits { get; private set; }
     internal long Timeouts { get; private set; }
-    internal long LostRetransmits { get; private set; }
-    internal long TailLossProbes { get; private set; }
+    internal long LostRetransmits => _recovery.LostRetransmits;
+    internal long TailLossProbes => _recovery.TailLossProbes;
+    internal long DsacksReceived => _recovery.DsacksReceived;
+    internal long SpuriousRecoveries => _recovery.SpuriousRecoveries;
+    internal bool ReorderingSeen => _recovery.ReorderingSeen;
+    internal bool InRecovery => _inRecovery;
+    internal long PipeBytes => _recovery.Pipe(_sndUna, _sndMax);
+    internal TimeSpan PreciseSrttForTests => _recovery.PreciseSrtt;
+    internal TimeSpan PreciseMinRttForTests => _recovery.PreciseMinRtt;
 
     /// <summary>Sequence number of the first byte in the send buffer.</summary>
     private SeqNumber DataStart => _sndUna + (_sndUna == _iss ? 1 : 0);
@@ -376,7 +380,9 @@ internal sealed partial class TcpConnection
         }
 
         State = TcpState.Closed;
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = _rackAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = TimeSpan.MaxValue;
+        _recovery.StopTailLossProbe();
+        _recovery.StopRackTimer();
         _layer.Remove(this);
         if (_appClosed)
         {
@@ -419,7 +425,7 @@ internal sealed partial class TcpConnection
         {
             _buffersAllocated = true;
             _tx = new ByteRing(_options.SendBufferSize);
-            AllocateSegmentLog();
+            _recovery.AllocateSendLog(_options.SendBufferSize, _smss);
             _rx = new ByteRing(_options.ReceiveBufferSize);
         }
     }
