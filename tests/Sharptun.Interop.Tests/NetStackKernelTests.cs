@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Sharptun.NetStack;
+using Sharptun.NetStack.Tcp;
 using Sharptun.Transport;
 using Sharptun.Transport.Linux;
 using Xunit.Abstractions;
@@ -209,7 +210,7 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>Moves <paramref name="bytes"/> from the stack stream to the kernel socket, then back; checks hashes.</summary>
-    private async Task TransferBothWaysAsync(Sharptun.NetStack.Tcp.TcpStream stream, Socket kernel, long bytes, string label, TimeSpan timeout)
+    private async Task TransferBothWaysAsync(TcpStream stream, Socket kernel, long bytes, string label, TimeSpan timeout)
     {
         var sw = Stopwatch.StartNew();
         var receiveUp = Task.Run(() => ReceiveAsync(m => kernel.ReceiveAsync(m, SocketFlags.None)));
