@@ -7,7 +7,9 @@ namespace Sharptun.NetStack.Tcp;
 /// One TCP connection's control block (RFC 9293 §3.3.1) and state machine. Sans-I/O: time is passed in,
 /// output goes through <see cref="TcpLayer"/>. Every member runs under the stack's Gate.
 /// Split by concern: this file holds state and the user-facing operations; .Input.cs processes segments
-/// (RFC 9293 §3.10.7), .Output.cs builds segments, .Timers.cs runs retransmission/persist/keepalive timers.
+/// (RFC 9293 §3.10.7), .Output.cs builds segments, .Timers.cs runs retransmission/persist/keepalive timers and the
+/// RACK/TLP timer handlers. SACK loss recovery (scoreboard, send log, RACK, PRR, undo) is its own object,
+/// <see cref="LossRecovery"/>, beside <see cref="CongestionController"/> and <see cref="RttEstimator"/>.
 /// </summary>
 internal sealed partial class TcpConnection
 {
