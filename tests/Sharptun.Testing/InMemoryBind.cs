@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Sharptun.Transport;
@@ -90,7 +89,7 @@ public sealed class InMemoryBind : IDatagramBind
                         _dropped++;
                     }
 
-                    ArrayPool<byte>.Shared.Return(head.Data);
+                    InMemoryNetwork.Pool.Return(head.Data);
                 }
 
                 if (n > 0)
@@ -145,7 +144,7 @@ public sealed class InMemoryBind : IDatagramBind
                 _closed = true;
                 while (_queue.TryDequeue(out var q, out _))
                 {
-                    ArrayPool<byte>.Shared.Return(q.Data);
+                    InMemoryNetwork.Pool.Return(q.Data);
                 }
 
                 Monitor.PulseAll(_receiveLock);
@@ -164,7 +163,7 @@ public sealed class InMemoryBind : IDatagramBind
                 return false;
             }
 
-            var data = ArrayPool<byte>.Shared.Rent(Math.Max(datagram.Length, 1));
+            var data = InMemoryNetwork.Pool.Rent(Math.Max(datagram.Length, 1));
             datagram.CopyTo(data);
             _queue.Enqueue(new Queued(data, datagram.Length, source), (deliverAt, _sequence++));
             Monitor.Pulse(_receiveLock);

@@ -15,10 +15,15 @@ namespace Sharptun.Testing;
 /// that lets later datagrams overtake).</para>
 /// <para>Fault settings may be changed at any time (e.g. cut the link mid-test with <c>DropRate = 1</c>).
 /// Binds can change their local endpoint (<see cref="InMemoryBind.ChangeLocalEndpoint"/>) to test roaming.
-/// Thread-safe. Datagram copies come from <see cref="ArrayPool{T}.Shared"/>: no allocation per datagram in steady state.</para>
+/// Thread-safe. Datagram copies come from the network's own <see cref="ArrayPool{T}"/> (one pool shared by all threads,
+/// not <see cref="ArrayPool{T}.Shared"/>, whose per-thread caches refill by allocating when datagrams are rented on one
+/// thread and returned on another): no allocation per datagram in steady state.</para>
 /// </remarks>
 public sealed class InMemoryNetwork
 {
+    /// <summary>Where datagram copies come from and go back to (see the remarks).</summary>
+    internal static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 128 * 1024, maxArraysPerBucket: 4096);
+
     private readonly object _lock = new();
     private readonly Dictionary<UdpEndpoint, InMemoryBind> _binds = [];
     private readonly int _seed;
