@@ -1,7 +1,7 @@
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>
 /// One packet moving through the pipeline: its pooled buffer, the peer, and (outbound) the keypair and counter

@@ -1,7 +1,7 @@
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 // Handshake pipeline (whitepaper §5.3, wireguard-go RoutineHandshake):
 //

@@ -1,7 +1,7 @@
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 // Inbound pipeline (UDP → TUN), DESIGN.md "Data path":
 //
