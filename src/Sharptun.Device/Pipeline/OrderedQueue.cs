@@ -1,6 +1,3 @@
-using Sharptun.Protocol;
-using Sharptun.Transport;
-
 namespace Sharptun.Device.Pipeline;
 
 /// <summary>A bounded FIFO of a peer's elements in packet order; the head leaves only when it is no longer pending.</summary>

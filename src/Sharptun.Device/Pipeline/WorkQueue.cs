@@ -1,6 +1,3 @@
-using Sharptun.Protocol;
-using Sharptun.Transport;
-
 namespace Sharptun.Device.Pipeline;
 
 /// <summary>

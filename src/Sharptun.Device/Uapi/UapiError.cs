@@ -1,8 +1,3 @@
-using Sharptun.Device.Routing;
-using Sharptun.Protocol;
-using System.Net;
-using Sharptun.Device.Config;
-
 namespace Sharptun.Device.Uapi;
 
 /// <summary>A failed UAPI operation: the errno to send and a message for the log.</summary>
