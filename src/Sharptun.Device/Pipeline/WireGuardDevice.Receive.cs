@@ -123,13 +123,12 @@ public sealed partial class WireGuardDevice
             return false; // wireguard-go drops everything without a private key
         }
 
-        if (type != MessageType.TransportData)
+        if (!TransportDataView.TryCreate(datagram, out var transport))
         {
-            return EnqueueHandshake(now, type, buffer, length, source);
+            return EnqueueHandshake(now, type, buffer, length, source); // a valid header of another type: a handshake message
         }
 
-        var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);
-        if (!_protocol.TryGetKeypair(receiver, out var keypair) || keypair.IsExpired(now) || keypair.Peer.Tag is not DevicePeer owner)
+        if (!_protocol.TryGetKeypair(transport.ReceiverIndex, out var keypair) || keypair.IsExpired(now) || keypair.Peer.Tag is not DevicePeer owner)
         {
             Counters.Drop(DropReason.UnknownReceiver);
             return false;

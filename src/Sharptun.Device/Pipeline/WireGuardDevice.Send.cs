@@ -106,17 +106,7 @@ public sealed partial class WireGuardDevice
     /// <summary>Routes and enqueues one packet at buffer[16..]. Returns the peer when the buffer now belongs to the pipeline, null when dropped (the caller keeps the buffer).</summary>
     private DevicePeer? SendPacket(TimeSpan now, byte[] buffer, int length)
     {
-        var packet = buffer.AsSpan(HeaderSize, length);
-        ReadOnlySpan<byte> destination;
-        if (length >= 20 && packet[0] >> 4 == 4)
-        {
-            destination = packet.Slice(16, 4);
-        }
-        else if (length >= 40 && packet[0] >> 4 == 6)
-        {
-            destination = packet.Slice(24, 16);
-        }
-        else
+        if (!InnerPacket.TryGetDestinationAddress(buffer.AsSpan(HeaderSize, length), out var destination))
         {
             Counters.Drop(DropReason.InvalidOutboundPacket);
             return null;
