@@ -3,7 +3,7 @@ namespace Sharptun.Device.Pipeline;
 /// <summary>A bounded FIFO of a peer's elements in packet order; the head leaves only when it is no longer pending.</summary>
 /// <remarks>
 /// One producer at a time (the peer's send lock outbound, the receive thread inbound) and one drainer at a time
-/// (<see cref="TryBeginDrain"/>): whichever worker finishes an element tries to become the drainer and moves every
+/// (<see cref="Drain{TSink}"/>): whichever worker finishes an element tries to become the drainer and moves every
 /// finished element at the head out, so order is kept without a thread per peer (wireguard-go's per-peer
 /// sequential sender/receiver, done cooperatively).
 /// </remarks>
@@ -145,7 +145,65 @@ internal sealed class OrderedQueue(int capacity)
         }
     }
 
-    public bool TryBeginDrain() => Interlocked.CompareExchange(ref _draining, 1, 0) == 0;
+    /// <summary>
+    /// Drains the queue on this thread when no other thread does: takes the finished elements at the head, in order, a
+    /// batch at a time into <paramref name="batch"/> and hands each batch to <paramref name="sink"/>, then lets it release
+    /// the batch's elements (also when delivering threw). The drain flag is released in a finally - a flag left set would stop this queue for good -
+    /// and taken again when an element finished at the head meanwhile (its worker found the flag set and left). Both
+    /// directions drain this way; a struct sink keeps it allocation-free. True when any element was taken.
+    /// </summary>
+    public bool Drain<TSink>(PacketElement[] batch, ref TSink sink)
+        where TSink : struct, IDrainSink
+    {
+        var took = false;
+        while (TryBeginDrain())
+        {
+            try
+            {
+                while (true)
+                {
+                    var n = TakeFinished(batch);
+                    if (n == 0)
+                    {
+                        break;
+                    }
 
-    public void EndDrain() => Interlocked.Exchange(ref _draining, 0);
+                    took = true;
+                    try
+                    {
+                        sink.Deliver(n);
+                    }
+                    finally
+                    {
+                        sink.Release(n);
+                    }
+                }
+            }
+            finally
+            {
+                EndDrain();
+            }
+
+            if (!HeadFinished)
+            {
+                break;
+            }
+        }
+
+        return took;
+    }
+
+    /// <summary>Takes one drained batch: the first <c>n</c> elements of the batch array given to <see cref="Drain{TSink}"/>.</summary>
+    public interface IDrainSink
+    {
+        /// <summary>Sends or writes the batch's finished elements, in order.</summary>
+        void Deliver(int n);
+
+        /// <summary>Gives the batch's elements back and clears the batch; runs after every <see cref="Deliver"/>, even one that threw.</summary>
+        void Release(int n);
+    }
+
+    private bool TryBeginDrain() => Interlocked.CompareExchange(ref _draining, 1, 0) == 0;
+
+    private void EndDrain() => Interlocked.Exchange(ref _draining, 0);
 }
