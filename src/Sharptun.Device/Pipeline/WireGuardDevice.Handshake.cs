@@ -153,8 +153,12 @@ public sealed partial class WireGuardDevice
             try
             {
                 var now = _clock.Now;
-                var type = (MessageType)buffer[0];
                 var message = buffer.AsSpan(0, length);
+                if (MessageHeader.TryGetType(message, out var type) != ProtocolError.None)
+                {
+                    continue; // not reached: EnqueueHandshake queues only messages whose header checked out
+                }
+
                 var n = WriteSourceBytes(source, sourceBytes);
                 var sourceKey = sourceBytes[..n];
 
