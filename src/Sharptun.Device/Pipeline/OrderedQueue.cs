@@ -105,7 +105,7 @@ internal sealed class OrderedQueue(int capacity)
     }
 
     /// <summary>Moves finished elements from the head into <paramref name="destination"/>; stops at the first pending one.</summary>
-    public int TakeFinished(Span<PacketElement> destination)
+    private int TakeFinished(Span<PacketElement> destination)
     {
         lock (_lock)
         {
@@ -134,7 +134,7 @@ internal sealed class OrderedQueue(int capacity)
     }
 
     /// <summary>True when the head element is finished (a drain would make progress).</summary>
-    public bool HeadFinished
+    private bool HeadFinished
     {
         get
         {
