@@ -36,7 +36,7 @@ public sealed partial class SourceLayoutTests
 
         // Type.cs, or Type.Part.cs for one part of a partial type; the main type may follow small helper types
         // it owns (an enum of its reasons, say), so any top-level type of the file may give the name.
-        Assert.True(types.Contains(typeName) || PendingRename.Contains(file), $"{file}: named {typeName}, declares {string.Join(", ", types)}");
+        Assert.True(types.Contains(typeName), $"{file}: named {typeName}, declares {string.Join(", ", types)}");
     }
 
     [Theory]
@@ -46,22 +46,8 @@ public sealed partial class SourceLayoutTests
         var lastSegment = ExpectedNamespace(file).Split('.')[^1];
         var types = TopLevelTypes(file);
 
-        Assert.False(types.Contains(lastSegment) && !PendingRename.Contains(file), $"{file}: type {lastSegment} is named like its namespace {ExpectedNamespace(file)}");
+        Assert.False(types.Contains(lastSegment), $"{file}: type {lastSegment} is named like its namespace {ExpectedNamespace(file)}");
     }
-
-    // TEMPORARY (issue 8): the NetStack files that the parallel NetStack change (branch i8-net) renames - the type
-    // Sharptun.NetStack.NetStack (-> NetworkStack), Tcp/CongestionControl.cs (-> CongestionController.cs) and
-    // Tcp/TcpWire.cs (-> Wire/TcpPacket.cs). Once that change is merged none of these paths exists: delete this set.
-    // Nothing else may be added here.
-    private static readonly HashSet<string> PendingRename =
-    [
-        "Sharptun.NetStack/NetStack.cs",
-        "Sharptun.NetStack/NetStack.Receive.cs",
-        "Sharptun.NetStack/NetStack.Send.cs",
-        "Sharptun.NetStack/NetStack.Tcp.cs",
-        "Sharptun.NetStack/Tcp/CongestionControl.cs",
-        "Sharptun.NetStack/Tcp/TcpWire.cs",
-    ];
 
     private static string SourceRoot { get; } = Path.Combine(FindRepositoryRoot(), "src");
 
