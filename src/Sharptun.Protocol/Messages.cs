@@ -117,31 +117,14 @@ public static class MessageHeader
 /// </summary>
 public readonly ref struct HandshakeInitiationView
 {
-    /// <summary>The message's fixed length in bytes.</summary>
     public const int Size = 148;
-
-    /// <summary>Offset of the sender index (little-endian u32).</summary>
     public const int SenderOffset = 4;
-
-    /// <summary>Offset of the sender's unencrypted ephemeral public key (32 bytes).</summary>
     public const int EphemeralOffset = 8;
-
-    /// <summary>Offset of the initiator's encrypted static public key.</summary>
     public const int StaticOffset = 40;
-
-    /// <summary>Length of the encrypted static public key: 32 bytes of ciphertext and a 16-byte tag.</summary>
     public const int StaticLength = 32 + 16;
-
-    /// <summary>Offset of the encrypted TAI64N timestamp.</summary>
     public const int TimestampOffset = 88;
-
-    /// <summary>Length of the encrypted timestamp: 12 bytes of ciphertext and a 16-byte tag.</summary>
     public const int TimestampLength = 12 + 16;
-
-    /// <summary>Offset of mac1 (16 bytes).</summary>
     public const int Mac1Offset = 116;
-
-    /// <summary>Offset of mac2 (16 bytes; all zero when the sender has no cookie).</summary>
     public const int Mac2Offset = 132;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -161,22 +144,11 @@ public readonly ref struct HandshakeInitiationView
         return true;
     }
 
-    /// <summary>The index the sender chose for this session; replies address it as their receiver index.</summary>
     public uint SenderIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[SenderOffset..]);
-
-    /// <summary>The sender's unencrypted ephemeral public key (32 bytes).</summary>
     public ReadOnlySpan<byte> Ephemeral => _bytes.Slice(EphemeralOffset, 32);
-
-    /// <summary>The initiator's static public key, encrypted (48 bytes with the tag).</summary>
     public ReadOnlySpan<byte> EncryptedStatic => _bytes.Slice(StaticOffset, StaticLength);
-
-    /// <summary>The TAI64N timestamp, encrypted (28 bytes with the tag).</summary>
     public ReadOnlySpan<byte> EncryptedTimestamp => _bytes.Slice(TimestampOffset, TimestampLength);
-
-    /// <summary>mac1 (16 bytes): keyed with the hash of the recipient's public key, over the bytes before it.</summary>
     public ReadOnlySpan<byte> Mac1 => _bytes.Slice(Mac1Offset, 16);
-
-    /// <summary>mac2 (16 bytes): keyed with the cookie, over the bytes before it; all zero without a cookie.</summary>
     public ReadOnlySpan<byte> Mac2 => _bytes.Slice(Mac2Offset, 16);
 
     /// <summary>The bytes covered by mac1 (everything before it).</summary>
@@ -195,28 +167,13 @@ public readonly ref struct HandshakeInitiationView
 /// </summary>
 public readonly ref struct HandshakeResponseView
 {
-    /// <summary>The message's fixed length in bytes.</summary>
     public const int Size = 92;
-
-    /// <summary>Offset of the sender index (little-endian u32).</summary>
     public const int SenderOffset = 4;
-
-    /// <summary>Offset of the receiver index (little-endian u32).</summary>
     public const int ReceiverOffset = 8;
-
-    /// <summary>Offset of the sender's unencrypted ephemeral public key (32 bytes).</summary>
     public const int EphemeralOffset = 12;
-
-    /// <summary>Offset of the encrypted empty payload (its 16-byte tag only).</summary>
     public const int EmptyOffset = 44;
-
-    /// <summary>Length of the encrypted empty payload: the 16-byte tag alone.</summary>
     public const int EmptyLength = 16;
-
-    /// <summary>Offset of mac1 (16 bytes).</summary>
     public const int Mac1Offset = 60;
-
-    /// <summary>Offset of mac2 (16 bytes; all zero when the sender has no cookie).</summary>
     public const int Mac2Offset = 76;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -236,28 +193,13 @@ public readonly ref struct HandshakeResponseView
         return true;
     }
 
-    /// <summary>The index the sender chose for this session; replies address it as their receiver index.</summary>
     public uint SenderIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[SenderOffset..]);
-
-    /// <summary>The index the recipient chose earlier (its sender index), which identifies the session.</summary>
     public uint ReceiverIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[ReceiverOffset..]);
-
-    /// <summary>The sender's unencrypted ephemeral public key (32 bytes).</summary>
     public ReadOnlySpan<byte> Ephemeral => _bytes.Slice(EphemeralOffset, 32);
-
-    /// <summary>The encrypted empty payload (its 16-byte tag), which proves the responder derived the keys.</summary>
     public ReadOnlySpan<byte> EncryptedEmpty => _bytes.Slice(EmptyOffset, EmptyLength);
-
-    /// <summary>mac1 (16 bytes): keyed with the hash of the recipient's public key, over the bytes before it.</summary>
     public ReadOnlySpan<byte> Mac1 => _bytes.Slice(Mac1Offset, 16);
-
-    /// <summary>mac2 (16 bytes): keyed with the cookie, over the bytes before it; all zero without a cookie.</summary>
     public ReadOnlySpan<byte> Mac2 => _bytes.Slice(Mac2Offset, 16);
-
-    /// <summary>The bytes covered by mac1 (everything before it).</summary>
     public ReadOnlySpan<byte> Mac1Input => _bytes[..Mac1Offset];
-
-    /// <summary>The bytes covered by mac2 (everything before it).</summary>
     public ReadOnlySpan<byte> Mac2Input => _bytes[..Mac2Offset];
 }
 
@@ -270,22 +212,11 @@ public readonly ref struct HandshakeResponseView
 /// </summary>
 public readonly ref struct CookieReplyView
 {
-    /// <summary>The message's fixed length in bytes.</summary>
     public const int Size = 64;
-
-    /// <summary>Offset of the receiver index (little-endian u32).</summary>
     public const int ReceiverOffset = 4;
-
-    /// <summary>Offset of the random XChaCha20-Poly1305 nonce.</summary>
     public const int NonceOffset = 8;
-
-    /// <summary>Length of the nonce.</summary>
     public const int NonceLength = 24;
-
-    /// <summary>Offset of the encrypted cookie.</summary>
     public const int CookieOffset = 32;
-
-    /// <summary>Length of the encrypted cookie: 16 bytes of ciphertext and a 16-byte tag.</summary>
     public const int CookieLength = 16 + 16;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -305,13 +236,8 @@ public readonly ref struct CookieReplyView
         return true;
     }
 
-    /// <summary>The index the recipient chose earlier (its sender index), which identifies the session.</summary>
     public uint ReceiverIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[ReceiverOffset..]);
-
-    /// <summary>The random 24-byte XChaCha20-Poly1305 nonce.</summary>
     public ReadOnlySpan<byte> Nonce => _bytes.Slice(NonceOffset, NonceLength);
-
-    /// <summary>The cookie, encrypted (32 bytes with the tag).</summary>
     public ReadOnlySpan<byte> EncryptedCookie => _bytes.Slice(CookieOffset, CookieLength);
 }
 
@@ -324,19 +250,10 @@ public readonly ref struct CookieReplyView
 /// </summary>
 public readonly ref struct TransportDataView
 {
-    /// <summary>Length of the header before the encrypted packet: type, reserved bytes, receiver index and counter.</summary>
     public const int HeaderSize = 16;
-
-    /// <summary>Length of the Poly1305 tag after the encrypted packet.</summary>
     public const int TagSize = 16;
-
-    /// <summary>The shortest valid message: a header and a tag around an empty (keepalive) packet.</summary>
     public const int MinSize = HeaderSize + TagSize;
-
-    /// <summary>Offset of the receiver index (little-endian u32).</summary>
     public const int ReceiverOffset = 4;
-
-    /// <summary>Offset of the nonce counter (little-endian u64).</summary>
     public const int CounterOffset = 8;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -356,16 +273,9 @@ public readonly ref struct TransportDataView
         return true;
     }
 
-    /// <summary>The index the recipient chose earlier (its sender index), which identifies the session.</summary>
     public uint ReceiverIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[ReceiverOffset..]);
-
-    /// <summary>The nonce counter used to encrypt this packet (the replay window checks it).</summary>
     public ulong Counter => BinaryPrimitives.ReadUInt64LittleEndian(_bytes[CounterOffset..]);
-
-    /// <summary>The encrypted inner packet, padded to a multiple of 16 bytes (empty for a keepalive).</summary>
     public ReadOnlySpan<byte> EncryptedPacket => _bytes[HeaderSize..^TagSize];
-
-    /// <summary>The Poly1305 tag (16 bytes) of the encrypted packet.</summary>
     public ReadOnlySpan<byte> Tag => _bytes[^TagSize..];
 }
 
@@ -373,10 +283,8 @@ public readonly ref struct TransportDataView
 public readonly record struct HandshakeInitiation(
     uint SenderIndex, Bytes32 Ephemeral, Bytes48 EncryptedStatic, Bytes28 EncryptedTimestamp, Bytes16 Mac1, Bytes16 Mac2)
 {
-    /// <summary>Length in bytes of the encoded message.</summary>
     public const int Length = HandshakeInitiationView.Size;
 
-    /// <summary>Parses <paramref name="bytes"/> (checked like the view's <c>TryCreate</c>); false when it is not this message.</summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out HandshakeInitiation message)
     {
         message = default;
@@ -406,10 +314,8 @@ public readonly record struct HandshakeInitiation(
 public readonly record struct HandshakeResponse(
     uint SenderIndex, uint ReceiverIndex, Bytes32 Ephemeral, Bytes16 EncryptedEmpty, Bytes16 Mac1, Bytes16 Mac2)
 {
-    /// <summary>Length in bytes of the encoded message.</summary>
     public const int Length = HandshakeResponseView.Size;
 
-    /// <summary>Parses <paramref name="bytes"/> (checked like the view's <c>TryCreate</c>); false when it is not this message.</summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out HandshakeResponse message)
     {
         message = default;
@@ -422,7 +328,6 @@ public readonly record struct HandshakeResponse(
         return true;
     }
 
-    /// <summary>Writes the encoded message to <paramref name="destination"/>, which must hold <see cref="Length"/> bytes.</summary>
     public void Emit(Span<byte> destination)
     {
         MessageHeader.Write(destination, MessageType.HandshakeResponse);
@@ -438,10 +343,8 @@ public readonly record struct HandshakeResponse(
 /// <summary>A cookie reply as plain values (whitepaper §5.4.7).</summary>
 public readonly record struct CookieReply(uint ReceiverIndex, Bytes24 Nonce, Bytes32 EncryptedCookie)
 {
-    /// <summary>Length in bytes of the encoded message.</summary>
     public const int Length = CookieReplyView.Size;
 
-    /// <summary>Parses <paramref name="bytes"/> (checked like the view's <c>TryCreate</c>); false when it is not this message.</summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out CookieReply message)
     {
         message = default;
@@ -454,7 +357,6 @@ public readonly record struct CookieReply(uint ReceiverIndex, Bytes24 Nonce, Byt
         return true;
     }
 
-    /// <summary>Writes the encoded message to <paramref name="destination"/>, which must hold <see cref="Length"/> bytes.</summary>
     public void Emit(Span<byte> destination)
     {
         MessageHeader.Write(destination, MessageType.CookieReply);
@@ -467,10 +369,8 @@ public readonly record struct CookieReply(uint ReceiverIndex, Bytes24 Nonce, Byt
 /// <summary>The 16-byte transport data header as plain values (whitepaper §5.4.6); the payload is not copied.</summary>
 public readonly record struct TransportDataHeader(uint ReceiverIndex, ulong Counter)
 {
-    /// <summary>Length in bytes of the encoded header.</summary>
     public const int Length = TransportDataView.HeaderSize;
 
-    /// <summary>Parses <paramref name="bytes"/> (checked like the view's <c>TryCreate</c>); false when it is not this message.</summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out TransportDataHeader header)
     {
         header = default;
@@ -483,7 +383,6 @@ public readonly record struct TransportDataHeader(uint ReceiverIndex, ulong Coun
         return true;
     }
 
-    /// <summary>Writes the encoded header to <paramref name="destination"/>, which must hold <see cref="Length"/> bytes.</summary>
     public void Emit(Span<byte> destination)
     {
         MessageHeader.Write(destination, MessageType.TransportData);
@@ -498,23 +397,17 @@ public struct Bytes16 : IEquatable<Bytes16>
 {
     private byte _e0;
 
-    /// <summary>Copies the first 16 bytes of <paramref name="source"/>, which must hold at least 16.</summary>
     public Bytes16(ReadOnlySpan<byte> source) => source[..16].CopyTo(this);
 
-    /// <summary>The bytes, writable in place.</summary>
     [UnscopedRef]
     public Span<byte> AsSpan() => this;
 
-    /// <summary>True when all bytes are equal.</summary>
     public readonly bool Equals(Bytes16 other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
 
-    /// <summary>True when <paramref name="obj"/> is a <see cref="Bytes16"/> with the same bytes.</summary>
     public override readonly bool Equals(object? obj) => obj is Bytes16 b && Equals(b);
 
-    /// <summary>A hash of the first four bytes.</summary>
     public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
 
-    /// <summary>Copies the 16 bytes to <paramref name="destination"/>.</summary>
     public readonly void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)this).CopyTo(destination);
 }
 
@@ -524,23 +417,17 @@ public struct Bytes24 : IEquatable<Bytes24>
 {
     private byte _e0;
 
-    /// <summary>Copies the first 24 bytes of <paramref name="source"/>, which must hold at least 24.</summary>
     public Bytes24(ReadOnlySpan<byte> source) => source[..24].CopyTo(this);
 
-    /// <summary>The bytes, writable in place.</summary>
     [UnscopedRef]
     public Span<byte> AsSpan() => this;
 
-    /// <summary>True when all bytes are equal.</summary>
     public readonly bool Equals(Bytes24 other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
 
-    /// <summary>True when <paramref name="obj"/> is a <see cref="Bytes24"/> with the same bytes.</summary>
     public override readonly bool Equals(object? obj) => obj is Bytes24 b && Equals(b);
 
-    /// <summary>A hash of the first four bytes.</summary>
     public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
 
-    /// <summary>Copies the 24 bytes to <paramref name="destination"/>.</summary>
     public readonly void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)this).CopyTo(destination);
 }
 
@@ -550,23 +437,17 @@ public struct Bytes28 : IEquatable<Bytes28>
 {
     private byte _e0;
 
-    /// <summary>Copies the first 28 bytes of <paramref name="source"/>, which must hold at least 28.</summary>
     public Bytes28(ReadOnlySpan<byte> source) => source[..28].CopyTo(this);
 
-    /// <summary>The bytes, writable in place.</summary>
     [UnscopedRef]
     public Span<byte> AsSpan() => this;
 
-    /// <summary>True when all bytes are equal.</summary>
     public readonly bool Equals(Bytes28 other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
 
-    /// <summary>True when <paramref name="obj"/> is a <see cref="Bytes28"/> with the same bytes.</summary>
     public override readonly bool Equals(object? obj) => obj is Bytes28 b && Equals(b);
 
-    /// <summary>A hash of the first four bytes.</summary>
     public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
 
-    /// <summary>Copies the 28 bytes to <paramref name="destination"/>.</summary>
     public readonly void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)this).CopyTo(destination);
 }
 
@@ -576,23 +457,17 @@ public struct Bytes32 : IEquatable<Bytes32>
 {
     private byte _e0;
 
-    /// <summary>Copies the first 32 bytes of <paramref name="source"/>, which must hold at least 32.</summary>
     public Bytes32(ReadOnlySpan<byte> source) => source[..32].CopyTo(this);
 
-    /// <summary>The bytes, writable in place.</summary>
     [UnscopedRef]
     public Span<byte> AsSpan() => this;
 
-    /// <summary>True when all bytes are equal.</summary>
     public readonly bool Equals(Bytes32 other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
 
-    /// <summary>True when <paramref name="obj"/> is a <see cref="Bytes32"/> with the same bytes.</summary>
     public override readonly bool Equals(object? obj) => obj is Bytes32 b && Equals(b);
 
-    /// <summary>A hash of the first four bytes.</summary>
     public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
 
-    /// <summary>Copies the 32 bytes to <paramref name="destination"/>.</summary>
     public readonly void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)this).CopyTo(destination);
 }
 
@@ -602,22 +477,16 @@ public struct Bytes48 : IEquatable<Bytes48>
 {
     private byte _e0;
 
-    /// <summary>Copies the first 48 bytes of <paramref name="source"/>, which must hold at least 48.</summary>
     public Bytes48(ReadOnlySpan<byte> source) => source[..48].CopyTo(this);
 
-    /// <summary>The bytes, writable in place.</summary>
     [UnscopedRef]
     public Span<byte> AsSpan() => this;
 
-    /// <summary>True when all bytes are equal.</summary>
     public readonly bool Equals(Bytes48 other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
 
-    /// <summary>True when <paramref name="obj"/> is a <see cref="Bytes48"/> with the same bytes.</summary>
     public override readonly bool Equals(object? obj) => obj is Bytes48 b && Equals(b);
 
-    /// <summary>A hash of the first four bytes.</summary>
     public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
 
-    /// <summary>Copies the 48 bytes to <paramref name="destination"/>.</summary>
     public readonly void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)this).CopyTo(destination);
 }
