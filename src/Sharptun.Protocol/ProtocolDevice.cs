@@ -224,12 +224,33 @@ public sealed class ProtocolDevice
     }
 
     /// <summary>
+    /// True when <paramref name="datagram"/> is a handshake initiation or response with a valid mac1 for our public key
+    /// (whitepaper §5.4.4): its sender knows who we are. One keyed BLAKE2s, so a device can check every handshake message
+    /// on its receive thread and drop the rest before they cost a queue slot. Never throws; false for anything else.
+    /// </summary>
+    public bool HasValidMac1(ReadOnlySpan<byte> datagram)
+    {
+        if (MessageHeader.TryGetType(datagram, out var type) != ProtocolError.None)
+        {
+            return false;
+        }
+
+        if (type == MessageType.HandshakeInitiation && HandshakeInitiationView.TryCreate(datagram, out var initiation))
+        {
+            return Cookies.CheckMac1(initiation.Mac1Input, initiation.Mac1);
+        }
+
+        return type == MessageType.HandshakeResponse && HandshakeResponseView.TryCreate(datagram, out var response)
+            && Cookies.CheckMac1(response.Mac1Input, response.Mac1);
+    }
+
+    /// <summary>
     /// True when <paramref name="datagram"/> is a handshake initiation or response whose mac2 is valid for
     /// <paramref name="source"/> (whitepaper §5.4.4): its sender received a cookie at that address within the last two
-    /// minutes. A device under load uses it before queueing: only such proven senders are rate-limited per address (as in
-    /// wireguard-go, so a flood with spoofed addresses cannot use up a legitimate sender's budget) and they go ahead of
-    /// unproven messages, which only earn cookie replies. Costs two MACs; mac1 is left to <see cref="Decapsulate"/>.
-    /// Never throws; false for anything else.
+    /// minutes, so the address is its own. A device under load processes only such messages and rate-limits them per
+    /// (now proven) address; the others get a cookie reply (<see cref="WriteCookieReply"/>, §5.3). Costs two MACs; mac1
+    /// is not checked here (<see cref="HasValidMac1"/>). An all-zero mac2 is what a sender without a cookie sends
+    /// (§5.4.4) and is refused without computing a MAC. Never throws; false for anything else.
     /// </summary>
     public bool HasValidMac2(TimeSpan now, ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> source)
     {
@@ -240,11 +261,48 @@ public sealed class ProtocolDevice
 
         if (type == MessageType.HandshakeInitiation && HandshakeInitiationView.TryCreate(datagram, out var initiation))
         {
-            return Cookies.CheckMac2(initiation.Mac2Input, initiation.Mac2, source, now);
+            return initiation.Mac2.ContainsAnyExcept((byte)0) && Cookies.CheckMac2(initiation.Mac2Input, initiation.Mac2, source, now);
         }
 
         return type == MessageType.HandshakeResponse && HandshakeResponseView.TryCreate(datagram, out var response)
-            && Cookies.CheckMac2(response.Mac2Input, response.Mac2, source, now);
+            && response.Mac2.ContainsAnyExcept((byte)0) && Cookies.CheckMac2(response.Mac2Input, response.Mac2, source, now);
+    }
+
+    /// <summary>
+    /// Writes the cookie reply (whitepaper §5.4.7, <see cref="CookieReplyView.Size"/> bytes at the start of
+    /// <paramref name="destination"/>) that answers a handshake initiation or response from <paramref name="source"/>
+    /// when we are under load and its mac2 does not prove that address (§5.3). Checks mac1 first: only a sender that knows
+    /// our public key gets a cookie. Returns the length written, or 0 (nothing written) when the datagram is not an
+    /// initiation or response with a valid mac1 or <paramref name="destination"/> is too small. Never throws.
+    /// </summary>
+    public int WriteCookieReply(TimeSpan now, ReadOnlySpan<byte> datagram, ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        if (destination.Length < CookieReplyView.Size || MessageHeader.TryGetType(datagram, out var type) != ProtocolError.None)
+        {
+            return 0;
+        }
+
+        uint sender;
+        ReadOnlySpan<byte> mac1;
+        if (type == MessageType.HandshakeInitiation && HandshakeInitiationView.TryCreate(datagram, out var initiation)
+            && Cookies.CheckMac1(initiation.Mac1Input, initiation.Mac1))
+        {
+            sender = initiation.SenderIndex;
+            mac1 = initiation.Mac1;
+        }
+        else if (type == MessageType.HandshakeResponse && HandshakeResponseView.TryCreate(datagram, out var response)
+            && Cookies.CheckMac1(response.Mac1Input, response.Mac1))
+        {
+            sender = response.SenderIndex;
+            mac1 = response.Mac1;
+        }
+        else
+        {
+            return 0;
+        }
+
+        Cookies.CreateReply(sender, mac1, source, now, destination);
+        return CookieReplyView.Size;
     }
 
     /// <summary>Writes the bytes that identify a sender for cookies: the IP address bytes then the port (big-endian). Returns the length (6 or 18).</summary>

@@ -117,6 +117,14 @@ public sealed class InMemoryNetwork
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="datagram"/> to <paramref name="destination"/> with any claimed <paramref name="source"/>,
+    /// no bind needed: an attacker spoofing source addresses, as raw sockets allow on a real network. Fault decisions
+    /// (loss, duplication, reordering) come from <see cref="Random.Shared"/>, so they do not replay by seed.
+    /// </summary>
+    public void SendSpoofed(UdpEndpoint source, ReadOnlySpan<byte> datagram, UdpEndpoint destination) =>
+        Transmit(source, datagram, destination, Random.Shared);
+
     internal void Transmit(UdpEndpoint source, ReadOnlySpan<byte> datagram, UdpEndpoint destination, Random random)
     {
         Interlocked.Increment(ref _sent);

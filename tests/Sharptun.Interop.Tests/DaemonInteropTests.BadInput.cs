@@ -78,6 +78,113 @@ public sealed class DaemonBadInputInteropTests
         }
     }
 
+    /// <summary>
+    /// The flood rate of <see cref="HandshakeFlood_StockClientConnectsWithinOneCookieRound_MemoryBounded"/>: 12 times the
+    /// daemon's cookie-reply budget, yet leaving the daemon's receive thread some of a loaded 2-core machine (unpaced,
+    /// the flooding thread takes a whole core and stalls the daemon long enough for its socket buffer to overflow).
+    /// </summary>
+    private const int FloodRate = 50_000;
+
+    /// <summary>
+    /// Whitepaper §5.3 under a flood: another host floods A with initiations that all carry a valid mac1 (each earns a
+    /// cookie reply or a Diffie-Hellman), <see cref="FloodRate"/> a second; with <paramref name="alsoFromVictimAddress"/>,
+    /// a second flooder shares the client's own IP address (another host behind the same NAT, or a spoofer) and sends
+    /// 500 more a second (evenly, one every 2 ms), 25 times the per-address rate limit. A stock wireguard-go client must still connect within
+    /// one cookie round: its first initiation gets a cookie reply, its retry after RekeyTimeout (5 s + jitter) carries
+    /// mac2 and is processed, so the ping answers within 6 s. The daemon's memory stays bounded during the flood.
+    /// </summary>
+    [InteropTheory("wireguard-go", "wg", "ping")]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HandshakeFlood_StockClientConnectsWithinOneCookieRound_MemoryBounded(bool alsoFromVictimAddress)
+    {
+        using var lab = new NetnsLab();
+        var t = WgTunnel.Create(lab, WgImpl.Sharptun, WgImpl.WireguardGo);
+        var daemon = t.A.Process!;
+        var rssBefore = Rss(daemon);
+
+        var floodAddress = t.Link.V4(9);
+        lab.AddAddress(t.B.Namespace, t.B.Veth, floodAddress + "/32");
+        var sockets = NetnsLab.RunInNamespace(t.B.Namespace, () => Enumerable.Range(0, 16).Select(_ => BoundSocket(floodAddress)).ToArray());
+        var victimSockets = alsoFromVictimAddress
+            ? NetnsLab.RunInNamespace(t.B.Namespace, () => Enumerable.Range(0, 4).Select(_ => BoundSocket(t.B.OuterAddress)).ToArray())
+            : [];
+        var target = new IPEndPoint(IPAddress.Parse(t.A.OuterAddress), t.A.ListenPort);
+        var mac1Key = new byte[32];
+        Noise.LabelKey(ProtocolConstants.LabelMac1, Convert.FromBase64String(t.A.PublicKey), mac1Key);
+        var stats = new FloodStats();
+        var victimStats = new FloodStats();
+        using var stop = new CancellationTokenSource();
+        var flood = Task.Factory.StartNew(() => FloodValidMac1(sockets, target, mac1Key, stats, FloodRate, batch: 256, stop.Token), TaskCreationOptions.LongRunning);
+        var victimFlood = Task.Factory.StartNew(
+            () => FloodValidMac1(victimSockets, target, mac1Key, victimStats, ratePerSecond: 500, batch: 1, stop.Token),
+            TaskCreationOptions.LongRunning);
+        long peakRss = 0;
+        var sampling = true;
+        var sampler = new Thread(() =>
+        {
+            while (Volatile.Read(ref sampling))
+            {
+                Interlocked.Exchange(ref peakRss, Math.Max(Interlocked.Read(ref peakRss), Rss(daemon)));
+                Thread.Sleep(100);
+            }
+        });
+        try
+        {
+            // A is under load once the flood gets cookie replies back; only then does the client start.
+            lab.WaitFor(() => Interlocked.Read(ref stats.Cookies) > 1000 || flood.IsCompleted, TimeSpan.FromSeconds(30), "cookie replies to the flood");
+            sampler.Start();
+            var sentBefore = Interlocked.Read(ref stats.Sent);
+            var cookiesBefore = Interlocked.Read(ref stats.Cookies);
+            var victimSentBefore = Interlocked.Read(ref victimStats.Sent);
+            var udpBefore = UdpReceiveErrors(lab, t.A.Namespace);
+            daemon.Refresh();
+            var cpuBefore = daemon.TotalProcessorTime;
+
+            var started = Stopwatch.StartNew();
+            var ping = t.Ping(t.B, t.A.TunnelV4, deadlineSeconds: 30);
+            var elapsed = started.Elapsed;
+            var seconds = Math.Max(elapsed.TotalSeconds, 0.001);
+            var sent = (Interlocked.Read(ref stats.Sent) - sentBefore) / seconds;
+            var cookies = (Interlocked.Read(ref stats.Cookies) - cookiesBefore) / seconds;
+            var victimSent = (Interlocked.Read(ref victimStats.Sent) - victimSentBefore) / seconds;
+            var udpErrors = UdpReceiveErrors(lab, t.A.Namespace) - udpBefore;
+            daemon.Refresh();
+            var cpu = (daemon.TotalProcessorTime - cpuBefore).TotalSeconds / seconds;
+            Volatile.Write(ref sampling, false);
+            sampler.Join();
+            var clientGotCookie = lab.OutputOf(t.B.Process!).Contains("Receiving cookie response", StringComparison.Ordinal);
+            Console.WriteLine(
+                $"stock client connected after {elapsed.TotalSeconds:F2} s (cookie round: {clientGotCookie}) while the flood sent " +
+                $"{sent:F0}/s valid-mac1 initiations (+{victimSent:F0}/s from the client's address) and got {cookies:F0}/s cookie replies; " +
+                $"{udpErrors} datagrams dropped by A's socket buffer; daemon CPU {cpu:P0} of a core, RSS {rssBefore >> 20} MiB before, peak {Interlocked.Read(ref peakRss) >> 20} MiB during the flood");
+
+            Assert.True(ping.Success, $"{ping}\n{t.Describe()}");
+            Assert.True(cookies > 0 && clientGotCookie, $"A was not under load while the client connected ({cookies:F0}/s cookie replies to the flood, client cookie: {clientGotCookie}): the test proves nothing\n{t.Describe()}");
+            Assert.True(sent > 2 * Sharptun.Device.WireGuardDevice.CookieRepliesPerSecond, $"the flood sent only {sent:F0}/s: not more than the daemon answers");
+            Assert.True(!alsoFromVictimAddress || victimSent > 100, $"the flood from the client's address sent only {victimSent:F0}/s");
+            Assert.True(elapsed <= TimeSpan.FromSeconds(6), $"the stock client needed {elapsed.TotalSeconds:F2} s (more than one cookie round) under the flood\n{t.Describe()}");
+            Assert.True(Interlocked.Read(ref peakRss) < rssBefore + (128L << 20), $"daemon RSS grew from {rssBefore >> 20} MiB to {Interlocked.Read(ref peakRss) >> 20} MiB under the flood");
+            Assert.False(daemon.HasExited);
+        }
+        finally
+        {
+            Volatile.Write(ref sampling, false);
+            if (sampler.IsAlive)
+            {
+                sampler.Join();
+            }
+
+            stop.Cancel();
+            flood.Wait(TimeSpan.FromSeconds(10));
+            victimFlood.Wait(TimeSpan.FromSeconds(10));
+            foreach (var s in sockets.Concat(victimSockets))
+            {
+                s.Dispose();
+            }
+        }
+    }
+
     [InteropFact("wireguard-go", "wg")]
     public async Task InvalidUapiRequests_ErrorAndConfigurationUnchanged()
     {
@@ -149,6 +256,105 @@ public sealed class DaemonBadInputInteropTests
 
         t.PingOrFail(t.A, t.B.TunnelV4);
     }
+
+    /// <summary>UDP datagrams the kernel dropped in <paramref name="ns"/> because a socket's receive buffer was full (RcvbufErrors).</summary>
+    private static long UdpReceiveErrors(NetnsLab lab, string ns)
+    {
+        var lines = lab.Check(ns, "cat", "/proc/net/snmp").Stdout.Split('\n').Where(l => l.StartsWith("Udp:", StringComparison.Ordinal)).ToArray();
+        var names = lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var values = lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(values[Array.IndexOf(names, "RcvbufErrors")], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Resident set size of a live process (bytes; 0 once it exited).</summary>
+    private static long Rss(Process process)
+    {
+        try
+        {
+            process.Refresh();
+            return process.HasExited ? 0 : process.WorkingSet64;
+        }
+        catch (InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>What <see cref="FloodValidMac1"/> has done so far (read while it runs).</summary>
+    private sealed class FloodStats
+    {
+        public long Sent;
+        public long Cookies;
+    }
+
+    /// <summary>
+    /// Sends 148-byte initiations round-robin over <paramref name="sockets"/> at <paramref name="ratePerSecond"/> (or as
+    /// fast as one thread can, if less) in bursts of <paramref name="batch"/>, until cancelled (at most 60 s): 256 precomputed random messages, every one with a valid mac1 for the target (so each must be
+    /// answered with a cookie reply under load, or cost a Diffie-Hellman otherwise) and no mac2. Counts the cookie
+    /// replies (type 3, 64 bytes) that come back.
+    /// </summary>
+    private static void FloodValidMac1(Socket[] sockets, IPEndPoint target, byte[] mac1Key, FloodStats stats, int ratePerSecond, int batch, CancellationToken stop)
+    {
+        if (sockets.Length == 0)
+        {
+            return;
+        }
+
+        var random = new Random(4321);
+        var messages = new byte[256][];
+        for (var i = 0; i < messages.Length; i++)
+        {
+            var m = new byte[HandshakeInitiationView.Size];
+            random.NextBytes(m);
+            m[0] = 1;
+            m[1] = m[2] = m[3] = 0;
+            m.AsSpan(HandshakeInitiationView.Mac2Offset, 16).Clear();
+            Noise.Mac(mac1Key, m.AsSpan(0, HandshakeInitiationView.Mac1Offset), m.AsSpan(HandshakeInitiationView.Mac1Offset, 16));
+            messages[i] = m;
+        }
+
+        var address = SocketAddressOf(target);
+        var reply = new byte[256];
+        var sw = Stopwatch.StartNew();
+        var k = 0;
+        long sent = 0;
+        while (!stop.IsCancellationRequested && sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            for (var i = 0; i < batch; i++)
+            {
+                try
+                {
+                    sockets[k % sockets.Length].SendTo(messages[k & 0xFF], SocketFlags.None, address);
+                }
+                catch (SocketException)
+                {
+                    // ENOBUFS under pressure: keep flooding
+                }
+
+                k++;
+            }
+
+            sent += batch;
+            Interlocked.Exchange(ref stats.Sent, sent);
+            foreach (var s in sockets)
+            {
+                while (s.Available > 0)
+                {
+                    if (s.Receive(reply) == 64 && reply[0] == 3)
+                    {
+                        Interlocked.Increment(ref stats.Cookies);
+                    }
+                }
+            }
+
+            while (sent > ratePerSecond * sw.Elapsed.TotalSeconds && !stop.IsCancellationRequested)
+            {
+                Thread.Sleep(1);
+            }
+        }
+    }
+
+    private static SocketAddress SocketAddressOf(IPEndPoint endpoint) => endpoint.Serialize();
 
     private static Socket BoundSocket(string address)
     {

@@ -61,6 +61,53 @@ public sealed class CookieTests
     }
 
     [Fact]
+    public void HasValidMac1_OnlyForHandshakeMessagesToUs()
+    {
+        var pair = new TestPair();
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        var initiation = pair.B.Inbox.Dequeue();
+
+        Assert.True(pair.B.Device.HasValidMac1(initiation));
+        Assert.False(pair.A.Device.HasValidMac1(initiation)); // mac1 is keyed by the receiver's public key
+        Assert.False(pair.B.Device.HasValidMac1(initiation.AsSpan(0, 147))); // truncated
+        Assert.False(pair.B.Device.HasValidMac1([])); // empty
+        var tampered = initiation.ToArray();
+        tampered[8] ^= 1;
+        Assert.False(pair.B.Device.HasValidMac1(tampered));
+
+        var response = pair.Deliver(pair.B, initiation); // B answers: the response carries a mac1 for A
+        Assert.Equal(ProtocolAction.WriteToNetwork, response.Action);
+        var responseBytes = pair.A.Inbox.Dequeue();
+        Assert.True(pair.A.Device.HasValidMac1(responseBytes));
+        Assert.False(pair.B.Device.HasValidMac1(responseBytes));
+    }
+
+    [Fact]
+    public void WriteCookieReply_InitiatorAcceptsIt_RetryCarriesValidMac2()
+    {
+        var pair = new TestPair();
+        pair.A.Peer.RequestHandshake();
+        pair.RunTimers(pair.A);
+        var initiation = pair.B.Inbox.Dequeue();
+        var reply = new byte[CookieReplyView.Size];
+
+        Assert.Equal(0, pair.B.Device.WriteCookieReply(pair.Now, initiation, pair.A.Source, reply.AsSpan(0, 63))); // too small
+        var tampered = initiation.ToArray();
+        tampered[HandshakeInitiationView.Mac1Offset] ^= 1;
+        Assert.Equal(0, pair.B.Device.WriteCookieReply(pair.Now, tampered, pair.A.Source, reply)); // no cookie for a bad mac1
+        Assert.Equal(CookieReplyView.Size, pair.B.Device.WriteCookieReply(pair.Now, initiation, pair.A.Source, reply));
+
+        pair.Deliver(pair.A, reply);
+        Assert.True(pair.A.Peer.HasCookie(pair.Now));
+        pair.Clock.Now += TimeSpan.FromSeconds(6);
+        pair.RunTimers(pair.A); // the retry carries mac2 bound to A's address
+        var retry = pair.B.Inbox.Dequeue();
+        Assert.True(pair.B.Device.HasValidMac2(pair.Now, retry, pair.A.Source));
+        Assert.False(pair.B.Device.HasValidMac2(pair.Now, retry, pair.B.Source));
+    }
+
+    [Fact]
     public void UnderLoad_Mac2FromOtherSourceAddress_GetsCookieReply()
     {
         var pair = new TestPair();

@@ -125,7 +125,7 @@ public sealed partial class WireGuardDevice
 
         if (type != MessageType.TransportData)
         {
-            return EnqueueHandshake(now, buffer, length, source);
+            return EnqueueHandshake(now, type, buffer, length, source);
         }
 
         var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);

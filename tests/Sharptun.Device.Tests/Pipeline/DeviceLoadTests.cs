@@ -107,6 +107,90 @@ public sealed class DeviceLoadTests
         Assert.True(pair.A.Device.Counters[DropReason.HandshakeRateLimited] + pair.A.Device.Counters[DropReason.HandshakeQueueFull] > 0);
     }
 
+    /// <summary>
+    /// Spoofed handshake floods must not keep a legitimate peer from getting a cookie (whitepaper §5.3, §5.4.7): the
+    /// responder A is kept under load by initiations with a valid mac1 that claim either the victim's own IP address
+    /// (far over the 20/s per-address budget) or 65,536 other addresses (as many as the rate limiter may track). The
+    /// victim B must still get a cookie reply, retry with mac2 and complete its handshake, and A's rate limiter must
+    /// track only addresses that proved themselves with mac2 (the flood's never do).
+    /// </summary>
+    /// <remarks>The flood stays below A's cookie-reply budget: past it, messages from addresses indistinguishable from
+    /// the victim's (its own, or a uniformly spread spoofed flood) are answered only in proportion, which no responder
+    /// can avoid before mac2; what must not happen is that the victim gets no cookie at any flood rate.</remarks>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SpoofedHandshakeFlood_VictimStillGetsCookieAndCompletesHandshake(bool manySources)
+    {
+        var network = new InMemoryNetwork(31);
+
+        // A's clock runs at 1/40 of real speed, so the 65,536 sources recur within the rate limiter's one-second idle
+        // window at a flood rate below A's cookie budget; its small handshake queue is "under load" from 2 messages.
+        // B's clock runs 5x fast, so its retry after a cookie reply (RekeyTimeout = 5 s) comes after a second.
+        using var a = new TestNode("a", network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), new WireGuardDeviceOptions { CryptoWorkers = 1, HandshakeQueueCapacity = 16, Clock = new DeviceClock(0.025) });
+        using var b = new TestNode("b", network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), new WireGuardDeviceOptions { CryptoWorkers = 1, Clock = new DeviceClock(5) });
+        a.Set($"private_key={a.PrivateHex}\npublic_key={b.PublicHex}\nallowed_ip=10.0.0.2/32\n");
+        b.Set($"private_key={b.PrivateHex}\npublic_key={a.PublicHex}\nendpoint=192.0.2.1:{a.Port}\nallowed_ip=10.0.0.1/32\n");
+
+        // The flood: one initiation with a valid mac1 for A (from a key A does not know), replayed from spoofed sources.
+        var mallory = new ProtocolDevice(Key.GeneratePrivateKey());
+        var toA = mallory.AddPeer(a.PublicKey);
+        toA.RequestHandshake();
+        var initiation = new byte[2048];
+        var result = toA.UpdateTimers(TimeSpan.FromSeconds(1), initiation);
+        Assert.Equal(ProtocolAction.WriteToNetwork, result.Action);
+        var message = initiation.AsSpan(0, result.Length).ToArray();
+
+        var sources = manySources
+            ? Enumerable.Range(0, HandshakeRateLimiter.MaxEntries).Select(i => UdpEndpoint.Parse($"198.18.{i >> 8}.{i & 0xFF}:{1024 + (i & 0x3FFF)}")).ToArray()
+            : [UdpEndpoint.Parse("192.0.2.2:7")]; // the victim's IP address (another port)
+        var target = UdpEndpoint.Parse("192.0.2.1:" + a.Port);
+        var stop = false;
+        long sent = 0;
+        // Bursts of 16 (they fill A's queue: under load); many sources: ~3k/s in all, 65,536 per 1/40 s of A's clock;
+        // the victim's address: ~1k/s, 2,000 times its per-address budget in A's clock. Both below A's cookie budget.
+        Assert.True(WireGuardDevice.CookieRepliesPerSecond >= 4000);
+        var pause = manySources ? 5 : 15;
+        var flooder = new Thread(() =>
+        {
+            var i = 0;
+            while (!Volatile.Read(ref stop))
+            {
+                for (var k = 0; k < 16; k++)
+                {
+                    network.SendSpoofed(sources[i], message, target);
+                    i = (i + 1) % sources.Length;
+                }
+
+                Interlocked.Add(ref sent, 16);
+                Thread.Sleep(pause);
+            }
+        });
+        flooder.Start();
+        try
+        {
+            // Let the flood put A under load and, with many sources, go round all of them at least once.
+            DeviceTests.WaitFor(() => a.Device.IsUnderLoad && Interlocked.Read(ref sent) > sources.Length + 500, timeoutMs: 90_000);
+
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var packet = TestPackets.Udp("10.0.0.2", "10.0.0.1", 1);
+            b.Send(packet); // B stages it and initiates; A answers with a cookie, B retries with mac2
+            var got = a.Receive(1, TimeSpan.FromSeconds(30));
+            var elapsed = started.Elapsed;
+            Console.WriteLine($"{(manySources ? "65,536 sources" : "victim's address")}: handshake after {elapsed.TotalSeconds:F1} s, flood {Interlocked.Read(ref sent)} datagrams, A drops: {a.Device.Counters}");
+
+            Assert.True(got.Count == 1, $"no handshake within 30 s of flood ({Interlocked.Read(ref sent)} datagrams); A drops: {a.Device.Counters}; B drops: {b.Device.Counters}");
+            Assert.Equal(packet, got[0]);
+            Assert.True(a.Device.IsUnderLoad, "the flood no longer holds A under load: the test proves nothing");
+            Assert.True(a.Device.RateLimitedSources <= 1, $"the rate limiter tracks {a.Device.RateLimitedSources} sources: only proven ones (B) belong there");
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            flooder.Join();
+        }
+    }
+
     [Fact]
     public void LoopbackUdp_TwoDevices_HandshakeAndOrderedBulk()
     {
