@@ -3,7 +3,6 @@ using BenchmarkDotNet.Attributes;
 using Sharptun.NetStack;
 using Sharptun.NetStack.Udp;
 using Sharptun.NetStack.Wire;
-using Stack = Sharptun.NetStack.NetStack;
 
 namespace Sharptun.Benchmarks;
 
@@ -23,7 +22,7 @@ public class NetStackBenchmarks
     private int[] _echoSize = null!;
     private byte[][] _udp = null!;
     private int[] _udpSize = null!;
-    private Stack _stack = null!;
+    private NetworkStack _stack = null!;
     private UdpSocket _socket = null!;
 
     [GlobalSetup]
@@ -31,9 +30,9 @@ public class NetStackBenchmarks
     {
         new Random(1).NextBytes(_mtuPacket);
         new Random(2).NextBytes(_bigBuffer);
-        var options = new NetStackOptions();
+        var options = new NetworkStackOptions();
         options.Addresses.Add(IPAddress.Parse("10.9.0.2"));
-        _stack = new Stack(options);
+        _stack = new NetworkStack(options);
         _socket = _stack.BindUdp(new IPEndPoint(IPAddress.Any, 5353));
 
         var data = new byte[56];

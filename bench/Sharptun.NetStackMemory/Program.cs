@@ -7,7 +7,7 @@ using Sharptun.NetStack;
 using Sharptun.NetStack.Tcp;
 using Sharptun.NetStackMemory;
 
-// NetStack memory benchmark: two NetStacks in one process joined by an in-memory link (two pump threads moving
+// NetStack memory benchmark: two NetworkStacks in one process joined by an in-memory link (two pump threads moving
 // packet batches Read -> Write), N concurrent TCP connections each moving B bytes each way, every byte checked
 // against a position-keyed generator (no repeating pattern, so stale or duplicated ring data is caught). A sampler
 // thread records the peak Private_Dirty (smaps_rollup); VmHWM is the kernel's peak RSS. A child run of this same
@@ -125,16 +125,16 @@ internal static class Bench
             tcp.ReceiveBufferSize = rb;
         }
 
-        NetStack MakeStack(string v4)
+        NetworkStack MakeStack(string v4)
         {
-            var so = new NetStackOptions { Tcp = tcp };
+            var so = new NetworkStackOptions { Tcp = tcp };
             if (o.OutboundQueue is int q)
             {
                 so.OutboundQueueCapacity = q;
             }
 
             so.Addresses.Add(IPAddress.Parse(v4));
-            return new NetStack(so);
+            return new NetworkStack(so);
         }
 
         using var ticks = Environment.GetEnvironmentVariable("SHARPTUN_ALLOC_TICKS") == "1" ? new AllocationTicks() : null;
@@ -142,7 +142,7 @@ internal static class Bench
         var atStart = sampler.Sample();
         using var a = MakeStack("10.0.0.1");
         using var b = MakeStack("10.0.0.2");
-        var outboundSlots = new NetStackOptions().OutboundQueueCapacity;
+        var outboundSlots = new NetworkStackOptions().OutboundQueueCapacity;
         a.Start();
         b.Start();
         var pumps = new[] { StartPump(a, b, "pump a->b"), StartPump(b, a, "pump b->a") };
@@ -275,7 +275,7 @@ internal static class Bench
         return p.ExitCode == 0 ? new ProcMemory.Reading(Get("private_dirty_kb"), Get("rss_kb"), Get("hwm_kb"), Get("threads")) : null;
     }
 
-    private static Thread StartPump(NetStack from, NetStack to, string name)
+    private static Thread StartPump(NetworkStack from, NetworkStack to, string name)
     {
         var t = new Thread(() =>
         {
@@ -310,7 +310,7 @@ internal static class Bench
         return t;
     }
 
-    private static async Task<(ProcMemory.Reading Connected, double Seconds)> RunConnections(NetStack a, NetStack b, Options o)
+    private static async Task<(ProcMemory.Reading Connected, double Seconds)> RunConnections(NetworkStack a, NetworkStack b, Options o)
     {
         using var listener = b.ListenTcp(new IPEndPoint(IPAddress.Any, Port), backlog: o.Connections);
         var acceptLoop = AcceptAllAsync(listener, o.Connections);
@@ -355,7 +355,7 @@ internal static class Bench
         return (connected, seconds);
     }
 
-    private static async Task<TcpStream[]> AcceptAllAsync(TcpListener listener, int count)
+    private static async Task<TcpStream[]> AcceptAllAsync(TcpStreamListener listener, int count)
     {
         // One AcceptAsync may be pending at a time.
         var accepted = new TcpStream[count];

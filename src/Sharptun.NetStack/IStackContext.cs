@@ -2,7 +2,7 @@ namespace Sharptun.NetStack;
 
 /// <summary>
 /// What the stack offers a transport layer (the TCP layer): one lock, the clock, the MTU, and an IP send path.
-/// Implemented by the NetStack class. Every member except <see cref="Gate"/> and <see cref="Wake"/> is called
+/// Implemented by the NetworkStack class. Every member except <see cref="Gate"/> and <see cref="Wake"/> is called
 /// with <see cref="Gate"/> held.
 /// </summary>
 internal interface IStackContext

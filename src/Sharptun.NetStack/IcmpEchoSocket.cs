@@ -11,19 +11,19 @@ namespace Sharptun.NetStack;
 public readonly record struct EchoReply(bool Success, TimeSpan RoundTripTime, IpAddr From, ushort SequenceNumber, int DataLength);
 
 /// <summary>
-/// ICMP/ICMPv6 echo ("ping") socket of a <see cref="NetStack"/> (RFC 792, RFC 4443 §4). Each socket has its own
+/// ICMP/ICMPv6 echo ("ping") socket of a <see cref="NetworkStack"/> (RFC 792, RFC 4443 §4). Each socket has its own
 /// echo Identifier; replies are matched by identifier and sequence number. Timeouts run on the stack clock (so tests
-/// drive them with <see cref="NetStack.Poll"/>). Thread-safe; after <see cref="Dispose"/> pending pings fail with
+/// drive them with <see cref="NetworkStack.Poll"/>). Thread-safe; after <see cref="Dispose"/> pending pings fail with
 /// <see cref="ObjectDisposedException"/>.
 /// </summary>
 public sealed class IcmpEchoSocket : IDisposable
 {
-    private readonly NetStack _stack;
+    private readonly NetworkStack _stack;
     private readonly Dictionary<ushort, Pending> _pending = [];
     private ushort _nextSequence;
     private bool _disposed;
 
-    internal IcmpEchoSocket(NetStack stack, ushort identifier)
+    internal IcmpEchoSocket(NetworkStack stack, ushort identifier)
     {
         _stack = stack;
         Identifier = identifier;

@@ -15,10 +15,15 @@ namespace Sharptun.Transport;
 /// that lets later datagrams overtake).</para>
 /// <para>Fault settings may be changed at any time (e.g. cut the link mid-test with <c>DropRate = 1</c>).
 /// Binds can change their local endpoint (<see cref="InMemoryBind.ChangeLocalEndpoint"/>) to test roaming.
-/// Thread-safe. Datagram copies come from <see cref="ArrayPool{T}.Shared"/>: no allocation per datagram in steady state.</para>
+/// Thread-safe. Datagram copies come from the network's own <see cref="ArrayPool{T}"/> (one pool shared by all threads,
+/// not <see cref="ArrayPool{T}.Shared"/>, whose per-thread caches refill by allocating when datagrams are rented on one
+/// thread and returned on another): no allocation per datagram in steady state.</para>
 /// </remarks>
 public sealed class InMemoryNetwork
 {
+    /// <summary>Where datagram copies come from and go back to (see the remarks).</summary>
+    internal static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 128 * 1024, maxArraysPerBucket: 4096);
+
     private readonly object _lock = new();
     private readonly Dictionary<UdpEndpoint, InMemoryBind> _binds = [];
     private readonly int _seed;
@@ -293,7 +298,7 @@ public sealed class InMemoryBind : IDatagramBind
                         _dropped++;
                     }
 
-                    ArrayPool<byte>.Shared.Return(head.Data);
+                    InMemoryNetwork.Pool.Return(head.Data);
                 }
 
                 if (n > 0)
@@ -348,7 +353,7 @@ public sealed class InMemoryBind : IDatagramBind
                 _closed = true;
                 while (_queue.TryDequeue(out var q, out _))
                 {
-                    ArrayPool<byte>.Shared.Return(q.Data);
+                    InMemoryNetwork.Pool.Return(q.Data);
                 }
 
                 Monitor.PulseAll(_receiveLock);
@@ -367,7 +372,7 @@ public sealed class InMemoryBind : IDatagramBind
                 return false;
             }
 
-            var data = ArrayPool<byte>.Shared.Rent(Math.Max(datagram.Length, 1));
+            var data = InMemoryNetwork.Pool.Rent(Math.Max(datagram.Length, 1));
             datagram.CopyTo(data);
             _queue.Enqueue(new Queued(data, datagram.Length, source), (deliverAt, _sequence++));
             Monitor.Pulse(_receiveLock);

@@ -3,9 +3,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Sharptun.NetStack;
+using Sharptun.NetStack.Tcp;
 using Sharptun.Transport;
 using Sharptun.Transport.Linux;
-using Stack = Sharptun.NetStack.NetStack;
 using Xunit.Abstractions;
 
 namespace Sharptun.Interop.Tests;
@@ -28,7 +28,7 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
 
     private sealed class Setup : IDisposable
     {
-        public Setup(FaultOptions? faults = null, NetStackOptions? options = null)
+        public Setup(FaultOptions? faults = null, NetworkStackOptions? options = null)
         {
             Lab = new NetnsLab();
             Namespace = Lab.AddNamespace();
@@ -37,13 +37,13 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
             Tun = NetnsLab.RunInNamespace(Namespace, () => LinuxTun.Create(name, mtu: Mtu, up: true));
             Lab.AddAddress(Namespace, name, Net.V4Cidr(1));
             Lab.AddAddress(Namespace, name, Net.V6Cidr(1));
-            options ??= new NetStackOptions();
+            options ??= new NetworkStackOptions();
             options.Mtu = Mtu;
             options.Addresses.Add(IPAddress.Parse(Net.V4(2)));
             options.Addresses.Add(IPAddress.Parse(Net.V6(2)));
-            Stack = new Stack(options);
+            Stack = new NetworkStack(options);
             Device = faults is null ? Tun : new FaultInjectingPacketDevice(Tun, faults);
-            Bridge = new NetStackTunBridge(Device, Stack);
+            Bridge = new NetworkStackTunBridge(Device, Stack);
         }
 
         public NetnsLab Lab { get; }
@@ -56,9 +56,9 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
 
         public IPacketDevice Device { get; }
 
-        public Stack Stack { get; }
+        public NetworkStack Stack { get; }
 
-        public NetStackTunBridge Bridge { get; }
+        public NetworkStackTunBridge Bridge { get; }
 
         public IPAddress KernelV4 => IPAddress.Parse(Net.V4(1));
 
@@ -210,7 +210,7 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>Moves <paramref name="bytes"/> from the stack stream to the kernel socket, then back; checks hashes.</summary>
-    private async Task TransferBothWaysAsync(Sharptun.NetStack.Tcp.TcpStream stream, Socket kernel, long bytes, string label, TimeSpan timeout)
+    private async Task TransferBothWaysAsync(TcpStream stream, Socket kernel, long bytes, string label, TimeSpan timeout)
     {
         var sw = Stopwatch.StartNew();
         var receiveUp = Task.Run(() => ReceiveAsync(m => kernel.ReceiveAsync(m, SocketFlags.None)));
@@ -333,7 +333,7 @@ public sealed class NetStackKernelTests(ITestOutputHelper output)
     [InteropFact("ip")]
     public async Task Promiscuous_KernelTrafficToAnyAddress_TerminatesInStackWithOriginalDestination()
     {
-        using var s = new Setup(options: new NetStackOptions { Promiscuous = true });
+        using var s = new Setup(options: new NetworkStackOptions { Promiscuous = true });
         s.Lab.AddRoute(s.Namespace, "198.18.0.0/15", s.Tun.Name);
 
         // TCP: a wildcard listener accepts a kernel connection to an arbitrary routed address and sees that address.

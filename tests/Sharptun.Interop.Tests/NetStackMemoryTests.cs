@@ -29,7 +29,7 @@ public sealed class NetStackMemoryTests(ITestOutputHelper output)
     private const double DebugBudgetMiB = 30;
 
     private static readonly double Budget =
-        typeof(Sharptun.NetStack.NetStack).Assembly.GetCustomAttribute<DebuggableAttribute>()?.IsJITOptimizerDisabled == true
+        typeof(Sharptun.NetStack.NetworkStack).Assembly.GetCustomAttribute<DebuggableAttribute>()?.IsJITOptimizerDisabled == true
             ? DebugBudgetMiB : BudgetMiB;
 
     [Fact]

@@ -89,7 +89,7 @@ internal static class TestPackets
     }
 
     /// <summary>Drains every queued outbound packet of a stack.</summary>
-    public static List<byte[]> Drain(NetStack stack)
+    public static List<byte[]> Drain(NetworkStack stack)
     {
         var list = new List<byte[]>();
         var buffer = new byte[65536];
@@ -114,18 +114,18 @@ internal static class TestPackets
         return (v6.NextHeader, v6.Source, v6.Destination, v6.Payload.ToArray());
     }
 
-    public static NetStack Stack(params string[] addresses) => Stack(o => { }, addresses);
+    public static NetworkStack Stack(params string[] addresses) => Stack(o => { }, addresses);
 
-    public static NetStack Stack(Action<NetStackOptions> configure, params string[] addresses)
+    public static NetworkStack Stack(Action<NetworkStackOptions> configure, params string[] addresses)
     {
-        var options = new NetStackOptions();
+        var options = new NetworkStackOptions();
         foreach (var a in addresses)
         {
             options.Addresses.Add(IPAddress.Parse(a));
         }
 
         configure(options);
-        return new NetStack(options);
+        return new NetworkStack(options);
     }
 }
 
@@ -134,15 +134,15 @@ internal sealed class StackPair : IDisposable
 {
     private readonly byte[] _buffer = new byte[65536];
 
-    public StackPair(Action<NetStackOptions>? configure = null)
+    public StackPair(Action<NetworkStackOptions>? configure = null)
     {
         A = TestPackets.Stack(configure ?? (_ => { }), "10.0.0.1", "fd00::1");
         B = TestPackets.Stack(configure ?? (_ => { }), "10.0.0.2", "fd00::2");
     }
 
-    public NetStack A { get; }
+    public NetworkStack A { get; }
 
-    public NetStack B { get; }
+    public NetworkStack B { get; }
 
     public TimeSpan Now { get; private set; }
 

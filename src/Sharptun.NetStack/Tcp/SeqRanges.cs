@@ -1,3 +1,5 @@
+using Sharptun.NetStack.Wire;
+
 namespace Sharptun.NetStack.Tcp;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tcp;
 
@@ -347,24 +348,24 @@ internal sealed partial class TcpConnection
         bool sackAdvanced = false;
         if (_sackEnabled)
         {
-            sackedBefore = _sacked.TotalBytes();
+            sackedBefore = _recovery.Scoreboard.TotalBytes();
             for (int i = 0; i < seg.SackCount; i++)
             {
                 var b = seg.GetSack(i);
                 if (i == 0 && b.Left < b.Right
                     && (b.Right <= ack || (seg.SackCount > 1 && seg.GetSack(1).Left <= b.Left && b.Right <= seg.GetSack(1).Right)))
                 {
-                    OnDsack(now, b); // RFC 2883 §4: a duplicate report, not new SACK information
+                    OnDsack(b); // RFC 2883 §4: a duplicate report, not new SACK information
                     continue;
                 }
 
                 if (b.Left < b.Right && b.Left > _sndUna && b.Right <= _sndMax)
                 {
-                    _sacked.Add(b.Left, b.Right);
+                    _recovery.Scoreboard.Add(b.Left, b.Right);
                 }
             }
 
-            sackAdvanced = _sacked.TotalBytes() != sackedBefore;
+            sackAdvanced = _recovery.Scoreboard.TotalBytes() != sackedBefore;
         }
 
         if (ack > _sndUna)
@@ -390,7 +391,7 @@ internal sealed partial class TcpConnection
         {
             // RFC 8985 §6.2: time-based loss marking (also finds lost retransmissions and, via the tail loss
             // probe's SACK, tail losses); RFC 6937: the sending rate during recovery.
-            bool lost = RackOnAck(now);
+            bool lost = _recovery.OnAck(now, _sndUna, _inRecovery, _smss, _rtt);
             if (lost && !_inRecovery && _sndMax > _sndUna)
             {
                 EnterRecovery(now);
@@ -398,8 +399,8 @@ internal sealed partial class TcpConnection
 
             if (_inRecovery)
             {
-                long delivered = (_sndUna - oldUna) + (_sacked.TotalBytes() - sackedBefore);
-                PrrUpdate(delivered);
+                long delivered = (_sndUna - oldUna) + (_recovery.Scoreboard.TotalBytes() - sackedBefore);
+                _recovery.PrrUpdate(delivered, _sndUna, _sndMax, _smss, _cc);
             }
         }
         else if (!_inRecovery && _sndMax > _sndUna && _sndUna >= _recover && _dupAcks >= TcpConstants.DupThresh)
@@ -456,7 +457,7 @@ internal sealed partial class TcpConnection
         int flight = _sndMax - _sndUna;
         bool afterRto = _sndUna < _recover; // RFC 6582 §4: data sent before an RTO was already paid for
         _recover = _sndMax;
-        PrrStart();
+        _recovery.OnRecoveryStart(_sndUna, _sndMax, _cc); // PRR, undo point; stops the tail loss probe
         if (!afterRto)
         {
             _cc.OnCongestionEvent(now, flight);
@@ -469,11 +470,22 @@ internal sealed partial class TcpConnection
         }
 
         _highRxt = _sndUna;
-        _undoValid = true;
-        _undoMarker = _sndUna;
-        _undoRetrans = 0;
-        _tlpAt = TimeSpan.MaxValue;
         _rttTiming = false;    // Karn
+    }
+
+    /// <summary>
+    /// A D-SACK (RFC 2883 §4) arrived. When it reports the last retransmission of the episode as a duplicate the
+    /// recovery was spurious: <see cref="LossRecovery"/> has undone the window reduction, and the connection stops
+    /// retransmitting what was marked lost (RFC 8985 §8).
+    /// </summary>
+    private void OnDsack(SackBlock b)
+    {
+        if (_recovery.OnDsack(b, _sndUna, _sndMax, _cc) && _inRecovery)
+        {
+            _inRecovery = false;
+            _recovery.ClearLossMarks();
+            _recover = _sndMax;
+        }
     }
 
     /// <summary>New data acknowledged: release buffer space, RTT sample, congestion control, recovery bookkeeping.</summary>
@@ -500,7 +512,7 @@ internal sealed partial class TcpConnection
             _sndNxt = _sndUna;
         }
 
-        _sacked.RemoveBelow(_sndUna);
+        _recovery.OnNewAck(_sndUna);
         if (_highRxt < _sndUna)
         {
             _highRxt = _sndUna;
@@ -524,7 +536,6 @@ internal sealed partial class TcpConnection
 
         _retransmits = 0;
         _rtt.ResetBackoff();
-        _tlpFired = false;
 
         int flight = _sndMax - _sndUna;
         if (_inRecovery)
@@ -534,10 +545,7 @@ internal sealed partial class TcpConnection
                 // Full acknowledgment: leave recovery (RFC 6582 §3.2 step 3; RFC 6675 §5)
                 _inRecovery = false;
                 _dupAcks = 0;
-                if (_reoWndPersist > 0 && --_reoWndPersist == 0)
-                {
-                    _reoWndMult = 1; // RFC 8985 §6.2 step 4: the widened window lapses after 16 recoveries
-                }
+                _recovery.OnRecoveryEnd();
 
                 _cc.SetCwnd(_sackEnabled ? _cc.Ssthresh : Math.Min(_cc.Ssthresh, Math.Max(flight, _smss) + _smss));
             }
@@ -720,7 +728,9 @@ internal sealed partial class TcpConnection
     {
         State = TcpState.TimeWait;
         SendAckNow(now);
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = _rackAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = TimeSpan.MaxValue;
+        _recovery.StopTailLossProbe();
+        _recovery.StopRackTimer();
         _layer.EnterTimeWait(this, _rcvNxt, _sndMax, _tsEnabled, _tsRecent, _tsOffset, now); // SND.MAX: _sndNxt rewinds for go-back-N
         WakeAll();
     }

@@ -1,3 +1,5 @@
+using Sharptun.NetStack.Wire;
+
 namespace Sharptun.NetStack.Tcp;
 
 internal sealed partial class TcpConnection
@@ -59,12 +61,12 @@ internal sealed partial class TcpConnection
             if (_inRecovery && _sackEnabled)
             {
                 // RFC 6675 §5 step (C): while cwnd - pipe >= SMSS, NextSeg()
-                if (_cc.Cwnd - Pipe() < _smss)
+                if (_cc.Cwnd - _recovery.Pipe(_sndUna, _sndMax) < _smss)
                 {
                     break;
                 }
 
-                if (NextLostHole(out var holeSeq, out var holeLen))
+                if (_recovery.NextLostHole(_sndUna, _smss, DataEnd, _finQueued && !_finAcked, FinSeq, out var holeSeq, out var holeLen))
                 {
                     if (!SendData(now, holeSeq, holeLen, retransmit: true, out int sent))
                     {
@@ -80,7 +82,7 @@ internal sealed partial class TcpConnection
             var dataEnd = DataEnd;
             int avail = Math.Max(dataEnd - _sndNxt, 0);
             long wndRoom = _sndWnd - (_sndNxt - _sndUna);
-            long flight = _inRecovery && _sackEnabled ? Pipe() : _sndNxt - _sndUna;
+            long flight = _inRecovery && _sackEnabled ? _recovery.Pipe(_sndUna, _sndMax) : _sndNxt - _sndUna;
             long cwndRoom = _cc.Cwnd - flight;
             int n = (int)Math.Max(0, Math.Min(Math.Min(avail, _smss), Math.Min(wndRoom, cwndRoom)));
             bool finUnsent = _finQueued && !_finAcked && _sndNxt <= FinSeq;
@@ -229,20 +231,12 @@ internal sealed partial class TcpConnection
             _sndNxt = newEnd;
         }
 
-        LogSent(now, seq, newEnd);
-        if (_inRecovery)
-        {
-            _prrOut += newEnd - seq; // RFC 6937: data sent during recovery
-        }
+        _recovery.OnSent(now, seq, newEnd, retransmit, _inRecovery); // send log; PRR and undo count it in recovery
 
         if (retransmit)
         {
             RetransmittedSegments++;
             RetransmittedBytes += len;
-            if (_inRecovery)
-            {
-                _undoRetrans++;
-            }
 
             if (_rttTiming && seq <= _rttSeq)
             {
@@ -330,7 +324,7 @@ internal sealed partial class TcpConnection
     /// </summary>
     internal static int SackBlocksThatFit(int sndMss, int otherOptionsLength, int payload, int smss)
     {
-        int space = TcpHeader.MaxLength - TcpHeader.MinLength - otherOptionsLength;
+        int space = TcpPacket.MaxLength - TcpPacket.MinLength - otherOptionsLength;
         if (payload > 0)
         {
             space = Math.Min(space, sndMss - otherOptionsLength - Math.Min(payload, Math.Max(smss / 2, 1)));

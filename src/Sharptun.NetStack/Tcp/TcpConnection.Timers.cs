@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tcp;
 
@@ -35,14 +36,14 @@ internal sealed partial class TcpConnection
                 t = _retryAt;
             }
 
-            if (_tlpAt < t)
+            if (_recovery.TailLossProbeAt < t)
             {
-                t = _tlpAt;
+                t = _recovery.TailLossProbeAt;
             }
 
-            if (_rackAt < t)
+            if (_recovery.RackTimerAt < t)
             {
-                t = _rackAt;
+                t = _recovery.RackTimerAt;
             }
 
             return t;
@@ -65,15 +66,15 @@ internal sealed partial class TcpConnection
 
         if (_rtoAt <= now)
         {
-            _tlpAt = TimeSpan.MaxValue;
+            _recovery.StopTailLossProbe();
             OnRetransmissionTimeout(now);
         }
-        else if (_tlpAt <= now)
+        else if (_recovery.TailLossProbeAt <= now)
         {
             OnTailLossProbe(now);
         }
 
-        if (_rackAt <= now && State != TcpState.Closed)
+        if (_recovery.RackTimerAt <= now && State != TcpState.Closed)
         {
             OnRackTimer(now);
         }
@@ -113,6 +114,75 @@ internal sealed partial class TcpConnection
             _delAckAt = TimeSpan.MaxValue;
             SendAckNow(now);
         }
+    }
+
+    /// <summary>The RACK reordering timer fired (RFC 8985 §6.3): re-run detection and start recovery if needed.</summary>
+    private void OnRackTimer(TimeSpan now)
+    {
+        _recovery.StopRackTimer();
+        if (!_sackEnabled || _sndUna == _sndMax || !IsSynchronized)
+        {
+            return;
+        }
+
+        if (_recovery.DetectLoss(now, _inRecovery, _smss, _rtt))
+        {
+            long delivered = 0;
+            if (!_inRecovery)
+            {
+
+                EnterRecovery(now);
+                delivered = _recovery.Scoreboard.TotalBytes(); // what arrived beyond the hole while the timer ran (PRR's DeliveredData)
+            }
+
+            _recovery.PrrUpdate(delivered, _sndUna, _sndMax, _smss, _cc);
+            Dispatch(now);
+        }
+    }
+
+    /// <summary>
+    /// Tail loss probe (RFC 8985 §7): when the last segments of a flight are lost there are no duplicate ACKs, so
+    /// after a probe timeout (2·SRTT, plus the peer's delayed-ACK allowance for a one-segment flight) send one segment
+    /// to elicit a SACK that starts fast recovery instead of waiting for the (much longer) RTO.
+    /// </summary>
+    private void ArmTailLossProbe(TimeSpan now)
+    {
+        bool eligible = _sackEnabled && !_inRecovery && _rtt.HasSample && _sndMax != _sndUna && IsSynchronized;
+        _recovery.ArmTailLossProbe(now, eligible, _sndMax - _sndUna, _smss, _rtt, _rtoAt);
+    }
+
+    private void OnTailLossProbe(TimeSpan now)
+    {
+        _recovery.StopTailLossProbe();
+        if (_inRecovery || _sndMax == _sndUna || !IsSynchronized)
+        {
+            return;
+        }
+
+        _recovery.OnTailLossProbeSent();
+        long wndRoom = _sndWnd - (_sndNxt - _sndUna);
+        int avail = DataEnd - _sndNxt;
+        if (avail > 0 && wndRoom > 0 && _sndNxt == _sndMax)
+        {
+            // RFC 8985 §7.3: prefer a new segment
+            int len = (int)Math.Min(Math.Min(avail, _smss), wndRoom);
+            SendData(now, _sndNxt, len, retransmit: false);
+        }
+        else
+        {
+            // otherwise retransmit the last segment (with the FIN if that is outstanding)
+            int dataOut = DataEnd - _sndUna;
+            int len = Math.Min(_smss, Math.Max(dataOut, 0));
+            var seq = DataEnd - len;
+            if (seq < _sndUna)
+            {
+                seq = _sndUna;
+            }
+
+            SendData(now, seq, len, retransmit: true);
+        }
+
+        _rtoAt = now + _rtt.Rto; // RFC 8985 §7.3: re-arm the RTO after the probe
     }
 
     /// <summary>RFC 6298 §5.4–§5.7 with RFC 5681 §3.1 eqn (4) and go-back-N from SND.UNA.</summary>
@@ -155,12 +225,9 @@ internal sealed partial class TcpConnection
         _inRecovery = false;
         _rexmitPending = false;
         _dupAcks = 0;
-        _sacked.Clear(); // RFC 6675 §5.1: the receiver may have reneged; retransmit from SND.UNA
+        _recovery.OnRetransmissionTimeout(); // RFC 6675 §5.1: scoreboard cleared (the receiver may have reneged)
         _recover = _sndMax; // RFC 6582 §4: avoid a false fast retransmit after the timeout
         _highRxt = _sndUna;
-        _tlpFired = false;
-        _undoValid = false;
-        ResetSegmentMarks();
         _rttTiming = false;
         _sndNxt = handshaking ? _iss : _sndUna;
         Dispatch(now);
@@ -233,6 +300,6 @@ internal sealed partial class TcpConnection
     /// <summary>Diagnostic snapshot (tests and debugging only; allocates).</summary>
     internal string DebugState() =>
         $"{State} err={Error} timeouts={Timeouts} rexmits={_retransmits} fr={FastRetransmits} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc.Cwnd} ssth={_cc.Ssthresh} tx={_tx.Count} " +
-        $"rx={_rx.Count} rcvNxt={_rcvNxt} adv={_rcvAdvRight - _rcvNxt} ooo={_ooo.Count} sacked={_sacked.Count} rec={_inRecovery} " +
+        $"rx={_rx.Count} rcvNxt={_rcvNxt} adv={_rcvAdvRight - _rcvNxt} ooo={_ooo.Count} sacked={_recovery.Scoreboard.Count} rec={_inRecovery} " +
         $"dup={_dupAcks} tlp={TailLossProbes} lostrx={LostRetransmits} rto={_rtoAt} persist={_persistAt} delack={_delAckAt} retry={_retryAt} fin={_finQueued}/{_finAcked} peerFin={_peerFin} sched={ScheduledAt} removed={Removed}";
 }

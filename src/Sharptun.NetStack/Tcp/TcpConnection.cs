@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tcp;
 
@@ -6,7 +7,9 @@ namespace Sharptun.NetStack.Tcp;
 /// One TCP connection's control block (RFC 9293 §3.3.1) and state machine. Sans-I/O: time is passed in,
 /// output goes through <see cref="TcpLayer"/>. Every member runs under the stack's Gate.
 /// Split by concern: this file holds state and the user-facing operations; .Input.cs processes segments
-/// (RFC 9293 §3.10.7), .Output.cs builds segments, .Timers.cs runs retransmission/persist/keepalive timers.
+/// (RFC 9293 §3.10.7), .Output.cs builds segments, .Timers.cs runs retransmission/persist/keepalive timers and the
+/// RACK/TLP timer handlers. SACK loss recovery (scoreboard, send log, RACK, PRR, undo) is its own object,
+/// <see cref="LossRecovery"/>, beside <see cref="CongestionController"/> and <see cref="RttEstimator"/>.
 /// </summary>
 internal sealed partial class TcpConnection
 {
@@ -15,13 +18,13 @@ internal sealed partial class TcpConnection
     private ByteRing _tx;
     private ByteRing _rx;
     private readonly SeqRanges _ooo;       // receive: out-of-order ranges held in _rx's free region
-    private readonly SeqRanges _sacked;    // send: SACK scoreboard (RFC 6675 §3)
     private CongestionController _cc;
     private RttEstimator _rtt;
+    private readonly LossRecovery _recovery; // send: SACK scoreboard, RACK/TLP loss detection, PRR, undo
 
     public FourTuple Tuple { get; }
     public TcpState State { get; private set; }
-    public TcpListener? Listener { get; set; }
+    public TcpStreamListener? Listener { get; set; }
     public bool Accepted { get; set; }
     public bool InAcceptQueue { get; set; }
     public SocketError Error { get; private set; } = SocketError.Success;
@@ -76,8 +79,6 @@ internal sealed partial class TcpConnection
     private SeqNumber _highRxt;
     private bool _rexmitPending;
     private int _retransmits;       // consecutive RTOs of the same data
-    private TimeSpan _tlpAt = TimeSpan.MaxValue;
-    private bool _tlpFired;
 
     // RTT sampling without timestamps (Karn's algorithm)
     private bool _rttTiming;
@@ -110,13 +111,12 @@ internal sealed partial class TcpConnection
         _tx = EmptyRing; // allocated on reaching ESTABLISHED (EnsureBuffers): a SYN flood costs no buffer memory
         _rx = EmptyRing;
         _ooo = new SeqRanges(options.MaxOutOfOrderRanges);
-        _sacked = new SeqRanges(options.MaxOutOfOrderRanges);
         _rtt = new RttEstimator(options.MinRto);
         _iss = iss;
         _sndUna = _sndNxt = _sndMax = iss;
         _recover = iss;
         _highRxt = iss;
-        _rackFack = iss;
+        _recovery = new LossRecovery(options.MaxOutOfOrderRanges, iss);
         _tsOffset = tsOffset;
         NoDelay = options.NoDelay;
         _keepAlive = options.KeepAlive;
@@ -182,8 +182,15 @@ internal sealed partial class TcpConnection
     internal long RetransmittedBytes { get; private set; }
     internal long FastRetransmits { get; private set; }
     internal long Timeouts { get; private set; }
-    internal long LostRetransmits { get; private set; }
-    internal long TailLossProbes { get; private set; }
+    internal long LostRetransmits => _recovery.LostRetransmits;
+    internal long TailLossProbes => _recovery.TailLossProbes;
+    internal long DsacksReceived => _recovery.DsacksReceived;
+    internal long SpuriousRecoveries => _recovery.SpuriousRecoveries;
+    internal bool ReorderingSeen => _recovery.ReorderingSeen;
+    internal bool InRecovery => _inRecovery;
+    internal long PipeBytes => _recovery.Pipe(_sndUna, _sndMax);
+    internal TimeSpan PreciseSrttForTests => _recovery.PreciseSrtt;
+    internal TimeSpan PreciseMinRttForTests => _recovery.PreciseMinRtt;
 
     /// <summary>Sequence number of the first byte in the send buffer.</summary>
     private SeqNumber DataStart => _sndUna + (_sndUna == _iss ? 1 : 0);
@@ -375,7 +382,9 @@ internal sealed partial class TcpConnection
         }
 
         State = TcpState.Closed;
-        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = _tlpAt = _rackAt = TimeSpan.MaxValue;
+        _rtoAt = _persistAt = _delAckAt = _keepAliveAt = _finWait2At = _retryAt = TimeSpan.MaxValue;
+        _recovery.StopTailLossProbe();
+        _recovery.StopRackTimer();
         _layer.Remove(this);
         if (_appClosed)
         {
@@ -418,7 +427,7 @@ internal sealed partial class TcpConnection
         {
             _buffersAllocated = true;
             _tx = new ByteRing(_options.SendBufferSize);
-            AllocateSegmentLog();
+            _recovery.AllocateSendLog(_options.SendBufferSize, _smss);
             _rx = new ByteRing(_options.ReceiveBufferSize);
         }
     }

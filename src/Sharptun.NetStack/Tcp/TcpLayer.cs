@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tcp;
 
@@ -46,11 +47,11 @@ internal sealed class TcpLayer
     private readonly IStackContext _context;
     private readonly TcpOptions _options;
     private readonly Dictionary<FourTuple, TcpConnection> _connections = new();
-    private readonly Dictionary<(IpAddr Address, ushort Port), TcpListener> _listeners = new();
+    private readonly Dictionary<(IpAddr Address, ushort Port), TcpStreamListener> _listeners = new();
     private readonly Dictionary<FourTuple, TimeWaitEntry> _timeWait = new();
     private readonly PriorityQueue<(FourTuple Tuple, long Generation), TimeSpan> _timeWaitQueue = new();
     private readonly PriorityQueue<TcpConnection, TimeSpan> _timers = new();
-    private readonly byte[] _segment = new byte[65536 + TcpHeader.MaxLength];
+    private readonly byte[] _segment = new byte[65536 + TcpPacket.MaxLength];
     private readonly byte[] _isnKey = new byte[32];
     private long _timeWaitGeneration;
     private readonly Random? _challengeTestRandom; // seeded stand-in for the CSPRNG (deterministic simulations)
@@ -133,7 +134,7 @@ internal sealed class TcpLayer
     }
 
     internal int MssForMtu(bool v4) =>
-        Math.Max(_context.Mtu - (v4 ? TcpConstants.Ipv4HeaderLength : TcpConstants.Ipv6HeaderLength) - TcpHeader.MinLength, 64);
+        Math.Max(_context.Mtu - (v4 ? TcpConstants.Ipv4HeaderLength : TcpConstants.Ipv6HeaderLength) - TcpPacket.MinLength, 64);
 
     // ------------------------------------------------------------------ inbound
 
@@ -188,7 +189,7 @@ internal sealed class TcpLayer
         }
     }
 
-    private TcpListener? FindListener(in IpAddr address, ushort port)
+    private TcpStreamListener? FindListener(in IpAddr address, ushort port)
     {
         if (_listeners.TryGetValue((address, port), out var l))
         {
@@ -214,7 +215,7 @@ internal sealed class TcpLayer
         return null;
     }
 
-    private void AcceptSyn(TimeSpan now, TcpListener listener, FourTuple tuple, in TcpRepr syn)
+    private void AcceptSyn(TimeSpan now, TcpStreamListener listener, FourTuple tuple, in TcpRepr syn)
     {
         if (!listener.CanAcceptSyn)
         {
@@ -519,7 +520,7 @@ internal sealed class TcpLayer
         return false;
     }
 
-    public TcpListener Listen(IPEndPoint local, int backlog)
+    public TcpStreamListener Listen(IPEndPoint local, int backlog)
     {
         ArgumentNullException.ThrowIfNull(local);
         ArgumentOutOfRangeException.ThrowIfLessThan(backlog, 1);
@@ -537,13 +538,13 @@ internal sealed class TcpLayer
                 throw new SocketException((int)SocketError.AddressAlreadyInUse);
             }
 
-            var l = new TcpListener(this, local, backlog, key);
+            var l = new TcpStreamListener(this, local, backlog, key);
             _listeners.Add(key, l);
             return l;
         }
     }
 
-    internal void RemoveListener(TcpListener listener) => _listeners.Remove(listener.Key);
+    internal void RemoveListener(TcpStreamListener listener) => _listeners.Remove(listener.Key);
 
     /// <summary>
     /// Stack shutdown: resets every connection (RST to synchronized peers), fails every pending operation and stops

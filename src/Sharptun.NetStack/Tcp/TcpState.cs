@@ -1,7 +1,7 @@
 namespace Sharptun.NetStack.Tcp;
 
 /// <summary>
-/// Connection states, RFC 9293 §3.3.2. LISTEN is represented by <see cref="TcpListener"/>, not by a connection.
+/// Connection states, RFC 9293 §3.3.2. LISTEN is represented by <see cref="TcpStreamListener"/>, not by a connection.
 /// <code>
 ///                              +---------+ ---------\      active OPEN
 ///                              |  CLOSED |            \    -----------

@@ -22,8 +22,8 @@ public readonly record struct UdpReceiveResult(int Length, IpAddr RemoteAddress,
 }
 
 /// <summary>
-/// A UDP socket of a <see cref="NetStack"/> (RFC 768). Created by <see cref="NetStack.BindUdp"/> (or
-/// <see cref="NetStack.BindUdpAnyDestination"/> for a promiscuous catch-all).
+/// A UDP socket of a <see cref="NetworkStack"/> (RFC 768). Created by <see cref="NetworkStack.BindUdp"/> (or
+/// <see cref="NetworkStack.BindUdpAnyDestination"/> for a promiscuous catch-all).
 /// </summary>
 /// <remarks>
 /// Receive: datagrams wait in a bounded queue (count and the stack's byte budget); when it is full new datagrams are
@@ -35,7 +35,7 @@ public readonly record struct UdpReceiveResult(int Length, IpAddr RemoteAddress,
 /// </remarks>
 public sealed class UdpSocket : IDisposable
 {
-    private readonly NetStack _stack;
+    private readonly NetworkStack _stack;
     private readonly Queue<Datagram> _queue;
     private readonly int _queueLength;
     private TaskCompletionSource? _receiveWaiter;
@@ -43,7 +43,7 @@ public sealed class UdpSocket : IDisposable
     private long _drops;
     private bool _disposed;
 
-    internal UdpSocket(NetStack stack, IpAddr localAddress, ushort localPort, bool dualStack, bool anyDestination, int queueLength)
+    internal UdpSocket(NetworkStack stack, IpAddr localAddress, ushort localPort, bool dualStack, bool anyDestination, int queueLength)
     {
         _stack = stack;
         LocalAddress = localAddress;

@@ -32,23 +32,30 @@ public sealed class DeviceAllocationTests
             Round(); // warm up: pools, JIT, thread-statics, queue rings
         }
 
+        // Three measuring windows; the quietest one counts. A per-packet allocation shows in every window, while the
+        // sporadic growth tolerated below (the in-memory network's queues and pool, and pooled elements or buffers
+        // created when a loaded machine reaches a new in-flight peak) lands in one window, not in all three.
         const int rounds = 1000;
-        pair.A.Device.TrackAllocations = true;
-        pair.B.Device.TrackAllocations = true;
-        for (var i = 0; i < rounds; i++)
+        const int packets = rounds * batch * 2;
+        var quietest = long.MaxValue;
+        for (var window = 0; window < 3; window++)
         {
-            Round();
+            var before = pair.A.Device.PipelineAllocatedBytes + pair.B.Device.PipelineAllocatedBytes;
+            pair.A.Device.TrackAllocations = true;
+            pair.B.Device.TrackAllocations = true;
+            for (var i = 0; i < rounds; i++)
+            {
+                Round();
+            }
+
+            pair.A.Device.TrackAllocations = false;
+            pair.B.Device.TrackAllocations = false;
+            quietest = Math.Min(quietest, pair.A.Device.PipelineAllocatedBytes + pair.B.Device.PipelineAllocatedBytes - before);
         }
 
-        pair.A.Device.TrackAllocations = false;
-        pair.B.Device.TrackAllocations = false;
-        var allocated = pair.A.Device.PipelineAllocatedBytes + pair.B.Device.PipelineAllocatedBytes;
-        const int packets = rounds * batch * 2;
-
         // The devices' own threads only (reader, receiver, workers, timers). The smallest object is 24 bytes, so one
-        // allocation per packet would be >= 24 B/packet; what is tolerated is sporadic refills of the in-memory
-        // network's ArrayPool (it rents on our sender threads) and pooled elements created at a new in-flight peak.
-        Assert.True(allocated < packets * 2, $"{allocated} bytes allocated by the pipeline for {packets} packets");
+        // allocation per packet would be >= 24 B/packet in every window.
+        Assert.True(quietest < packets * 2, $"{quietest} bytes allocated by the pipeline for {packets} packets in the quietest of three windows");
     }
 
     private static (byte[][] Buffers, int[] Sizes) Prepare(int count, string src, string dst)

@@ -17,7 +17,7 @@ public sealed class ReassemblyTests
         return data;
     }
 
-    private static (NetStack Stack, Udp.UdpSocket Socket) Receiver(Action<NetStackOptions>? configure = null)
+    private static (NetworkStack Stack, Udp.UdpSocket Socket) Receiver(Action<NetworkStackOptions>? configure = null)
     {
         var stack = TestPackets.Stack(configure ?? (_ => { }), "10.9.0.2", "fd00:9::2");
         return (stack, stack.BindUdp(new IPEndPoint(IPAddress.IPv6Any, 5353)));

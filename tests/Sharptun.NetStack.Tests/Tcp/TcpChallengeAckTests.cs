@@ -1,4 +1,5 @@
 using Sharptun.NetStack.Tcp;
+using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tests.Tcp;
 

@@ -22,7 +22,7 @@ public sealed class TcpStreamAllocationTests(ITestOutputHelper output)
         b.Peer = a;
         TcpConnection c;
         TcpConnection? s = null;
-        TcpListener listener;
+        TcpStreamListener listener;
         lock (gate)
         {
             listener = b.Tcp.Listen(new System.Net.IPEndPoint(b.Address.ToIPAddress(), 80), 4);

@@ -4,7 +4,7 @@ using Sharptun.NetStack.Tcp;
 
 namespace Sharptun.NetStack.Tests.Tcp;
 
-/// <summary>The socket API (TcpStream / TcpListener / ConnectAsync) over the simulated link, driven by a pump.</summary>
+/// <summary>The socket API (TcpStream / TcpStreamListener / ConnectAsync) over the simulated link, driven by a pump.</summary>
 public sealed class TcpStreamTests
 {
     /// <summary>Steps the virtual network while <paramref name="work"/> runs on the thread pool.</summary>

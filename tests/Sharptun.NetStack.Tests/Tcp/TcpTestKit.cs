@@ -20,7 +20,7 @@ internal sealed class TcpPair
     public SimNetwork Net { get; }
     public SimHost Client { get; }
     public SimHost Server { get; }
-    public TcpListener Listener { get; }
+    public TcpStreamListener Listener { get; }
     public TcpConnection? ClientConn { get; private set; }
     public TcpConnection? ServerConn { get; private set; }
 

@@ -6,7 +6,7 @@ namespace Sharptun.NetStack;
 // TCP integration (netstack contract): IP protocol 6 goes to TcpLayer.OnSegment (which verifies the checksum and
 // answers closed ports with RST), its timers run from Poll, and its deadline joins NextDeadline. The TCP layer sends
 // through IStackContext.TrySendIp and takes Gate itself in its socket API.
-public sealed partial class NetStack
+public sealed partial class NetworkStack
 {
     private TcpLayer _tcp = null!;
 
@@ -31,7 +31,7 @@ public sealed partial class NetStack
     /// Listens for TCP connections on <paramref name="local"/> (address Any = every local address). In promiscuous mode,
     /// port 0 makes a wildcard listener that accepts connections to any address and port (tun2socks use).
     /// </summary>
-    public TcpListener ListenTcp(IPEndPoint local, int backlog = 128)
+    public TcpStreamListener ListenTcp(IPEndPoint local, int backlog = 128)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return _tcp.Listen(local, backlog);

@@ -1,9 +1,11 @@
 using System.Buffers.Binary;
 using Sharptun.NetStack.Tcp;
+using Sharptun.NetStack.Tests.Tcp;
+using Sharptun.NetStack.Wire;
 
-namespace Sharptun.NetStack.Tests.Tcp;
+namespace Sharptun.NetStack.Tests.Wire;
 
-public sealed class TcpWireTests
+public sealed class TcpPacketTests
 {
     private static readonly IpAddr Src = IpAddr.Parse("192.168.1.10");
     private static readonly IpAddr Dst = IpAddr.Parse("192.168.1.20");
@@ -167,7 +169,7 @@ public sealed class TcpWireTests
     [InlineData(19)]
     public void TryCreate_ShorterThanFixedHeader_ReturnsFalse(int length)
     {
-        Assert.False(TcpHeader.TryCreate(new byte[length], out _));
+        Assert.False(TcpPacket.TryCreate(new byte[length], out _));
     }
 
     [Theory]
@@ -177,7 +179,7 @@ public sealed class TcpWireTests
     {
         var seg = new byte[40];
         seg[12] = offsetByte;
-        Assert.False(TcpHeader.TryCreate(seg, out _));
+        Assert.False(TcpPacket.TryCreate(seg, out _));
     }
 
     [Fact]
@@ -213,7 +215,7 @@ public sealed class TcpWireTests
             }
 
             r = r with { SackCount = blocks };
-            Assert.True(r.HeaderLength <= TcpHeader.MaxLength, $"seed {seed} iteration {i}");
+            Assert.True(r.HeaderLength <= TcpPacket.MaxLength, $"seed {seed} iteration {i}");
             var payload = new byte[rng.Next(100)];
             rng.NextBytes(payload);
             var buf = new byte[r.HeaderLength + payload.Length];

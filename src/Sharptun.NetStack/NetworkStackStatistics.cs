@@ -1,10 +1,10 @@
 namespace Sharptun.NetStack;
 
 /// <summary>
-/// Packet counters of a <see cref="NetStack"/>, including drops by reason. Values are updated under the stack's lock
+/// Packet counters of a <see cref="NetworkStack"/>, including drops by reason. Values are updated under the stack's lock
 /// and may be read from any thread (each read is atomic; a set of reads is not a consistent snapshot).
 /// </summary>
-public sealed class NetStackStatistics
+public sealed class NetworkStackStatistics
 {
     internal long ReceivedPackets;
     internal long SentPackets;

@@ -4,7 +4,7 @@ using Sharptun.NetStack.Wire;
 
 namespace Sharptun.NetStack.Tests;
 
-public sealed class NetStackTests
+public sealed class NetworkStackTests
 {
     private static readonly IpAddr Peer4 = IpAddr.Parse("10.9.0.1");
     private static readonly IpAddr Local4 = IpAddr.Parse("10.9.0.2");

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
-using Sharptun.NetStack.Wire;
 
-namespace Sharptun.NetStack.Tcp;
+namespace Sharptun.NetStack.Wire;
 
 /// <summary>TCP control bits (RFC 9293 §3.1; ECE/CWR from RFC 3168).</summary>
 [Flags]
@@ -44,7 +43,7 @@ internal readonly record struct SackBlock(SeqNumber Left, SeqNumber Right);
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// </code>
 /// </summary>
-internal readonly ref struct TcpHeader
+internal readonly ref struct TcpPacket
 {
     public const int SrcPortOffset = 0;
     public const int DstPortOffset = 2;
@@ -60,10 +59,10 @@ internal readonly ref struct TcpHeader
 
     private readonly ReadOnlySpan<byte> _segment;
 
-    private TcpHeader(ReadOnlySpan<byte> segment) => _segment = segment;
+    private TcpPacket(ReadOnlySpan<byte> segment) => _segment = segment;
 
     /// <summary>Validates lengths; never reads outside <paramref name="segment"/>.</summary>
-    public static bool TryCreate(ReadOnlySpan<byte> segment, out TcpHeader header)
+    public static bool TryCreate(ReadOnlySpan<byte> segment, out TcpPacket header)
     {
         header = default;
         if (segment.Length < MinLength)
@@ -77,7 +76,7 @@ internal readonly ref struct TcpHeader
             return false;
         }
 
-        header = new TcpHeader(segment);
+        header = new TcpPacket(segment);
         return true;
     }
 
@@ -96,7 +95,7 @@ internal readonly ref struct TcpHeader
     /// <summary>RFC 9293 §3.1: checksum over pseudo-header, header and data must fold to zero.</summary>
     public bool VerifyChecksum(in IpAddr source, in IpAddr destination)
     {
-        uint sum = Wire.Checksum.PseudoHeader(source, destination, TcpConstants.IpProtocol, _segment.Length);
+        uint sum = Wire.Checksum.PseudoHeader(source, destination, IpProtocol.Tcp, _segment.Length);
         return Wire.Checksum.Finish(Wire.Checksum.Add(_segment, sum)) == 0;
     }
 }
@@ -149,7 +148,7 @@ internal readonly record struct TcpRepr
     };
 
     /// <summary>Most SACK blocks that fit next to the other options emitted.</summary>
-    public int MaxSackBlocks => Math.Min(4, (TcpHeader.MaxLength - TcpHeader.MinLength - FixedOptionsLength - 4) / 8);
+    public int MaxSackBlocks => Math.Min(4, (TcpPacket.MaxLength - TcpPacket.MinLength - FixedOptionsLength - 4) / 8);
 
     private int FixedOptionsLength =>
         (Mss != 0 ? 4 : 0) + (WindowScale >= 0 ? 4 : 0) + (SackPermitted ? 4 : 0) + (HasTimestamp ? 12 : 0);
@@ -158,7 +157,7 @@ internal readonly record struct TcpRepr
     public int OptionsLength => FixedOptionsLength + (SackCount > 0 ? 4 + 8 * SackCount : 0);
 
     /// <summary>Header length in bytes including options (multiple of 4).</summary>
-    public int HeaderLength => TcpHeader.MinLength + OptionsLength;
+    public int HeaderLength => TcpPacket.MinLength + OptionsLength;
 
     /// <summary>
     /// Parses and (optionally) checksum-verifies a segment. Returns false for a truncated header, bad
@@ -169,7 +168,7 @@ internal readonly record struct TcpRepr
     {
         repr = default;
         payloadOffset = 0;
-        if (!TcpHeader.TryCreate(segment, out var h))
+        if (!TcpPacket.TryCreate(segment, out var h))
         {
             return false;
         }
@@ -189,7 +188,7 @@ internal readonly record struct TcpRepr
     }
 
     /// <summary>Parses the header fields and options from an already length-checked view.</summary>
-    public static bool TryParseHeader(TcpHeader h, out TcpRepr repr)
+    public static bool TryParseHeader(TcpPacket h, out TcpRepr repr)
     {
         var r = new TcpRepr
         {
@@ -290,16 +289,16 @@ internal readonly record struct TcpRepr
             throw new ArgumentException("Buffer too small for the segment.", nameof(segment));
         }
 
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpHeader.SrcPortOffset..], SourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpHeader.DstPortOffset..], DestinationPort);
-        BinaryPrimitives.WriteUInt32BigEndian(segment[TcpHeader.SeqOffset..], Seq.Value);
-        BinaryPrimitives.WriteUInt32BigEndian(segment[TcpHeader.AckOffset..], Has(TcpFlags.Ack) ? Ack.Value : 0);
-        segment[TcpHeader.DataOffsetOffset] = (byte)((hl / 4) << 4);
-        segment[TcpHeader.FlagsOffset] = (byte)Flags;
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpHeader.WindowOffset..], Window);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpHeader.ChecksumOffset..], 0);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpHeader.UrgentOffset..], UrgentPointer);
-        int o = TcpHeader.MinLength;
+        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpPacket.SrcPortOffset..], SourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpPacket.DstPortOffset..], DestinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(segment[TcpPacket.SeqOffset..], Seq.Value);
+        BinaryPrimitives.WriteUInt32BigEndian(segment[TcpPacket.AckOffset..], Has(TcpFlags.Ack) ? Ack.Value : 0);
+        segment[TcpPacket.DataOffsetOffset] = (byte)((hl / 4) << 4);
+        segment[TcpPacket.FlagsOffset] = (byte)Flags;
+        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpPacket.WindowOffset..], Window);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpPacket.ChecksumOffset..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpPacket.UrgentOffset..], UrgentPointer);
+        int o = TcpPacket.MinLength;
         if (Mss != 0)
         {
             segment[o] = 2;
@@ -354,9 +353,9 @@ internal readonly record struct TcpRepr
         }
 
         int total = hl + payloadLength;
-        uint sum = Checksum.PseudoHeader(source, destination, TcpConstants.IpProtocol, total);
+        uint sum = Checksum.PseudoHeader(source, destination, IpProtocol.Tcp, total);
         ushort ck = Checksum.Finish(Checksum.Add(segment[..total], sum));
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpHeader.ChecksumOffset..], ck);
+        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpPacket.ChecksumOffset..], ck);
         return total;
     }
 

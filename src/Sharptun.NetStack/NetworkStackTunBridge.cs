@@ -3,7 +3,7 @@ using Sharptun.Transport;
 namespace Sharptun.NetStack;
 
 /// <summary>
-/// Runs a <see cref="NetStack"/> on a real packet device (e.g. a Linux TUN): one thread copies packets the device
+/// Runs a <see cref="NetworkStack"/> on a real packet device (e.g. a Linux TUN): one thread copies packets the device
 /// reads into the stack, another copies the stack's outbound packets to the device. This is how the stack is tested
 /// against the Linux kernel, and how it serves as a tun2socks-style gateway.
 /// </summary>
@@ -11,17 +11,17 @@ namespace Sharptun.NetStack;
 /// The bridge owns both: <see cref="Dispose"/> disposes the device and the stack (which unblocks both pump threads)
 /// and joins the threads. Buffers are allocated once per bridge.
 /// </remarks>
-public sealed class NetStackTunBridge : IDisposable
+public sealed class NetworkStackTunBridge : IDisposable
 {
     private readonly IPacketDevice _device;
-    private readonly NetStack _stack;
+    private readonly NetworkStack _stack;
     private readonly Thread _inbound;
     private readonly Thread _outbound;
     private volatile bool _stopping;
     private Exception? _failure;
 
     /// <summary>Starts pumping immediately; also starts the stack's driver when it is not running.</summary>
-    public NetStackTunBridge(IPacketDevice device, NetStack stack, bool startStackDriver = true)
+    public NetworkStackTunBridge(IPacketDevice device, NetworkStack stack, bool startStackDriver = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(stack);

@@ -3,15 +3,17 @@ using System.Net;
 namespace Sharptun.NetStack.Tcp;
 
 /// <summary>
-/// A passive-open endpoint (RFC 9293 LISTEN). Incoming SYNs create connections in SYN-RECEIVED; at most
-/// <c>backlog</c> may be half-open (the SYN queue) and at most <c>backlog</c> established connections may wait
-/// for <see cref="AcceptAsync"/>; SYNs beyond that are dropped so the peer retransmits (no unbounded memory).
+/// A passive-open endpoint (RFC 9293 LISTEN) of the stack that hands out <see cref="TcpStream"/>s; named so that it
+/// does not clash with <see cref="System.Net.Sockets.TcpListener"/> in files that use both. Incoming SYNs create
+/// connections in SYN-RECEIVED; at most <c>backlog</c> may be half-open (the SYN queue) and at most <c>backlog</c>
+/// established connections may wait for <see cref="AcceptAsync"/>; SYNs beyond that are dropped so the peer
+/// retransmits (no unbounded memory).
 /// </summary>
 /// <remarks>
 /// Thread-safe. One pending AcceptAsync at a time. Dispose stops listening, resets connections that were never
 /// accepted and fails a pending AcceptAsync with <see cref="ObjectDisposedException"/>.
 /// </remarks>
-public sealed class TcpListener : IDisposable
+public sealed class TcpStreamListener : IDisposable
 {
     private readonly TcpLayer _layer;
     private readonly Queue<TcpConnection> _acceptQueue = new();
@@ -20,7 +22,7 @@ public sealed class TcpListener : IDisposable
     private int _synQueue;
     private bool _disposed;
 
-    internal TcpListener(TcpLayer layer, IPEndPoint local, int backlog, (IpAddr, ushort) key)
+    internal TcpStreamListener(TcpLayer layer, IPEndPoint local, int backlog, (IpAddr, ushort) key)
     {
         _layer = layer;
         LocalEndPoint = local;
@@ -129,7 +131,7 @@ public sealed class TcpListener : IDisposable
                 c.Abort(now);
             }
 
-            _acceptSignal.SetException(new ObjectDisposedException(nameof(TcpListener)));
+            _acceptSignal.SetException(new ObjectDisposedException(nameof(TcpStreamListener)));
         }
     }
 }

@@ -5,7 +5,7 @@ namespace Sharptun.NetStack;
 
 // Outbound path, all under Gate: build IP header + transport data directly in an outbound queue slot (one copy of
 // the payload, no allocation), commit, signal the reader. A full queue returns false (backpressure to the caller).
-public sealed partial class NetStack
+public sealed partial class NetworkStack
 {
     private static int IpHeaderLength(in IpAddr address) => address.IsV4 ? Ipv4Repr.HeaderLength : Ipv6Repr.HeaderLength;
 

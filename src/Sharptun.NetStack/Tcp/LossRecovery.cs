@@ -1,15 +1,23 @@
+using Sharptun.NetStack.Wire;
+
 namespace Sharptun.NetStack.Tcp;
 
 /// <summary>
-/// SACK-based loss detection and recovery sending rate:
+/// SACK-based loss detection and recovery sending rate of one connection, beside <see cref="CongestionController"/>
+/// and <see cref="RttEstimator"/>. It owns the SACK scoreboard (RFC 6675 §3), the send log and the state of:
 /// RACK (RFC 8985 §6): every sent segment keeps its latest transmission time; a segment is lost when a segment sent
 /// after it was delivered and more than RACK.rtt + RACK.reo_wnd has passed since it was sent. Time-based marking is
 /// robust to reordering (the window adapts through D-SACK, RFC 8985 §6.2 step 4) and detects lost retransmissions.
 /// PRR (RFC 6937): during recovery the sending rate follows the delivery rate down to ssthresh.
 /// D-SACK undo (RFC 2883 §4, RFC 8985 §8 / Linux's undo_retrans): a recovery whose every retransmission is reported as a
 /// duplicate was spurious, so the congestion window reduction is undone.
+/// TLP (RFC 8985 §7): the probe timer (the probe itself is sent by the connection).
 /// </summary>
-internal sealed partial class TcpConnection
+/// <remarks>
+/// Sans-I/O and owned by one <see cref="TcpConnection"/>: the connection passes its sequence variables (SND.UNA,
+/// SND.MAX), SMSS and recovery flag in, and reads back timers, loss marks and counters. Runs under the stack's Gate.
+/// </remarks>
+internal sealed class LossRecovery
 {
     private const byte SegSacked = 1;        // delivered out of order (SACKed)
     private const byte SegLost = 2;          // RACK marked it lost
@@ -41,7 +49,6 @@ internal sealed partial class TcpConnection
     private int _reoWndPersist;                     // RACK.reo_wnd_persist
     private bool _dsackRoundValid;
     private SeqNumber _dsackRound;                  // RACK.dsack_round
-    private TimeSpan _rackAt = TimeSpan.MaxValue;   // RACK reordering timer
 
     // RFC 6937 PRR state
     private long _prrDelivered;
@@ -55,16 +62,41 @@ internal sealed partial class TcpConnection
     private int _priorCwnd;
     private int _priorSsthresh;
 
-    internal long DsacksReceived { get; private set; }
-    internal long SpuriousRecoveries { get; private set; }
-    internal bool ReorderingSeen => _reorderingSeen;
-    internal bool InRecovery => _inRecovery;
-    internal long PipeBytes => Pipe();
+    // RTT measured from the send log at clock resolution (the timestamp option only gives milliseconds, which reads
+    // as 0 on a LAN or TUN): used for RACK's min_RTT/SRTT (reordering window) and the TLP timeout.
+    private TimeSpan _preciseMinRtt = TimeSpan.MaxValue;
+    private TimeSpan _preciseSrtt;
 
-    private void AllocateSegmentLog()
+    private bool _tlpFired; // a tail loss probe was sent since the last new ACK or RTO
+
+    public LossRecovery(int maxSackRanges, SeqNumber iss)
+    {
+        Scoreboard = new SeqRanges(maxSackRanges);
+        _rackFack = iss;
+    }
+
+    /// <summary>Send side SACK scoreboard (RFC 6675 §3): SACKed ranges above SND.UNA.</summary>
+    public SeqRanges Scoreboard { get; }
+
+    /// <summary>RACK reordering timer (RFC 8985 §6.3); <see cref="TimeSpan.MaxValue"/> when not running.</summary>
+    public TimeSpan RackTimerAt { get; private set; } = TimeSpan.MaxValue;
+
+    /// <summary>Tail loss probe timer (RFC 8985 §7.2); <see cref="TimeSpan.MaxValue"/> when not running.</summary>
+    public TimeSpan TailLossProbeAt { get; private set; } = TimeSpan.MaxValue;
+
+    public long DsacksReceived { get; private set; }
+    public long SpuriousRecoveries { get; private set; }
+    public long LostRetransmits { get; private set; }
+    public long TailLossProbes { get; private set; }
+    public bool ReorderingSeen => _reorderingSeen;
+    public TimeSpan PreciseSrtt => _preciseSrtt;
+    public TimeSpan PreciseMinRtt => _preciseMinRtt;
+
+    /// <summary>Allocates the send log with the connection's buffers.</summary>
+    public void AllocateSendLog(int sendBufferSize, int smss)
     {
         // One record per full-sized segment of the send buffer, plus slack for splits; small segments merge when full.
-        int cap = Math.Clamp((_options.SendBufferSize / Math.Max(_smss, 256)) + 32, 64, 8192);
+        int cap = Math.Clamp((sendBufferSize / Math.Max(smss, 256)) + 32, 64, 8192);
         _segs = new SentSegment[cap];
     }
 
@@ -103,6 +135,23 @@ internal sealed partial class TcpConnection
         _segs[abs + 1].Start = at;
         _segCount++;
         return true;
+    }
+
+    /// <summary>
+    /// A transmission of [seq, end) (end includes a FIN) left: logs it and, in recovery, counts it for PRR and (when a
+    /// retransmission) for undo.
+    /// </summary>
+    public void OnSent(TimeSpan now, SeqNumber seq, SeqNumber end, bool retransmit, bool inRecovery)
+    {
+        LogSent(now, seq, end);
+        if (inRecovery)
+        {
+            _prrOut += end - seq; // RFC 6937: data sent during recovery
+            if (retransmit)
+            {
+                _undoRetrans++;
+            }
+        }
     }
 
     /// <summary>Records a transmission of [seq, end) (end includes a FIN).</summary>
@@ -180,19 +229,32 @@ internal sealed partial class TcpConnection
         _segCount++;
     }
 
-    /// <summary>After an RTO: the scoreboard is cleared and everything is resent (go-back-N).</summary>
-    private void ResetSegmentMarks()
+    /// <summary>
+    /// After an RTO: the scoreboard is cleared (RFC 6675 §5.1: the receiver may have reneged) and everything is resent
+    /// (go-back-N); the episode can no longer be undone and a new tail loss probe is allowed.
+    /// </summary>
+    public void OnRetransmissionTimeout()
     {
+        Scoreboard.Clear();
+        _tlpFired = false;
+        _undoValid = false;
         for (int i = 0; i < _segCount; i++)
         {
             Seg(i).Flags &= SegEverRetrans;
         }
 
-        _rackAt = TimeSpan.MaxValue;
+        RackTimerAt = TimeSpan.MaxValue;
+    }
+
+    /// <summary>SND.UNA advanced to <paramref name="sndUna"/>: trims the scoreboard and allows a new tail loss probe.</summary>
+    public void OnNewAck(SeqNumber sndUna)
+    {
+        Scoreboard.RemoveBelow(sndUna);
+        _tlpFired = false;
     }
 
     /// <summary>RFC 6675 §4 SetPipe from the log: sent, not SACKed, and not lost unless retransmitted since.</summary>
-    private long Pipe()
+    public long Pipe(SeqNumber sndUna, SeqNumber sndMax)
     {
         long pipe = 0;
         for (int i = 0; i < _segCount; i++)
@@ -205,29 +267,33 @@ internal sealed partial class TcpConnection
             }
         }
 
-        var logEnd = _segCount > 0 ? Seg(_segCount - 1).End : _sndUna;
-        if (_sndMax > logEnd)
+        var logEnd = _segCount > 0 ? Seg(_segCount - 1).End : sndUna;
+        if (sndMax > logEnd)
         {
-            pipe += _sndMax - logEnd;
+            pipe += sndMax - logEnd;
         }
 
         return pipe;
     }
 
-    /// <summary>RFC 6675 NextSeg rule (1) with RACK's marks: the first lost segment not yet retransmitted.</summary>
-    private bool NextLostHole(out SeqNumber seq, out int len)
+    /// <summary>
+    /// RFC 6675 NextSeg rule (1) with RACK's marks: the first lost segment not yet retransmitted, at most
+    /// <paramref name="smss"/> bytes and not past <paramref name="dataEnd"/> (a zero-length hole qualifies when it is
+    /// the outstanding FIN at <paramref name="finSeq"/>).
+    /// </summary>
+    public bool NextLostHole(SeqNumber sndUna, int smss, SeqNumber dataEnd, bool finOutstanding, SeqNumber finSeq, out SeqNumber seq, out int len)
     {
         for (int i = 0; i < _segCount; i++)
         {
             ref var r = ref Seg(i);
-            if ((r.Flags & (SegLost | SegRetransLost | SegSacked)) != SegLost || r.End <= _sndUna)
+            if ((r.Flags & (SegLost | SegRetransLost | SegSacked)) != SegLost || r.End <= sndUna)
             {
                 continue;
             }
 
-            seq = SeqNumber.Max(r.Start, _sndUna);
-            len = Math.Min(Math.Min(r.End - seq, _smss), Math.Max(DataEnd - seq, 0));
-            if (len > 0 || (_finQueued && !_finAcked && seq == FinSeq))
+            seq = SeqNumber.Max(r.Start, sndUna);
+            len = Math.Min(Math.Min(r.End - seq, smss), Math.Max(dataEnd - seq, 0));
+            if (len > 0 || (finOutstanding && seq == finSeq))
             {
                 return true;
             }
@@ -243,15 +309,17 @@ internal sealed partial class TcpConnection
     /// delivered segments, advances RACK.xmit_ts/end_seq/rtt and fack, notes reordering, drops acknowledged records,
     /// then marks lost segments. Returns true when any segment is (now) marked lost and not yet retransmitted.
     /// </summary>
-    private bool RackOnAck(TimeSpan now)
+    public bool OnAck(TimeSpan now, SeqNumber sndUna, bool inRecovery, int smss, in RttEstimator rtt)
     {
+        var sacked = Scoreboard;
+
         // steps 1–3 over newly delivered segments (cumulatively acknowledged or newly SACKed)
         int sackIdx = 0;
         for (int i = 0; i < _segCount; i++)
         {
             ref var r = ref Seg(i);
             bool delivered;
-            if (r.End <= _sndUna)
+            if (r.End <= sndUna)
             {
                 delivered = (r.Flags & SegSacked) == 0;
             }
@@ -262,13 +330,13 @@ internal sealed partial class TcpConnection
                     continue;
                 }
 
-                while (sackIdx < _sacked.Count && _sacked[sackIdx].Right <= r.Start)
+                while (sackIdx < sacked.Count && sacked[sackIdx].Right <= r.Start)
                 {
                     sackIdx++;
                 }
 
-                delivered = sackIdx < _sacked.Count && _sacked[sackIdx].Left <= r.Start && r.End <= _sacked[sackIdx].Right;
-                if (!delivered && sackIdx >= _sacked.Count)
+                delivered = sackIdx < sacked.Count && sacked[sackIdx].Left <= r.Start && r.End <= sacked[sackIdx].Right;
+                if (!delivered && sackIdx >= sacked.Count)
                 {
                     break; // nothing above is SACKed: the rest of the log is undelivered
                 }
@@ -284,17 +352,17 @@ internal sealed partial class TcpConnection
                 continue;
             }
 
-            var rtt = now - r.XmitTime;
-            if ((r.Flags & SegEverRetrans) != 0 && rtt < RackMinRtt)
+            var sample = now - r.XmitTime;
+            if ((r.Flags & SegEverRetrans) != 0 && sample < RackMinRtt(rtt))
             {
                 // step 2: may have been delivered by the original transmission; ambiguous
             }
             else
             {
-                _rackRtt = rtt;
+                _rackRtt = sample;
                 if ((r.Flags & SegEverRetrans) == 0)
                 {
-                    PreciseRttSample(rtt);
+                    PreciseRttSample(sample);
                 }
 
                 if (r.XmitOrder > _rackOrder)
@@ -317,7 +385,7 @@ internal sealed partial class TcpConnection
 
         // drop acknowledged records
         int k = 0;
-        while (k < _segCount && Seg(k).End <= _sndUna)
+        while (k < _segCount && Seg(k).End <= sndUna)
         {
             k++;
         }
@@ -329,18 +397,13 @@ internal sealed partial class TcpConnection
             _segHead = 0;
         }
 
-        if (_rackFack < _sndUna)
+        if (_rackFack < sndUna)
         {
-            _rackFack = _sndUna;
+            _rackFack = sndUna;
         }
 
-        return RackDetectLoss(now);
+        return DetectLoss(now, inRecovery, smss, rtt);
     }
-
-    // RTT measured from the send log at clock resolution (the timestamp option only gives milliseconds, which reads
-    // as 0 on a LAN or TUN): used for RACK's min_RTT/SRTT (reordering window) and the TLP timeout.
-    private TimeSpan _preciseMinRtt = TimeSpan.MaxValue;
-    private TimeSpan _preciseSrtt;
 
     private void PreciseRttSample(TimeSpan rtt)
     {
@@ -352,36 +415,36 @@ internal sealed partial class TcpConnection
         _preciseSrtt = _preciseSrtt == TimeSpan.Zero ? rtt : (_preciseSrtt * 7 / 8) + (rtt / 8);
     }
 
-    internal TimeSpan PreciseSrttForTests => _preciseSrtt;
-    internal TimeSpan PreciseMinRttForTests => _preciseMinRtt;
+    private TimeSpan RackMinRtt(in RttEstimator rtt) => _preciseMinRtt != TimeSpan.MaxValue ? _preciseMinRtt : rtt.MinRtt;
 
-    private TimeSpan RackMinRtt => _preciseMinRtt != TimeSpan.MaxValue ? _preciseMinRtt : _rtt.MinRtt;
-
-    private TimeSpan RackSrtt => _preciseSrtt != TimeSpan.Zero ? _preciseSrtt : _rtt.Srtt;
+    private TimeSpan RackSrtt(in RttEstimator rtt) => _preciseSrtt != TimeSpan.Zero ? _preciseSrtt : rtt.Srtt;
 
     /// <summary>RFC 8985 §6.2 step 4: the reordering window.</summary>
-    private TimeSpan ReoWnd()
+    private TimeSpan ReoWnd(bool inRecovery, int smss, in RttEstimator rtt)
     {
-        if (!_reorderingSeen && (_inRecovery || _sacked.TotalBytes() >= (long)TcpConstants.DupThresh * _smss))
+        if (!_reorderingSeen && (inRecovery || Scoreboard.TotalBytes() >= (long)TcpConstants.DupThresh * smss))
         {
             return TimeSpan.Zero;
         }
 
-        var w = RackMinRtt / 4 * _reoWndMult;
-        var srtt = RackSrtt;
+        var w = RackMinRtt(rtt) / 4 * _reoWndMult;
+        var srtt = RackSrtt(rtt);
         return w < srtt ? w : srtt;
     }
 
-    /// <summary>RFC 8985 §6.2 step 5 (RACK_detect_loss) and the reordering timer.</summary>
-    private bool RackDetectLoss(TimeSpan now)
+    /// <summary>
+    /// RFC 8985 §6.2 step 5 (RACK_detect_loss) and the reordering timer. Returns true when any segment is (now) marked
+    /// lost and not yet retransmitted.
+    /// </summary>
+    public bool DetectLoss(TimeSpan now, bool inRecovery, int smss, in RttEstimator rtt)
     {
-        _rackAt = TimeSpan.MaxValue;
+        RackTimerAt = TimeSpan.MaxValue;
         if (_rackXmit == TimeSpan.MinValue)
         {
             return HasUnsentLoss();
         }
 
-        var reo = ReoWnd();
+        var reo = ReoWnd(inRecovery, smss, rtt);
         var timeout = TimeSpan.Zero;
         bool any = false;
         for (int i = 0; i < _segCount; i++)
@@ -423,7 +486,7 @@ internal sealed partial class TcpConnection
 
         if (timeout > TimeSpan.Zero)
         {
-            _rackAt = now + timeout;
+            RackTimerAt = now + timeout;
         }
 
         return any;
@@ -442,41 +505,23 @@ internal sealed partial class TcpConnection
         return false;
     }
 
-    /// <summary>The RACK reordering timer fired (RFC 8985 §6.3): re-run detection and start recovery if needed.</summary>
-    private void OnRackTimer(TimeSpan now)
-    {
-        _rackAt = TimeSpan.MaxValue;
-        if (!_sackEnabled || _sndUna == _sndMax || !IsSynchronized)
-        {
-            return;
-        }
-
-        if (RackDetectLoss(now))
-        {
-            long delivered = 0;
-            if (!_inRecovery)
-            {
-
-                EnterRecovery(now);
-                delivered = _sacked.TotalBytes(); // what arrived beyond the hole while the timer ran (PRR's DeliveredData)
-            }
-
-            PrrUpdate(delivered);
-            Dispatch(now);
-        }
-    }
+    /// <summary>Stops the RACK reordering timer (it fired, or the connection closed).</summary>
+    public void StopRackTimer() => RackTimerAt = TimeSpan.MaxValue;
 
     /// <summary>
     /// RFC 2883 §4: the first SACK block reports a duplicate when it lies below the cumulative ACK or inside the second
     /// block. Adapts the reordering window (RFC 8985 §6.2 step 4) and counts toward undoing a spurious recovery.
+    /// Returns true when this was the last outstanding retransmission of the episode: the episode was spurious and the
+    /// congestion window reduction has been undone on <paramref name="cc"/>; the connection then leaves recovery
+    /// (<see cref="ClearLossMarks"/>).
     /// </summary>
-    private void OnDsack(TimeSpan now, SackBlock b)
+    public bool OnDsack(SackBlock b, SeqNumber sndUna, SeqNumber sndMax, CongestionController cc)
     {
         DsacksReceived++;
-        if (!_dsackRoundValid || _dsackRound <= _sndUna)
+        if (!_dsackRoundValid || _dsackRound <= sndUna)
         {
             _reoWndMult++;
-            _dsackRound = _sndMax;
+            _dsackRound = sndMax;
             _dsackRoundValid = true;
             _reoWndPersist = 16;
         }
@@ -487,46 +532,57 @@ internal sealed partial class TcpConnection
             _undoRetrans--;
             if (_undoRetrans == 0)
             {
-                UndoRecovery(now);
+                _undoValid = false;
+                SpuriousRecoveries++;
+                cc.Undo(_priorCwnd, _priorSsthresh);
+                return true;
             }
         }
+
+        return false;
     }
 
-    private void UndoRecovery(TimeSpan now)
+    /// <summary>RFC 8985 §8: the losses were spurious; stop retransmitting what was marked lost.</summary>
+    public void ClearLossMarks()
     {
-        _undoValid = false;
-        SpuriousRecoveries++;
-        _cc.Undo(_priorCwnd, _priorSsthresh);
-        if (_inRecovery)
+        for (int i = 0; i < _segCount; i++)
         {
-            // RFC 8985 §8: the losses were spurious; stop retransmitting what was marked lost
-            _inRecovery = false;
-            for (int i = 0; i < _segCount; i++)
-            {
-                Seg(i).Flags &= unchecked((byte)~(SegLost | SegRetransLost));
-            }
-
-            _recover = _sndMax;
+            Seg(i).Flags &= unchecked((byte)~(SegLost | SegRetransLost));
         }
-
-        _ = now;
     }
 
-    private void PrrStart()
+    /// <summary>
+    /// A recovery episode begins (before <paramref name="cc"/> reacts to the congestion event): starts PRR, remembers
+    /// the window for undo and stops the tail loss probe.
+    /// </summary>
+    public void OnRecoveryStart(SeqNumber sndUna, SeqNumber sndMax, CongestionController cc)
     {
         _prrDelivered = 0;
         _prrOut = 0;
-        _recoverFs = Math.Max(_sndMax - _sndUna, 1);
-        _priorCwnd = _cc.Cwnd;
-        _priorSsthresh = _cc.Ssthresh;
+        _recoverFs = Math.Max(sndMax - sndUna, 1);
+        _priorCwnd = cc.Cwnd;
+        _priorSsthresh = cc.Ssthresh;
+        _undoValid = true;
+        _undoMarker = sndUna;
+        _undoRetrans = 0;
+        TailLossProbeAt = TimeSpan.MaxValue;
+    }
+
+    /// <summary>The episode ended with a full acknowledgment: a widened reordering window lapses after 16 of them.</summary>
+    public void OnRecoveryEnd()
+    {
+        if (_reoWndPersist > 0 && --_reoWndPersist == 0)
+        {
+            _reoWndMult = 1; // RFC 8985 §6.2 step 4: the widened window lapses after 16 recoveries
+        }
     }
 
     /// <summary>RFC 6937 §3 on each ACK in recovery: sets cwnd = pipe + sndcnt.</summary>
-    private void PrrUpdate(long deliveredData)
+    public void PrrUpdate(long deliveredData, SeqNumber sndUna, SeqNumber sndMax, int smss, CongestionController cc)
     {
         _prrDelivered += Math.Max(deliveredData, 0);
-        long pipe = Pipe();
-        long ssthresh = _cc.Ssthresh;
+        long pipe = Pipe(sndUna, sndMax);
+        long ssthresh = cc.Ssthresh;
         long sndcnt;
         if (pipe > ssthresh)
         {
@@ -536,7 +592,7 @@ internal sealed partial class TcpConnection
         else
         {
             // slow start reduction bound (PRR-SSRB)
-            long limit = Math.Max(_prrDelivered - _prrOut, deliveredData) + _smss;
+            long limit = Math.Max(_prrDelivered - _prrOut, deliveredData) + smss;
             sndcnt = Math.Min(ssthresh - pipe, limit);
         }
 
@@ -545,11 +601,44 @@ internal sealed partial class TcpConnection
             sndcnt = 0;
         }
 
-        if (_prrOut == 0 && sndcnt < _smss && HasUnsentLoss())
+        if (_prrOut == 0 && sndcnt < smss && HasUnsentLoss())
         {
-            sndcnt = _smss; // fast retransmit: the first lost segment goes out at once (as Linux does)
+            sndcnt = smss; // fast retransmit: the first lost segment goes out at once (as Linux does)
         }
 
-        _cc.SetCwnd((int)Math.Min(pipe + sndcnt, int.MaxValue / 2));
+        cc.SetCwnd((int)Math.Min(pipe + sndcnt, int.MaxValue / 2));
     }
+
+    /// <summary>
+    /// Arms the tail loss probe (RFC 8985 §7.2) when <paramref name="eligible"/> (SACK on, not in recovery, an RTT
+    /// sample, data outstanding, synchronized) and no probe was sent since the last new ACK; only when it would fire
+    /// before the RTO at <paramref name="rtoAt"/>.
+    /// </summary>
+    public void ArmTailLossProbe(TimeSpan now, bool eligible, int outstanding, int smss, in RttEstimator rtt, TimeSpan rtoAt)
+    {
+        if (!eligible || _tlpFired)
+        {
+            TailLossProbeAt = TimeSpan.MaxValue;
+            return;
+        }
+
+        // RFC 8985 §7.2: PTO = 2·SRTT (clock-resolution SRTT from the send log), plus the worst-case delayed ACK when a
+        // single segment is outstanding; otherwise a 2 ms allowance for timer and scheduling slack (as Linux adds).
+        var pto = RackSrtt(rtt) * 2;
+        pto += outstanding <= smss ? TimeSpan.FromMilliseconds(200) : TimeSpan.FromMilliseconds(2);
+
+        var at = now + pto;
+        TailLossProbeAt = at < rtoAt ? at : TimeSpan.MaxValue;
+    }
+
+    /// <summary>Stops the tail loss probe timer (it fired, the RTO fired, or the connection closed).</summary>
+    public void StopTailLossProbe() => TailLossProbeAt = TimeSpan.MaxValue;
+
+    /// <summary>A tail loss probe is being sent: no other until new data is acknowledged or an RTO.</summary>
+    public void OnTailLossProbeSent()
+    {
+        _tlpFired = true;
+        TailLossProbes++;
+    }
+
 }

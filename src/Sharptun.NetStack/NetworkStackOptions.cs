@@ -3,10 +3,10 @@ using System.Net;
 namespace Sharptun.NetStack;
 
 /// <summary>
-/// Configuration of a <see cref="NetStack"/>. Read once by the constructor; later changes have no effect
+/// Configuration of a <see cref="NetworkStack"/>. Read once by the constructor; later changes have no effect
 /// (addresses can be changed on the stack itself).
 /// </summary>
-public sealed class NetStackOptions
+public sealed class NetworkStackOptions
 {
     /// <summary>IP MTU of the attached device in bytes (at least 1280, the IPv6 minimum). Default 1420 (WireGuard).</summary>
     public int Mtu { get; set; } = 1420;
@@ -30,7 +30,7 @@ public sealed class NetStackOptions
     /// </summary>
     public int OutboundQueueCapacity { get; set; } = 64;
 
-    /// <summary>Most packets one <see cref="NetStack.Read"/> call returns. Default 64.</summary>
+    /// <summary>Most packets one <see cref="NetworkStack.Read"/> call returns. Default 64.</summary>
     public int BatchSize { get; set; } = 64;
 
     /// <summary>Byte budget shared by fragment reassembly and UDP receive queues. Default 4 MiB.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Sharptun.NetStack.Ip;
@@ -9,7 +8,7 @@ namespace Sharptun.NetStack;
 
 /// <summary>
 /// A userspace TCP/IP stack that is itself an <see cref="IPacketDevice"/>: the WireGuard device (or a
-/// <see cref="NetStackTunBridge"/> on a real TUN) writes inbound IP packets into it with <see cref="Write"/> and reads
+/// <see cref="NetworkStackTunBridge"/> on a real TUN) writes inbound IP packets into it with <see cref="Write"/> and reads
 /// the stack's outbound packets with <see cref="Read"/>, exactly as it would with a kernel TUN.
 /// </summary>
 /// <remarks>
@@ -18,19 +17,21 @@ namespace Sharptun.NetStack;
 /// <para>Threading: one lock, <see cref="Gate"/>, guards all stack state; inbound processing (<see cref="Write"/>),
 /// timers (<see cref="Poll"/>) and every socket call take it. Socket completions run asynchronously, never under the
 /// lock. One reader thread may block in <see cref="Read"/> and one writer may call <see cref="Write"/> concurrently.</para>
-/// <para>Time: the core never reads the clock. Tests call <see cref="Poll"/> with a virtual time and honour
-/// <see cref="NextDeadline"/>; real use calls <see cref="Start"/>, which runs a driver thread on Stopwatch time.</para>
+/// <para>Time: this class is the deterministic core and never reads a clock. Tests call <see cref="Poll"/> with a
+/// virtual time and honour <see cref="NextDeadline"/>; real use calls <see cref="Start"/>, which attaches a
+/// <see cref="NetworkStackDriver"/>: a thread that owns the Stopwatch, polls the core on it and supplies the current
+/// time.</para>
 /// <para>Backpressure: outbound packets wait in a bounded queue of MTU-sized slots. When it is full, sockets keep their
 /// data and retry when <see cref="Read"/> frees space; only ICMP replies are dropped (and counted).</para>
 /// <para>After <see cref="Dispose"/>, a blocked <see cref="Read"/> returns 0, <see cref="Write"/> throws
 /// <see cref="ObjectDisposedException"/> and the driver thread stops.</para>
 /// </remarks>
-public sealed partial class NetStack : IPacketDevice, IStackContext
+public sealed partial class NetworkStack : IPacketDevice, IStackContext
 {
     private const ushort EphemeralFirst = 49152;   // RFC 6335 §6 dynamic ports
     private const ushort EphemeralLast = 65535;
 
-    private readonly NetStackOptions _options;
+    private readonly NetworkStackOptions _options;
     private readonly Lock _gate = new();
     private readonly OutboundQueue _outbound;
     private readonly ByteBudget _budget;
@@ -38,7 +39,6 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     private readonly FragmentReassembler _reassemblerV6;
     private readonly TokenBucket _icmpErrorLimiter;
     private readonly ManualResetEventSlim _outboundReady = new(false);
-    private readonly ManualResetEventSlim _wakeDriver = new(false);
     private readonly Dictionary<ushort, List<UdpSocket>> _udp = [];
     private readonly Dictionary<ushort, IcmpEchoSocket> _echoSockets = [];
     private readonly List<TaskCompletionSource> _spaceWaiters = [];
@@ -47,15 +47,14 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     private IpAddr[] _addresses;
     private UdpSocket? _udpCatchAll;
     private TimeSpan _now;
-    private long _driverEpoch;
-    private Thread? _driver;
+    private NetworkStackDriver? _driver;
     private ushort _ipv4Identification;
     private uint _ipv6Identification;
     private bool _sendBlocked;
     private volatile bool _disposed;
 
     /// <summary>Creates a stack; it does nothing until packets are written or <see cref="Poll"/>/<see cref="Start"/> is called.</summary>
-    public NetStack(NetStackOptions options)
+    public NetworkStack(NetworkStackOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Mtu, 1280);
@@ -69,7 +68,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         _reassemblerV4 = new FragmentReassembler(_budget, options.MaxReassemblies, options.MaxReassemblyBytes, options.Ipv4ReassemblyTimeout);
         _reassemblerV6 = new FragmentReassembler(_budget, options.MaxReassemblies, options.MaxReassemblyBytes, options.Ipv6ReassemblyTimeout);
         _icmpErrorLimiter = new TokenBucket(options.IcmpErrorRatePerSecond, options.IcmpErrorBurst);
-        Statistics = new NetStackStatistics { V4 = _reassemblerV4, V6 = _reassemblerV6 };
+        Statistics = new NetworkStackStatistics { V4 = _reassemblerV4, V6 = _reassemblerV6 };
         _onReassemblyTimeout = OnReassemblyTimeout;
         _ipv4Identification = (ushort)_random.Next();
         _ipv6Identification = (uint)_random.Next();
@@ -89,7 +88,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     public bool Promiscuous => _options.Promiscuous;
 
     /// <summary>Counters, including drops by reason.</summary>
-    public NetStackStatistics Statistics { get; }
+    public NetworkStackStatistics Statistics { get; }
 
     /// <summary>The lock guarding all stack state (internal: shared with the TCP layer).</summary>
     internal Lock Gate => _gate;
@@ -118,8 +117,11 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         }
     }
 
-    /// <summary>The stack clock: driver time after <see cref="Start"/>, otherwise the time last passed to <see cref="Poll"/>.</summary>
-    internal TimeSpan CurrentTime => _driver is not null ? Stopwatch.GetElapsedTime(_driverEpoch) : _now;
+    /// <summary>The stack clock: the driver's time after <see cref="Start"/>, otherwise the time last passed to <see cref="Poll"/>.</summary>
+    internal TimeSpan CurrentTime => _driver is not null ? _driver.Now : _now;
+
+    /// <summary>True once <see cref="Dispose"/> ran (ends the driver's loop).</summary>
+    internal bool IsDisposed => _disposed;
 
     /// <summary>The configured addresses (a snapshot).</summary>
     public IReadOnlyList<IPAddress> Addresses
@@ -179,7 +181,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         TrySendIp(source, destination, protocol, transportSegment);
 
     /// <summary>Asks the driver to poll soon. Safe from any thread; a no-op without a driver.</summary>
-    public void Wake() => _wakeDriver.Set();
+    public void Wake() => _driver?.Wake();
 
     /// <summary>True for a configured address, or any unicast address in promiscuous mode.</summary>
     internal bool IsLocalAddress(in IpAddr address) =>
@@ -261,8 +263,8 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>
-    /// Starts the driver thread, which calls <see cref="Poll"/> with Stopwatch time whenever a deadline passes or
-    /// <see cref="Wake"/> is called. Call at most once; stopped by <see cref="Dispose"/>.
+    /// Starts the driver thread (<see cref="NetworkStackDriver"/>), which calls <see cref="Poll"/> with Stopwatch time
+    /// whenever a deadline passes or <see cref="Wake"/> is called. Call at most once; stopped by <see cref="Dispose"/>.
     /// </summary>
     public void Start()
     {
@@ -274,31 +276,8 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
                 throw new InvalidOperationException("The driver is already running.");
             }
 
-            _driverEpoch = Stopwatch.GetTimestamp() - (long)(_now.TotalSeconds * Stopwatch.Frequency);
-            _driver = new Thread(DriverLoop) { IsBackground = true, Name = "sharptun-netstack" };
+            _driver = new NetworkStackDriver(this, _now);
             _driver.Start();
-        }
-    }
-
-    private void DriverLoop()
-    {
-        while (!_disposed)
-        {
-            _wakeDriver.Reset();
-            var now = Stopwatch.GetElapsedTime(_driverEpoch);
-            Poll(now);
-            var deadline = NextDeadline;
-            if (deadline == TimeSpan.MaxValue)
-            {
-                _wakeDriver.Wait();
-                continue;
-            }
-
-            var wait = deadline - Stopwatch.GetElapsedTime(_driverEpoch);
-            if (wait > TimeSpan.Zero)
-            {
-                _wakeDriver.Wait((int)Math.Min(int.MaxValue, Math.Ceiling(wait.TotalMilliseconds)));
-            }
         }
     }
 
@@ -392,7 +371,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         {
             if (_driver is not null)
             {
-                var now = Stopwatch.GetElapsedTime(_driverEpoch);
+                var now = _driver.Now;
                 if (now > _now)
                 {
                     _now = now;
@@ -479,7 +458,7 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
         }
 
         _outboundReady.Set();
-        _wakeDriver.Set();
+        Wake();
         foreach (var s in udp)
         {
             s.Dispose();
@@ -492,14 +471,11 @@ public sealed partial class NetStack : IPacketDevice, IStackContext
 
         foreach (var w in waiters)
         {
-            w.TrySetException(new ObjectDisposedException(nameof(NetStack)));
+            w.TrySetException(new ObjectDisposedException(nameof(NetworkStack)));
         }
 
         DisposeTcp();
-        if (_driver is not null && _driver != Thread.CurrentThread)
-        {
-            _driver.Join();
-        }
+        _driver?.Join();
     }
 
     /// <summary>Under Gate: a task completed when the outbound queue has space again.</summary>

@@ -10,7 +10,7 @@ namespace Sharptun.NetStack;
 //   ProcessPacket → IPv4 (header checksum, address filter, reassembly) | IPv6 (extension headers, reassembly)
 //   → Deliver by protocol: ICMP/ICMPv6 (echo reply, ping sockets, errors counted) | UDP (sockets, catch-all,
 //     port unreachable) | TCP (TCP layer) | other (protocol unreachable / parameter problem).
-public sealed partial class NetStack
+public sealed partial class NetworkStack
 {
     private void ProcessPacket(ReadOnlySpan<byte> packet)
     {

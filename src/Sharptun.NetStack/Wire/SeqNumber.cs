@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace Sharptun.NetStack.Tcp;
+namespace Sharptun.NetStack.Wire;
 
 /// <summary>
 /// A TCP sequence number: arithmetic modulo 2^32, compared with the "serial number" rule of
