@@ -45,6 +45,32 @@ public static class InnerPacket
         }
     }
 
+    /// <summary>
+    /// The destination address bytes of an outbound IPv4 (4 bytes) or IPv6 (16 bytes) packet, for routing. False when
+    /// the version is neither 4 nor 6 or the packet is shorter than that version's fixed header; nothing else in the
+    /// header is checked (wireguard-go routes on the same two fields).
+    /// </summary>
+    public static bool TryGetDestinationAddress(ReadOnlySpan<byte> packet, out ReadOnlySpan<byte> address)
+    {
+        address = default;
+        if (packet.IsEmpty)
+        {
+            return false;
+        }
+
+        switch (packet[0] >> 4)
+        {
+            case 4 when packet.Length >= 20:
+                address = packet.Slice(16, 4);
+                return true;
+            case 6 when packet.Length >= 40:
+                address = packet.Slice(24, 16);
+                return true;
+            default:
+                return false;
+        }
+    }
+
     /// <summary>The source address bytes of an IPv4 (4 bytes) or IPv6 (16 bytes) packet that passed <see cref="TryGetLength"/>.</summary>
     public static ReadOnlySpan<byte> SourceAddress(ReadOnlySpan<byte> packet) =>
         (packet[0] >> 4) == 4 ? packet.Slice(12, 4) : packet.Slice(8, 16);

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Sharptun;
+namespace Sharptun.Protocol;
 
 /// <summary>
 /// A 32-byte WireGuard key (private, public or preshared) with wg's text forms: base64 (44 characters,

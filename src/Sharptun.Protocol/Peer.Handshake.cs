@@ -325,8 +325,13 @@ public sealed partial class Peer
         }
 
         // Confirm the new session with a keepalive (wireguard-go sends one after every response).
-        var result = Encapsulate(now, destination, 0);
-        return result.Action == ProtocolAction.WriteToNetwork ? result : ProtocolResult.Done(this);
+        if (TryReserveSend(now, isKeepalive: true, out var keypair, out var counter) == ProtocolError.None
+            && keypair!.TryEncrypt(counter, destination, 0, out var length, Mtu) == ProtocolError.None)
+        {
+            return ProtocolResult.Network(length, this);
+        }
+
+        return ProtocolResult.Done(this);
     }
 
     /// <summary>Stores the cookie from a reply to our last handshake message (whitepaper §5.4.7).</summary>

@@ -163,26 +163,6 @@ public sealed partial class Peer
     }
 
     /// <summary>
-    /// Encrypts one IP packet (or a keepalive when <paramref name="packetLength"/> is 0) in place: the packet is at
-    /// <c>buffer[16 .. 16 + packetLength]</c>, the buffer has tailroom for padding and the tag
-    /// (<see cref="Keypair.DatagramLength"/>). On success returns <see cref="ProtocolAction.WriteToNetwork"/> with the
-    /// datagram at offset 0. Without a usable keypair returns <see cref="ProtocolError.NoSession"/> and requests a
-    /// handshake: stage the packet and call <see cref="UpdateTimers"/> (with a separate buffer) to get the initiation.
-    /// Zero allocations.
-    /// </summary>
-    public ProtocolResult Encapsulate(TimeSpan now, Span<byte> buffer, int packetLength)
-    {
-        var error = TryReserveSend(now, packetLength == 0, out var keypair, out var counter);
-        if (error != ProtocolError.None)
-        {
-            return ProtocolResult.Fail(error, this);
-        }
-
-        error = keypair!.TryEncrypt(counter, buffer, packetLength, out var length, Mtu);
-        return error != ProtocolError.None ? ProtocolResult.Fail(error, this) : ProtocolResult.Network(length, this);
-    }
-
-    /// <summary>
     /// Reserves the next send counter on the current keypair and runs the send-side timer rules (the packet is assumed
     /// sent now). Returns <see cref="ProtocolError.NoSession"/> (and requests a handshake) when no keypair is usable.
     /// Counters are assigned in call order, so call this in the order packets must go out; then encrypt with

@@ -190,14 +190,16 @@ public sealed class ProtocolDevice
     }
 
     /// <summary>
-    /// Processes one datagram received from <paramref name="source"/>.
+    /// Processes one handshake message (initiation, response or cookie reply) received from <paramref name="source"/>.
+    /// Transport data is not handled here (it gives <see cref="ProtocolError.UnexpectedMessage"/>): it goes through
+    /// <see cref="TryGetKeypair"/>, <see cref="Keypair.TryDecrypt"/> and <see cref="Peer.ReceiveTransport"/>, so a
+    /// device can decrypt in parallel and complete in order.
     /// </summary>
     /// <param name="now">Monotonic time.</param>
     /// <param name="datagram">The UDP payload (untrusted; any length).</param>
     /// <param name="destination">Where output goes: a handshake response / cookie reply / keepalive at offset 0
-    /// (<see cref="ProtocolAction.WriteToNetwork"/>, send it back to <paramref name="source"/>), or the decrypted IP packet
-    /// at offset 16 (<see cref="ProtocolAction.WriteToTunnel"/>). May be the same memory as <paramref name="datagram"/>
-    /// (decryption in place). Needs at least max(datagram length, 148) bytes.</param>
+    /// (<see cref="ProtocolAction.WriteToNetwork"/>, send it back to <paramref name="source"/>). May be the same memory
+    /// as <paramref name="datagram"/>. Needs at least max(datagram length, 148) bytes.</param>
     /// <param name="source">The sender's address as bytes (IP address bytes then port, e.g. from
     /// <see cref="WriteSourceBytes"/>); only used to bind cookies to the sender (whitepaper §5.4.7).</param>
     /// <param name="underLoad">When true, handshake messages without a valid mac2 are answered with a cookie reply
@@ -215,7 +217,7 @@ public sealed class ProtocolDevice
 
         return type switch
         {
-            MessageType.TransportData => DecapsulateTransport(now, datagram, destination),
+            MessageType.TransportData => ProtocolResult.Fail(ProtocolError.UnexpectedMessage),
             MessageType.HandshakeInitiation => HandleInitiation(now, datagram, destination, source, underLoad),
             MessageType.HandshakeResponse => HandleResponse(now, datagram, destination, source, underLoad),
             MessageType.CookieReply => HandleCookieReply(now, datagram),
@@ -315,45 +317,6 @@ public sealed class ProtocolDevice
 
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(destination[written..], (ushort)endPoint.Port);
         return written + 2;
-    }
-
-    private ProtocolResult DecapsulateTransport(TimeSpan now, ReadOnlySpan<byte> datagram, Span<byte> destination)
-    {
-        var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);
-        if (!TryGetKeypair(receiver, out var keypair))
-        {
-            return ProtocolResult.Fail(ProtocolError.UnknownReceiverIndex);
-        }
-
-        if (keypair.IsExpired(now))
-        {
-            return ProtocolResult.Fail(ProtocolError.KeypairExpired, keypair.Peer);
-        }
-
-        var error = keypair.TryDecrypt(datagram, destination, out var counter, out var length);
-        if (error != ProtocolError.None)
-        {
-            return ProtocolResult.Fail(error);
-        }
-
-        var peer = keypair.Peer;
-        error = peer.ReceiveTransport(now, keypair, counter, length);
-        if (error != ProtocolError.None)
-        {
-            return ProtocolResult.Fail(error, peer);
-        }
-
-        if (length == 0)
-        {
-            return ProtocolResult.Done(peer); // keepalive (whitepaper §6.5)
-        }
-
-        if (!InnerPacket.TryGetLength(destination.Slice(TransportDataView.HeaderSize, length), out var ipLength))
-        {
-            return ProtocolResult.Fail(ProtocolError.InvalidInnerPacket, peer);
-        }
-
-        return ProtocolResult.Tunnel(TransportDataView.HeaderSize, ipLength, peer);
     }
 
     private ProtocolResult HandleInitiation(TimeSpan now, ReadOnlySpan<byte> datagram, Span<byte> destination, ReadOnlySpan<byte> source, bool underLoad)

@@ -93,7 +93,7 @@ public enum ProtocolAction : byte
 }
 
 /// <summary>
-/// The result of <see cref="ProtocolDevice.Decapsulate"/>, <see cref="Peer.Encapsulate"/> and <see cref="Peer.UpdateTimers"/>.
+/// The result of <see cref="ProtocolDevice.Decapsulate"/> and <see cref="Peer.UpdateTimers"/>.
 /// A small value: no allocation.
 /// </summary>
 public readonly record struct ProtocolResult(ProtocolAction Action, int Offset, int Length, ProtocolError Error, Peer? Peer)

@@ -62,8 +62,8 @@ public sealed class LayeringTests
 
         foreach (var file in Directory.EnumerateFiles(directory, "*.cs", SearchOption.AllDirectories))
         {
-            // WallClock.cs holds the default IWallClock (TAI64N needs wall time); callers and tests inject their own.
-            if (file.Contains("/obj/", StringComparison.Ordinal) || Path.GetFileName(file) == "WallClock.cs")
+            // SystemWallClock.cs holds the default IWallClock (TAI64N needs wall time); callers and tests inject their own.
+            if (file.Contains("/obj/", StringComparison.Ordinal) || Path.GetFileName(file) == "SystemWallClock.cs")
             {
                 continue;
             }

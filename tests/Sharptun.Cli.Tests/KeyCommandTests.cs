@@ -1,3 +1,4 @@
+using Sharptun.Protocol;
 using static Sharptun.Cli.Tests.CliTestHelper;
 
 namespace Sharptun.Cli.Tests;
@@ -62,7 +63,7 @@ public sealed class KeyCommandTests
     public void PubKey_OfGenKey_MatchesDeviceKey()
     {
         var priv = Run(string.Empty, "genkey").Out;
-        Assert.True(Sharptun.Key.TryParse(priv.TrimEnd('\n'), out var key));
+        Assert.True(Sharptun.Protocol.Key.TryParse(priv.TrimEnd('\n'), out var key));
         Assert.Equal(key.DerivePublicKey() + "\n", Run(priv, "pubkey").Out);
     }
 

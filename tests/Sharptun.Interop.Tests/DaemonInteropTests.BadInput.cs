@@ -161,7 +161,7 @@ public sealed class DaemonBadInputInteropTests
 
             Assert.True(ping.Success, $"{ping}\n{t.Describe()}");
             Assert.True(cookies > 0 && clientGotCookie, $"A was not under load while the client connected ({cookies:F0}/s cookie replies to the flood, client cookie: {clientGotCookie}): the test proves nothing\n{t.Describe()}");
-            Assert.True(sent > 2 * Sharptun.Device.WireGuardDevice.CookieRepliesPerSecond, $"the flood sent only {sent:F0}/s: not more than the daemon answers");
+            Assert.True(sent > 2 * Sharptun.Device.Pipeline.WireGuardDevice.CookieRepliesPerSecond, $"the flood sent only {sent:F0}/s: not more than the daemon answers");
             Assert.True(!alsoFromVictimAddress || victimSent > 100, $"the flood from the client's address sent only {victimSent:F0}/s");
             Assert.True(elapsed <= TimeSpan.FromSeconds(6), $"the stock client needed {elapsed.TotalSeconds:F2} s (more than one cookie round) under the flood\n{t.Describe()}");
             Assert.True(Interlocked.Read(ref peakRss) < rssBefore + (128L << 20), $"daemon RSS grew from {rssBefore >> 20} MiB to {Interlocked.Read(ref peakRss) >> 20} MiB under the flood");

@@ -277,7 +277,7 @@ public sealed class HandshakeInteropTests
             Span<byte> source = stackalloc byte[18];
             var sourceLength = ProtocolDevice.WriteSourceBytes((IPEndPoint)from, source);
             var type = n > 0 ? (MessageType)_rx[0] : MessageType.None;
-            var r = device.Decapsulate(Now, _rx.AsSpan(0, n), _rx, source[..sourceLength], UnderLoad);
+            var r = Receive(_rx.AsSpan(0, n), source[..sourceLength]);
             Log.Add($"rx {type} {n} B -> {r.Action} {r.Error} {r.Length}");
             switch (r.Action)
             {
@@ -298,9 +298,52 @@ public sealed class HandshakeInteropTests
         public void SendToTunnel(byte[] ipPacket)
         {
             ipPacket.CopyTo(_tx, 16);
-            var r = Peer.Encapsulate(Now, _tx, ipPacket.Length);
-            Assert.True(r.Action == ProtocolAction.WriteToNetwork, $"encapsulate: {r}\n{string.Join("\n", Log)}");
-            Send(_tx.AsSpan(r.Offset, r.Length));
+            var error = Peer.TryReserveSend(Now, isKeepalive: false, out var keypair, out var counter);
+            var length = 0;
+            if (error == ProtocolError.None)
+            {
+                error = keypair!.TryEncrypt(counter, _tx, ipPacket.Length, out length, Peer.Mtu);
+            }
+
+            Assert.True(error == ProtocolError.None, $"encrypt: {error}\n{string.Join("\n", Log)}");
+            Send(_tx.AsSpan(0, length));
+        }
+
+        /// <summary>
+        /// As WireGuardDevice receives: handshake messages through ProtocolDevice.Decapsulate, transport data through
+        /// TryGetKeypair + Keypair.TryDecrypt + Peer.ReceiveTransport (the IP packet lands at offset 16).
+        /// </summary>
+        private ProtocolResult Receive(Span<byte> datagram, ReadOnlySpan<byte> source)
+        {
+            if (!TransportDataView.TryCreate(datagram, out var view))
+            {
+                return device.Decapsulate(Now, datagram, _rx, source, UnderLoad);
+            }
+
+            if (!device.TryGetKeypair(view.ReceiverIndex, out var keypair))
+            {
+                return ProtocolResult.Fail(ProtocolError.UnknownReceiverIndex);
+            }
+
+            var error = keypair.TryDecrypt(datagram, _rx, out var counter, out var length);
+            if (error == ProtocolError.None)
+            {
+                error = keypair.Peer.ReceiveTransport(Now, keypair, counter, length);
+            }
+
+            if (error != ProtocolError.None)
+            {
+                return ProtocolResult.Fail(error, keypair.Peer);
+            }
+
+            if (length == 0)
+            {
+                return ProtocolResult.Done(keypair.Peer); // keepalive
+            }
+
+            return InnerPacket.TryGetLength(_rx.AsSpan(TransportDataView.HeaderSize, length), out var ipLength)
+                ? new ProtocolResult(ProtocolAction.WriteToTunnel, TransportDataView.HeaderSize, ipLength, ProtocolError.None, keypair.Peer)
+                : ProtocolResult.Fail(ProtocolError.InvalidInnerPacket, keypair.Peer);
         }
 
         private void Send(ReadOnlySpan<byte> datagram)

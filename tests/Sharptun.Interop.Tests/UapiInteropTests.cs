@@ -1,3 +1,4 @@
+using Sharptun.Protocol;
 using System.Net.Sockets;
 using System.Text;
 using Sharptun.Device;

@@ -1,3 +1,4 @@
+using Sharptun.Protocol;
 using System.Collections.Immutable;
 using System.Net;
 using Sharptun.Device;

@@ -16,8 +16,8 @@ public sealed class AllocationTests
         void RoundTrip()
         {
             packet.CopyTo(buffer, 16);
-            var e = sender.Encapsulate(now, buffer, packet.Length);
-            var d = receiver.Decapsulate(now, buffer.AsSpan(0, e.Length), buffer);
+            var e = TestPair.Encrypt(sender, now, buffer, packet.Length);
+            var d = TestPair.Receive(receiver, now, buffer.AsSpan(0, e.Length), buffer);
             if (d.Action != ProtocolAction.WriteToTunnel)
             {
                 throw new InvalidOperationException(d.ToString());

@@ -106,6 +106,31 @@ public sealed class MessageTests
         Assert.False(Key.TryParseHex("zz", out _));
     }
 
+    [Fact]
+    public void InnerPacket_DestinationAddress_ByVersionAndFixedHeader()
+    {
+        var v4 = new byte[20];
+        v4[0] = 0x45;
+        v4[16] = 10;
+        v4[19] = 7;
+        Assert.True(InnerPacket.TryGetDestinationAddress(v4, out var d4));
+        Assert.Equal(new byte[] { 10, 0, 0, 7 }, d4.ToArray());
+        Assert.False(InnerPacket.TryGetDestinationAddress(v4.AsSpan(0, 19), out _));
+
+        var v6 = new byte[40];
+        v6[0] = 0x60;
+        v6[24] = 0xfd;
+        v6[39] = 1;
+        Assert.True(InnerPacket.TryGetDestinationAddress(v6, out var d6));
+        Assert.Equal(v6.AsSpan(24, 16).ToArray(), d6.ToArray());
+        Assert.False(InnerPacket.TryGetDestinationAddress(v6.AsSpan(0, 39), out _));
+
+        Assert.False(InnerPacket.TryGetDestinationAddress([], out _));
+        var v5 = new byte[40];
+        v5[0] = 0x50;
+        Assert.False(InnerPacket.TryGetDestinationAddress(v5, out _));
+    }
+
     private static byte[] RandomMessage(Random random, MessageType type, int length)
     {
         var bytes = new byte[length];

@@ -91,7 +91,7 @@ public sealed class TransportTests
         pair.SendData(pair.A, 33, 0x5A);
         var datagram = pair.B.Inbox.Dequeue();
 
-        var r = pair.B.Device.Decapsulate(pair.Now, datagram, datagram);
+        var r = TestPair.Receive(pair.B.Device, pair.Now, datagram, datagram);
 
         Assert.Equal(ProtocolAction.WriteToTunnel, r.Action);
         Assert.Equal(16, r.Offset);

@@ -1,3 +1,4 @@
+using Sharptun.Device.Pipeline;
 using System.Globalization;
 using Sharptun.Cli.Daemon;
 using Sharptun.Device;

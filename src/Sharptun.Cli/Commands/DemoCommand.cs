@@ -1,3 +1,5 @@
+using Sharptun.Device.Pipeline;
+using Sharptun.Protocol;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;

@@ -1,4 +1,5 @@
 using Sharptun.Device;
+using Sharptun.Protocol;
 
 namespace Sharptun.Cli.Commands;
 

@@ -1,3 +1,4 @@
+using Sharptun.Device.Pipeline;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
 using Sharptun.Device;

@@ -1,3 +1,4 @@
+using Sharptun.Device.Config;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

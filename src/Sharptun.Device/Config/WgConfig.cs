@@ -1,3 +1,6 @@
+using Sharptun.Device.Routing;
+using Sharptun.Protocol;
+
 namespace Sharptun.Device.Config;
 
 /// <summary>

@@ -1,8 +1,9 @@
+using Sharptun.Device.Routing;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Config;
 
 /// <summary>
 /// A peer endpoint as written in a config file: <c>1.2.3.4:51820</c>, <c>[fd00::1]:51820</c> or

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>
 /// The device's monotonic clock: <see cref="Now"/> is the time since the clock was created, optionally sped up by

@@ -1,4 +1,4 @@
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>Why the device dropped a packet or datagram (one counter each, see <see cref="DeviceCounters"/>).</summary>
 public enum DropReason

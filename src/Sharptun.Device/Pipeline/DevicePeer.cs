@@ -1,7 +1,7 @@
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>
 /// The device's per-peer state beside the protocol core's <see cref="Protocol.Peer"/> (which holds keys and timers):

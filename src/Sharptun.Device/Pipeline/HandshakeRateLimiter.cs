@@ -1,6 +1,6 @@
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>
 /// Per-source token bucket for handshake messages under load (wireguard-go ratelimiter.go): each IPv4 address, and

@@ -1,7 +1,7 @@
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 // Inbound pipeline (UDP → TUN), DESIGN.md "Data path":
 //
@@ -123,13 +123,12 @@ public sealed partial class WireGuardDevice
             return false; // wireguard-go drops everything without a private key
         }
 
-        if (type != MessageType.TransportData)
+        if (!TransportDataView.TryCreate(datagram, out var transport))
         {
-            return EnqueueHandshake(now, type, buffer, length, source);
+            return EnqueueHandshake(now, type, buffer, length, source); // a valid header of another type: a handshake message
         }
 
-        var receiver = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(datagram[TransportDataView.ReceiverOffset..]);
-        if (!_protocol.TryGetKeypair(receiver, out var keypair) || keypair.IsExpired(now) || keypair.Peer.Tag is not DevicePeer owner)
+        if (!_protocol.TryGetKeypair(transport.ReceiverIndex, out var keypair) || keypair.IsExpired(now) || keypair.Peer.Tag is not DevicePeer owner)
         {
             Counters.Drop(DropReason.UnknownReceiver);
             return false;
@@ -171,47 +170,15 @@ public sealed partial class WireGuardDevice
         element.State = PacketElement.Ready;
     }
 
-    /// <summary>Delivers the finished packets at the head of the peer's Inbound queue, in order. One drainer at a time.</summary>
+    /// <summary>
+    /// Delivers the finished packets at the head of the peer's Inbound queue, in order, batched
+    /// (<see cref="OrderedQueue.Drain{TSink}"/>).
+    /// </summary>
     private void DrainInbound(DevicePeer peer)
     {
-        var queue = peer.Inbound;
-        var scratch = t_receiveScratch ??= new SendScratch();
-        var delivered = false;
-        while (queue.TryBeginDrain())
-        {
-            try
-            {
-                while (true)
-                {
-                    var n = queue.TakeFinished(scratch.Elements);
-                    if (n == 0)
-                    {
-                        break;
-                    }
-
-                    try
-                    {
-                        delivered |= DeliverElements(peer, scratch, n);
-                    }
-                    catch
-                    {
-                        ReturnTaken(scratch, n); // what DeliverElements had not returned yet
-                        throw;
-                    }
-                }
-            }
-            finally
-            {
-                queue.EndDrain(); // even on an exception: a drain flag left set would stop this peer's receive for good
-            }
-
-            if (!queue.HeadFinished)
-            {
-                break;
-            }
-        }
-
-        if (delivered)
+        var sink = new InboundSink(this, peer, t_receiveBatch ??= new ElementBatch());
+        peer.Inbound.Drain(sink.Batch.Elements, ref sink);
+        if (sink.Delivered)
         {
             // A responder's keypair is confirmed by the first transport packet: staged packets can go now.
             var now = _clock.Now;
@@ -220,14 +187,15 @@ public sealed partial class WireGuardDevice
         }
     }
 
-    private bool DeliverElements(DevicePeer peer, SendScratch scratch, int n)
+    /// <summary>Completes and writes one drained batch; true when any packet in it was authenticated.</summary>
+    private bool DeliverElements(DevicePeer peer, ElementBatch batch, int n)
     {
         var now = _clock.Now;
         var count = 0;
         var any = false;
         for (var i = 0; i < n; i++)
         {
-            var e = scratch.Elements[i];
+            var e = batch.Elements[i];
             if (e.State != PacketElement.Ready)
             {
                 Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.DecryptionFailed);
@@ -263,8 +231,8 @@ public sealed partial class WireGuardDevice
                 continue;
             }
 
-            scratch.Buffers[count] = e.Buffer;
-            scratch.Sizes[count] = ipLength;
+            batch.Buffers[count] = e.Buffer;
+            batch.Sizes[count] = ipLength;
             count++;
         }
 
@@ -275,13 +243,9 @@ public sealed partial class WireGuardDevice
             {
                 try
                 {
-                    var offset = 0;
-                    while (offset < count)
+                    for (var offset = 0; batch.TryNextChunk(count, _tun.BatchSize, ref offset, out var buffers, out var sizes);)
                     {
-                        var chunk = Math.Min(count - offset, Math.Max(1, _tun.BatchSize));
-                        var view = scratch.View(chunk, offset);
-                        written += _tun.Write(view, scratch.Sizes.AsSpan(offset, chunk), HeaderSize, chunk);
-                        offset += chunk;
+                        written += _tun.Write(buffers, sizes, HeaderSize, buffers.Length);
                     }
                 }
                 catch (ObjectDisposedException)
@@ -300,31 +264,36 @@ public sealed partial class WireGuardDevice
             }
         }
 
-        for (var i = 0; i < n; i++)
-        {
-            ReturnElement(scratch.Elements[i]);
-            scratch.Elements[i] = null!;
-        }
-
-        Array.Clear(scratch.Buffers, 0, count);
         return any;
     }
 
-    /// <summary>Returns the elements of a failed batch that are still in the scratch array (and clears it).</summary>
-    private void ReturnTaken(SendScratch scratch, int n)
+    /// <summary>Returns a drained batch's elements to the pool and clears the batch (either direction).</summary>
+    private void ReturnBatch(ElementBatch batch, int n)
     {
         for (var i = 0; i < n; i++)
         {
-            if (scratch.Elements[i] is { } e)
+            if (batch.Elements[i] is { } e)
             {
-                scratch.Elements[i] = null!;
+                batch.Elements[i] = null!;
                 ReturnElement(e);
             }
         }
 
-        Array.Clear(scratch.Buffers);
+        Array.Clear(batch.Buffers, 0, n);
     }
 
     [ThreadStatic]
-    private static SendScratch? t_receiveScratch;
+    private static ElementBatch? t_receiveBatch;
+
+    private struct InboundSink(WireGuardDevice device, DevicePeer peer, ElementBatch batch) : OrderedQueue.IDrainSink
+    {
+        /// <summary>True once a drained packet was authenticated (keepalives too).</summary>
+        public bool Delivered;
+
+        public readonly ElementBatch Batch => batch;
+
+        public void Deliver(int n) => Delivered |= device.DeliverElements(peer, batch, n);
+
+        public readonly void Release(int n) => device.ReturnBatch(batch, n);
+    }
 }

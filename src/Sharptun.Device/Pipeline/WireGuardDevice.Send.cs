@@ -1,7 +1,7 @@
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 // Outbound pipeline (TUN → UDP), DESIGN.md "Data path":
 //
@@ -106,17 +106,7 @@ public sealed partial class WireGuardDevice
     /// <summary>Routes and enqueues one packet at buffer[16..]. Returns the peer when the buffer now belongs to the pipeline, null when dropped (the caller keeps the buffer).</summary>
     private DevicePeer? SendPacket(TimeSpan now, byte[] buffer, int length)
     {
-        var packet = buffer.AsSpan(HeaderSize, length);
-        ReadOnlySpan<byte> destination;
-        if (length >= 20 && packet[0] >> 4 == 4)
-        {
-            destination = packet.Slice(16, 4);
-        }
-        else if (length >= 40 && packet[0] >> 4 == 6)
-        {
-            destination = packet.Slice(24, 16);
-        }
-        else
+        if (!InnerPacket.TryGetDestinationAddress(buffer.AsSpan(HeaderSize, length), out var destination))
         {
             Counters.Drop(DropReason.InvalidOutboundPacket);
             return null;
@@ -483,145 +473,85 @@ public sealed partial class WireGuardDevice
     }
 
     /// <summary>
-    /// Sends the finished datagrams at the head of the peer's Outbound queue, in order, batched. One drainer at a time;
-    /// the drain flag is released in a finally, so an exception cannot leave the queue without a drainer for good. A
-    /// drain that made room moves the peer's staged packets on (FlushStaged never waits for room).
+    /// Sends the finished datagrams at the head of the peer's Outbound queue, in order, batched
+    /// (<see cref="OrderedQueue.Drain{TSink}"/>). A drain that made room moves the peer's staged packets on
+    /// (FlushStaged never waits for room).
     /// </summary>
     private void DrainOutbound(DevicePeer peer)
     {
-        var queue = peer.Outbound;
-        var scratch = t_sendScratch ??= new SendScratch();
-        var took = false;
-        while (queue.TryBeginDrain())
-        {
-            try
-            {
-                while (true)
-                {
-                    var n = queue.TakeFinished(scratch.Elements);
-                    if (n == 0)
-                    {
-                        break;
-                    }
-
-                    took = true;
-                    SendElements(peer, scratch, n);
-                }
-            }
-            finally
-            {
-                queue.EndDrain();
-            }
-
-            if (!queue.HeadFinished)
-            {
-                break;
-            }
-        }
-
-        if (took && peer.StagedCount > 0)
+        var sink = new OutboundSink(this, peer, t_sendBatch ??= new ElementBatch());
+        if (peer.Outbound.Drain(sink.Batch.Elements, ref sink) && peer.StagedCount > 0)
         {
             FlushStaged(_clock.Now, peer);
         }
     }
 
-    private void SendElements(DevicePeer peer, SendScratch scratch, int n)
+    private void SendElements(DevicePeer peer, ElementBatch batch, int n)
     {
         var count = 0;
-        try
+        long bytes = 0;
+        for (var i = 0; i < n; i++)
         {
-            long bytes = 0;
-            for (var i = 0; i < n; i++)
+            var e = batch.Elements[i];
+            if (e.State == PacketElement.Ready)
             {
-                var e = scratch.Elements[i];
-                if (e.State == PacketElement.Ready)
-                {
-                    scratch.Buffers[count] = e.Buffer;
-                    scratch.Sizes[count] = e.Length;
-                    bytes += e.Length;
-                    count++;
-                }
-                else
-                {
-                    Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.InvalidOutboundPacket);
-                }
+                batch.Buffers[count] = e.Buffer;
+                batch.Sizes[count] = e.Length;
+                bytes += e.Length;
+                count++;
             }
-
-            if (count > 0)
+            else
             {
-                var bind = _bind;
-                if (!peer.TryGetEndpoint(out var endpoint) || bind is null)
-                {
-                    Counters.Drop(DropReason.NoEndpoint, count);
-                }
-                else
-                {
-                    var sent = 0;
-                    try
-                    {
-                        var offset = 0;
-                        while (offset < count)
-                        {
-                            var chunk = Math.Min(count - offset, bind.BatchSize);
-                            var view = scratch.View(chunk, offset);
-                            sent += bind.Send(view, scratch.Sizes.AsSpan(offset, chunk), 0, chunk, endpoint);
-                            offset += chunk;
-                        }
-                    }
-                    catch (ObjectDisposedException)
-                    {
-                        // rebind in progress
-                    }
-                    catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-                    {
-                        // A send error is this batch's loss, not the pipeline's (wireguard-go logs and goes on).
-                        _log.Verbose("Failed to send data packets: " + e.Message);
-                    }
-
-                    if (sent < count)
-                    {
-                        Counters.Drop(DropReason.SendFailed, count - sent);
-                    }
-
-                    peer.AddTx(sent == count ? bytes : bytes * sent / count);
-                }
+                Counters.Drop(e.State == PacketElement.Retired ? DropReason.KeypairRetired : DropReason.InvalidOutboundPacket);
             }
         }
-        finally
-        {
-            for (var i = 0; i < n; i++)
-            {
-                ReturnElement(scratch.Elements[i]);
-                scratch.Elements[i] = null!;
-            }
 
-            Array.Clear(scratch.Buffers, 0, count);
+        if (count > 0)
+        {
+            var bind = _bind;
+            if (!peer.TryGetEndpoint(out var endpoint) || bind is null)
+            {
+                Counters.Drop(DropReason.NoEndpoint, count);
+            }
+            else
+            {
+                var sent = 0;
+                try
+                {
+                    for (var offset = 0; batch.TryNextChunk(count, bind.BatchSize, ref offset, out var buffers, out var sizes);)
+                    {
+                        sent += bind.Send(buffers, sizes, 0, buffers.Length, endpoint);
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                    // rebind in progress
+                }
+                catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+                {
+                    // A send error is this batch's loss, not the pipeline's (wireguard-go logs and goes on).
+                    _log.Verbose("Failed to send data packets: " + e.Message);
+                }
+
+                if (sent < count)
+                {
+                    Counters.Drop(DropReason.SendFailed, count - sent);
+                }
+
+                peer.AddTx(sent == count ? bytes : bytes * sent / count);
+            }
         }
     }
 
     [ThreadStatic]
-    private static SendScratch? t_sendScratch;
+    private static ElementBatch? t_sendBatch;
 
-    /// <summary>Per-thread arrays for batched sends (allocated once per thread).</summary>
-    private sealed class SendScratch
+    private readonly struct OutboundSink(WireGuardDevice device, DevicePeer peer, ElementBatch batch) : OrderedQueue.IDrainSink
     {
-        public const int Capacity = 128;
-        public readonly PacketElement[] Elements = new PacketElement[Capacity];
-        public readonly byte[][] Buffers = new byte[Capacity][];
-        public readonly int[] Sizes = new int[Capacity];
-        private readonly byte[][][] _views = CreateViews(Capacity);
+        public ElementBatch Batch => batch;
 
-        /// <summary>An exact-length array holding Buffers[offset .. offset + count] (the bind API takes arrays).</summary>
-        public byte[][] View(int count, int offset)
-        {
-            if (offset == 0 && count == Capacity)
-            {
-                return Buffers;
-            }
+        public void Deliver(int n) => device.SendElements(peer, batch, n);
 
-            var view = _views[count];
-            Array.Copy(Buffers, offset, view, 0, count);
-            return view;
-        }
+        public void Release(int n) => device.ReturnBatch(batch, n);
     }
 }

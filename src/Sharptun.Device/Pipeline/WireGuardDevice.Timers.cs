@@ -1,6 +1,6 @@
 using Sharptun.Protocol;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 // Timer service (whitepaper §6; the protocol core keeps the timer state, the device only calls it when due):
 //

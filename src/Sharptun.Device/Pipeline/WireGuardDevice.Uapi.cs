@@ -7,7 +7,7 @@ using Sharptun.Device.Uapi;
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 // Configuration (UAPI get/set, config files). Everything here runs under _configLock.
 //

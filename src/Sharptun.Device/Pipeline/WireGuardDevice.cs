@@ -2,7 +2,7 @@ using Sharptun.Device.Routing;
 using Sharptun.Protocol;
 using Sharptun.Transport;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>
 /// A WireGuard device: moves packets between an <see cref="IPacketDevice"/> (TUN-like) and an

@@ -1,6 +1,6 @@
 using Sharptun.Protocol;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Pipeline;
 
 /// <summary>Limits and knobs of a <see cref="WireGuardDevice"/>. Defaults follow wireguard-go where it has a value.</summary>
 public sealed record WireGuardDeviceOptions

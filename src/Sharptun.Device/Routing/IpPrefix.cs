@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Sharptun.Device;
+namespace Sharptun.Device.Routing;
 
 /// <summary>
 /// An IPv4 or IPv6 prefix (<c>10.0.0.0/24</c>, <c>fd00::/64</c>). The address is kept exactly as written

@@ -1,3 +1,5 @@
+using Sharptun.Device.Routing;
+using Sharptun.Protocol;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Net;

@@ -1,3 +1,4 @@
+using Sharptun.Device.Routing;
 using System.Net;
 
 namespace Sharptun.Device.Tests.Config;

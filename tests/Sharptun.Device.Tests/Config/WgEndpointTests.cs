@@ -1,3 +1,5 @@
+using Sharptun.Device.Config;
+
 namespace Sharptun.Device.Tests.Config;
 
 public sealed class WgEndpointTests

@@ -1,3 +1,4 @@
+using Sharptun.Device.Pipeline;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;

@@ -1,3 +1,5 @@
+using Sharptun.Device.Pipeline;
+using Sharptun.Protocol;
 using System.Diagnostics;
 using Sharptun.Device.Config;
 using Sharptun.Device.Uapi;

@@ -1,3 +1,4 @@
+using Sharptun.Device.Pipeline;
 using System.Diagnostics;
 using Sharptun.Transport;
 

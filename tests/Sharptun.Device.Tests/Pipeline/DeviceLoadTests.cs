@@ -1,3 +1,4 @@
+using Sharptun.Device.Pipeline;
 using Sharptun.Protocol;
 using Sharptun.Transport;
 

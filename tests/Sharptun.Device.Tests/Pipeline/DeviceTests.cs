@@ -1,3 +1,4 @@
+using Sharptun.Device.Pipeline;
 using System.Net;
 using Sharptun.Device.Uapi;
 using Sharptun.Protocol;

@@ -1,6 +1,6 @@
+using Sharptun.Device.Pipeline;
 using Sharptun.Transport;
-using Admission = Sharptun.Device.WireGuardDevice.Admission;
-using HandshakeQueue = Sharptun.Device.WireGuardDevice.HandshakeQueue;
+using Admission = Sharptun.Device.Pipeline.WireGuardDevice.Admission;
 
 namespace Sharptun.Device.Tests.Pipeline;
 

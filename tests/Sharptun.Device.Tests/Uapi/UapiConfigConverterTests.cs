@@ -1,3 +1,5 @@
+using Sharptun.Device.Routing;
+using Sharptun.Protocol;
 using System.Net;
 using Sharptun.Device.Config;
 using Sharptun.Device.Uapi;

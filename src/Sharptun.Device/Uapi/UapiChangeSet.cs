@@ -1,41 +1,9 @@
+using Sharptun.Device.Routing;
+using Sharptun.Protocol;
 using System.Net;
 using Sharptun.Device.Config;
 
 namespace Sharptun.Device.Uapi;
-
-/// <summary>
-/// The errno values a UAPI reply carries (<c>errno=N</c>), exactly as wireguard-go writes them on Linux:
-/// the negated errno (ipc/uapi_unix.go). <c>wg</c> treats any non-zero value as failure.
-/// </summary>
-public static class UapiErrno
-{
-    /// <summary>Success.</summary>
-    public const int None = 0;
-
-    /// <summary>-EIO: reading the request or writing the reply failed.</summary>
-    public const int IO = -5;
-
-    /// <summary>-EINVAL: a bad key or value.</summary>
-    public const int Invalid = -22;
-
-    /// <summary>-EPROTO: a line without '=' (or an unknown operation).</summary>
-    public const int Protocol = -71;
-
-    /// <summary>-EADDRINUSE: the device could not bind listen_port or set fwmark (raised by the device, not the parser).</summary>
-    public const int PortInUse = -98;
-
-    /// <summary>-55 (ENOANO in wireguard-go): any other failure.</summary>
-    public const int Unknown = -55;
-}
-
-/// <summary>A failed UAPI operation: the errno to send and a message for the log.</summary>
-/// <param name="Errno">One of <see cref="UapiErrno"/>.</param>
-/// <param name="Message">Human-readable reason (wireguard-go's wording where it has one).</param>
-public sealed record UapiError(int Errno, string Message)
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"IPC error {Errno}: {Message}";
-}
 
 /// <summary>
 /// A validated UAPI <c>set=1</c> request (or a config file load), ready to be applied to a device as one unit.
@@ -113,65 +81,5 @@ public sealed record UapiPeerChange
     public bool ReplaceAllowedIps { get; init; }
 
     /// <summary>Prefixes to add, in request order, as sent (the table masks host bits).</summary>
-    public EquatableArray<IpPrefix> AllowedIps { get; init; }
-}
-
-/// <summary>A device's state for a <c>get=1</c> reply and <c>wg showconf</c>. Built by the device under its locks.</summary>
-public sealed record DeviceSnapshot
-{
-    /// <summary>The private key, or null/all-zero when none is set (then it is not printed).</summary>
-    public Key? PrivateKey { get; init; }
-
-    /// <summary>The bound port (0 = not bound / not set; then it is not printed).</summary>
-    public ushort ListenPort { get; init; }
-
-    /// <summary>The fwmark (0 = none; then it is not printed).</summary>
-    public uint FwMark { get; init; }
-
-    /// <summary>The peers, in the order to print them.</summary>
-    public EquatableArray<PeerSnapshot> Peers { get; init; }
-
-    /// <summary>Packets/datagrams the device dropped, by reason (nonzero ones only; empty for a config-only store). Not part of the UAPI text (wg has no field for it).</summary>
-    public EquatableArray<DropCount> Drops { get; init; }
-
-    /// <summary>Zeroes the private and preshared keys held by this snapshot (it must hold copies, see <see cref="Key.Copy"/>).</summary>
-    public void ClearSecrets()
-    {
-        PrivateKey?.Clear();
-        foreach (var peer in Peers)
-        {
-            peer.PresharedKey?.Clear();
-        }
-    }
-}
-
-/// <summary>A device drop counter: why (a <c>DropReason</c> name) and how many.</summary>
-public readonly record struct DropCount(string Reason, long Count);
-
-/// <summary>One peer's state in a <see cref="DeviceSnapshot"/>.</summary>
-public sealed record PeerSnapshot
-{
-    /// <summary>The peer's public key.</summary>
-    public required Key PublicKey { get; init; }
-
-    /// <summary>The preshared key, or null when none (printed as 64 zeros, as wireguard-go does).</summary>
-    public Key? PresharedKey { get; init; }
-
-    /// <summary>The current endpoint, or null when unknown.</summary>
-    public IPEndPoint? Endpoint { get; init; }
-
-    /// <summary>Wall-clock time of the last completed handshake as nanoseconds since the Unix epoch; 0 = never.</summary>
-    public long LastHandshakeUnixNanoseconds { get; init; }
-
-    /// <summary>Bytes sent to this peer (including headers), as wg reports them.</summary>
-    public ulong TxBytes { get; init; }
-
-    /// <summary>Bytes received from this peer.</summary>
-    public ulong RxBytes { get; init; }
-
-    /// <summary>Persistent keepalive interval in seconds (0 = off).</summary>
-    public ushort PersistentKeepaliveInterval { get; init; }
-
-    /// <summary>The peer's allowed IPs (as the table holds them: masked), in insertion order.</summary>
     public EquatableArray<IpPrefix> AllowedIps { get; init; }
 }

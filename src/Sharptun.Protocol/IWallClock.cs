@@ -10,17 +10,3 @@ public interface IWallClock
     /// <summary>The current UTC time.</summary>
     DateTime UtcNow { get; }
 }
-
-/// <summary><see cref="IWallClock"/> backed by <see cref="DateTime.UtcNow"/>.</summary>
-public sealed class SystemWallClock : IWallClock
-{
-    /// <summary>The shared instance.</summary>
-    public static readonly SystemWallClock Instance = new();
-
-    private SystemWallClock()
-    {
-    }
-
-    /// <inheritdoc/>
-    public DateTime UtcNow => DateTime.UtcNow;
-}

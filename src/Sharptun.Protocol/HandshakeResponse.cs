@@ -1,0 +1,33 @@
+using System.Buffers.Binary;
+
+namespace Sharptun.Protocol;
+
+/// <summary>A handshake response as plain values (whitepaper §5.4.3).</summary>
+public readonly record struct HandshakeResponse(
+    uint SenderIndex, uint ReceiverIndex, Bytes32 Ephemeral, Bytes16 EncryptedEmpty, Bytes16 Mac1, Bytes16 Mac2)
+{
+    public const int Length = HandshakeResponseView.Size;
+
+    public static bool TryParse(ReadOnlySpan<byte> bytes, out HandshakeResponse message)
+    {
+        message = default;
+        if (!HandshakeResponseView.TryCreate(bytes, out var v))
+        {
+            return false;
+        }
+
+        message = new HandshakeResponse(v.SenderIndex, v.ReceiverIndex, new(v.Ephemeral), new(v.EncryptedEmpty), new(v.Mac1), new(v.Mac2));
+        return true;
+    }
+
+    public void Emit(Span<byte> destination)
+    {
+        MessageHeader.Write(destination, MessageType.HandshakeResponse);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[HandshakeResponseView.SenderOffset..], SenderIndex);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[HandshakeResponseView.ReceiverOffset..], ReceiverIndex);
+        Ephemeral.CopyTo(destination[HandshakeResponseView.EphemeralOffset..]);
+        EncryptedEmpty.CopyTo(destination[HandshakeResponseView.EmptyOffset..]);
+        Mac1.CopyTo(destination[HandshakeResponseView.Mac1Offset..]);
+        Mac2.CopyTo(destination[HandshakeResponseView.Mac2Offset..]);
+    }
+}

@@ -1,0 +1,28 @@
+using System.Buffers.Binary;
+
+namespace Sharptun.Protocol;
+
+/// <summary>The 16-byte transport data header as plain values (whitepaper §5.4.6); the payload is not copied.</summary>
+public readonly record struct TransportDataHeader(uint ReceiverIndex, ulong Counter)
+{
+    public const int Length = TransportDataView.HeaderSize;
+
+    public static bool TryParse(ReadOnlySpan<byte> bytes, out TransportDataHeader header)
+    {
+        header = default;
+        if (!TransportDataView.TryCreate(bytes, out var v))
+        {
+            return false;
+        }
+
+        header = new TransportDataHeader(v.ReceiverIndex, v.Counter);
+        return true;
+    }
+
+    public void Emit(Span<byte> destination)
+    {
+        MessageHeader.Write(destination, MessageType.TransportData);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[TransportDataView.ReceiverOffset..], ReceiverIndex);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[TransportDataView.CounterOffset..], Counter);
+    }
+}
