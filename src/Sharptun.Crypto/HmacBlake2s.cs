@@ -6,7 +6,7 @@ namespace Sharptun.Crypto;
 /// HMAC (RFC 2104) over BLAKE2s-256 with a 64-byte block: WireGuard's <c>Hmac(key, input)</c> (whitepaper §5.4).
 /// Thread-safe and allocation-free.
 /// </summary>
-public static class HmacBlake2s
+internal static class HmacBlake2s
 {
     /// <summary>Size of the HMAC output in bytes.</summary>
     public const int OutputSize = 32;

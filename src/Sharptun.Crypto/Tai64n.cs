@@ -15,13 +15,13 @@ public static class Tai64n
     public const int Size = 12;
 
     /// <summary>2^62 + 10: the TAI64 label of the Unix epoch as used by wireguard-go and Linux.</summary>
-    public const ulong Base = 0x400000000000000aUL;
+    internal const ulong Base = 0x400000000000000aUL;
 
     /// <summary>
     /// wireguard-go and Linux clear the low 24 bits of the nanoseconds (about 16.8 ms granularity) so the timestamp
     /// does not leak a fine-grained clock; <see cref="Whiten"/> applies the same mask.
     /// </summary>
-    public const int WhitenerMask = 0x1000000 - 1;
+    internal const int WhitenerMask = 0x1000000 - 1;
 
     /// <summary>Writes the TAI64N label of <paramref name="unixSeconds"/> + <paramref name="nanoseconds"/> (exact, not whitened).</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="Size"/>.</exception>

@@ -37,7 +37,7 @@ public static class X25519
 
     /// <summary>Writes X25519(<paramref name="scalar"/>, 9), the public key of a private scalar (RFC 7748 §6.1).</summary>
     /// <exception cref="ArgumentException">A span is not <see cref="KeySize"/> bytes long.</exception>
-    public static void ScalarMultBase(ReadOnlySpan<byte> scalar, Span<byte> output)
+    internal static void ScalarMultBase(ReadOnlySpan<byte> scalar, Span<byte> output)
     {
         CheckLength(scalar, nameof(scalar));
         CheckLength(output, nameof(output));

@@ -78,6 +78,7 @@ public sealed class IcmpEchoSocket : IDisposable
         }
     }
 
+    /// <summary>Unbinds the socket; pending echo requests fail with <see cref="ObjectDisposedException"/>. Idempotent.</summary>
     public void Dispose()
     {
         List<Pending> pending;

@@ -126,14 +126,19 @@ public readonly struct IpAddr : IEquatable<IpAddr>
         return 16;
     }
 
+    /// <summary>True when both are the same address of the same family.</summary>
     public bool Equals(IpAddr other) => _hi == other._hi && _lo == other._lo && _v4 == other._v4;
 
+    /// <summary>True when <paramref name="obj"/> is an equal <see cref="IpAddr"/>.</summary>
     public override bool Equals(object? obj) => obj is IpAddr other && Equals(other);
 
+    /// <summary>A hash consistent with <see cref="Equals(IpAddr)"/>.</summary>
     public override int GetHashCode() => HashCode.Combine(_hi, _lo, _v4);
 
+    /// <summary>True when both are the same address of the same family.</summary>
     public static bool operator ==(IpAddr left, IpAddr right) => left.Equals(right);
 
+    /// <summary>True when the addresses or their families differ.</summary>
     public static bool operator !=(IpAddr left, IpAddr right) => !left.Equals(right);
 
     /// <summary>Text form (allocates; not for hot paths).</summary>

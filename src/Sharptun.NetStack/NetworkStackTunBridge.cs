@@ -92,6 +92,7 @@ public sealed class NetworkStackTunBridge : IDisposable
         }
     }
 
+    /// <summary>Disposes the stack and the device and waits (up to 5 s each) for the two bridge threads to end. Idempotent.</summary>
     public void Dispose()
     {
         if (_stopping)

@@ -10,16 +10,22 @@ public struct Bytes28 : IEquatable<Bytes28>
 {
     private byte _e0;
 
+    /// <summary>Copies the first 28 bytes of <paramref name="source"/>, which must hold at least 28.</summary>
     public Bytes28(ReadOnlySpan<byte> source) => source[..28].CopyTo(this);
 
+    /// <summary>The bytes, writable in place.</summary>
     [UnscopedRef]
     public Span<byte> AsSpan() => this;
 
+    /// <summary>True when all bytes are equal.</summary>
     public readonly bool Equals(Bytes28 other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
 
+    /// <summary>True when <paramref name="obj"/> is a <see cref="Bytes28"/> with the same bytes.</summary>
     public override readonly bool Equals(object? obj) => obj is Bytes28 b && Equals(b);
 
+    /// <summary>A hash of the first four bytes.</summary>
     public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
 
+    /// <summary>Copies the 28 bytes to <paramref name="destination"/>.</summary>
     public readonly void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)this).CopyTo(destination);
 }

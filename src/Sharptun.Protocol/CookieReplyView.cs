@@ -11,11 +11,22 @@ namespace Sharptun.Protocol;
 /// </summary>
 public readonly ref struct CookieReplyView
 {
+    /// <summary>The message's fixed length in bytes.</summary>
     public const int Size = 64;
+
+    /// <summary>Offset of the receiver index (little-endian u32).</summary>
     public const int ReceiverOffset = 4;
+
+    /// <summary>Offset of the random XChaCha20-Poly1305 nonce.</summary>
     public const int NonceOffset = 8;
+
+    /// <summary>Length of the nonce.</summary>
     public const int NonceLength = 24;
+
+    /// <summary>Offset of the encrypted cookie.</summary>
     public const int CookieOffset = 32;
+
+    /// <summary>Length of the encrypted cookie: 16 bytes of ciphertext and a 16-byte tag.</summary>
     public const int CookieLength = 16 + 16;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -35,7 +46,12 @@ public readonly ref struct CookieReplyView
         return true;
     }
 
+    /// <summary>The index the recipient chose earlier (its sender index), which identifies the session.</summary>
     public uint ReceiverIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[ReceiverOffset..]);
+
+    /// <summary>The random 24-byte XChaCha20-Poly1305 nonce.</summary>
     public ReadOnlySpan<byte> Nonce => _bytes.Slice(NonceOffset, NonceLength);
+
+    /// <summary>The cookie, encrypted (32 bytes with the tag).</summary>
     public ReadOnlySpan<byte> EncryptedCookie => _bytes.Slice(CookieOffset, CookieLength);
 }

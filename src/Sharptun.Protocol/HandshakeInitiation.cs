@@ -6,8 +6,10 @@ namespace Sharptun.Protocol;
 public readonly record struct HandshakeInitiation(
     uint SenderIndex, Bytes32 Ephemeral, Bytes48 EncryptedStatic, Bytes28 EncryptedTimestamp, Bytes16 Mac1, Bytes16 Mac2)
 {
+    /// <summary>Length in bytes of the encoded message.</summary>
     public const int Length = HandshakeInitiationView.Size;
 
+    /// <summary>Parses <paramref name="bytes"/> (checked like the view's <c>TryCreate</c>); false when it is not this message.</summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out HandshakeInitiation message)
     {
         message = default;

@@ -16,14 +16,31 @@ namespace Sharptun.Protocol;
 /// </summary>
 public readonly ref struct HandshakeInitiationView
 {
+    /// <summary>The message's fixed length in bytes.</summary>
     public const int Size = 148;
+
+    /// <summary>Offset of the sender index (little-endian u32).</summary>
     public const int SenderOffset = 4;
+
+    /// <summary>Offset of the sender's unencrypted ephemeral public key (32 bytes).</summary>
     public const int EphemeralOffset = 8;
+
+    /// <summary>Offset of the initiator's encrypted static public key.</summary>
     public const int StaticOffset = 40;
+
+    /// <summary>Length of the encrypted static public key: 32 bytes of ciphertext and a 16-byte tag.</summary>
     public const int StaticLength = 32 + 16;
+
+    /// <summary>Offset of the encrypted TAI64N timestamp.</summary>
     public const int TimestampOffset = 88;
+
+    /// <summary>Length of the encrypted timestamp: 12 bytes of ciphertext and a 16-byte tag.</summary>
     public const int TimestampLength = 12 + 16;
+
+    /// <summary>Offset of mac1 (16 bytes).</summary>
     public const int Mac1Offset = 116;
+
+    /// <summary>Offset of mac2 (16 bytes; all zero when the sender has no cookie).</summary>
     public const int Mac2Offset = 132;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -43,11 +60,22 @@ public readonly ref struct HandshakeInitiationView
         return true;
     }
 
+    /// <summary>The index the sender chose for this session; replies address it as their receiver index.</summary>
     public uint SenderIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[SenderOffset..]);
+
+    /// <summary>The sender's unencrypted ephemeral public key (32 bytes).</summary>
     public ReadOnlySpan<byte> Ephemeral => _bytes.Slice(EphemeralOffset, 32);
+
+    /// <summary>The initiator's static public key, encrypted (48 bytes with the tag).</summary>
     public ReadOnlySpan<byte> EncryptedStatic => _bytes.Slice(StaticOffset, StaticLength);
+
+    /// <summary>The TAI64N timestamp, encrypted (28 bytes with the tag).</summary>
     public ReadOnlySpan<byte> EncryptedTimestamp => _bytes.Slice(TimestampOffset, TimestampLength);
+
+    /// <summary>mac1 (16 bytes): keyed with the hash of the recipient's public key, over the bytes before it.</summary>
     public ReadOnlySpan<byte> Mac1 => _bytes.Slice(Mac1Offset, 16);
+
+    /// <summary>mac2 (16 bytes): keyed with the cookie, over the bytes before it; all zero without a cookie.</summary>
     public ReadOnlySpan<byte> Mac2 => _bytes.Slice(Mac2Offset, 16);
 
     /// <summary>The bytes covered by mac1 (everything before it).</summary>

@@ -6,8 +6,10 @@ namespace Sharptun.Protocol;
 public readonly record struct HandshakeResponse(
     uint SenderIndex, uint ReceiverIndex, Bytes32 Ephemeral, Bytes16 EncryptedEmpty, Bytes16 Mac1, Bytes16 Mac2)
 {
+    /// <summary>Length in bytes of the encoded message.</summary>
     public const int Length = HandshakeResponseView.Size;
 
+    /// <summary>Parses <paramref name="bytes"/> (checked like the view's <c>TryCreate</c>); false when it is not this message.</summary>
     public static bool TryParse(ReadOnlySpan<byte> bytes, out HandshakeResponse message)
     {
         message = default;
@@ -20,6 +22,7 @@ public readonly record struct HandshakeResponse(
         return true;
     }
 
+    /// <summary>Writes the encoded message to <paramref name="destination"/>, which must hold <see cref="Length"/> bytes.</summary>
     public void Emit(Span<byte> destination)
     {
         MessageHeader.Write(destination, MessageType.HandshakeResponse);

@@ -99,10 +99,10 @@ public enum ProtocolAction : byte
 public readonly record struct ProtocolResult(ProtocolAction Action, int Offset, int Length, ProtocolError Error, Peer? Peer)
 {
     /// <summary>Nothing to do.</summary>
-    public static ProtocolResult Done(Peer? peer = null) => new(ProtocolAction.Done, 0, 0, ProtocolError.None, peer);
+    internal static ProtocolResult Done(Peer? peer = null) => new(ProtocolAction.Done, 0, 0, ProtocolError.None, peer);
 
     /// <summary>Rejected with a reason.</summary>
-    public static ProtocolResult Fail(ProtocolError error, Peer? peer = null) => new(ProtocolAction.Error, 0, 0, error, peer);
+    internal static ProtocolResult Fail(ProtocolError error, Peer? peer = null) => new(ProtocolAction.Error, 0, 0, error, peer);
 
     internal static ProtocolResult Network(int length, Peer? peer) => new(ProtocolAction.WriteToNetwork, 0, length, ProtocolError.None, peer);
 

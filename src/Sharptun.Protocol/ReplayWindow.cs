@@ -9,7 +9,7 @@ namespace Sharptun.Protocol;
 /// The bitmap is a ring of 64-bit blocks. Moving the window forward clears whole blocks, so the window really
 /// spans (BlockCount − 1) × 64 counters behind the newest block — RFC 6479 §2.
 /// </remarks>
-public sealed class ReplayWindow
+internal sealed class ReplayWindow
 {
     private const int BlockBitLog = 6;
     private const int BlockBits = 1 << BlockBitLog;

@@ -11,10 +11,19 @@ namespace Sharptun.Protocol;
 /// </summary>
 public readonly ref struct TransportDataView
 {
+    /// <summary>Length of the header before the encrypted packet: type, reserved bytes, receiver index and counter.</summary>
     public const int HeaderSize = 16;
+
+    /// <summary>Length of the Poly1305 tag after the encrypted packet.</summary>
     public const int TagSize = 16;
+
+    /// <summary>The shortest valid message: a header and a tag around an empty (keepalive) packet.</summary>
     public const int MinSize = HeaderSize + TagSize;
+
+    /// <summary>Offset of the receiver index (little-endian u32).</summary>
     public const int ReceiverOffset = 4;
+
+    /// <summary>Offset of the nonce counter (little-endian u64).</summary>
     public const int CounterOffset = 8;
 
     private readonly ReadOnlySpan<byte> _bytes;
@@ -34,8 +43,15 @@ public readonly ref struct TransportDataView
         return true;
     }
 
+    /// <summary>The index the recipient chose earlier (its sender index), which identifies the session.</summary>
     public uint ReceiverIndex => BinaryPrimitives.ReadUInt32LittleEndian(_bytes[ReceiverOffset..]);
+
+    /// <summary>The nonce counter used to encrypt this packet (the replay window checks it).</summary>
     public ulong Counter => BinaryPrimitives.ReadUInt64LittleEndian(_bytes[CounterOffset..]);
+
+    /// <summary>The encrypted inner packet, padded to a multiple of 16 bytes (empty for a keepalive).</summary>
     public ReadOnlySpan<byte> EncryptedPacket => _bytes[HeaderSize..^TagSize];
+
+    /// <summary>The Poly1305 tag (16 bytes) of the encrypted packet.</summary>
     public ReadOnlySpan<byte> Tag => _bytes[^TagSize..];
 }

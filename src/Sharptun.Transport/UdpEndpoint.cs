@@ -238,15 +238,19 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
     /// <summary>True when both address and port are equal.</summary>
     public bool Equals(UdpEndpoint other) => _hi == other._hi && _lo == other._lo && Port == other.Port;
 
+    /// <summary>True when <paramref name="obj"/> is a <see cref="UdpEndpoint"/> with equal address and port.</summary>
     public override bool Equals([NotNullWhen(true)] object? obj) => obj is UdpEndpoint other && Equals(other);
 
+    /// <summary>A hash of the address and the port, consistent with <see cref="Equals(UdpEndpoint)"/>.</summary>
     public override int GetHashCode() => HashCode.Combine(_hi, _lo, Port);
 
     /// <summary>True when the addresses are equal, whatever the ports.</summary>
     public bool AddressEquals(UdpEndpoint other) => _hi == other._hi && _lo == other._lo;
 
+    /// <summary>True when both address and port are equal (<see cref="Equals(UdpEndpoint)"/>).</summary>
     public static bool operator ==(UdpEndpoint left, UdpEndpoint right) => left.Equals(right);
 
+    /// <summary>True when the address or the port differs.</summary>
     public static bool operator !=(UdpEndpoint left, UdpEndpoint right) => !left.Equals(right);
 
     /// <summary>The address family of the address.</summary>

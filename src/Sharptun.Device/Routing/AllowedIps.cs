@@ -20,7 +20,7 @@ namespace Sharptun.Device.Routing;
 /// <para>Peers are compared by reference. Lookup allocates nothing; writes allocate O(depth) nodes and do O(1)
 /// work on the per-peer lists, so moving n prefixes from one peer to another is O(n · depth).</para>
 /// </remarks>
-public sealed class AllowedIps<TPeer>
+internal sealed class AllowedIps<TPeer>
     where TPeer : class
 {
     private readonly Lock _writeLock = new();

@@ -8,7 +8,7 @@ namespace Sharptun.Device.Uapi;
 /// Converts between the wg config file model and the UAPI model, so a config file is loaded through the same
 /// change-set path as a <c>set=1</c> request, and a device is printed as <c>wg showconf</c> does.
 /// </summary>
-public static class UapiConfigConverter
+internal static class UapiConfigConverter
 {
     /// <summary>
     /// The change set for <c>wg setconf</c> semantics (<paramref name="replace"/> = true: replace_peers, and

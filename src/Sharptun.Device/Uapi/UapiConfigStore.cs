@@ -16,7 +16,7 @@ namespace Sharptun.Device.Uapi;
 /// in under a lock, so a failed apply changes nothing and readers never see half a change. An apply is linear in the
 /// size of the state plus the request (see <c>PeerTable</c>), so a large move does not hold the lock for long.
 /// </remarks>
-public sealed class UapiConfigStore : IUapiDevice
+internal sealed class UapiConfigStore : IUapiDevice
 {
     private readonly Lock _gate = new();
     private DeviceSnapshot _state = new() { Peers = ImmutableArray<PeerSnapshot>.Empty };

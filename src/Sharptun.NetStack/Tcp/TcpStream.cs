@@ -57,9 +57,13 @@ public sealed class TcpStream : Stream
         set { lock (_layer.Gate) { _conn.KeepAlive = value; } }
     }
 
+    /// <summary>True until the stream is disposed.</summary>
     public override bool CanRead => !_disposed;
+    /// <summary>True until the stream is disposed.</summary>
     public override bool CanWrite => !_disposed;
+    /// <summary>False: a TCP stream cannot seek.</summary>
     public override bool CanSeek => false;
+    /// <summary>True: see <see cref="ReadTimeout"/> and <see cref="WriteTimeout"/>.</summary>
     public override bool CanTimeout => true;
 
     /// <summary>Timeout in milliseconds for synchronous and asynchronous reads (Timeout.Infinite by default).</summary>
@@ -76,13 +80,19 @@ public sealed class TcpStream : Stream
         set => _writeTimeout = value is > 0 or Timeout.Infinite ? value : throw new ArgumentOutOfRangeException(nameof(value));
     }
 
+    /// <summary>Not supported (throws <see cref="NotSupportedException"/>).</summary>
     public override long Length => throw new NotSupportedException();
+    /// <summary>Not supported (throws <see cref="NotSupportedException"/>).</summary>
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    /// <summary>Not supported (throws <see cref="NotSupportedException"/>).</summary>
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    /// <summary>Not supported (throws <see cref="NotSupportedException"/>).</summary>
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>Reads up to <paramref name="count"/> bytes, blocking until data, end of stream or the read timeout; 0 at end of stream.</summary>
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    /// <summary>Reads up to buffer.Length bytes, blocking until data, end of stream or the read timeout; 0 at end of stream.</summary>
     public override int Read(Span<byte> buffer)
     {
         lock (_layer.Gate)
@@ -99,6 +109,7 @@ public sealed class TcpStream : Stream
         return r;
     }
 
+    /// <summary>Reads up to <paramref name="count"/> bytes; 0 at end of stream.</summary>
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
@@ -188,8 +199,10 @@ public sealed class TcpStream : Stream
         throw new IOException("The TCP connection failed: " + e + ".", new SocketException((int)e));
     }
 
+    /// <summary>Copies the bytes into the send buffer, blocking while it is full (up to the write timeout).</summary>
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
+    /// <summary>Copies all of <paramref name="buffer"/> into the send buffer, blocking while it is full (up to the write timeout).</summary>
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         int done;
@@ -204,6 +217,7 @@ public sealed class TcpStream : Stream
         }
     }
 
+    /// <summary>Copies the bytes into the send buffer, waiting for space as needed.</summary>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
@@ -274,6 +288,7 @@ public sealed class TcpStream : Stream
         return data.IsEmpty ? 0 : _conn.Send(data, _layer.Now);
     }
 
+    /// <summary>Pushes the buffered data out now (does not wait for it to be acknowledged).</summary>
     public override void Flush()
     {
         lock (_layer.Gate)
@@ -283,6 +298,7 @@ public sealed class TcpStream : Stream
         }
     }
 
+    /// <summary>As <see cref="Flush"/>; completes at once.</summary>
     public override Task FlushAsync(CancellationToken cancellationToken)
     {
         Flush();
@@ -314,6 +330,7 @@ public sealed class TcpStream : Stream
         }
     }
 
+    /// <summary>Closes the connection as the application (remaining data, then FIN) and fails pending reads and writes with <see cref="ObjectDisposedException"/>.</summary>
     protected override void Dispose(bool disposing)
     {
         if (disposing)

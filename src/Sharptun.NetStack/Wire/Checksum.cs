@@ -15,7 +15,7 @@ namespace Sharptun.NetStack.Wire;
 /// words in wide vector lanes (§2(C) "parallel summation") and swaps once at the end.
 /// Only the last span of a chain may have odd length: an odd byte is summed as if followed by a zero byte.
 /// </remarks>
-public static class Checksum
+internal static class Checksum
 {
     /// <summary>Adds <paramref name="data"/> to the running partial sum <paramref name="sum"/>.</summary>
     public static uint Add(ReadOnlySpan<byte> data, uint sum = 0)
