@@ -134,6 +134,15 @@ internal sealed class SimNetwork
     }
 
     /// <summary>Steps until <paramref name="condition"/> holds; fails when virtual time passes <paramref name="limit"/>.</summary>
+    /// <summary>Closes <paramref name="client"/> first and runs until it sits in TIME-WAIT and <paramref name="server"/> is closed.</summary>
+    public void CloseClientFirst(TcpConnection client, TcpConnection server, TimeSpan limit)
+    {
+        client.ShutdownWrite(Now);
+        RunUntil(() => server.State == TcpState.CloseWait, limit);
+        server.ShutdownWrite(Now);
+        RunUntil(() => client.State == TcpState.TimeWait && server.State == TcpState.Closed, limit);
+    }
+
     public void RunUntil(Func<bool> condition, TimeSpan limit, Action? eachStep = null)
     {
         var end = Now + limit;

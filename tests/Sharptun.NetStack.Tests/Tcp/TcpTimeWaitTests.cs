@@ -246,10 +246,7 @@ public sealed class TcpTimeWaitTests
             var c = a.Tcp.Connect(b.EndPoint(80), a.EndPoint(50000 + i));
             net.RunUntil(() => c.State == TcpState.Established && l.PendingAccepts > 0, Limit);
             Assert.True(l.TryAccept(out var s));
-            c.ShutdownWrite(net.Now);
-            net.RunUntil(() => s.State == TcpState.CloseWait, Limit);
-            s.ShutdownWrite(net.Now);
-            net.RunUntil(() => c.State == TcpState.TimeWait && s.State == TcpState.Closed, Limit);
+            net.CloseClientFirst(c, s, Limit);
             tuples.Add((c.Tuple, c.RcvNxt, c.SndMax));
         }
 
