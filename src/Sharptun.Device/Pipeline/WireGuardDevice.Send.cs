@@ -89,6 +89,7 @@ public sealed partial class WireGuardDevice
             var touchedCount = 0;
             for (var i = 0; i < n; i++)
             {
+                MakeTailRoom(buffers, view, i, sizes[i]);
                 var peer = SendPacket(now, view[i], sizes[i]);
                 TakeOrReturn(buffers, view, i, taken: peer is not null);
                 if (peer is not null)
@@ -101,6 +102,30 @@ public sealed partial class WireGuardDevice
         }
 
         ReturnBuffers(buffers);
+    }
+
+    /// <summary>
+    /// A packet that filled its buffer so nearly that padding and tag no longer fit (it did not spill into the oversize
+    /// vector, which only catches packets longer than the buffer) moves into a large buffer. Without this, a packet
+    /// whose length falls in those last <see cref="TailRoom"/> bytes was dropped every time it was sent, and TCP,
+    /// retransmitting the same segment, stalled in RTO backoff (seen when an MTU change makes such segments).
+    /// </summary>
+    private void MakeTailRoom(byte[]?[] buffers, byte[][] view, int i, int length)
+    {
+        var buffer = view[i];
+        if (HeaderSize + length + TailRoom <= buffer.Length || _pool.Large is not { } large
+            || HeaderSize + length + TailRoom > large.BufferSize || !large.TryRent(out var bigger))
+        {
+            return; // fits, or cannot be helped: SendPacket counts the drop
+        }
+
+        buffer.AsSpan(0, HeaderSize + length).CopyTo(bigger);
+        if (!ReferenceEquals(buffer, buffers[i]))
+        {
+            _pool.Return(buffer); // an oversize buffer the read swapped in: the reader owned it
+        }
+
+        view[i] = bigger;
     }
 
     /// <summary>Routes and enqueues one packet at buffer[16..]. Returns the peer when the buffer now belongs to the pipeline, null when dropped (the caller keeps the buffer).</summary>

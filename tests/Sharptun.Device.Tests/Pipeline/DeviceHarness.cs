@@ -179,17 +179,17 @@ internal sealed class CapturingBindFactory(IDatagramBindFactory inner) : IDatagr
 /// <summary>Two nodes configured as peers of each other: A = 10.0.0.1 / fd00::1, B = 10.0.0.2 / fd00::2.</summary>
 internal sealed class NodePair : IDisposable
 {
-    public NodePair(IDatagramBindFactory bindsA, IDatagramBindFactory bindsB, string hostA, string hostB, WireGuardDeviceOptions? options = null, string? psk = null)
+    public NodePair(IDatagramBindFactory bindsA, IDatagramBindFactory bindsB, string hostA, string hostB, WireGuardDeviceOptions? options = null, string? psk = null, int mtu = 1420, WireGuardDeviceOptions? optionsB = null)
     {
-        A = new TestNode("a", bindsA, options);
-        B = new TestNode("b", bindsB, options);
+        A = new TestNode("a", bindsA, options, mtu);
+        B = new TestNode("b", bindsB, optionsB ?? options, mtu);
         var pskLine = psk is null ? string.Empty : $"preshared_key={psk}\n";
         A.Set($"private_key={A.PrivateHex}\npublic_key={B.PublicHex}\n{pskLine}endpoint={hostB}:{B.Port}\nallowed_ip=10.0.0.2/32\nallowed_ip=fd00::2/128\n");
         B.Set($"private_key={B.PrivateHex}\npublic_key={A.PublicHex}\n{pskLine}endpoint={hostA}:{A.Port}\nallowed_ip=10.0.0.1/32\nallowed_ip=fd00::1/128\n");
     }
 
-    public static NodePair InMemory(InMemoryNetwork network, WireGuardDeviceOptions? options = null, string? psk = null) =>
-        new(new CapturingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0"))), new CapturingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0"))), "192.0.2.1", "192.0.2.2", options, psk);
+    public static NodePair InMemory(InMemoryNetwork network, WireGuardDeviceOptions? options = null, string? psk = null, int mtu = 1420, WireGuardDeviceOptions? optionsB = null) =>
+        new(new CapturingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0"))), new CapturingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0"))), "192.0.2.1", "192.0.2.2", options, psk, mtu, optionsB);
 
     public TestNode A { get; }
 

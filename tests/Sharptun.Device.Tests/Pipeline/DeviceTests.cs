@@ -20,6 +20,31 @@ public sealed class DeviceTests
         Assert.True(state.TxBytes > 0 && state.RxBytes > 0);
     }
 
+    /// <summary>
+    /// Regression (CI flake in the MTU-change interop test): a packet that fits the device's read buffer but leaves no
+    /// room for padding and tag was dropped as invalid — every time, so TCP retransmitting that segment stalled for
+    /// seconds. Every length up to the buffer's end must now pass (through the large companion pool).
+    /// </summary>
+    [Fact]
+    public void Send_PacketFillingTheReadBuffer_StillSent()
+    {
+        // B reads datagrams into 4 KiB buffers: the in-memory bind, unlike the Linux one, has no oversize spill.
+        var options = new WireGuardDeviceOptions { CryptoWorkers = 2, BufferSize = 2048 };
+        using var pair = NodePair.InMemory(new InMemoryNetwork(3), options, mtu: 2048, optionsB: options with { BufferSize = 4096 });
+        pair.Ping(1);
+        for (var length = 2048 - 16 - 40; length <= 2048 - 16; length++)
+        {
+            var packet = TestPackets.Udp("10.0.0.1", "10.0.0.2", (uint)length, payloadLength: length - 28);
+            Assert.Equal(length, packet.Length);
+            pair.A.Send(packet);
+            var got = pair.B.Receive(1, NodePair.Timeout);
+            Assert.True(got.Count == 1, $"a {length}-byte packet did not arrive; drops: {pair.A.Device.Counters[DropReason.InvalidOutboundPacket]} invalid");
+            Assert.Equal(packet, got[0]);
+        }
+
+        Assert.Equal(0, pair.A.Device.Counters[DropReason.InvalidOutboundPacket]);
+    }
+
     [Fact]
     public void TwoDevices_Ipv6Inner_PacketsFlowBothWays()
     {
