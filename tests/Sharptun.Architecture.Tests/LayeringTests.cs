@@ -17,6 +17,7 @@ public sealed class LayeringTests
         { "Sharptun.Transport", [] },
         { "Sharptun.Device", ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport"] },
         { "Sharptun.NetStack", ["Sharptun.Transport"] },
+        { "Sharptun", ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack"] },
     };
 
     [Theory]

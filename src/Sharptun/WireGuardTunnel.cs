@@ -1,0 +1,381 @@
+using System.Net;
+using System.Net.Sockets;
+using Sharptun.Device.Config;
+using Sharptun.Device.Pipeline;
+using Sharptun.Device.Uapi;
+using Sharptun.NetStack;
+using Sharptun.Transport;
+
+namespace Sharptun;
+
+/// <summary>
+/// A WireGuard tunnel inside this process: a <see cref="WireGuardDevice"/> whose packet device is a userspace TCP/IP
+/// stack (<see cref="NetworkStack"/>), so TCP streams, UDP datagrams and <see cref="HttpClient"/> requests go through
+/// WireGuard with no TUN device, no root and no capabilities.
+/// </summary>
+/// <remarks>
+/// <para>Start it from a wg-quick config text (<see cref="StartAsync(string, CancellationToken)"/>) or with a
+/// <see cref="WireGuardTunnelBuilder"/>. <c>Address</c> lines become the stack's addresses, <c>MTU</c> its MTU (default
+/// 1420), <c>DNS</c> the servers host names are resolved through (see <see cref="ConnectAsync(string, int, CancellationToken)"/>);
+/// the keys, listen port and peers configure the device through its config path (<c>wg setconf</c> semantics).</para>
+/// <para>Backpressure, not drops, between the two halves: the device reads the stack's outbound queue only when it has
+/// buffers and room in the peer's queue, and a full outbound queue makes the stack's sockets wait; the device hands
+/// inbound packets to the stack synchronously, so a busy stack slows the device's receive path (and TCP's window slows
+/// the remote sender).</para>
+/// <para>Disposing stops the device and the stack: open streams, listeners and sockets fail with an
+/// <see cref="IOException"/> saying the tunnel was closed.</para>
+/// </remarks>
+public sealed class WireGuardTunnel : IAsyncDisposable
+{
+    private const int DefaultMtu = 1420;
+
+    private readonly NetworkStack _stack;
+    private readonly WireGuardDevice _device;
+    private readonly INameResolver _resolver;
+    private readonly Timer _statusTimer;
+    private readonly Lock _statusLock = new();
+    private Dictionary<string, TunnelPeer> _lastPeers = new(StringComparer.Ordinal);
+    private int _closed;
+
+    private WireGuardTunnel(NetworkStack stack, WireGuardDevice device, INameResolver resolver, TimeSpan pollInterval)
+    {
+        _stack = stack;
+        _device = device;
+        _resolver = resolver;
+        foreach (var p in Peers)
+        {
+            _lastPeers[p.PublicKey] = p;
+        }
+
+        _statusTimer = new Timer(_ => PollStatus(), null, pollInterval, pollInterval);
+    }
+
+    /// <summary>A peer was added (seen by the status poll; peers of the initial config are not reported).</summary>
+    public event EventHandler<TunnelPeerEventArgs>? PeerAdded;
+
+    /// <summary>A peer was removed.</summary>
+    public event EventHandler<TunnelPeerEventArgs>? PeerRemoved;
+
+    /// <summary>A handshake with a peer completed (seen by the status poll, so at most one event per poll interval and peer).</summary>
+    public event EventHandler<TunnelPeerEventArgs>? HandshakeCompleted;
+
+    /// <summary>Our public key (base64).</summary>
+    public string PublicKey => _device.PublicKey?.ToString() ?? string.Empty;
+
+    /// <summary>The UDP port WireGuard listens on.</summary>
+    public int ListenPort => _device.ListenPort;
+
+    /// <summary>The tunnel's own addresses (the config's <c>Address</c>).</summary>
+    public IReadOnlyList<IPAddress> Addresses => _stack.Addresses;
+
+    /// <summary>The tunnel MTU.</summary>
+    public int Mtu => _stack.Mtu;
+
+    /// <summary>The peers and their state: the data <c>wg show</c> prints.</summary>
+    public IReadOnlyList<TunnelPeer> Peers
+    {
+        get
+        {
+            var snapshot = _device.GetSnapshot();
+            snapshot.ClearSecrets();
+            return [.. snapshot.Peers.Select(ToPeer)];
+        }
+    }
+
+    /// <summary>True once <see cref="DisposeAsync"/> has begun.</summary>
+    internal bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <summary>The device (for the demo's <c>show</c> view and tests).</summary>
+    internal WireGuardDevice Device => _device;
+
+    /// <summary>The TCP/IP stack (for tests).</summary>
+    internal NetworkStack Stack => _stack;
+
+    /// <summary>The name resolver in use (for tests).</summary>
+    internal INameResolver Resolver => _resolver;
+
+    /// <summary>Starts a tunnel from a wg-quick config text (see <see cref="StartAsync(string, WireGuardTunnelOptions?, CancellationToken)"/>).</summary>
+    /// <exception cref="FormatException">The config text is invalid; the message names each bad line. Nothing was started.</exception>
+    public static Task<WireGuardTunnel> StartAsync(string configText, CancellationToken cancellationToken) =>
+        StartAsync(configText, null, cancellationToken);
+
+    /// <summary>
+    /// Starts a tunnel from a wg-quick config text: <c>[Interface]</c> PrivateKey, Address, DNS, MTU, ListenPort;
+    /// <c>[Peer]</c> PublicKey, PresharedKey, Endpoint, AllowedIPs, PersistentKeepalive. wg-quick's host settings
+    /// (Table, PreUp, PostUp, PreDown, PostDown, SaveConfig) do not apply to an in-process tunnel and are ignored.
+    /// </summary>
+    /// <exception cref="FormatException">The config text is invalid; the message names each bad line. Nothing was started.</exception>
+    public static Task<WireGuardTunnel> StartAsync(string configText, WireGuardTunnelOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(configText);
+        if (!WgConfigParser.TryParse(configText, "config", out var config, out var errors))
+        {
+            throw new FormatException("Invalid WireGuard config: " + string.Join("; ", errors));
+        }
+
+        return StartAsync(config!, options, cancellationToken);
+    }
+
+    /// <summary>Starts a tunnel from a parsed config (the INI text and the builder both end here).</summary>
+    internal static Task<WireGuardTunnel> StartAsync(WgConfig config, WireGuardTunnelOptions? options, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        options ??= new WireGuardTunnelOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MemoryBudgetBytes, WireGuardTunnelOptions.MinimumMemoryBudgetBytes, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.StatusPollInterval, TimeSpan.Zero, nameof(options));
+        if (config.Interface.PrivateKey is null)
+        {
+            throw new FormatException("Invalid WireGuard config: [Interface] has no PrivateKey.");
+        }
+
+        var bindFactory = options.BindFactory ?? DefaultBindFactory();
+        var (deviceBudget, largeBudget, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
+        var stackOptions = new NetworkStackOptions { Mtu = config.Interface.Mtu ?? DefaultMtu, BufferBudgetBytes = stackBudget };
+        foreach (var prefix in config.Interface.Addresses)
+        {
+            stackOptions.Addresses.Add(prefix.Address);
+        }
+
+        var dnsServers = new List<IPAddress>();
+        foreach (var entry in config.Interface.Dns)
+        {
+            if (IPAddress.TryParse(entry, out var server))
+            {
+                dnsServers.Add(server); // other entries are search domains
+            }
+        }
+
+        var stack = new NetworkStack(stackOptions);
+        WireGuardDevice? device = null;
+        try
+        {
+            device = new WireGuardDevice(stack, bindFactory, new WireGuardDeviceOptions
+            {
+                BufferBudgetBytes = deviceBudget,
+                LargeBufferBudgetBytes = largeBudget,
+                InitialListenPort = config.Interface.ListenPort ?? 0,
+            });
+            if (device.ApplyConfig(config, replace: true) is { } error)
+            {
+                throw new FormatException("Invalid WireGuard config: " + error.Message);
+            }
+
+            stack.Start();
+            var tunnel = new WireGuardTunnel(stack, device, CreateResolver(stack, dnsServers), options.StatusPollInterval);
+            return Task.FromResult(tunnel);
+        }
+        catch
+        {
+            stack.Dispose();
+            device?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The budget split (<see cref="WireGuardTunnelOptions.MemoryBudgetBytes"/>): half for the device's packet buffers,
+    /// a quarter for its large buffers, a quarter for the stack.
+    /// </summary>
+    internal static (long Device, long Large, long Stack) SplitBudget(long total) => (total / 2, total / 4, total / 4);
+
+    /// <summary>
+    /// Opens a TCP connection through the tunnel. <paramref name="host"/> is an IP address or a host name: names are
+    /// resolved through the config's DNS servers when it has any (never leaking to the host's resolver), else through the
+    /// host's resolver.
+    /// </summary>
+    /// <exception cref="SocketException">The name does not resolve, or the connection is refused or times out.</exception>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    public async ValueTask<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(host);
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        if (IPAddress.TryParse(host.AsSpan().Trim('[').TrimEnd(']'), out var literal))
+        {
+            return await ConnectAsync(new IPEndPoint(literal, port), cancellationToken).ConfigureAwait(false);
+        }
+
+        var addresses = await _resolver.ResolveAsync(host, cancellationToken).ConfigureAwait(false);
+        var usable = addresses.Where(a => _stack.Addresses.Any(own => own.AddressFamily == a.AddressFamily)).ToArray();
+        if (usable.Length == 0)
+        {
+            throw new SocketException((int)SocketError.HostNotFound, $"'{host}' has no address of a family the tunnel has an address of.");
+        }
+
+        SocketException? last = null;
+        foreach (var address in usable)
+        {
+            try
+            {
+                return await ConnectAsync(new IPEndPoint(address, port), cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException e)
+            {
+                last = e;
+            }
+        }
+
+        throw last!;
+    }
+
+    /// <summary>Opens a TCP connection through the tunnel to <paramref name="remote"/>.</summary>
+    /// <exception cref="SocketException">The connection is refused or times out.</exception>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    public async ValueTask<Stream> ConnectAsync(IPEndPoint remote, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        ThrowIfClosed();
+        try
+        {
+            var stream = await _stack.ConnectTcpAsync(remote, null, cancellationToken).ConfigureAwait(false);
+            return new TunnelStream(stream, this);
+        }
+        catch (Exception e) when (IsClosed && e is IOException or ObjectDisposedException or SocketException)
+        {
+            throw ClosedError(e);
+        }
+    }
+
+    /// <summary>Accepts TCP connections arriving through the tunnel on <paramref name="port"/> of every tunnel address.</summary>
+    /// <exception cref="SocketException">The port is in use.</exception>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    public TunnelTcpListener ListenTcp(int port)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        ThrowIfClosed();
+        return new TunnelTcpListener(_stack.ListenTcp(new IPEndPoint(IPAddress.Any, port)), this);
+    }
+
+    /// <summary>Opens a UDP socket inside the tunnel on <paramref name="port"/> (0 = an ephemeral port) of every tunnel address.</summary>
+    /// <exception cref="SocketException">The port is in use.</exception>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    public TunnelUdpSocket BindUdp(int port = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(port);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        ThrowIfClosed();
+        var any = _stack.Addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6) ? IPAddress.IPv6Any : IPAddress.Any;
+        return new TunnelUdpSocket(_stack.BindUdp(new IPEndPoint(any, port)), this);
+    }
+
+    /// <summary>
+    /// An <see cref="HttpClient"/> handler whose connections go through the tunnel (a <see cref="SocketsHttpHandler"/>
+    /// with its <see cref="SocketsHttpHandler.ConnectCallback"/> on <see cref="ConnectAsync(string, int, CancellationToken)"/>;
+    /// no proxy). HTTP/1.1 and HTTP/2 only: HTTP/3 runs over the host's QUIC sockets, which would bypass the tunnel, so
+    /// a request for HTTP/3 is sent as HTTP/2 or lower. TLS works as usual on top of the tunnel's TCP stream.
+    /// </summary>
+    public HttpMessageHandler CreateHttpHandler()
+    {
+        ThrowIfClosed();
+        var sockets = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = async (context, ct) =>
+                await ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, ct).ConfigureAwait(false),
+        };
+        return new HttpVersionCapHandler(sockets);
+    }
+
+    /// <summary>Stops the device and the stack. Open streams and sockets fail with an <see cref="IOException"/>; nothing waits for peers.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        await _statusTimer.DisposeAsync().ConfigureAwait(false);
+        _stack.Dispose();   // aborts TCP, fails sockets, and the device's reader sees the packet device close
+        _device.Dispose();
+        await _device.Completion.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    internal static IOException ClosedError(Exception inner) => new("The WireGuard tunnel was closed.", inner);
+
+    private static IDatagramBindFactory DefaultBindFactory()
+    {
+        // Seam (issue 9 item 3): the portable Socket bind becomes the default off Linux.
+        if (OperatingSystem.IsLinux())
+        {
+            return Sharptun.Transport.Linux.LinuxUdpBind.Factory;
+        }
+
+        throw new PlatformNotSupportedException("No UDP bind for this platform: pass WireGuardTunnelOptions.BindFactory.");
+    }
+
+    /// <summary>
+    /// The name resolver: through the tunnel when the config names DNS servers (seam: bound to the netstack's DNS
+    /// resolver once it exists; until then names are refused rather than leaked), else the host's resolver.
+    /// </summary>
+    private static INameResolver CreateResolver(NetworkStack stack, IReadOnlyList<IPAddress> dnsServers)
+    {
+        _ = stack;
+        return dnsServers.Count > 0 ? new TunnelDnsPendingResolver(dnsServers) : HostNameResolver.Instance;
+    }
+
+    private static TunnelPeer ToPeer(PeerSnapshot p) => new(
+        p.PublicKey.ToString(),
+        p.Endpoint,
+        p.LastHandshakeUnixNanoseconds == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(p.LastHandshakeUnixNanoseconds / 1_000_000),
+        (long)p.RxBytes,
+        (long)p.TxBytes,
+        [.. p.AllowedIps.Select(a => new IPNetwork(a.Address, a.Length))],
+        p.PersistentKeepaliveInterval == 0 ? null : TimeSpan.FromSeconds(p.PersistentKeepaliveInterval));
+
+    private void ThrowIfClosed()
+    {
+        if (IsClosed)
+        {
+            throw ClosedError(new ObjectDisposedException(nameof(WireGuardTunnel)));
+        }
+    }
+
+    /// <summary>Timer callback: compares the peers with the last poll and raises the events (never concurrently).</summary>
+    private void PollStatus()
+    {
+        if (IsClosed || !_statusLock.TryEnter())
+        {
+            return;
+        }
+
+        try
+        {
+            var current = new Dictionary<string, TunnelPeer>(StringComparer.Ordinal);
+            foreach (var p in Peers)
+            {
+                current[p.PublicKey] = p;
+                if (!_lastPeers.TryGetValue(p.PublicKey, out var before))
+                {
+                    PeerAdded?.Invoke(this, new TunnelPeerEventArgs(p));
+                    if (p.LastHandshake is not null)
+                    {
+                        HandshakeCompleted?.Invoke(this, new TunnelPeerEventArgs(p));
+                    }
+                }
+                else if (p.LastHandshake is { } t && (before.LastHandshake is not { } b || t > b))
+                {
+                    HandshakeCompleted?.Invoke(this, new TunnelPeerEventArgs(p));
+                }
+            }
+
+            foreach (var (key, before) in _lastPeers)
+            {
+                if (!current.ContainsKey(key))
+                {
+                    PeerRemoved?.Invoke(this, new TunnelPeerEventArgs(before));
+                }
+            }
+
+            _lastPeers = current;
+        }
+        catch (ObjectDisposedException)
+        {
+            // disposed during the poll
+        }
+        finally
+        {
+            _statusLock.Exit();
+        }
+    }
+}
