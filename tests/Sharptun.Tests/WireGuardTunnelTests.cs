@@ -143,6 +143,7 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
     {
         const int connections = 100;
         const int perConnection = 256 * 1024;
+        int connected = 0, accepted = 0, done = 0;
         await using var pair = await TunnelPair.StartAsync();
         using var cts = new CancellationTokenSource(Limit);
         await using var listener = pair.Server.ListenTcp(7000);
@@ -152,6 +153,7 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
             for (var i = 0; i < connections; i++)
             {
                 var s = await listener.AcceptAsync(cts.Token);
+                Interlocked.Increment(ref accepted);
                 served.Add(Task.Run(async () =>
                 {
                     await using var _ = s;
@@ -167,6 +169,7 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
             var data = new byte[perConnection];
             new Random(i).NextBytes(data);
             await using var s = await pair.Client.ConnectAsync(TunnelPair.ServerAddress.ToString(), 7000, cts.Token);
+            Interlocked.Increment(ref connected);
             var tcp = (Sharptun.NetStack.Tcp.TcpStream)((TunnelStream)s).Inner;
             var send = Task.Run(async () =>
             {
@@ -177,9 +180,23 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
             await s.CopyToAsync(back, cts.Token);
             await send;
             Assert.Equal(data, back.ToArray());
+            Interlocked.Increment(ref done);
         })).ToArray();
 
-        await Task.WhenAll(clients);
+        try
+        {
+            await Task.WhenAll(clients);
+        }
+        finally
+        {
+            output.WriteLine($"connected {connected}, accepted {accepted}, done {done}");
+            foreach (var tunnel in new[] { pair.Client, pair.Server })
+            {
+                var st = tunnel.Stack.Statistics;
+                output.WriteLine($"{tunnel.Addresses[0]}: device drops [{tunnel.Device.Counters}] pool {tunnel.Device.BufferPool.InUse}/{tunnel.Device.BufferPool.MaxBuffers} stack rx {st.Received} tx {st.Sent} malformed {st.Malformed} badsum {st.BadChecksum} notforus {st.NotForUs} outfull {st.OutboundFull} tcpunavail {st.TcpUnavailable} queued {tunnel.Stack.OutboundQueued} tcp connections {tunnel.Stack.TcpLayer.ConnectionCount}");
+            }
+        }
+
         await echo;
     }
 
