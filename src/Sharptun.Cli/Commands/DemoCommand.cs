@@ -1,267 +1,193 @@
-using Sharptun.Device.Pipeline;
-using Sharptun.Protocol;
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Text;
 using Sharptun.Cli.Show;
-using Sharptun.Device;
-using Sharptun.Device.Uapi;
-using Sharptun.Transport;
-using Sharptun.Transport.Linux;
+using Sharptun.Protocol;
 
 namespace Sharptun.Cli.Commands;
 
 /// <summary>
-/// <c>sharptun demo</c>: two WireGuard devices in this process talking over real UDP on 127.0.0.1 (no root, no
-/// config): keys are generated, both devices are configured with UAPI text, they handshake, a bulk transfer of
-/// hand-built UDP/IPv4 packets goes through the tunnel, and the result is printed with the <c>show</c> view.
+/// <c>sharptun demo</c>: two in-process WireGuard tunnels (<see cref="WireGuardTunnel"/>) talking over real UDP on
+/// 127.0.0.1, no root and no config: keys are generated; bob serves a small HTTP endpoint inside his netstack
+/// (<see cref="WireGuardTunnel.ListenTcp"/>); alice fetches it with <see cref="HttpClient"/> through the tunnel, then
+/// moves a bulk transfer through <see cref="WireGuardTunnel.ConnectAsync(string, int, CancellationToken)"/> each way;
+/// handshake time, throughput and both peers' <c>show</c> view are printed.
 /// </summary>
 internal sealed class DemoCommand : ICliCommand
 {
-    private const int PayloadBytes = 1380;
-    private const int Window = 1024;
-    private static readonly TimeSpan BulkDuration = TimeSpan.FromSeconds(2);
+    private const long BulkBytes = 64L << 20;
+    private const int HttpPort = 80;
+    private const int BulkPort = 5001;
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
 
     public string Name => "demo";
 
-    public string Summary => "Runs two in-process WireGuard peers over loopback UDP: handshake, bulk transfer, show";
+    public string Summary => "Runs two in-process WireGuard tunnels over loopback UDP: handshake, HTTP, bulk TCP each way, show";
 
-    public Task<int> RunAsync(IReadOnlyList<string> args, CliContext context)
+    public async Task<int> RunAsync(IReadOnlyList<string> args, CliContext context)
     {
         if (args.Count != 0)
         {
             context.Error.Write($"Usage: {CliContext.ProgramName} demo\n");
-            return Task.FromResult(1);
+            return 1;
         }
 
         if (!OperatingSystem.IsLinux())
         {
             context.Error.Write($"{CliContext.ProgramName}: demo needs Linux (it uses the Linux UDP bind)\n");
-            return Task.FromResult(1);
+            return 1;
         }
 
         try
         {
-            return Task.FromResult(Run(context));
+            using var cts = new CancellationTokenSource(Limit);
+            return await RunAsync(context, cts.Token);
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or TimeoutException or OperationCanceledException
+                                      or HttpRequestException or System.Net.Sockets.SocketException or FormatException)
         {
             context.Error.Write($"{CliContext.ProgramName}: demo failed: {e.Message}\n");
-            return Task.FromResult(1);
+            return 1;
         }
     }
 
-    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    private static int Run(CliContext context)
+    private static async Task<int> RunAsync(CliContext context, CancellationToken ct)
     {
         var o = context.Out;
         using var alicePrivate = Key.GeneratePrivateKey();
         using var bobPrivate = Key.GeneratePrivateKey();
-        var alicePublic = alicePrivate.DerivePublicKey();
-        var bobPublic = bobPrivate.DerivePublicKey();
 
-        var (aliceTun, aliceHost) = InMemoryPacketDevice.CreatePair(1420, name: "alice");
-        var (bobTun, bobHost) = InMemoryPacketDevice.CreatePair(1420, name: "bob");
-        using var alice = new WireGuardDevice(aliceTun, LinuxUdpBind.Factory);
-        using var bob = new WireGuardDevice(bobTun, LinuxUdpBind.Factory);
-        try
-        {
-            Configure(alice, $"private_key={alicePrivate.ToHex()}\npublic_key={bobPublic.ToHex()}\nendpoint=127.0.0.1:{bob.ListenPort}\nallowed_ip=10.77.0.2/32\n");
-            Configure(bob, $"private_key={bobPrivate.ToHex()}\npublic_key={alicePublic.ToHex()}\nendpoint=127.0.0.1:{alice.ListenPort}\nallowed_ip=10.77.0.1/32\n");
-            o.Write($"alice  {alicePublic}  udp 127.0.0.1:{alice.ListenPort}  tunnel 10.77.0.1\n");
-            o.Write($"bob    {bobPublic}  udp 127.0.0.1:{bob.ListenPort}  tunnel 10.77.0.2\n");
+        // bob learns alice's endpoint from her first handshake; alice knows bob's port once his tunnel is up.
+        await using var bob = await WireGuardTunnel.StartAsync($"""
+            [Interface]
+            PrivateKey = {bobPrivate}
+            Address = 10.77.0.2/32
 
-            // Handshake: the first packet is staged, the initiation goes out, the packet follows the response.
-            var sw = Stopwatch.StartNew();
-            SendPackets(aliceHost, 0, 1);
-            if (ReceivePackets(bobHost, 1, TimeSpan.FromSeconds(5)).Count != 1)
-            {
-                context.Error.Write($"{CliContext.ProgramName}: demo: no handshake within 5 s\n");
-                return 1;
-            }
+            [Peer]
+            PublicKey = {alicePrivate.DerivePublicKey()}
+            AllowedIPs = 10.77.0.1/32
+            """, ct);
+        await using var alice = await WireGuardTunnel.StartAsync($"""
+            [Interface]
+            PrivateKey = {alicePrivate}
+            Address = 10.77.0.1/32
 
-            o.Write($"handshake + first packet: {sw.Elapsed.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture)} ms\n");
+            [Peer]
+            PublicKey = {bobPrivate.DerivePublicKey()}
+            Endpoint = 127.0.0.1:{bob.ListenPort}
+            AllowedIPs = 10.77.0.2/32
+            """, ct);
+        o.Write($"alice  {alice.PublicKey}  udp 127.0.0.1:{alice.ListenPort}  tunnel 10.77.0.1\n");
+        o.Write($"bob    {bob.PublicKey}  udp 127.0.0.1:{bob.ListenPort}  tunnel 10.77.0.2\n");
 
-            // Bulk: alice → bob for a fixed time, at most Window packets in flight.
-            var sent = 0;
-            var received = 0;
-            var outOfOrder = 0;
-            var expected = 1u;
-            sw.Restart();
-            var sender = new Thread(() =>
-            {
-                while (sw.Elapsed < BulkDuration)
-                {
-                    if (sent - Volatile.Read(ref received) > Window)
-                    {
-                        Thread.Yield();
-                        continue;
-                    }
+        await using var http = bob.ListenTcp(HttpPort);
+        await using var bulk = bob.ListenTcp(BulkPort);
+        var httpServer = ServeHttpAsync(http, ct);
 
-                    SendPackets(aliceHost, (uint)(sent + 1), 64);
-                    Interlocked.Add(ref sent, 64);
-                }
-            }) { IsBackground = true };
-            sender.Start();
-            var buffers = NewBuffers(bobHost.BatchSize);
-            var sizes = new int[buffers.Length];
-            while (sender.IsAlive || received < Volatile.Read(ref sent))
-            {
-                if (bobHost.Pending == 0)
-                {
-                    if (!sender.IsAlive && sw.Elapsed > BulkDuration + TimeSpan.FromMilliseconds(300))
-                    {
-                        break; // the rest was lost
-                    }
-
-                    Thread.Sleep(0);
-                    continue;
-                }
-
-                var n = bobHost.Read(buffers, sizes, 0);
-                for (var i = 0; i < n; i++)
-                {
-                    var seq = BinaryPrimitives.ReadUInt32BigEndian(buffers[i].AsSpan(28));
-                    if (seq < expected)
-                    {
-                        outOfOrder++;
-                    }
-                    else
-                    {
-                        expected = seq + 1;
-                    }
-                }
-
-                Volatile.Write(ref received, received + n);
-            }
-
-            var seconds = sw.Elapsed.TotalSeconds;
-            var bytes = (long)received * (PayloadBytes + 28);
-            o.Write(string.Create(CultureInfo.InvariantCulture,
-                $"bulk alice -> bob: {received} of {sent} packets ({bytes / 1e6:0.0} MB of IP packets) in {seconds:0.00} s = {bytes * 8 / seconds / 1e6:0} Mbit/s, {sent - received} lost (UDP), {outOfOrder} out of order\n"));
-            o.Write("\n");
-
-            var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            var aliceState = alice.GetSnapshot();
-            var bobState = bob.GetSnapshot();
-            o.Write(ShowFormatter.Format("alice", aliceState, now));
-            o.Write("\n");
-            o.Write(ShowFormatter.Format("bob", bobState, now));
-            aliceState.ClearSecrets();
-            bobState.ClearSecrets();
-            return received > 0 ? 0 : 1;
-        }
-        finally
-        {
-            aliceTun.Dispose();
-            bobTun.Dispose();
-            aliceHost.Dispose();
-            bobHost.Dispose();
-        }
-    }
-
-    private static void Configure(WireGuardDevice device, string uapi)
-    {
-        if (!UapiParser.TryParseSet(uapi, out var changes, out var error))
-        {
-            throw new InvalidOperationException(error!.ToString());
-        }
-
-        try
-        {
-            if (device.Apply(changes!) is { } failure)
-            {
-                throw new InvalidOperationException(failure.ToString());
-            }
-        }
-        finally
-        {
-            changes!.ClearSecrets();
-        }
-    }
-
-    [ThreadStatic]
-    private static byte[][]? t_sendBuffers;
-
-    /// <summary>Writes <paramref name="count"/> UDP/IPv4 packets 10.77.0.1 → 10.77.0.2 numbered from <paramref name="first"/>.</summary>
-    private static void SendPackets(InMemoryPacketDevice host, uint first, int count)
-    {
-        var buffers = t_sendBuffers ??= NewBuffers(64);
-        Span<int> sizes = stackalloc int[count];
-        for (var i = 0; i < count; i++)
-        {
-            var p = buffers[i].AsSpan();
-            var length = 20 + 8 + PayloadBytes;
-            p[..28].Clear();
-            p[0] = 0x45;
-            BinaryPrimitives.WriteUInt16BigEndian(p[2..], (ushort)length);
-            p[8] = 64;
-            p[9] = 17;
-            p[12] = 10; p[13] = 77; p[14] = 0; p[15] = 1;
-            p[16] = 10; p[17] = 77; p[18] = 0; p[19] = 2;
-            BinaryPrimitives.WriteUInt16BigEndian(p[10..], HeaderChecksum(p[..20]));
-            BinaryPrimitives.WriteUInt16BigEndian(p[20..], 40000);
-            BinaryPrimitives.WriteUInt16BigEndian(p[22..], 9);
-            BinaryPrimitives.WriteUInt16BigEndian(p[24..], (ushort)(8 + PayloadBytes));
-            BinaryPrimitives.WriteUInt32BigEndian(p[28..], first + (uint)i);
-            sizes[i] = length;
-        }
-
-        var written = 0;
-        while (written < count)
-        {
-            written += host.Write(buffers[written..count], sizes[written..], 0, count - written);
-        }
-    }
-
-    private static List<int> ReceivePackets(InMemoryPacketDevice host, int count, TimeSpan timeout)
-    {
-        var got = new List<int>();
-        var buffers = NewBuffers(host.BatchSize);
-        var sizes = new int[buffers.Length];
+        // Handshake: the first SYN waits in alice's device for the handshake, then goes through.
         var sw = Stopwatch.StartNew();
-        while (got.Count < count && sw.Elapsed < timeout)
+        var accept = bulk.AcceptAsync(ct).AsTask();
+        await using (await alice.ConnectAsync("10.77.0.2", BulkPort, ct))
+        await using (await accept)
         {
-            if (host.Pending == 0)
+            o.Write(Invariant($"handshake + TCP connect through the tunnel: {sw.Elapsed.TotalMilliseconds:0.0} ms\n"));
+        }
+
+        using (var client = new HttpClient(alice.CreateHttpHandler()))
+        {
+            sw.Restart();
+            var body = await client.GetStringAsync($"http://10.77.0.2:{HttpPort}/", ct);
+            o.Write(Invariant($"HTTP GET http://10.77.0.2/ through the tunnel ({sw.Elapsed.TotalMilliseconds:0.0} ms): {body.TrimEnd()}\n"));
+        }
+
+        await BulkAsync("alice -> bob", alice, bulk, upload: true, o, ct);
+        await BulkAsync("bob -> alice", alice, bulk, upload: false, o, ct);
+        o.Write("\n");
+
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        foreach (var (name, tunnel) in new[] { ("alice", alice), ("bob", bob) })
+        {
+            var state = tunnel.Device.GetSnapshot();
+            o.Write(ShowFormatter.Format(name, state, now));
+            o.Write("\n");
+            state.ClearSecrets();
+        }
+
+        await http.DisposeAsync();
+        await httpServer;
+        return 0;
+    }
+
+    /// <summary>Moves <see cref="BulkBytes"/> over one connection alice opens; <paramref name="upload"/> picks the direction.</summary>
+    private static async Task BulkAsync(string label, WireGuardTunnel alice, TunnelTcpListener bulk, bool upload, TextWriter o, CancellationToken ct)
+    {
+        var accept = bulk.AcceptAsync(ct).AsTask();
+        await using var aliceEnd = await alice.ConnectAsync("10.77.0.2", BulkPort, ct);
+        await using var bobEnd = await accept;
+        var (sender, receiver) = upload ? (aliceEnd, bobEnd) : (bobEnd, aliceEnd);
+        var sw = Stopwatch.StartNew();
+        var receiving = Task.Run(async () =>
+        {
+            var buffer = new byte[256 * 1024];
+            long total = 0;
+            int n;
+            while ((n = await receiver.ReadAsync(buffer, ct)) > 0)
             {
-                Thread.Sleep(1);
-                continue;
+                total += n;
             }
 
-            var n = host.Read(buffers, sizes, 0);
-            for (var i = 0; i < n; i++)
+            return total;
+        }, ct);
+        var chunk = new byte[256 * 1024];
+        Random.Shared.NextBytes(chunk);
+        for (long sent = 0; sent < BulkBytes; sent += chunk.Length)
+        {
+            await sender.WriteAsync(chunk, ct);
+        }
+
+        await sender.DisposeAsync(); // FIN: the receiver reads to the end
+        var received = await receiving;
+        var seconds = sw.Elapsed.TotalSeconds;
+        if (received != BulkBytes)
+        {
+            throw new IOException($"{label}: received {received} of {BulkBytes} bytes");
+        }
+
+        o.Write(Invariant($"bulk {label}: {received / 1e6:0.0} MB over TCP in {seconds:0.00} s = {received * 8 / seconds / 1e6:0} Mbit/s\n"));
+    }
+
+    /// <summary>A tiny HTTP/1.1 server inside bob's netstack: every request gets one line of text, then the connection closes.</summary>
+    private static async Task ServeHttpAsync(TunnelTcpListener listener, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
             {
-                got.Add(sizes[i]);
+                await using var stream = await listener.AcceptAsync(ct);
+                var request = new byte[8192];
+                var filled = 0;
+                while (filled < request.Length && request.AsSpan(0, filled).IndexOf("\r\n\r\n"u8) < 0)
+                {
+                    var n = await stream.ReadAsync(request.AsMemory(filled), ct);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    filled += n;
+                }
+
+                var body = "hello from bob, served inside his userspace TCP/IP stack\n";
+                var response = $"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\nConnection: close\r\n\r\n{body}";
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(response), ct);
             }
         }
-
-        return got;
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // the listener closed
+        }
     }
 
-    private static byte[][] NewBuffers(int count)
-    {
-        var buffers = new byte[count][];
-        for (var i = 0; i < count; i++)
-        {
-            buffers[i] = new byte[2048];
-        }
-
-        return buffers;
-    }
-
-    private static ushort HeaderChecksum(ReadOnlySpan<byte> header)
-    {
-        uint sum = 0;
-        for (var i = 0; i < header.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(header[i..]);
-        }
-
-        while (sum > 0xFFFF)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-
-        return (ushort)~sum;
-    }
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }
