@@ -1,14 +1,19 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace Sharptun.Transport;
 
 /// <summary>
-/// An IPv4 or IPv6 address as an allocation-free value (two 64-bit halves plus a family flag; 24 bytes).
+/// An IPv4 or IPv6 address as an allocation-free value (two 64-bit halves plus a family flag; 20 bytes, packed
+/// to 4 so a <see cref="UdpEndpoint"/> (address + port) stays 24 bytes). The one address type inside Sharptun:
+/// <see cref="System.Net.IPAddress"/> appears only at public edges meant for users, converted with
+/// <see cref="FromIPAddress"/> and <see cref="ToIPAddress"/>.
 /// IPv4 addresses are kept distinct from their IPv4-mapped IPv6 form: <c>10.0.0.1 != ::ffff:10.0.0.1</c>.
 /// </summary>
 /// <remarks>Immutable and thread-safe. <c>default(IpAddr)</c> is the IPv6 unspecified address <c>::</c>.</remarks>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
 public readonly struct IpAddr : IEquatable<IpAddr>
 {
     private readonly ulong _hi;   // IPv6 bytes 0..7 big-endian; 0 for IPv4
