@@ -12,7 +12,7 @@ namespace Sharptun.NetStack.Dns;
 /// <remarks>
 /// <para>
 /// Each query is a standard RFC 1035 query (§4.1: one question, RD set) with a fresh 16-bit ID from a CSPRNG, sent over
-/// UDP from a fresh socket on a random ephemeral port of the stack. A response is accepted only from the server's
+/// UDP from a fresh socket on a random ephemeral port of the stack, connected to the server. A response is accepted only from the server's
 /// address and port, with the query's ID, QR set and the same question; anything else (malformed, spoofed, for
 /// another name) is dropped and counted in <see cref="ResponsesDropped"/> while the query keeps waiting. A truncated
 /// response (TC) is asked again over TCP through the stack (RFC 7766 §5). SERVFAIL, REFUSED and other errors, ICMP
@@ -258,8 +258,11 @@ public sealed class DnsResolver
     {
         var any = server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any;
         using var socket = _stack.BindUdp(new IPEndPoint(any, 0), receiveQueueLength: 16);
+        // Connected: the stack keeps datagrams from other sources away, and an ICMP port unreachable from the server
+        // fails the receive at once (ConnectionRefused) instead of waiting for the timeout.
+        socket.Connect(new IPEndPoint(server, _port));
         Interlocked.Increment(ref _queriesSent);
-        await socket.SendToAsync(query, new IPEndPoint(server, _port), cancellationToken).ConfigureAwait(false);
+        await socket.SendAsync(query, cancellationToken).ConfigureAwait(false);
         var buffer = new byte[UdpBufferLength];
         while (true)
         {

@@ -136,6 +136,19 @@ public sealed class DnsResolverTests : IDisposable
     }
 
     [Fact]
+    public async Task Resolve_PortUnreachable_MovesToTheNextServerWithoutWaitingForTheTimeout()
+    {
+        // Nothing listens on 10.0.0.2:53: B answers with ICMP port unreachable.
+        var good = Server(ServerV6);
+        good.AddAddress("www.example.com", IPAddress.Parse("192.0.2.8"));
+        var resolver = new DnsResolver(_stacks.A, [ServerV4, ServerV6], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(20) });
+        var watch = Stopwatch.StartNew();
+        Assert.Equal([IPAddress.Parse("192.0.2.8")], await resolver.ResolveAsync("www.example.com", AddressFamily.InterNetwork));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"answered after {watch.Elapsed}");
+        Assert.Equal(2, resolver.QueriesSent);
+    }
+
+    [Fact]
     public async Task Resolve_ServFail_MovesToTheNextServer()
     {
         var failing = Server(ServerV4);
