@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO.Pipes;
 using System.Runtime.Versioning;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Sharptun.Cli.Daemon;
 using Sharptun.Device;
 
@@ -104,7 +105,7 @@ internal sealed class DaemonCommand : ICliCommand
     private static async Task<int> RunForegroundAsync(string interfaceName, CliContext context)
     {
         var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
-        var level = DeviceLog.ParseLevel(levelText);
+        var level = WireGuardGoLoggerProvider.ParseLevel(levelText);
         int? readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : null;
         var output = context.Out;
         if (readyFd is not null)
@@ -112,7 +113,7 @@ internal sealed class DaemonCommand : ICliCommand
             // The detached child (wireguard-go: Setsid, stdio to /dev/null unless LOG_LEVEL asks for output).
             Environment.SetEnvironmentVariable(ReadyFdVariable, null);
             DaemonNative.StartNewSession();
-            var keepOutput = levelText is not null && level != DeviceLogLevel.Silent;
+            var keepOutput = levelText is not null && level != LogLevel.None;
             DaemonNative.RedirectStandardStreamsToNull(keepOutput);
 
             // .NET's console streams are dups of fds 0-2 taken before the redirect: close them too, or whoever
@@ -128,22 +129,23 @@ internal sealed class DaemonCommand : ICliCommand
 
         // Files the daemon creates (the UAPI socket) are never readable or writable by others (issue 7 item 12).
         DaemonNative.SetPrivateUmask();
-        var log = new DeviceLog(level, interfaceName, output);
-        log.Verbose($"Starting {CliContext.ProgramName} version {CommandDispatcher.Version}");
+        using var loggers = WireGuardGoLoggerProvider.CreateFactory(interfaceName, output, level);
+        var log = loggers.CreateLogger(Log.Category);
+        Log.Starting(log, CliContext.ProgramName, CommandDispatcher.Version);
 
         DaemonHost host;
         try
         {
-            host = DaemonHost.Start(interfaceName, log);
+            host = DaemonHost.Start(interfaceName, loggers);
         }
         catch (DaemonStartException e)
         {
-            log.Error(e.Message);
+            Log.StartFailed(log, e.Message);
             if (readyFd is { } pipe)
             {
                 DaemonNative.WriteAndClose(pipe, Encoding.UTF8.GetBytes("error\n" + e.Message + "\n"));
             }
-            else if (level == DeviceLogLevel.Silent)
+            else if (level == LogLevel.None)
             {
                 context.Error.Write($"{CliContext.ProgramName}: {e.Message}\n");
             }
@@ -183,7 +185,7 @@ internal sealed class DaemonCommand : ICliCommand
         // as the daemon runs): give it pipes of ours instead, which close when we exit. With LOG_LEVEL set (and
         // not silent) stdout/stderr are passed through, as wireguard-go does.
         var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
-        var keepOutput = levelText is not null && DeviceLog.ParseLevel(levelText) != DeviceLogLevel.Silent;
+        var keepOutput = levelText is not null && WireGuardGoLoggerProvider.ParseLevel(levelText) != LogLevel.None;
         start.RedirectStandardInput = true;
         start.RedirectStandardOutput = !keepOutput;
         start.RedirectStandardError = !keepOutput;
