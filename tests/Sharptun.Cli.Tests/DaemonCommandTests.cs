@@ -1,5 +1,6 @@
+using Microsoft.Extensions.Logging;
 using Sharptun.Cli.Commands;
-using Sharptun.Device;
+using Sharptun.Cli.Daemon;
 using static Sharptun.Cli.Tests.CliTestHelper;
 
 namespace Sharptun.Cli.Tests;
@@ -53,26 +54,84 @@ public sealed class DaemonCommandTests
     }
 
     [Theory]
-    [InlineData("verbose", DeviceLogLevel.Verbose)]
-    [InlineData("DEBUG", DeviceLogLevel.Verbose)]
-    [InlineData("error", DeviceLogLevel.Error)]
-    [InlineData("silent", DeviceLogLevel.Silent)]
-    [InlineData(null, DeviceLogLevel.Error)]
-    [InlineData("nonsense", DeviceLogLevel.Error)]
-    public void LogLevel_ParsedLikeWireguardGo(string? text, DeviceLogLevel expected)
+    [InlineData("verbose", LogLevel.Debug)]
+    [InlineData("DEBUG", LogLevel.Debug)]
+    [InlineData("error", LogLevel.Warning)]
+    [InlineData("silent", LogLevel.None)]
+    [InlineData(null, LogLevel.Warning)]
+    [InlineData("nonsense", LogLevel.Warning)]
+    public void LogLevel_ParsedLikeWireguardGo(string? text, LogLevel expected)
     {
-        Assert.Equal(expected, DeviceLog.ParseLevel(text));
+        Assert.Equal(expected, WireGuardGoLoggerProvider.ParseLevel(text));
+    }
+
+    [Theory]
+    [InlineData("verbose", "DEBUG: info|DEBUG: debug|ERROR: warning|ERROR: error|ERROR: critical")]
+    [InlineData("error", "ERROR: warning|ERROR: error|ERROR: critical")]
+    [InlineData(null, "ERROR: warning|ERROR: error|ERROR: critical")]
+    [InlineData("silent", "")]
+    public void LogLevel_FiltersAndMapsLevelsToWireguardGoPrefixes(string? logLevel, string expected)
+    {
+        var output = new StringWriter();
+        using (var factory = WireGuardGoLoggerProvider.CreateFactory("wg0", output, WireGuardGoLoggerProvider.ParseLevel(logLevel)))
+        {
+            var log = factory.CreateLogger("Sharptun.Device.Pipeline.WireGuardDevice");
+            log.Log(LogLevel.Trace, "trace");
+            log.Log(LogLevel.Information, "info");
+            log.Log(LogLevel.Debug, "debug");
+            log.Log(LogLevel.Warning, "warning");
+            log.Log(LogLevel.Error, "error");
+            log.Log(LogLevel.Critical, "critical");
+        }
+
+        // "DEBUG: (wg0) 2026/12/06 14:52:33 info" -> "DEBUG: info"
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l[..6] + " " + l[(l.LastIndexOf(' ') + 1)..]);
+        Assert.Equal(expected, string.Join('|', lines));
     }
 
     [Fact]
-    public void DeviceLog_LinesCarryWireguardGoPrefixes_AndLevelFilters()
+    public void Lines_HaveWireguardGoShape_AndCarryTheException()
     {
         var output = new StringWriter();
-        var log = new DeviceLog(DeviceLogLevel.Error, "wg0", output);
+        var now = new DateTime(2026, 12, 6, 14, 52, 33, DateTimeKind.Local);
+        using var provider = new WireGuardGoLoggerProvider("wg0", output, LogLevel.Debug, () => now);
+        var log = provider.CreateLogger(Log.Category);
 
-        log.Verbose("hidden");
-        log.Error("shown");
+        Log.DeviceStarted(log);
+        log.LogError(new IOException("errno 9999"), "Receiver failed, the device stops");
 
-        Assert.Matches(@"^ERROR: \(wg0\) \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} shown\n$", output.ToString());
+        Assert.Equal(
+            "DEBUG: (wg0) 2026/12/06 14:52:33 Device started\n"
+            + "ERROR: (wg0) 2026/12/06 14:52:33 Receiver failed, the device stops: System.IO.IOException: errno 9999\n",
+            output.ToString());
+    }
+
+    [Fact]
+    public void Lines_WithRealClock_MatchGoDateFormat()
+    {
+        var output = new StringWriter();
+        using var provider = new WireGuardGoLoggerProvider("wg0", output, LogLevel.Warning);
+        var log = provider.CreateLogger(Log.Category);
+
+        Log.ShuttingDown(log); // Information: not at LOG_LEVEL=error
+        Log.UapiListenerStopped(log);
+
+        Assert.Matches(@"^ERROR: \(wg0\) \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} UAPI listener stopped, shutting down\n$", output.ToString());
+    }
+
+    [Fact]
+    public void ClosedOutput_IsIgnored()
+    {
+        using var provider = new WireGuardGoLoggerProvider("wg0", new ThrowingWriter(), LogLevel.Debug);
+
+        provider.CreateLogger(Log.Category).LogError("lost"); // must not throw
+    }
+
+    private sealed class ThrowingWriter : TextWriter
+    {
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+
+        public override void Write(string? value) => throw new IOException("EPIPE");
     }
 }
