@@ -50,7 +50,11 @@ internal sealed class DaemonHost : IDisposable
             log.Error($"test daemon: protocol timers run {clock.Scale} times faster than real time");
         }
 
-        return new WireGuardDevice(tun, binds ?? Sharptun.Transport.DatagramBinds.Default, options, log);
+        binds ??= Sharptun.Transport.DatagramBinds.Default;
+        log.Verbose(binds == Sharptun.Transport.SocketUdpBind.Factory
+            ? "UDP bind: portable (System.Net.Sockets)"
+            : binds == LinuxUdpBind.Factory ? "UDP bind: Linux (recvmmsg/sendmmsg)" : "UDP bind: " + binds.GetType().Name);
+        return new WireGuardDevice(tun, binds, options, log);
     }
 
     /// <summary>
