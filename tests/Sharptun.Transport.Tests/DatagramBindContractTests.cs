@@ -326,22 +326,55 @@ public sealed class DatagramBindContractTests
     public void SocketBind_SetMark_OnLinuxSetsOrRefusesWithIOException()
     {
         using var bind = SocketUdpBind.Open(0);
-        bind.SetMark(0);
         if (OperatingSystem.IsLinux())
         {
-            // Root (CAP_NET_ADMIN) may set a mark; anyone else gets the platform's refusal as an IOException.
-            try
+            // Root (CAP_NET_ADMIN) may set a mark (0 too); anyone else gets the kernel's EPERM as an IOException.
+            foreach (var mark in new uint[] { 0x51820, 0 })
             {
-                bind.SetMark(0x51820);
-            }
-            catch (IOException e)
-            {
-                Assert.IsType<SocketException>(e.InnerException);
+                try
+                {
+                    bind.SetMark(mark);
+                }
+                catch (IOException e)
+                {
+                    Assert.Equal(SocketError.AccessDenied, Assert.IsType<SocketException>(e.InnerException).SocketErrorCode);
+                }
             }
         }
         else
         {
+            bind.SetMark(0);
             Assert.Throws<IOException>(() => bind.SetMark(1));
         }
+
+        bind.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => bind.SetMark(0));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void ConcurrentSenders_EveryDatagramArrivesIntact(UdpBindKind kind)
+    {
+        using var sender = Open(kind);
+        using var receiver = Open(kind);
+        EnlargeBuffers(receiver);
+        var destination = UdpEndpoint.Parse($"127.0.0.1:{receiver.LocalPort}");
+        const int threads = 4;
+        const int perThread = 100;
+        var receiving = Task.Run(() => ReceiveAll(receiver, threads * perThread));
+
+        Parallel.For(0, threads, t =>
+        {
+            for (var i = 0; i < perThread; i += 10)
+            {
+                var buffers = Enumerable.Range(i, 10).Select(k => new byte[] { (byte)t, (byte)k, (byte)(t ^ k) }).ToArray();
+                Assert.Equal(10, sender.Send(buffers, Enumerable.Repeat(3, 10).ToArray(), 0, 10, destination));
+            }
+        });
+
+        var received = receiving.Result;
+        Assert.Equal(threads * perThread, received.Count);
+        Assert.All(received, r => Assert.Equal(r.Payload[0] ^ r.Payload[1], r.Payload[2]));
+        Assert.Equal(threads * perThread, received.Select(r => (r.Payload[0] << 8) | r.Payload[1]).Distinct().Count());
     }
 }
