@@ -14,6 +14,12 @@ public sealed class DaemonCommandTests
     [InlineData(new[] { "-x" }, false)]
     [InlineData(new[] { "wg0", "extra" }, false)]
     [InlineData(new[] { "-f", "wg0", "extra" }, false)]
+    [InlineData(new[] { "--tun-fd", "3", "wg0" }, true)]
+    [InlineData(new[] { "-f", "--tun-fd", "3", "wg0" }, true)]
+    [InlineData(new[] { "wg0", "--tun-fd=3" }, true)]
+    [InlineData(new[] { "wg0", "--tun-fd" }, false)]
+    [InlineData(new[] { "--tun-fd", "3", "--tun-fd", "4", "wg0" }, false)]
+    [InlineData(new[] { "-f", "-f", "wg0" }, false)]
     public void IsDaemonInvocation_WireguardGoCommandLine(string[] args, bool expected)
     {
         Assert.Equal(expected, DaemonCommand.IsDaemonInvocation(args));
@@ -50,7 +56,29 @@ public sealed class DaemonCommandTests
         var (code, _, err) = Run(string.Empty, "daemon", "-f");
 
         Assert.Equal(1, code);
-        Assert.Equal("Usage: sharptun [-f/--foreground] INTERFACE-NAME\n", err);
+        Assert.Equal("Usage: sharptun [-f/--foreground] [--tun-fd FD] INTERFACE-NAME\n", err);
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1")]
+    [InlineData("3x")]
+    [InlineData("99999999999")]
+    public void Daemon_TunFdNotANumber_ClearErrorExit1(string value)
+    {
+        var (code, output, err) = Run(string.Empty, "--tun-fd", value, "-f", "wg0");
+
+        Assert.Equal(1, code);
+        Assert.Equal(string.Empty, output);
+        Assert.Equal($"sharptun: --tun-fd `{value}': not a file descriptor number\n", err);
+    }
+
+    [Fact]
+    public void ParseArguments_TakesFlagsInAnyOrder()
+    {
+        var parsed = DaemonCommand.ParseArguments(["wg7", "--tun-fd", "5", "--foreground"]);
+
+        Assert.Equal(new DaemonArguments(true, "wg7", "5"), parsed);
     }
 
     [Theory]

@@ -51,7 +51,11 @@ internal sealed class DaemonHost : IDisposable
             Log.SpedUpClock(loggers.CreateLogger(Log.Category), clock.Scale);
         }
 
-        return new WireGuardDevice(tun, binds ?? LinuxUdpBind.Factory, options, loggers.CreateLogger<WireGuardDevice>());
+        binds ??= Sharptun.Transport.DatagramBinds.Default;
+        Log.UdpBindChosen(loggers.CreateLogger(Log.Category), binds == Sharptun.Transport.SocketUdpBind.Factory
+            ? "portable (System.Net.Sockets)"
+            : binds == LinuxUdpBind.Factory ? "Linux (recvmmsg/sendmmsg)" : binds.GetType().Name);
+        return new WireGuardDevice(tun, binds, options, loggers.CreateLogger<WireGuardDevice>());
     }
 
     /// <summary>
@@ -69,16 +73,30 @@ internal sealed class DaemonHost : IDisposable
     /// <param name="loggers">The daemon's logging: categories <see cref="Log.Category"/>, <see cref="WireGuardDevice"/>'s
     /// and <see cref="UapiServer"/>'s full type names.</param>
     /// <param name="socketDirectory">Where the UAPI socket goes (default /var/run/wireguard).</param>
-    /// <param name="binds">Tests only: opens the device's UDP binds (default: Linux UDP sockets).</param>
-    public static DaemonHost Start(string interfaceName, ILoggerFactory loggers, string? socketDirectory = null, Sharptun.Transport.IDatagramBindFactory? binds = null)
+    /// <param name="binds">Opens the device's UDP binds (default: <see cref="Sharptun.Transport.DatagramBinds.Default"/>).</param>
+    /// <param name="tunFd">
+    /// <c>--tun-fd</c>: an open TUN descriptor of <paramref name="interfaceName"/> to adopt (checked with ioctl TUNGETIFF: a
+    /// descriptor that is not open, not a TUN or of another interface fails with a clear message). Wins over <c>WG_TUN_FD</c>,
+    /// which, as in wireguard-go, takes whatever interface its descriptor belongs to.
+    /// </param>
+    public static DaemonHost Start(string interfaceName, ILoggerFactory loggers, string? socketDirectory = null, Sharptun.Transport.IDatagramBindFactory? binds = null, int? tunFd = null)
     {
         LinuxTun tun;
         try
         {
-            var tunFd = Environment.GetEnvironmentVariable("WG_TUN_FD");
-            tun = tunFd is not null && int.TryParse(tunFd, out var fd)
-                ? LinuxTun.FromFileDescriptor(fd, interfaceName, DefaultMtu)
-                : LinuxTun.Create(interfaceName, DefaultMtu, up: false);
+            var inherited = Environment.GetEnvironmentVariable("WG_TUN_FD");
+            if (tunFd is { } flagFd)
+            {
+                tun = LinuxTun.FromFileDescriptor(flagFd, interfaceName, DefaultMtu);
+            }
+            else if (inherited is not null && int.TryParse(inherited, out var fd))
+            {
+                tun = LinuxTun.FromFileDescriptor(fd, "", DefaultMtu);
+            }
+            else
+            {
+                tun = LinuxTun.Create(interfaceName, DefaultMtu, up: false);
+            }
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
         {

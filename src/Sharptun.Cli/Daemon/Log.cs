@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 309, Level = LogLevel.Information, Message = "Shutting down")]
     public static partial void ShuttingDown(ILogger logger);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "UDP bind: {Bind}")]
+    public static partial void UdpBindChosen(ILogger logger, string bind);
 }

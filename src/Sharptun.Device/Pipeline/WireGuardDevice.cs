@@ -269,7 +269,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     /// <summary>wireguard-go's socketBufferSize: kernel UDP buffers big enough to absorb bursts between receive batches.</summary>
     private const int SocketBufferBytes = 7 << 20;
 
-    /// <summary>Opens a bind through the factory; a Linux UDP bind gets 7 MiB socket buffers (best effort), as wireguard-go sets.</summary>
+    /// <summary>Opens a bind through the factory; a Linux or portable UDP bind gets 7 MiB socket buffers (best effort), as wireguard-go sets.</summary>
     private IDatagramBind OpenBind(ushort port)
     {
         var bind = _bindFactory.Open(port);
@@ -279,6 +279,17 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             try
             {
                 linux.SetBufferSizes(SocketBufferBytes);
+            }
+            catch (IOException e)
+            {
+                Log.SocketBuffersNotEnlarged(_log, e.Message);
+            }
+        }
+        else if (bind is SocketUdpBind portable)
+        {
+            try
+            {
+                portable.SetBufferSizes(SocketBufferBytes);
             }
             catch (IOException e)
             {
