@@ -3,6 +3,7 @@ using BenchmarkDotNet.Attributes;
 using Sharptun.NetStack;
 using Sharptun.NetStack.Udp;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.Benchmarks;
 

@@ -1,3 +1,5 @@
+using Sharptun.Transport;
+
 namespace Sharptun.NetStack;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack;
 

@@ -1,8 +1,9 @@
-using System.Net.Sockets;
 using System.Buffers.Binary;
+using System.Net.Sockets;
 using Sharptun.NetStack.Ip;
 using Sharptun.NetStack.Udp;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack;
 

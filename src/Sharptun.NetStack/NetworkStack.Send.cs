@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack;
 

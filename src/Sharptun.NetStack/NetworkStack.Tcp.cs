@@ -1,5 +1,6 @@
 using System.Net;
 using Sharptun.NetStack.Tcp;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack;
 

@@ -8,38 +8,43 @@ namespace Sharptun.Transport;
 
 /// <summary>
 /// A UDP endpoint (IPv4 or IPv6 address + port) as an allocation-free value type, for the hot path of
-/// <see cref="IDatagramBind"/>. IPv4 addresses are held IPv4-mapped (<c>::ffff:a.b.c.d</c>), so one 16-byte
-/// representation covers both families and equality is a plain comparison; <see cref="IsIPv4"/> tells them apart.
+/// <see cref="IDatagramBind"/>: an <see cref="IpAddr"/> plus a port. An IPv4-mapped address (<c>::ffff:a.b.c.d</c>)
+/// is held as IPv4, so both spellings of one IPv4 peer compare equal; <see cref="IsIPv4"/> tells the families apart.
 /// IPv6 scope ids (link-local zones) are not represented.
 /// </summary>
 /// <remarks>Formats as <c>1.2.3.4:51820</c> or <c>[fd00::1]:51820</c>, the forms <c>wg</c> uses. <c>default</c> is <c>[::]:0</c>.</remarks>
 public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
 {
-    // The 16 address bytes in network order, read as two big-endian halves.
-    private readonly ulong _hi;
-    private readonly ulong _lo;
+    // An IpAddr (20 bytes) and the port: 24 bytes, the size of the former hand-rolled 16-byte form + port.
+    // Invariant: an IPv4-mapped IPv6 address is held as IPv4, so equality is a plain comparison.
+    private readonly IpAddr _address;
 
-    private UdpEndpoint(ulong hi, ulong lo, ushort port)
+    /// <summary>Creates an endpoint from an address and a port; an IPv4-mapped IPv6 address becomes IPv4.</summary>
+    public UdpEndpoint(IpAddr address, ushort port)
     {
-        _hi = hi;
-        _lo = lo;
+        _address = !address.IsV4 && address.High == 0 && (address.Low >> 32) == 0xFFFF
+            ? IpAddr.FromV4((uint)address.Low)
+            : address;
         Port = port;
     }
+
+    /// <summary>The address as an allocation-free <see cref="IpAddr"/> (IPv4 for an IPv4-mapped address).</summary>
+    public IpAddr Ip => _address;
 
     /// <summary>The UDP port (host order).</summary>
     public ushort Port { get; }
 
-    /// <summary>True when the address is IPv4 (held IPv4-mapped).</summary>
-    public bool IsIPv4 => _hi == 0 && (_lo >> 32) == 0xFFFF;
+    /// <summary>True when the address is IPv4 (an IPv4-mapped IPv6 address counts as IPv4).</summary>
+    public bool IsIPv4 => _address.IsV4;
 
     /// <summary>True when the address is IPv6 (not IPv4-mapped).</summary>
     public bool IsIPv6 => !IsIPv4;
 
     /// <summary>The unspecified address (<c>[::]:0</c>): the value of <c>default</c>.</summary>
-    public bool IsEmpty => _hi == 0 && _lo == 0 && Port == 0;
+    public bool IsEmpty => !_address.IsV4 && _address.IsUnspecified && Port == 0;
 
     /// <summary>The IPv4 address as a big-endian-ordered value (a.b.c.d → 0xaabbccdd); meaningful only when <see cref="IsIPv4"/>.</summary>
-    public uint IPv4Value => (uint)_lo;
+    public uint IPv4Value => _address.V4Value;
 
     /// <summary>Creates an IPv4 endpoint from 4 address bytes in network order.</summary>
     public static UdpEndpoint FromIPv4(ReadOnlySpan<byte> address, ushort port)
@@ -53,7 +58,7 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
     }
 
     /// <summary>Creates an IPv4 endpoint from the address as a value (a.b.c.d → 0xaabbccdd).</summary>
-    public static UdpEndpoint FromIPv4(uint address, ushort port) => new(0, 0xFFFF_0000_0000UL | address, port);
+    public static UdpEndpoint FromIPv4(uint address, ushort port) => new(IpAddr.FromV4(address), port);
 
     /// <summary>Creates an endpoint from 16 address bytes in network order; an IPv4-mapped address yields an IPv4 endpoint.</summary>
     public static UdpEndpoint FromIPv6(ReadOnlySpan<byte> address, ushort port)
@@ -63,7 +68,7 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
             throw new ArgumentException("an IPv6 address has 16 bytes", nameof(address));
         }
 
-        return new(BinaryPrimitives.ReadUInt64BigEndian(address), BinaryPrimitives.ReadUInt64BigEndian(address[8..]), port);
+        return new(IpAddr.FromV6(address), port);
     }
 
     /// <summary>Creates an endpoint from 4 or 16 address bytes.</summary>
@@ -73,24 +78,15 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
     /// <summary>Converts from an <see cref="IPEndPoint"/>; an IPv4-mapped IPv6 address becomes IPv4. The scope id is dropped.</summary>
     public static UdpEndpoint FromIPEndPoint(IPEndPoint endPoint) => FromIPAddress(endPoint.Address, checked((ushort)endPoint.Port));
 
-    /// <summary>Creates an endpoint from an <see cref="IPAddress"/> and a port.</summary>
-    public static UdpEndpoint FromIPAddress(IPAddress address, ushort port)
-    {
-        Span<byte> bytes = stackalloc byte[16];
-        if (!address.TryWriteBytes(bytes, out var written))
-        {
-            throw new ArgumentException("unsupported address", nameof(address));
-        }
-
-        return FromAddressBytes(bytes[..written], port);
-    }
+    /// <summary>Creates an endpoint from an <see cref="IPAddress"/> and a port (through <see cref="IpAddr.FromIPAddress"/>).</summary>
+    public static UdpEndpoint FromIPAddress(IPAddress address, ushort port) => new(IpAddr.FromIPAddress(address), port);
 
     /// <summary>Writes the address: 4 bytes for IPv4, 16 for IPv6. Returns the number of bytes written.</summary>
     public int WriteAddress(Span<byte> destination)
     {
         if (IsIPv4)
         {
-            BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)_lo);
+            BinaryPrimitives.WriteUInt32BigEndian(destination, _address.V4Value);
             return 4;
         }
 
@@ -101,23 +97,15 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
     /// <summary>Writes the 16-byte form (IPv4-mapped for IPv4).</summary>
     public void WriteAddress16(Span<byte> destination)
     {
-        BinaryPrimitives.WriteUInt64BigEndian(destination, _hi);
-        BinaryPrimitives.WriteUInt64BigEndian(destination[8..], _lo);
+        BinaryPrimitives.WriteUInt64BigEndian(destination, IsIPv4 ? 0 : _address.High);
+        BinaryPrimitives.WriteUInt64BigEndian(destination[8..], IsIPv4 ? 0xFFFF_0000_0000UL | _address.V4Value : _address.Low);
     }
 
     /// <summary>The same address with another port.</summary>
-    public UdpEndpoint WithPort(ushort port) => new(_hi, _lo, port);
+    public UdpEndpoint WithPort(ushort port) => new(_address, port);
 
     /// <summary>The address as an <see cref="IPAddress"/> (allocates; not for per-packet use).</summary>
-    public IPAddress Address
-    {
-        get
-        {
-            Span<byte> bytes = stackalloc byte[16];
-            var n = WriteAddress(bytes);
-            return new IPAddress(bytes[..n]);
-        }
-    }
+    public IPAddress Address => _address.ToIPAddress();
 
     /// <summary>Converts to an <see cref="IPEndPoint"/> (allocates).</summary>
     public IPEndPoint ToIPEndPoint() => new(Address, Port);
@@ -236,16 +224,16 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>, ISpanFormattable
     }
 
     /// <summary>True when both address and port are equal.</summary>
-    public bool Equals(UdpEndpoint other) => _hi == other._hi && _lo == other._lo && Port == other.Port;
+    public bool Equals(UdpEndpoint other) => _address.Equals(other._address) && Port == other.Port;
 
     /// <summary>True when <paramref name="obj"/> is a <see cref="UdpEndpoint"/> with equal address and port.</summary>
     public override bool Equals([NotNullWhen(true)] object? obj) => obj is UdpEndpoint other && Equals(other);
 
     /// <summary>A hash of the address and the port, consistent with <see cref="Equals(UdpEndpoint)"/>.</summary>
-    public override int GetHashCode() => HashCode.Combine(_hi, _lo, Port);
+    public override int GetHashCode() => HashCode.Combine(_address, Port);
 
     /// <summary>True when the addresses are equal, whatever the ports.</summary>
-    public bool AddressEquals(UdpEndpoint other) => _hi == other._hi && _lo == other._lo;
+    public bool AddressEquals(UdpEndpoint other) => _address.Equals(other._address);
 
     /// <summary>True when both address and port are equal (<see cref="Equals(UdpEndpoint)"/>).</summary>
     public static bool operator ==(UdpEndpoint left, UdpEndpoint right) => left.Equals(right);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests;
 

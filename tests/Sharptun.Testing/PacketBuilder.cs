@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using Sharptun.NetStack;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.Testing;
 

@@ -101,6 +101,38 @@ public sealed class UdpEndpointTests
     }
 
     [Fact]
+    public void Ip_IPv4MappedSpellings_AreOneEndpointOverOneIpAddr()
+    {
+        var mapped = new UdpEndpoint(IpAddr.Parse("::ffff:10.0.0.1"), 51820);
+        var plain = new UdpEndpoint(IpAddr.Parse("10.0.0.1"), 51820);
+        Assert.Equal(plain, mapped);
+        Assert.Equal(plain.GetHashCode(), mapped.GetHashCode());
+        Assert.Equal(IpAddr.FromV4(0x0A000001), mapped.Ip);
+        Assert.True(mapped.IsIPv4);
+        Assert.Equal(UdpEndpoint.Parse("10.0.0.1:51820"), mapped);
+        Span<byte> bytes = stackalloc byte[16];
+        mapped.WriteAddress16(bytes);
+        Assert.Equal(IPAddress.Parse("::ffff:10.0.0.1").GetAddressBytes(), bytes.ToArray());
+        Assert.Equal(IpAddr.Parse("fd00::1"), UdpEndpoint.Parse("[fd00::1]:1").Ip);
+    }
+
+    [Fact]
+    public void Default_AndUnspecifiedIPv4_DifferInIsEmpty()
+    {
+        Assert.True(new UdpEndpoint(IpAddr.AnyV6, 0).IsEmpty);
+        Assert.False(new UdpEndpoint(IpAddr.AnyV4, 0).IsEmpty);
+        Assert.False(UdpEndpoint.Parse("0.0.0.0:0").IsEmpty);
+    }
+
+    [Fact]
+    public void Size_IsNoLargerThanTheFormerHandRolledLayout()
+    {
+        // Two ulongs + a ushort padded to 8 was 24 bytes; IpAddr + port must not grow the hot-path value.
+        Assert.Equal(20, System.Runtime.CompilerServices.Unsafe.SizeOf<IpAddr>());
+        Assert.Equal(24, System.Runtime.CompilerServices.Unsafe.SizeOf<UdpEndpoint>());
+    }
+
+    [Fact]
     public void TryFormat_DestinationTooSmall_ReturnsFalse()
     {
         var endpoint = UdpEndpoint.Parse("[2001:db8::7]:51820");

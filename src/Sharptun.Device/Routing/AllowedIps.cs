@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Net;
-using System.Net.Sockets;
+using Sharptun.Transport;
 
 namespace Sharptun.Device.Routing;
 
@@ -101,8 +101,7 @@ internal sealed class AllowedIps<TPeer>
     {
         ArgumentNullException.ThrowIfNull(destination);
         Span<byte> bytes = stackalloc byte[16];
-        destination.TryWriteBytes(bytes, out var written);
-        return Lookup(bytes[..written]);
+        return Lookup(bytes[..IpAddr.FromIPAddress(destination).WriteTo(bytes)]);
     }
 
     /// <summary>
@@ -238,14 +237,7 @@ internal sealed class AllowedIps<TPeer>
 
     private static (IpPrefix Masked, UInt128 Key, int Cidr, bool V4) Normalize(IpPrefix prefix)
     {
-        ArgumentNullException.ThrowIfNull(prefix.Address);
-        var family = prefix.Address.AddressFamily;
-        if (family is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
-        {
-            throw new ArgumentException("Only IPv4 and IPv6 prefixes are supported.", nameof(prefix));
-        }
-
-        var v4 = family == AddressFamily.InterNetwork;
+        var v4 = prefix.IsIPv4;
         if (prefix.Length < 0 || prefix.Length > (v4 ? 32 : 128))
         {
             throw new ArgumentException($"Prefix length {prefix.Length} is out of range.", nameof(prefix));

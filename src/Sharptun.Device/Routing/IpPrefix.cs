@@ -1,7 +1,7 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Sharptun.Transport;
 
 namespace Sharptun.Device.Routing;
 
@@ -10,52 +10,36 @@ namespace Sharptun.Device.Routing;
 /// (wg-quick's <c>Address = 10.0.0.2/24</c> must keep its host bits); <see cref="Masked"/> clears the host
 /// bits, which is what the allowed-IPs table does on insert (as wg and the kernel do).
 /// </summary>
-/// <param name="Address">An IPv4 or IPv6 address without scope id.</param>
+/// <param name="Address">An IPv4 or IPv6 address.</param>
 /// <param name="Length">The prefix length, 0..32 for IPv4 and 0..128 for IPv6.</param>
-public readonly record struct IpPrefix(IPAddress Address, int Length)
+public readonly record struct IpPrefix(IpAddr Address, int Length)
 {
+    /// <summary>Creates a prefix from an <see cref="IPAddress"/> (converted with <see cref="IpAddr.FromIPAddress"/>; a scope id is dropped).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="address"/> is null.</exception>
+    public IpPrefix(IPAddress address, int length)
+        : this(IpAddr.FromIPAddress(address), length)
+    {
+    }
+
     /// <summary>True for an IPv4 prefix.</summary>
-    public bool IsIPv4 => Address.AddressFamily == AddressFamily.InterNetwork;
+    public bool IsIPv4 => Address.IsV4;
 
     /// <summary>32 for IPv4, 128 for IPv6.</summary>
     public int MaxLength => IsIPv4 ? 32 : 128;
 
     /// <summary>The same prefix with every bit beyond <see cref="Length"/> cleared (10.0.0.1/24 → 10.0.0.0/24).</summary>
-    public IpPrefix Masked()
-    {
-        Span<byte> bytes = stackalloc byte[16];
-        Address.TryWriteBytes(bytes, out var written);
-        bytes = bytes[..written];
-        for (var i = 0; i < bytes.Length; i++)
-        {
-            var bitsHere = Math.Clamp(Length - (i * 8), 0, 8);
-            bytes[i] &= (byte)(0xFF00 >> bitsHere);
-        }
-
-        return new IpPrefix(new IPAddress(bytes), Length);
-    }
+    public IpPrefix Masked() => new(Mask(Address, Length), Length);
 
     /// <summary>True when <paramref name="address"/> (4 or 16 bytes, network order) lies inside this prefix.</summary>
     public bool Contains(ReadOnlySpan<byte> address)
     {
-        Span<byte> mine = stackalloc byte[16];
-        Address.TryWriteBytes(mine, out var written);
-        if (written != address.Length)
+        if (address.Length != Address.Length)
         {
             return false;
         }
 
-        for (var i = 0; i < written; i++)
-        {
-            var bitsHere = Math.Clamp(Length - (i * 8), 0, 8);
-            var mask = (byte)(0xFF00 >> bitsHere);
-            if (((mine[i] ^ address[i]) & mask) != 0)
-            {
-                return false;
-            }
-        }
-
-        return true;
+        var other = address.Length == 4 ? IpAddr.FromV4(address) : IpAddr.FromV6(address);
+        return Mask(other, Length) == Mask(Address, Length);
     }
 
     /// <summary>Canonical text: <c>10.0.0.0/24</c>, <c>fd00::/64</c> (RFC 5952 compressed lowercase IPv6).</summary>
@@ -115,7 +99,7 @@ public readonly record struct IpPrefix(IPAddress Address, int Length)
             return false;
         }
 
-        prefix = new IpPrefix(address, length);
+        prefix = new IpPrefix(IpAddr.FromIPAddress(address), length);
         return true;
     }
 
@@ -193,12 +177,22 @@ public readonly record struct IpPrefix(IPAddress Address, int Length)
         return true;
     }
 
-    internal static UInt128 ToKey(IPAddress address)
+    internal static UInt128 ToKey(IpAddr address) =>
+        address.IsV4 ? (UInt128)address.V4Value << 96 : ((UInt128)address.High << 64) | address.Low;
+
+    // Clears the bits beyond length (a length outside 0..max clears nothing or everything, as the byte-wise form did).
+    private static IpAddr Mask(IpAddr address, int length)
     {
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out var written);
-        return written == 4
-            ? (UInt128)BinaryPrimitives.ReadUInt32BigEndian(bytes) << 96
-            : BinaryPrimitives.ReadUInt128BigEndian(bytes);
+        if (address.IsV4)
+        {
+            var bits = Math.Clamp(length, 0, 32);
+            return IpAddr.FromV4(bits == 0 ? 0 : address.V4Value & (uint.MaxValue << (32 - bits)));
+        }
+
+        var hiBits = Math.Clamp(length, 0, 64);
+        var loBits = Math.Clamp(length - 64, 0, 64);
+        var hi = hiBits == 0 ? 0 : address.High & (ulong.MaxValue << (64 - hiBits));
+        var lo = loBits == 0 ? 0 : address.Low & (ulong.MaxValue << (64 - loBits));
+        return IpAddr.FromV6(hi, lo);
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Ip;
 

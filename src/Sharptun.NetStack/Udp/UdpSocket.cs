@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Sharptun.NetStack.Ip;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Udp;
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Wire;
 

@@ -65,4 +65,46 @@ public sealed class IpPrefixTests
         Assert.False(prefix.Contains(IPAddress.Parse("10.0.2.0").GetAddressBytes()));
         Assert.False(prefix.Contains(IPAddress.Parse("::").GetAddressBytes()));
     }
+
+    [Fact]
+    public void MaskedAndContains_OnIpAddr_MatchByteWiseReference()
+    {
+        // The bit arithmetic on IpAddr's halves against the byte-by-byte mask it replaced, every length
+        // (including out-of-range ones, which clamp) and both families.
+        var rng = new Random(8);
+        Span<byte> probe = stackalloc byte[16];
+        for (var i = 0; i < 2000; i++)
+        {
+            var bytes = new byte[i % 2 == 0 ? 4 : 16];
+            rng.NextBytes(bytes);
+            var length = rng.Next(-2, (bytes.Length * 8) + 3);
+            var prefix = new IpPrefix(new IPAddress(bytes), length);
+            Assert.Equal(new IpPrefix(Sharptun.Transport.IpAddr.FromIPAddress(new IPAddress(bytes)), length), prefix);
+
+            var expected = (byte[])bytes.Clone();
+            for (var b = 0; b < expected.Length; b++)
+            {
+                expected[b] &= (byte)(0xFF00 >> Math.Clamp(length - (b * 8), 0, 8));
+            }
+
+            Assert.Equal(expected, prefix.Masked().Address.ToIPAddress().GetAddressBytes());
+
+            var other = probe[..bytes.Length];
+            rng.NextBytes(other);
+            if (rng.Next(2) == 0)
+            {
+                expected.AsSpan(0, Math.Clamp(length, 0, bytes.Length * 8) / 8).CopyTo(other);
+            }
+
+            var inside = true;
+            for (var b = 0; b < bytes.Length; b++)
+            {
+                var mask = (byte)(0xFF00 >> Math.Clamp(length - (b * 8), 0, 8));
+                inside &= ((bytes[b] ^ other[b]) & mask) == 0;
+            }
+
+            Assert.Equal(inside, prefix.Contains(other));
+            Assert.False(prefix.Contains(new byte[bytes.Length == 4 ? 16 : 4])); // the other family never matches
+        }
+    }
 }

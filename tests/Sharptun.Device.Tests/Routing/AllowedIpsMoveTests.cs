@@ -62,13 +62,13 @@ public sealed class AllowedIpsMoveTests(ITestOutputHelper output)
         Span<byte> address = stackalloc byte[4];
         foreach (var p in moved)
         {
-            Assert.True(p.Address.TryWriteBytes(address, out _));
+            p.Address.WriteTo(address);
             Assert.Same(b, table.Lookup(address));
         }
 
         foreach (var p in kept)
         {
-            Assert.True(p.Address.TryWriteBytes(address, out _));
+            p.Address.WriteTo(address);
             Assert.Same(a, table.Lookup(address));
         }
 
@@ -127,14 +127,14 @@ public sealed class AllowedIpsMoveTests(ITestOutputHelper output)
         Span<byte> address = stackalloc byte[4];
         foreach (var (prefix, owner) in listed)
         {
-            Assert.True(prefix.Address.TryWriteBytes(address, out _));
+            prefix.Address.WriteTo(address);
             Assert.Same(owner, table.Lookup(address));
         }
 
         var unlisted = all.Except(listed.Select(e => e.prefix)).Where(p => p.Length == 32);
         foreach (var prefix in unlisted)
         {
-            Assert.True(prefix.Address.TryWriteBytes(address, out _));
+            prefix.Address.WriteTo(address);
             Assert.Null(table.Lookup(address)); // a removed host route (10/8 holds no shorter prefix)
         }
     }

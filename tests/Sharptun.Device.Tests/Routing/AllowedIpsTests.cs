@@ -248,7 +248,7 @@ public sealed class AllowedIpsTests(ITestOutputHelper output)
         {
             var masked = prefix.Masked();
             _entries.RemoveAll(e => e.Prefix == masked);
-            _entries.Add((masked, masked.Address.GetAddressBytes(), peer));
+            _entries.Add((masked, masked.Address.ToIPAddress().GetAddressBytes(), peer));
         }
 
         public void Remove(IpPrefix prefix, Peer peer)

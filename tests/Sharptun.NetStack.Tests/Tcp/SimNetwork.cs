@@ -1,6 +1,7 @@
 using System.Net;
 using Sharptun.NetStack.Tcp;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests.Tcp;
 

@@ -1,4 +1,5 @@
 using Sharptun.NetStack.Tcp;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests.Tcp;
 

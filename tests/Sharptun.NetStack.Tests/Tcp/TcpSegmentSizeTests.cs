@@ -1,5 +1,6 @@
 using Sharptun.NetStack.Tcp;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests.Tcp;
 

@@ -1,5 +1,6 @@
 using System.Net;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests.Wire;
 

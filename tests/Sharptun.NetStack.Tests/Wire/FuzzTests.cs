@@ -1,4 +1,5 @@
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests.Wire;
 

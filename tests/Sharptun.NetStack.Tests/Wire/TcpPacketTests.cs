@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Sharptun.NetStack.Tcp;
 using Sharptun.NetStack.Tests.Tcp;
 using Sharptun.NetStack.Wire;
+using Sharptun.Transport;
 
 namespace Sharptun.NetStack.Tests.Wire;
 

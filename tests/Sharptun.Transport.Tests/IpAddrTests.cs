@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Sharptun.NetStack.Tests;
+namespace Sharptun.Transport.Tests;
 
 public sealed class IpAddrTests
 {

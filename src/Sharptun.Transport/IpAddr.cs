@@ -1,14 +1,19 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
-namespace Sharptun.NetStack;
+namespace Sharptun.Transport;
 
 /// <summary>
-/// An IPv4 or IPv6 address as an allocation-free value (two 64-bit halves plus a family flag; 24 bytes).
+/// An IPv4 or IPv6 address as an allocation-free value (two 64-bit halves plus a family flag; 20 bytes, packed
+/// to 4 so a <see cref="UdpEndpoint"/> (address + port) stays 24 bytes). The one address type inside Sharptun:
+/// <see cref="System.Net.IPAddress"/> appears only at public edges meant for users, converted with
+/// <see cref="FromIPAddress"/> and <see cref="ToIPAddress"/>.
 /// IPv4 addresses are kept distinct from their IPv4-mapped IPv6 form: <c>10.0.0.1 != ::ffff:10.0.0.1</c>.
 /// </summary>
 /// <remarks>Immutable and thread-safe. <c>default(IpAddr)</c> is the IPv6 unspecified address <c>::</c>.</remarks>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
 public readonly struct IpAddr : IEquatable<IpAddr>
 {
     private readonly ulong _hi;   // IPv6 bytes 0..7 big-endian; 0 for IPv4
@@ -45,12 +50,14 @@ public readonly struct IpAddr : IEquatable<IpAddr>
     /// <summary>True for 127/8 or ::1.</summary>
     public bool IsLoopback => _v4 ? ((uint)_lo >> 24) == 127 : _hi == 0 && _lo == 1;
 
-    /// <summary>The IPv4 address as a host-order integer (only meaningful when <see cref="IsV4"/>).</summary>
-    internal uint V4Value => (uint)_lo;
+    /// <summary>The IPv4 address as a host-order integer (a.b.c.d → 0xaabbccdd; only meaningful when <see cref="IsV4"/>).</summary>
+    public uint V4Value => (uint)_lo;
 
-    internal ulong High => _hi;
+    /// <summary>IPv6 bytes 0..7 as a big-endian value (0 for IPv4); the counterpart of <see cref="FromV6(ulong, ulong)"/>.</summary>
+    public ulong High => _hi;
 
-    internal ulong Low => _lo;
+    /// <summary>IPv6 bytes 8..15 as a big-endian value; for IPv4 the address in the low 32 bits.</summary>
+    public ulong Low => _lo;
 
     /// <summary>Creates an IPv4 address from 4 network-order bytes.</summary>
     /// <exception cref="ArgumentException">bytes4 is not 4 bytes long.</exception>
