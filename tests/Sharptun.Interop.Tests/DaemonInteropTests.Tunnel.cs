@@ -48,6 +48,12 @@ public sealed record WgTunnelOptions
     /// creates the interface and execs the shipped daemon with the descriptor inherited.
     /// </summary>
     public bool SharptunTunFd { get; init; }
+
+    /// <summary>
+    /// Run sharptun daemons from this executable (the NativeAOT <c>sharptun</c> of <c>dotnet publish</c>) instead of
+    /// <c>dotnet sharptun.dll</c>.
+    /// </summary>
+    public string? SharptunExecutable { get; init; }
 }
 
 /// <summary>One end of a <see cref="WgTunnel"/>.</summary>
@@ -172,8 +178,8 @@ public sealed class WgTunnel
         var t = new WgTunnel(lab, a, b, link, tunnel, psk);
 
         // Start both daemons before waiting for either: dotnet start-up dominates on a loaded machine.
-        StartDaemon(lab, a, options.SharptunEnvironment, options.SharptunTimeScale, options.SharptunTunFd);
-        StartDaemon(lab, b, options.SharptunEnvironment, options.SharptunTimeScale, options.SharptunTunFd);
+        StartDaemon(lab, a, options.SharptunEnvironment, options.SharptunTimeScale, options.SharptunTunFd, options.SharptunExecutable);
+        StartDaemon(lab, b, options.SharptunEnvironment, options.SharptunTimeScale, options.SharptunTunFd, options.SharptunExecutable);
         WaitForSocket(lab, a);
         WaitForSocket(lab, b);
 
@@ -195,7 +201,7 @@ public sealed class WgTunnel
     }
 
     /// <summary>Starts the daemon of <paramref name="side"/> in the foreground (its output is kept by the lab).</summary>
-    public static void StartDaemon(NetnsLab lab, WgSide side, IReadOnlyDictionary<string, string>? sharptunEnvironment = null, double? timeScale = null, bool tunFd = false)
+    public static void StartDaemon(NetnsLab lab, WgSide side, IReadOnlyDictionary<string, string>? sharptunEnvironment = null, double? timeScale = null, bool tunFd = false, string? executable = null)
     {
         var env = new Dictionary<string, string> { ["LOG_LEVEL"] = "verbose" };
         if (side.Impl == WgImpl.Sharptun)
@@ -215,7 +221,9 @@ public sealed class WgTunnel
                 return;
             }
 
-            side.Process = timeScale is { } scale
+            side.Process = executable is not null
+                ? lab.Start(side.Namespace, env, executable, "-f", side.Interface)
+                : timeScale is { } scale
                 ? lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.TestDaemonDllPath, "--time-scale", scale.ToString(CultureInfo.InvariantCulture), "-f", side.Interface)
                 : lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.DllPath, "-f", side.Interface);
         }
