@@ -219,12 +219,27 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     }
 
     /// <summary>Opens a TCP connection through the tunnel to <paramref name="remote"/>.</summary>
-    /// <exception cref="SocketException">The connection is refused or times out.</exception>
+    /// <remarks>
+    /// A destination no peer's <c>AllowedIPs</c> covers (a loopback address among them: RFC 1122 §3.2.1.3 keeps
+    /// 127.0.0.0/8 inside the host) fails at once with <see cref="SocketError.NetworkUnreachable"/>, as the kernel's
+    /// WireGuard answers such a packet with ICMP unreachable, instead of sending SYNs that no peer would ever carry.
+    /// </remarks>
+    /// <exception cref="SocketException">
+    /// <see cref="SocketError.NetworkUnreachable"/>: no peer routes <paramref name="remote"/>; else the connection is
+    /// refused or times out.
+    /// </exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
     public async ValueTask<Stream> ConnectAsync(IPEndPoint remote, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(remote);
         ThrowIfClosed();
+        if (!IsRouted(remote.Address))
+        {
+            throw new SocketException(
+                (int)SocketError.NetworkUnreachable,
+                $"No peer of the WireGuard tunnel routes {remote.Address}: it is not inside any peer's AllowedIPs.");
+        }
+
         try
         {
             var stream = await _stack.ConnectTcpAsync(remote, null, cancellationToken).ConfigureAwait(false);
@@ -316,6 +331,40 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         (long)p.TxBytes,
         [.. p.AllowedIps.Select(a => new IPNetwork(a.Address.ToIPAddress(), a.Length))],
         p.PersistentKeepaliveInterval == 0 ? null : TimeSpan.FromSeconds(p.PersistentKeepaliveInterval));
+
+    /// <summary>True when <paramref name="destination"/> is one of our addresses or inside a peer's AllowedIPs.</summary>
+    internal bool IsRouted(IPAddress destination)
+    {
+        if (destination.IsIPv4MappedToIPv6)
+        {
+            destination = destination.MapToIPv4();
+        }
+
+        if (_stack.Addresses.Contains(destination))
+        {
+            return true;
+        }
+
+        if (IPAddress.IsLoopback(destination))
+        {
+            return false;
+        }
+
+        var snapshot = _device.GetSnapshot();
+        snapshot.ClearSecrets();
+        foreach (var peer in snapshot.Peers)
+        {
+            foreach (var prefix in peer.AllowedIps)
+            {
+                if (new IPNetwork(prefix.Address.ToIPAddress(), prefix.Length).Contains(destination))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
 
     private void ThrowIfClosed()
     {

@@ -384,9 +384,51 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
         Assert.Equal(MiniHttpServer.HelloText, await http.GetStringAsync("http://web.tunnel.test:8080/hello", cts.Token));
         Assert.True(dns.UdpQueries > 0);
 
+        // A name the tunnel's DNS server answers NXDOMAIN for fails fast; the host's resolver is never asked.
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<SocketException>(async () => await pair.Server.ConnectAsync("nosuch.tunnel.test", 80, cts.Token));
+        Assert.Equal(SocketError.HostNotFound, e.SocketErrorCode);
+        var httpError = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetStringAsync("http://nosuch.tunnel.test:8080/hello", cts.Token));
+        Assert.Equal(SocketError.HostNotFound, Assert.IsType<SocketException>(httpError.InnerException).SocketErrorCode);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"NXDOMAIN took {started.Elapsed}");
+
+        // RFC 6761 §6.4: an .invalid name gets NXDOMAIN from the tunnel's server.
+        var invalid = await Assert.ThrowsAsync<SocketException>(async () => await pair.Server.ConnectAsync("example.invalid", 80, cts.Token));
+        Assert.Equal(SocketError.HostNotFound, invalid.SocketErrorCode);
+
+        // RFC 6761 §6.3: localhost is loopback, which no peer routes: a fast NetworkUnreachable, not SYNs into nowhere.
+        var loopback = await Assert.ThrowsAsync<SocketException>(async () => await pair.Server.ConnectAsync("localhost", 80, cts.Token));
+        Assert.Equal(SocketError.NetworkUnreachable, loopback.SocketErrorCode);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"the failing lookups took {started.Elapsed}");
+
         cts.Cancel();
         await listener.DisposeAsync();
         await server;
+    }
+
+    [Fact]
+    public async Task HostName_WithDns_ANameOnlyTheHostKnows_IsNotFound_NoFallbackToTheHostResolver()
+    {
+        // The machine's own name: the host's resolver knows it (/etc/hosts, usually), the tunnel's DNS server does not.
+        var name = Dns.GetHostName();
+        var hostKnows = (await Dns.GetHostAddressesAsync(name)).Length > 0;
+        await using var pair = await TunnelPair.StartAsync(extraServerInterface: $"DNS = {TunnelPair.ClientAddress}");
+        using var dns = new Sharptun.Testing.Dns.DnsTestServer(pair.Client.Stack, TunnelPair.ClientAddress);
+        using var cts = new CancellationTokenSource(Limit);
+        await using (var hello = pair.Server.ListenTcp(9201))
+        {
+            var accepted = hello.AcceptAsync(cts.Token).AsTask();
+            await using var first = await pair.Client.ConnectAsync(TunnelPair.ServerAddress.ToString(), 9201, cts.Token);
+            await using var firstAccepted = await accepted;
+        }
+
+        var before = dns.UdpQueries;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<SocketException>(async () => await pair.Server.ConnectAsync(name, 80, cts.Token));
+        Assert.Equal(SocketError.HostNotFound, e.SocketErrorCode);
+        Assert.True(dns.UdpQueries > before, "the tunnel's DNS server was not asked");
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"NXDOMAIN took {started.Elapsed}");
+        output.WriteLine($"'{name}': host resolver knows it: {hostKnows}; through the tunnel: {e.Message}");
     }
 
     private static async Task<byte[]> SendAsync(Stream stream, long total, int seed, CancellationToken cancellationToken)
