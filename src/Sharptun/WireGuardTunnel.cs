@@ -1,10 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.Versioning;
+using Microsoft.Extensions.Logging;
 using Sharptun.Device.Config;
 using Sharptun.Device.Pipeline;
 using Sharptun.Device.Uapi;
 using Sharptun.NetStack;
 using Sharptun.Transport;
+using Sharptun.Transport.Linux;
 
 namespace Sharptun;
 
@@ -29,7 +32,9 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 {
     private const int DefaultMtu = 1420;
 
-    private readonly NetworkStack _stack;
+    private readonly NetworkStack? _stack;
+    private readonly IPacketDevice _packetDevice;
+    private readonly IReadOnlyList<IPAddress> _addresses;
     private readonly WireGuardDevice _device;
     private readonly INameResolver _resolver;
     private readonly Timer _statusTimer;
@@ -37,9 +42,11 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     private Dictionary<string, TunnelPeer> _lastPeers = new(StringComparer.Ordinal);
     private int _closed;
 
-    private WireGuardTunnel(NetworkStack stack, WireGuardDevice device, INameResolver resolver, TimeSpan pollInterval)
+    private WireGuardTunnel(IPacketDevice packetDevice, IReadOnlyList<IPAddress> addresses, WireGuardDevice device, INameResolver resolver, TimeSpan pollInterval)
     {
-        _stack = stack;
+        _packetDevice = packetDevice;
+        _stack = packetDevice as NetworkStack;
+        _addresses = addresses;
         _device = device;
         _resolver = resolver;
         foreach (var p in Peers)
@@ -66,10 +73,17 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     public int ListenPort => _device.ListenPort;
 
     /// <summary>The tunnel's own addresses (the config's <c>Address</c>).</summary>
-    public IReadOnlyList<IPAddress> Addresses => _stack.Addresses;
+    public IReadOnlyList<IPAddress> Addresses => _addresses;
 
     /// <summary>The tunnel MTU.</summary>
-    public int Mtu => _stack.Mtu;
+    public int Mtu => _packetDevice.Mtu;
+
+    /// <summary>
+    /// True when the tunnel runs over a TUN device (<see cref="StartOnTunAsync"/>): the operating system's stack carries
+    /// its traffic, and <see cref="ConnectAsync(string, int, CancellationToken)"/>, <see cref="ListenTcp"/>,
+    /// <see cref="BindUdp"/> and <see cref="CreateHttpHandler"/> throw <see cref="InvalidOperationException"/>.
+    /// </summary>
+    public bool IsOnTun => _stack is null;
 
     /// <summary>The peers and their state: the data <c>wg show</c> prints.</summary>
     public IReadOnlyList<TunnelPeer> Peers
@@ -89,7 +103,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     internal WireGuardDevice Device => _device;
 
     /// <summary>The TCP/IP stack (for tests).</summary>
-    internal NetworkStack Stack => _stack;
+    internal NetworkStack Stack => RequireStack();
 
     /// <summary>The name resolver in use (for tests).</summary>
     internal INameResolver Resolver => _resolver;
@@ -128,8 +142,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
             throw new FormatException("Invalid WireGuard config: [Interface] has no PrivateKey.");
         }
 
-        var bindFactory = options.BindFactory ?? DefaultBindFactory();
-        var (deviceBudget, largeBudget, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
+        var (_, _, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
         var stackOptions = new NetworkStackOptions { Mtu = config.Interface.Mtu ?? DefaultMtu, BufferBudgetBytes = stackBudget };
         foreach (var prefix in config.Interface.Addresses)
         {
@@ -146,27 +159,78 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         }
 
         var stack = new NetworkStack(stackOptions);
+        return Task.FromResult(Start(config, options, stack, [.. stackOptions.Addresses], CreateResolver(stack, dnsServers), stack.Start));
+    }
+
+    /// <summary>
+    /// Starts a tunnel over an open TUN device (issue 9 item 4: a descriptor inherited from a parent process or handed
+    /// over by a VPN service): the device reads and writes that interface, and the operating system's own TCP/IP stack
+    /// carries the traffic, so <see cref="ConnectAsync(string, int, CancellationToken)"/>, <see cref="ListenTcp"/>,
+    /// <see cref="BindUdp"/> and <see cref="CreateHttpHandler"/> are not available (they throw
+    /// <see cref="InvalidOperationException"/>); use ordinary sockets to and from the tunnel's addresses. Peers, the
+    /// events and <see cref="DisposeAsync"/> work as usual.
+    /// </summary>
+    /// <remarks>
+    /// Like <c>wg setconf</c>, this configures WireGuard only: the caller (or whoever made the interface) assigns the
+    /// <c>Address</c>es, MTU and routes to the interface; <see cref="Addresses"/> reports the config's, <c>MTU</c> (default
+    /// 1420) is the packet size the device assumes, and <c>DNS</c> is ignored. The caller keeps owning
+    /// <paramref name="tunFileDescriptor"/>: close it after disposing the tunnel.
+    /// </remarks>
+    /// <param name="configText">A wg-quick config text, as for <see cref="StartAsync(string, WireGuardTunnelOptions?, CancellationToken)"/>.</param>
+    /// <param name="tunFileDescriptor">An open <c>/dev/net/tun</c> descriptor attached to a TUN interface with IFF_NO_PI.</param>
+    /// <param name="options">Bind, logging, memory budget (the stack's quarter is not used) and poll interval.</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    /// <exception cref="FormatException">The config text is invalid. Nothing was started.</exception>
+    /// <exception cref="IOException">The descriptor is not an open TUN device with IFF_NO_PI; the message says which.</exception>
+    [SupportedOSPlatform("linux")]
+    public static Task<WireGuardTunnel> StartOnTunAsync(string configText, int tunFileDescriptor, WireGuardTunnelOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(configText);
+        ArgumentOutOfRangeException.ThrowIfNegative(tunFileDescriptor);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!WgConfigParser.TryParse(configText, "config", out var config, out var errors))
+        {
+            throw new FormatException("Invalid WireGuard config: " + string.Join("; ", errors));
+        }
+
+        options ??= new WireGuardTunnelOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MemoryBudgetBytes, WireGuardTunnelOptions.MinimumMemoryBudgetBytes, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.StatusPollInterval, TimeSpan.Zero, nameof(options));
+        if (config!.Interface.PrivateKey is null)
+        {
+            throw new FormatException("Invalid WireGuard config: [Interface] has no PrivateKey.");
+        }
+
+        var tun = LinuxTun.FromFileDescriptor(tunFileDescriptor, string.Empty, config.Interface.Mtu ?? DefaultMtu, ownsDescriptor: false);
+        IPAddress[] addresses = [.. config.Interface.Addresses.Select(p => p.Address.ToIPAddress())];
+        return Task.FromResult(Start(config, options, tun, addresses, HostNameResolver.Instance, start: null));
+    }
+
+    /// <summary>The device over <paramref name="packetDevice"/> (disposed here when anything fails).</summary>
+    private static WireGuardTunnel Start(WgConfig config, WireGuardTunnelOptions options, IPacketDevice packetDevice, IReadOnlyList<IPAddress> addresses, INameResolver resolver, Action? start)
+    {
+        var (deviceBudget, largeBudget, _) = SplitBudget(options.MemoryBudgetBytes);
         WireGuardDevice? device = null;
         try
         {
-            device = new WireGuardDevice(stack, bindFactory, new WireGuardDeviceOptions
+            var bindFactory = BindFactoryFor(options);
+            device = new WireGuardDevice(packetDevice, bindFactory, new WireGuardDeviceOptions
             {
                 BufferBudgetBytes = deviceBudget,
                 LargeBufferBudgetBytes = largeBudget,
                 InitialListenPort = config.Interface.ListenPort ?? 0,
-            });
+            }, options.LoggerFactory?.CreateLogger<WireGuardDevice>());
             if (device.ApplyConfig(config, replace: true) is { } error)
             {
                 throw new FormatException("Invalid WireGuard config: " + error.Message);
             }
 
-            stack.Start();
-            var tunnel = new WireGuardTunnel(stack, device, CreateResolver(stack, dnsServers), options.StatusPollInterval);
-            return Task.FromResult(tunnel);
+            start?.Invoke();
+            return new WireGuardTunnel(packetDevice, addresses, device, resolver, options.StatusPollInterval);
         }
         catch
         {
-            stack.Dispose();
+            packetDevice.Dispose();
             device?.Dispose();
             throw;
         }
@@ -185,18 +249,20 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     /// </summary>
     /// <exception cref="SocketException">The name does not resolve, or the connection is refused or times out.</exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device (<see cref="IsOnTun"/>).</exception>
     public async ValueTask<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(host);
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        RequireStack();
         if (IPAddress.TryParse(host.AsSpan().Trim('[').TrimEnd(']'), out var literal))
         {
             return await ConnectAsync(new IPEndPoint(literal, port), cancellationToken).ConfigureAwait(false);
         }
 
         var addresses = await _resolver.ResolveAsync(host, cancellationToken).ConfigureAwait(false);
-        var usable = addresses.Where(a => _stack.Addresses.Any(own => own.AddressFamily == a.AddressFamily)).ToArray();
+        var usable = addresses.Where(a => _addresses.Any(own => own.AddressFamily == a.AddressFamily)).ToArray();
         if (usable.Length == 0)
         {
             throw new SocketException((int)SocketError.HostNotFound, $"'{host}' has no address of a family the tunnel has an address of.");
@@ -229,10 +295,12 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     /// refused or times out.
     /// </exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device (<see cref="IsOnTun"/>).</exception>
     public async ValueTask<Stream> ConnectAsync(IPEndPoint remote, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(remote);
         ThrowIfClosed();
+        var stack = RequireStack();
         if (!IsRouted(remote.Address))
         {
             throw new SocketException(
@@ -242,7 +310,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
         try
         {
-            var stream = await _stack.ConnectTcpAsync(remote, null, cancellationToken).ConfigureAwait(false);
+            var stream = await stack.ConnectTcpAsync(remote, null, cancellationToken).ConfigureAwait(false);
             return new TunnelStream(stream, this);
         }
         catch (Exception e) when (IsClosed && e is IOException or ObjectDisposedException or SocketException)
@@ -254,24 +322,27 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     /// <summary>Accepts TCP connections arriving through the tunnel on <paramref name="port"/> of every tunnel address.</summary>
     /// <exception cref="SocketException">The port is in use.</exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device (<see cref="IsOnTun"/>).</exception>
     public TunnelTcpListener ListenTcp(int port)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         ThrowIfClosed();
-        return new TunnelTcpListener(_stack.ListenTcp(new IPEndPoint(IPAddress.Any, port)), this);
+        return new TunnelTcpListener(RequireStack().ListenTcp(new IPEndPoint(IPAddress.Any, port)), this);
     }
 
     /// <summary>Opens a UDP socket inside the tunnel on <paramref name="port"/> (0 = an ephemeral port) of every tunnel address.</summary>
     /// <exception cref="SocketException">The port is in use.</exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device (<see cref="IsOnTun"/>).</exception>
     public TunnelUdpSocket BindUdp(int port = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         ThrowIfClosed();
-        var any = _stack.Addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6) ? IPAddress.IPv6Any : IPAddress.Any;
-        return new TunnelUdpSocket(_stack.BindUdp(new IPEndPoint(any, port)), this);
+        var stack = RequireStack();
+        var any = _addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6) ? IPAddress.IPv6Any : IPAddress.Any;
+        return new TunnelUdpSocket(stack.BindUdp(new IPEndPoint(any, port)), this);
     }
 
     /// <summary>
@@ -280,9 +351,11 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     /// no proxy). HTTP/1.1 and HTTP/2 only: HTTP/3 runs over the host's QUIC sockets, which would bypass the tunnel, so
     /// a request for HTTP/3 is sent as HTTP/2 or lower. TLS works as usual on top of the tunnel's TCP stream.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device (<see cref="IsOnTun"/>).</exception>
     public HttpMessageHandler CreateHttpHandler()
     {
         ThrowIfClosed();
+        RequireStack();
         var sockets = new SocketsHttpHandler
         {
             UseProxy = false,
@@ -301,23 +374,16 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         }
 
         await _statusTimer.DisposeAsync().ConfigureAwait(false);
-        _stack.Dispose();   // aborts TCP, fails sockets, and the device's reader sees the packet device close
+        _packetDevice.Dispose(); // the stack aborts TCP and fails sockets; the device's reader sees the packet device close
         _device.Dispose();
         await _device.Completion.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     internal static IOException ClosedError(Exception inner) => new("The WireGuard tunnel was closed.", inner);
 
-    private static IDatagramBindFactory DefaultBindFactory()
-    {
-        // Seam (issue 9 item 3): the portable Socket bind becomes the default off Linux.
-        if (OperatingSystem.IsLinux())
-        {
-            return Sharptun.Transport.Linux.LinuxUdpBind.Factory;
-        }
-
-        throw new PlatformNotSupportedException("No UDP bind for this platform: pass WireGuardTunnelOptions.BindFactory.");
-    }
+    /// <summary>The bind: <see cref="WireGuardTunnelOptions.BindFactory"/>, else the built-in one <see cref="WireGuardTunnelOptions.UdpBind"/> names.</summary>
+    internal static IDatagramBindFactory BindFactoryFor(WireGuardTunnelOptions options) =>
+        options.BindFactory ?? DatagramBinds.For(options.UdpBind);
 
     /// <summary>The name resolver: through the tunnel when the config names DNS servers, else the host's resolver.</summary>
     private static INameResolver CreateResolver(NetworkStack stack, IReadOnlyList<IPAddress> dnsServers) =>
@@ -340,7 +406,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
             destination = destination.MapToIPv4();
         }
 
-        if (_stack.Addresses.Contains(destination))
+        if (_addresses.Contains(destination))
         {
             return true;
         }
@@ -365,6 +431,10 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
         return false;
     }
+
+    private NetworkStack RequireStack() => _stack ?? throw new InvalidOperationException(
+        "This WireGuard tunnel runs over a TUN device (StartOnTunAsync): the operating system's network stack carries its traffic. " +
+        "Use ordinary sockets to and from the tunnel's addresses; ConnectAsync, ListenTcp, BindUdp and CreateHttpHandler need a tunnel started with StartAsync.");
 
     private void ThrowIfClosed()
     {

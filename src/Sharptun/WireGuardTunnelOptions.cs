@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Sharptun.Transport;
 
 namespace Sharptun;
@@ -12,10 +13,26 @@ public sealed class WireGuardTunnelOptions
     public const long MinimumMemoryBudgetBytes = 512L << 10;
 
     /// <summary>
-    /// Opens the UDP socket WireGuard speaks over. Null picks the platform's default (the batched Linux bind on Linux).
-    /// Any unprivileged bind works: the tunnel needs no TUN device, no root and no capabilities.
+    /// Opens the UDP socket WireGuard speaks over; when set it wins over <see cref="UdpBind"/>. Null picks the bind by
+    /// <see cref="UdpBind"/> (<see cref="DatagramBinds.For(UdpBindKind)"/>). Any unprivileged bind works: the tunnel
+    /// needs no TUN device, no root and no capabilities.
     /// </summary>
     public IDatagramBindFactory? BindFactory { get; set; }
+
+    /// <summary>
+    /// Which built-in UDP bind to use when <see cref="BindFactory"/> is null. <see cref="UdpBindKind.Auto"/> (the
+    /// default, <see cref="DatagramBinds.Default"/>): the batched Linux bind on Linux, the portable
+    /// <see cref="System.Net.Sockets.Socket"/> bind elsewhere. <see cref="UdpBindKind.Portable"/> picks the portable
+    /// bind on Linux too; <see cref="UdpBindKind.Linux"/> fails to start off Linux with a
+    /// <see cref="PlatformNotSupportedException"/>.
+    /// </summary>
+    public UdpBindKind UdpBind { get; set; } = UdpBindKind.Auto;
+
+    /// <summary>
+    /// Where the WireGuard device logs (handshakes, bind changes, dropped packets; category
+    /// <c>Sharptun.Device.Pipeline.WireGuardDevice</c>). Null (the default): no logging.
+    /// </summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
 
     /// <summary>
     /// One budget for the packet buffers of the whole tunnel (default 16 MiB). It is split: half for the WireGuard

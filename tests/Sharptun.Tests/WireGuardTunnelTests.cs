@@ -431,6 +431,61 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
         output.WriteLine($"'{name}': host resolver knows it: {hostKnows}; through the tunnel: {e.Message}");
     }
 
+    [Fact]
+    public async Task PortableBind_OnOneSide_MovesData_AndTheLoggerFactoryGetsTheDeviceLog()
+    {
+        var logger = new Sharptun.Testing.Logging.CapturingLogger();
+        var factory = new CapturingLoggerFactory(logger);
+        var options = new WireGuardTunnelOptions { UdpBind = Sharptun.Transport.UdpBindKind.Portable, LoggerFactory = factory };
+        await using var pair = await TunnelPair.StartAsync(options);
+        Assert.Same(Sharptun.Transport.SocketUdpBind.Factory, WireGuardTunnel.BindFactoryFor(options));
+        using var cts = new CancellationTokenSource(Limit);
+        await using var listener = pair.Server.ListenTcp(9300);
+        var accept = listener.AcceptAsync(cts.Token).AsTask();
+        await using var up = await pair.Client.ConnectAsync(TunnelPair.ServerAddress.ToString(), 9300, cts.Token);
+        await using var upServer = await accept;
+        var payload = RandomNumberGenerator.GetBytes(256 * 1024);
+        var write = up.WriteAsync(payload, cts.Token).AsTask();
+        var received = new byte[payload.Length];
+        await upServer.ReadExactlyAsync(received, cts.Token);
+        await write;
+        Assert.Equal(payload, received);
+
+        Assert.True(await logger.WaitForAsync(e => e.Message.Contains("UDP bind updated", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), logger.AllText);
+        Assert.Contains(typeof(Sharptun.Device.Pipeline.WireGuardDevice).FullName!, factory.Categories);
+    }
+
+    [Fact]
+    public void Options_Default_IsTheAutoBind_NoLogger()
+    {
+        var options = new WireGuardTunnelOptions();
+        Assert.Equal(Sharptun.Transport.UdpBindKind.Auto, options.UdpBind);
+        Assert.Null(options.LoggerFactory);
+        Assert.Null(options.BindFactory);
+        Assert.Same(Sharptun.Transport.DatagramBinds.Default, WireGuardTunnel.BindFactoryFor(options));
+    }
+
+    private sealed class CapturingLoggerFactory(Sharptun.Testing.Logging.CapturingLogger logger) : Microsoft.Extensions.Logging.ILoggerFactory
+    {
+        private readonly System.Collections.Concurrent.ConcurrentBag<string> _categories = [];
+
+        public IReadOnlyCollection<string> Categories => [.. _categories];
+
+        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider)
+        {
+        }
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName)
+        {
+            _categories.Add(categoryName);
+            return logger;
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
     private static async Task<byte[]> SendAsync(Stream stream, long total, int seed, CancellationToken cancellationToken)
     {
         var chunk = new byte[256 * 1024];
