@@ -439,6 +439,18 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
         var options = new WireGuardTunnelOptions { UdpBind = Sharptun.Transport.UdpBindKind.Portable, LoggerFactory = factory };
         await using var pair = await TunnelPair.StartAsync(options);
         Assert.Same(Sharptun.Transport.SocketUdpBind.Factory, WireGuardTunnel.BindFactoryFor(options));
+
+        // A new listen port reopens the (portable) bind, which the device logs; the server follows the client's new
+        // endpoint when its next packet arrives (roaming).
+        ushort port;
+        using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            port = (ushort)((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+
+        Assert.Null(pair.Client.Device.Apply(new Sharptun.Device.Uapi.UapiChangeSet { ListenPort = port }));
+        Assert.Equal(port, pair.Client.ListenPort);
         using var cts = new CancellationTokenSource(Limit);
         await using var listener = pair.Server.ListenTcp(9300);
         var accept = listener.AcceptAsync(cts.Token).AsTask();
@@ -451,7 +463,7 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
         await write;
         Assert.Equal(payload, received);
 
-        Assert.True(await logger.WaitForAsync(e => e.Message.Contains("UDP bind updated", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), logger.AllText);
+        Assert.True(await logger.WaitForAsync(e => e.Message == $"UDP bind updated, listening on port {port}", TimeSpan.FromSeconds(5)), logger.AllText);
         Assert.Contains(typeof(Sharptun.Device.Pipeline.WireGuardDevice).FullName!, factory.Categories);
     }
 
