@@ -40,6 +40,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     private readonly Timer _statusTimer;
     private readonly Lock _statusLock = new();
     private Dictionary<string, TunnelPeer> _lastPeers = new(StringComparer.Ordinal);
+    private volatile IPNetwork[] _routes = [];
     private int _closed;
 
     private WireGuardTunnel(IPacketDevice packetDevice, IReadOnlyList<IPAddress> addresses, WireGuardDevice device, INameResolver resolver, TimeSpan pollInterval)
@@ -53,6 +54,8 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         {
             _lastPeers[p.PublicKey] = p;
         }
+
+        _routes = RoutesOf(_lastPeers.Values);
 
         _statusTimer = new Timer(_ => PollStatus(), null, pollInterval, pollInterval);
     }
@@ -398,7 +401,11 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         [.. p.AllowedIps.Select(a => new IPNetwork(a.Address.ToIPAddress(), a.Length))],
         p.PersistentKeepaliveInterval == 0 ? null : TimeSpan.FromSeconds(p.PersistentKeepaliveInterval));
 
-    /// <summary>True when <paramref name="destination"/> is one of our addresses or inside a peer's AllowedIPs.</summary>
+    /// <summary>
+    /// True when <paramref name="destination"/> is one of our addresses or inside a peer's AllowedIPs. Looks at the
+    /// AllowedIPs of the last status poll first (no device lock on the connect path); only a miss takes a fresh
+    /// snapshot, so a peer added since the poll is seen at once.
+    /// </summary>
     internal bool IsRouted(IPAddress destination)
     {
         if (destination.IsIPv4MappedToIPv6)
@@ -413,19 +420,28 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
         if (IPAddress.IsLoopback(destination))
         {
-            return false;
+            return false; // RFC 1122 §3.2.1.3: loopback never leaves the host
         }
 
-        var snapshot = _device.GetSnapshot();
-        snapshot.ClearSecrets();
-        foreach (var peer in snapshot.Peers)
+        if (Covers(_routes, destination))
         {
-            foreach (var prefix in peer.AllowedIps)
+            return true;
+        }
+
+        var fresh = RoutesOf(Peers);
+        _routes = fresh;
+        return Covers(fresh, destination);
+    }
+
+    private static IPNetwork[] RoutesOf(IEnumerable<TunnelPeer> peers) => [.. peers.SelectMany(p => p.AllowedIps)];
+
+    private static bool Covers(IPNetwork[] routes, IPAddress destination)
+    {
+        foreach (var route in routes)
+        {
+            if (route.Contains(destination))
             {
-                if (new IPNetwork(prefix.Address.ToIPAddress(), prefix.Length).Contains(destination))
-                {
-                    return true;
-                }
+                return true;
             }
         }
 
@@ -481,6 +497,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
             }
 
             _lastPeers = current;
+            _routes = RoutesOf(current.Values);
         }
         catch (ObjectDisposedException)
         {
