@@ -133,7 +133,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         var stackOptions = new NetworkStackOptions { Mtu = config.Interface.Mtu ?? DefaultMtu, BufferBudgetBytes = stackBudget };
         foreach (var prefix in config.Interface.Addresses)
         {
-            stackOptions.Addresses.Add(prefix.Address);
+            stackOptions.Addresses.Add(prefix.Address.ToIPAddress());
         }
 
         var dnsServers = new List<IPAddress>();
@@ -320,7 +320,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         p.LastHandshakeUnixNanoseconds == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(p.LastHandshakeUnixNanoseconds / 1_000_000),
         (long)p.RxBytes,
         (long)p.TxBytes,
-        [.. p.AllowedIps.Select(a => new IPNetwork(a.Address, a.Length))],
+        [.. p.AllowedIps.Select(a => new IPNetwork(a.Address.ToIPAddress(), a.Length))],
         p.PersistentKeepaliveInterval == 0 ? null : TimeSpan.FromSeconds(p.PersistentKeepaliveInterval));
 
     private void ThrowIfClosed()
