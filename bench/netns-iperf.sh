@@ -9,7 +9,9 @@
 #   A->B, B->A:    iperf3 TCP, one stream, SECONDS each (default 5), Mbit/s as received / the sender's retransmissions;
 #   memory:        each daemon's peak RSS (VmHWM, /proc/PID/status) and private dirty memory (Private_Dirty,
 #                  /proc/PID/smaps_rollup) after both transfers.
-# sharptun is the Release build of src/Sharptun.Cli (built first), run as `dotnet sharptun.dll -f IFNAME`.
+# sharptun is `dotnet publish -c Release src/Sharptun.Cli` (built first): the native executable when clang is
+# installed (NativeAOT, the default publish), else the JIT build run as `dotnet sharptun.dll -f IFNAME`; the table
+# header says which. SHARPTUN_PUBLISH_ARGS adds publish arguments (e.g. -p:PublishAot=false to measure the JIT build).
 # Usage: sudo bench/netns-iperf.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,14 +30,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-dotnet publish src/Sharptun.Cli -c Release -o "$out/sharptun" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
-sharptun_dll="$out/sharptun/sharptun.dll"
+# shellcheck disable=SC2086 # SHARPTUN_PUBLISH_ARGS is a list of arguments
+dotnet publish src/Sharptun.Cli -c Release -o "$out/sharptun" ${SHARPTUN_PUBLISH_ARGS:-} >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+if [ -f "$out/sharptun/sharptun.dll" ]; then
+    sharptun_cmd=(dotnet "$out/sharptun/sharptun.dll"); echo "sharptun: JIT build (dotnet sharptun.dll)"
+else
+    sharptun_cmd=("$out/sharptun/sharptun"); echo "sharptun: native (NativeAOT) build"
+fi
 
 # start_daemon IMPL NS IFNAME: starts the daemon in the foreground in the background; prints its pid.
 start_daemon() {
     local impl=$1 ns=$2 ifname=$3
     if [ "$impl" = sharptun ]; then
-        ip netns exec "$ns" dotnet "$sharptun_dll" -f "$ifname" >"$out/$ifname.log" 2>&1 &
+        ip netns exec "$ns" "${sharptun_cmd[@]}" -f "$ifname" >"$out/$ifname.log" 2>&1 &
     else
         ip netns exec "$ns" wireguard-go -f "$ifname" >"$out/$ifname.log" 2>&1 &
     fi

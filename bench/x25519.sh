@@ -4,8 +4,10 @@
 #   OpenSSL:  openssl speed -seconds 3 ecdhx25519 (one core). By default openssl speed divides by the process's
 #             CPU time, BenchmarkDotNet by wall-clock time, so on a busy machine the script also runs it with
 #             -elapsed (wall clock), the figure comparable with ours.
-#   Sharptun (CPU time): bench/x25519-cputime.cs, ops per second of process CPU time, comparable with openssl speed's
-#             default figure even when other jobs load the machine.
+#   CPU time: bench/x25519-cputime.cs, ops per second of process CPU time of Sharptun's X25519.ScalarMult (which
+#             calls libsodium since issue 12) and of libsodium's crypto_scalarmult_curve25519 called directly, in
+#             alternating rounds of one process; comparable with openssl speed's default figure even when other
+#             jobs load the machine.
 # Usage: bench/x25519.sh   (SHARPTUN_ARTIFACTS selects the build folder; default /tmp/art-bench-x25519)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,17 +23,20 @@ sharptun_ns="$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["Benc
 
 openssl_ops() { openssl speed "$@" ecdhx25519 2>/dev/null | grep -i 'X25519' | tail -n 1 | awk '{print $NF}'; }
 openssl_cpu="$(openssl_ops -seconds 3)"
-sharptun_cpu="$(dotnet run -c Release bench/x25519-cputime.cs 2>"$results/cputime.log" | tail -n 1)" \
-    || { cat "$results/cputime.log"; exit 1; }
+dotnet run -c Release bench/x25519-cputime.cs >"$results/cputime.out" 2>"$results/cputime.log" \
+    || { cat "$results/cputime.log" "$results/cputime.out"; exit 1; }
+sharptun_cpu="$(awk '$1 == "sharptun" {print $2}' "$results/cputime.out")"
+sodium_cpu="$(awk '$1 == "libsodium" {print $2}' "$results/cputime.out")"
 openssl_wall="$(openssl_ops -seconds 3 -elapsed)"
 
-python3 - "$sharptun_ns" "$openssl_cpu" "$openssl_wall" "$sharptun_cpu" <<'PY'
+python3 - "$sharptun_ns" "$openssl_cpu" "$openssl_wall" "$sharptun_cpu" "$sodium_cpu" <<'PY'
 import sys
-ns, cpu, wall, ours_cpu = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+ns, cpu, wall, ours_cpu, sodium_cpu = (float(a) for a in sys.argv[1:6])
 ours = 1e9 / ns
 print(f"{'implementation':<40}{'us/op':>10}{'ops/s':>12}")
 print(f"{'Sharptun X25519.ScalarMult (wall clock)':<40}{ns / 1000:>10.1f}{ours:>12.0f}")
 print(f"{'Sharptun X25519.ScalarMult (CPU time)':<40}{1e6 / ours_cpu:>10.1f}{ours_cpu:>12.0f}")
+print(f"{'libsodium scalarmult direct (CPU time)':<40}{1e6 / sodium_cpu:>10.1f}{sodium_cpu:>12.0f}")
 print(f"{'OpenSSL ecdhx25519 (CPU time)':<40}{1e6 / cpu:>10.1f}{cpu:>12.0f}")
 print(f"{'OpenSSL ecdhx25519 -elapsed (wall clock)':<40}{1e6 / wall:>10.1f}{wall:>12.0f}")
 print(f"ratio Sharptun/OpenSSL: wall clock {ours / wall:.2f}, CPU time {ours_cpu / cpu:.2f}")

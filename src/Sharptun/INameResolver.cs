@@ -7,9 +7,8 @@ namespace Sharptun;
 /// </summary>
 /// <remarks>
 /// The seam for name resolution through the tunnel: with <c>DNS =</c> servers in the config the tunnel must ask those
-/// servers through its own netstack (never the host resolver, which would leak the lookup); the tunnel resolver
-/// (<c>Sharptun.NetStack.Dns.DnsResolver</c>, issue 9) is bound here in <see cref="WireGuardTunnel"/>'s
-/// <c>CreateResolver</c>. With no DNS servers configured the host's resolver is used (<see cref="HostNameResolver"/>).
+/// servers through its own netstack (<see cref="TunnelNameResolver"/>), never the host resolver, which would leak the
+/// lookup. With no DNS servers configured the host's resolver is used (<see cref="HostNameResolver"/>).
 /// </remarks>
 internal interface INameResolver
 {

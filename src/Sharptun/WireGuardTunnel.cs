@@ -180,8 +180,8 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
     /// <summary>
     /// Opens a TCP connection through the tunnel. <paramref name="host"/> is an IP address or a host name: names are
-    /// resolved through the config's DNS servers when it has any (never leaking to the host's resolver), else through the
-    /// host's resolver.
+    /// resolved through the config's DNS servers over the tunnel when it has any (never leaking to the host's resolver),
+    /// else through the host's resolver.
     /// </summary>
     /// <exception cref="SocketException">The name does not resolve, or the connection is refused or times out.</exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
@@ -304,15 +304,9 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         throw new PlatformNotSupportedException("No UDP bind for this platform: pass WireGuardTunnelOptions.BindFactory.");
     }
 
-    /// <summary>
-    /// The name resolver: through the tunnel when the config names DNS servers (seam: bound to the netstack's DNS
-    /// resolver once it exists; until then names are refused rather than leaked), else the host's resolver.
-    /// </summary>
-    private static INameResolver CreateResolver(NetworkStack stack, IReadOnlyList<IPAddress> dnsServers)
-    {
-        _ = stack;
-        return dnsServers.Count > 0 ? new TunnelDnsPendingResolver(dnsServers) : HostNameResolver.Instance;
-    }
+    /// <summary>The name resolver: through the tunnel when the config names DNS servers, else the host's resolver.</summary>
+    private static INameResolver CreateResolver(NetworkStack stack, IReadOnlyList<IPAddress> dnsServers) =>
+        dnsServers.Count > 0 ? new TunnelNameResolver(stack, dnsServers) : HostNameResolver.Instance;
 
     private static TunnelPeer ToPeer(PeerSnapshot p) => new(
         p.PublicKey.ToString(),

@@ -9,13 +9,15 @@ namespace Sharptun.Architecture.Tests;
 /// tier-0 JIT (and sometimes tier 1) keeps as jumps, so each one may test only identifiers known to hold public data
 /// in that file: lengths, offsets, counters, flags, constants and CPU-feature checks. Anything else (a limb, a key or
 /// state word, a carry) is a secret-dependent branch and fails the test. Carries are computed as in
-/// <c>Poly1305.Carry</c> / <c>X25519.Fe.CarryOut</c>: a bool-valued comparison (IL <c>clt.un</c>, SETcc) bit-cast to 0/1.
+/// <c>Poly1305.Carry</c>: a bool-valued comparison (IL <c>clt.un</c>, SETcc) bit-cast to 0/1.
 /// </summary>
 public sealed partial class ConstantTimeSourceTests
 {
     /// <summary>Per file: the identifiers that hold only public values there (a dotted name counts as a whole).</summary>
     private static readonly Dictionary<string, string[]> PublicIdentifiers = new()
     {
+        // X25519's field arithmetic is libsodium's (Sodium.cs); what stays here (the all-zero check of
+        // TrySharedSecret, copying and wiping the result) must not branch on the secret either.
         ["X25519.cs"] = [],
         ["Poly1305.cs"] = ["_buffered", "full", "rest", "hibit", "_scalarOnly"],
         ["Poly1305.Avx2.cs"] = ["pairs", "offset"],

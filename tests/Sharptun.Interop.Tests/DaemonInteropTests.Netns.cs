@@ -72,7 +72,7 @@ public sealed class DaemonFaultInteropTests
         var socketDirectory = Path.Combine(lab.TempDirectory, "uapi");
         var text = new StringWriter();
         var output = TextWriter.Synchronized(text);
-        var log = new Sharptun.Device.DeviceLog(Sharptun.Device.DeviceLogLevel.Verbose, ifname, output);
+        using var log = Sharptun.Cli.Daemon.WireGuardGoLoggerProvider.CreateFactory(ifname, output, Microsoft.Extensions.Logging.LogLevel.Debug);
         var binds = new ArmedFailureBindFactory(Sharptun.Transport.Linux.LinuxUdpBind.Factory);
         using var host = NetnsLab.RunInNamespace(ns, () => Sharptun.Cli.Daemon.DaemonHost.Start(ifname, log, socketDirectory, binds));
         var run = host.RunAsync(CancellationToken.None);

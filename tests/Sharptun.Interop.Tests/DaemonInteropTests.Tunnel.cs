@@ -42,6 +42,18 @@ public sealed record WgTunnelOptions
 
     /// <summary>Configure with <c>wg setconf FILE</c> instead of <c>wg set</c>.</summary>
     public bool UseSetconf { get; init; }
+
+    /// <summary>
+    /// Sharptun daemons get their TUN as an open descriptor (<c>--tun-fd</c>): the test daemon's <c>exec-with-tun</c>
+    /// creates the interface and execs the shipped daemon with the descriptor inherited.
+    /// </summary>
+    public bool SharptunTunFd { get; init; }
+
+    /// <summary>
+    /// Run sharptun daemons from this executable (the NativeAOT <c>sharptun</c> of <c>dotnet publish</c>) instead of
+    /// <c>dotnet sharptun.dll</c>.
+    /// </summary>
+    public string? SharptunExecutable { get; init; }
 }
 
 /// <summary>One end of a <see cref="WgTunnel"/>.</summary>
@@ -166,8 +178,8 @@ public sealed class WgTunnel
         var t = new WgTunnel(lab, a, b, link, tunnel, psk);
 
         // Start both daemons before waiting for either: dotnet start-up dominates on a loaded machine.
-        StartDaemon(lab, a, options.SharptunEnvironment, options.SharptunTimeScale);
-        StartDaemon(lab, b, options.SharptunEnvironment, options.SharptunTimeScale);
+        StartDaemon(lab, a, options.SharptunEnvironment, options.SharptunTimeScale, options.SharptunTunFd, options.SharptunExecutable);
+        StartDaemon(lab, b, options.SharptunEnvironment, options.SharptunTimeScale, options.SharptunTunFd, options.SharptunExecutable);
         WaitForSocket(lab, a);
         WaitForSocket(lab, b);
 
@@ -189,7 +201,7 @@ public sealed class WgTunnel
     }
 
     /// <summary>Starts the daemon of <paramref name="side"/> in the foreground (its output is kept by the lab).</summary>
-    public static void StartDaemon(NetnsLab lab, WgSide side, IReadOnlyDictionary<string, string>? sharptunEnvironment = null, double? timeScale = null)
+    public static void StartDaemon(NetnsLab lab, WgSide side, IReadOnlyDictionary<string, string>? sharptunEnvironment = null, double? timeScale = null, bool tunFd = false, string? executable = null)
     {
         var env = new Dictionary<string, string> { ["LOG_LEVEL"] = "verbose" };
         if (side.Impl == WgImpl.Sharptun)
@@ -199,7 +211,19 @@ public sealed class WgTunnel
                 env[k] = v;
             }
 
-            side.Process = timeScale is { } scale
+            if (tunFd)
+            {
+                Assert.Null(timeScale); // exec-with-tun runs the shipped daemon
+                var dotnet = InteropEnvironment.FindTool("dotnet") ?? "dotnet";
+                side.Process = lab.Start(
+                    side.Namespace, env, "dotnet", SharptunDaemon.TestDaemonDllPath, "exec-with-tun", side.Interface,
+                    dotnet, SharptunDaemon.DllPath, "-f", "--tun-fd", "{fd}", side.Interface);
+                return;
+            }
+
+            side.Process = executable is not null
+                ? lab.Start(side.Namespace, env, executable, "-f", side.Interface)
+                : timeScale is { } scale
                 ? lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.TestDaemonDllPath, "--time-scale", scale.ToString(CultureInfo.InvariantCulture), "-f", side.Interface)
                 : lab.Start(side.Namespace, env, "dotnet", SharptunDaemon.DllPath, "-f", side.Interface);
         }

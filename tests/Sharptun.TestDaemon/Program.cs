@@ -12,14 +12,17 @@ namespace Sharptun.TestDaemon;
 /// watch RekeyAfterTime (120 s) pass in 3 s at N = 40. The shipped daemon has no such control (issue 7 item 15): the
 /// clock is handed to <see cref="DaemonHost.DeviceOptionsForTests"/>, which only code inside the process can set.
 /// <c>sharptun-testdaemon netstack-memory ARGS...</c> runs the test kit's <see cref="NetStackMemoryBenchmark"/>
-/// instead (NetStackMemoryTests), so a clean process measures the stack's memory.
+/// instead (NetStackMemoryTests), so a clean process measures the stack's memory. <c>sharptun-testdaemon exec-with-tun
+/// IFNAME PROGRAM ARGS...</c> creates the TUN and execs PROGRAM with it inherited (<see cref="ExecWithTun"/>).
 /// </summary>
 internal static class Program
 {
     public static int Main(string[] args) =>
         args.Length >= 1 && args[0] == NetStackMemoryVerb
             ? NetStackMemoryBenchmark.Run(args[1..], NetStackMemoryVerb)
-            : RunDaemonAsync(args).GetAwaiter().GetResult();
+            : args.Length >= 1 && args[0] == ExecWithTun.Verb
+                ? ExecWithTun.Run(args[1..])
+                : RunDaemonAsync(args).GetAwaiter().GetResult();
 
     private const string NetStackMemoryVerb = "netstack-memory";
 

@@ -360,13 +360,33 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task HostName_WithDnsConfigured_IsNotLeakedToTheHostResolver()
+    public async Task HostName_ResolvedByADnsServerInsideTheOtherTunnel_NeverByTheHost()
     {
-        await using var pair = await TunnelPair.StartAsync(extraServerInterface: "DNS = 10.77.0.1, example.internal");
-        Assert.IsType<TunnelDnsPendingResolver>(pair.Server.Resolver);
+        // The server tunnel's config names DNS = 10.77.0.1: a DNS server running inside the client tunnel's netstack.
+        await using var pair = await TunnelPair.StartAsync(extraServerInterface: $"DNS = {TunnelPair.ClientAddress}, example.internal");
+        Assert.IsType<TunnelNameResolver>(pair.Server.Resolver);
         Assert.IsType<HostNameResolver>(pair.Client.Resolver);
-        var e = await Assert.ThrowsAsync<SocketException>(async () => await pair.Server.ConnectAsync("localhost", 80, CancellationToken.None));
-        Assert.Equal(SocketError.HostNotFound, e.SocketErrorCode);
+        using var dns = new Sharptun.Testing.Dns.DnsTestServer(pair.Client.Stack, TunnelPair.ClientAddress);
+        dns.AddAddress("web.tunnel.test", TunnelPair.ClientAddress);
+        using var cts = new CancellationTokenSource(Limit);
+
+        // The client speaks first, so the server learns its endpoint (it has none configured).
+        await using (var hello = pair.Server.ListenTcp(9200))
+        {
+            var accepted = hello.AcceptAsync(cts.Token).AsTask();
+            await using var first = await pair.Client.ConnectAsync(TunnelPair.ServerAddress.ToString(), 9200, cts.Token);
+            await using var firstAccepted = await accepted;
+        }
+
+        await using var listener = pair.Client.ListenTcp(8080);
+        var server = MiniHttpServer.RunAsync(listener, cts.Token);
+        using var http = new HttpClient(pair.Server.CreateHttpHandler());
+        Assert.Equal(MiniHttpServer.HelloText, await http.GetStringAsync("http://web.tunnel.test:8080/hello", cts.Token));
+        Assert.True(dns.UdpQueries > 0);
+
+        cts.Cancel();
+        await listener.DisposeAsync();
+        await server;
     }
 
     private static async Task<byte[]> SendAsync(Stream stream, long total, int seed, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO.Pipes;
 using System.Runtime.Versioning;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Sharptun.Cli.Daemon;
 using Sharptun.Device;
 
@@ -18,8 +19,9 @@ namespace Sharptun.Cli.Commands;
 /// standard streams at /dev/null (stdout/stderr stay when <c>LOG_LEVEL</c> is set and not silent, as in
 /// wireguard-go), creates the interface and socket, and writes <c>ok</c> or <c>error</c> plus a message to the pipe.
 /// The parent exits 0 only after <c>ok</c>; otherwise it prints the message and exits 1.</para>
-/// <para>Inherited descriptors: <c>WG_TUN_FD</c> (an open TUN) and <c>WG_UAPI_FD</c> (a listening unix socket)
-/// are adopted instead of creating new ones. <c>LOG_LEVEL=verbose|error|silent</c> as in wireguard-go.</para>
+/// <para>Inherited descriptors: <c>--tun-fd FD</c> or <c>WG_TUN_FD</c> (an open TUN; the flag is our addition and wins)
+/// and <c>WG_UAPI_FD</c> (a listening unix socket) are adopted instead of creating new ones. <c>SHARPTUN_UDP_BIND=portable</c>
+/// runs the device on the portable UDP bind (System.Net.Sockets) instead of the Linux one. <c>LOG_LEVEL=verbose|error|silent</c> as in wireguard-go.</para>
 /// </remarks>
 internal sealed class DaemonCommand : ICliCommand
 {
@@ -37,29 +39,74 @@ internal sealed class DaemonCommand : ICliCommand
     public string Summary => "Runs the WireGuard daemon for an interface, like wireguard-go ([-f] IFNAME; also `sharptun IFNAME')";
 
     /// <summary>
-    /// True when <paramref name="args"/> is a wireguard-go style invocation (<c>IFNAME</c> or <c>-f IFNAME</c>) rather
-    /// than a subcommand; the dispatcher asks this for words that are not subcommands.
+    /// True when <paramref name="args"/> is a wireguard-go style invocation (<c>IFNAME</c>, <c>-f IFNAME</c>, plus our
+    /// <c>--tun-fd FD</c>) rather than a subcommand; the dispatcher asks this for words that are not subcommands.
     /// </summary>
-    public static bool IsDaemonInvocation(IReadOnlyList<string> args) =>
-        (args.Count == 1 && !args[0].StartsWith('-')) || (args.Count == 2 && args[0] is "-f" or "--foreground");
+    public static bool IsDaemonInvocation(IReadOnlyList<string> args) => ParseArguments(args) is not null;
+
+    /// <summary>The daemon's command line: <c>[-f|--foreground] [--tun-fd FD] IFNAME</c> in any order; null when it is not one.</summary>
+    internal static DaemonArguments? ParseArguments(IReadOnlyList<string> args)
+    {
+        var foreground = false;
+        string? name = null;
+        string? tunFd = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (arg is "-f" or "--foreground" && !foreground)
+            {
+                foreground = true;
+            }
+            else if (arg == TunFdFlag && tunFd is null && i + 1 < args.Count)
+            {
+                tunFd = args[++i];
+            }
+            else if (arg.StartsWith(TunFdFlag + "=", StringComparison.Ordinal) && tunFd is null)
+            {
+                tunFd = arg[(TunFdFlag.Length + 1)..];
+            }
+            else if (!arg.StartsWith('-') && name is null)
+            {
+                name = arg;
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        return name is null ? null : new DaemonArguments(foreground, name, tunFd);
+    }
+
+    /// <summary>Our addition to wireguard-go's command line: run on an already open TUN descriptor (as <c>WG_TUN_FD</c> does).</summary>
+    public const string TunFdFlag = "--tun-fd";
 
     public async Task<int> RunAsync(IReadOnlyList<string> args, CliContext context)
     {
-        bool foreground;
-        string interfaceName;
-        if (args.Count == 1 && !args[0].StartsWith('-'))
+        if (ParseArguments(args) is not { } parsed)
         {
-            foreground = false;
-            interfaceName = args[0];
+            context.Error.Write($"Usage: {CliContext.ProgramName} [-f/--foreground] [{TunFdFlag} FD] INTERFACE-NAME\n");
+            return 1;
         }
-        else if (args.Count == 2 && args[0] is "-f" or "--foreground")
+
+        var foreground = parsed.Foreground;
+        var interfaceName = parsed.InterfaceName;
+        int? tunFd = null;
+        if (parsed.TunFd is { } tunFdText)
         {
-            foreground = true;
-            interfaceName = args[1];
+            if (!int.TryParse(tunFdText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var number))
+            {
+                context.Error.Write($"{CliContext.ProgramName}: {TunFdFlag} `{tunFdText}': not a file descriptor number\n");
+                return 1;
+            }
+
+            tunFd = number;
         }
-        else
+
+        var bindText = Environment.GetEnvironmentVariable(Sharptun.Transport.DatagramBinds.EnvironmentVariable);
+        if (!Sharptun.Transport.DatagramBinds.TryParseKind(bindText, out var bindKind))
         {
-            context.Error.Write($"Usage: {CliContext.ProgramName} [-f/--foreground] INTERFACE-NAME\n");
+            context.Error.Write($"{CliContext.ProgramName}: {Sharptun.Transport.DatagramBinds.EnvironmentVariable}=`{bindText}': expected auto, linux or portable\n");
             return 1;
         }
 
@@ -77,7 +124,7 @@ internal sealed class DaemonCommand : ICliCommand
 
         foreground |= Environment.GetEnvironmentVariable(ForegroundVariable) == "1";
         return foreground
-            ? await RunForegroundAsync(interfaceName, context).ConfigureAwait(false)
+            ? await RunForegroundAsync(interfaceName, tunFd, Sharptun.Transport.DatagramBinds.For(bindKind), context).ConfigureAwait(false)
             : await DetachAsync(args, context).ConfigureAwait(false);
     }
 
@@ -101,10 +148,10 @@ internal sealed class DaemonCommand : ICliCommand
     }
 
     [SupportedOSPlatform("linux")]
-    private static async Task<int> RunForegroundAsync(string interfaceName, CliContext context)
+    private static async Task<int> RunForegroundAsync(string interfaceName, int? tunFd, Sharptun.Transport.IDatagramBindFactory binds, CliContext context)
     {
         var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
-        var level = DeviceLog.ParseLevel(levelText);
+        var level = WireGuardGoLoggerProvider.ParseLevel(levelText);
         int? readyFd = int.TryParse(Environment.GetEnvironmentVariable(ReadyFdVariable), out var fd) ? fd : null;
         var output = context.Out;
         if (readyFd is not null)
@@ -112,7 +159,7 @@ internal sealed class DaemonCommand : ICliCommand
             // The detached child (wireguard-go: Setsid, stdio to /dev/null unless LOG_LEVEL asks for output).
             Environment.SetEnvironmentVariable(ReadyFdVariable, null);
             DaemonNative.StartNewSession();
-            var keepOutput = levelText is not null && level != DeviceLogLevel.Silent;
+            var keepOutput = levelText is not null && level != LogLevel.None;
             DaemonNative.RedirectStandardStreamsToNull(keepOutput);
 
             // .NET's console streams are dups of fds 0-2 taken before the redirect: close them too, or whoever
@@ -128,22 +175,23 @@ internal sealed class DaemonCommand : ICliCommand
 
         // Files the daemon creates (the UAPI socket) are never readable or writable by others (issue 7 item 12).
         DaemonNative.SetPrivateUmask();
-        var log = new DeviceLog(level, interfaceName, output);
-        log.Verbose($"Starting {CliContext.ProgramName} version {CommandDispatcher.Version}");
+        using var loggers = WireGuardGoLoggerProvider.CreateFactory(interfaceName, output, level);
+        var log = loggers.CreateLogger(Log.Category);
+        Log.Starting(log, CliContext.ProgramName, CommandDispatcher.Version);
 
         DaemonHost host;
         try
         {
-            host = DaemonHost.Start(interfaceName, log);
+            host = DaemonHost.Start(interfaceName, loggers, binds: binds, tunFd: tunFd);
         }
         catch (DaemonStartException e)
         {
-            log.Error(e.Message);
+            Log.StartFailed(log, e.Message);
             if (readyFd is { } pipe)
             {
                 DaemonNative.WriteAndClose(pipe, Encoding.UTF8.GetBytes("error\n" + e.Message + "\n"));
             }
-            else if (level == DeviceLogLevel.Silent)
+            else if (level == LogLevel.None)
             {
                 context.Error.Write($"{CliContext.ProgramName}: {e.Message}\n");
             }
@@ -183,7 +231,7 @@ internal sealed class DaemonCommand : ICliCommand
         // as the daemon runs): give it pipes of ours instead, which close when we exit. With LOG_LEVEL set (and
         // not silent) stdout/stderr are passed through, as wireguard-go does.
         var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
-        var keepOutput = levelText is not null && DeviceLog.ParseLevel(levelText) != DeviceLogLevel.Silent;
+        var keepOutput = levelText is not null && WireGuardGoLoggerProvider.ParseLevel(levelText) != LogLevel.None;
         start.RedirectStandardInput = true;
         start.RedirectStandardOutput = !keepOutput;
         start.RedirectStandardError = !keepOutput;
@@ -240,3 +288,9 @@ internal sealed class DaemonCommand : ICliCommand
         }
     }
 }
+
+/// <summary>The daemon's parsed command line.</summary>
+/// <param name="Foreground">-f/--foreground.</param>
+/// <param name="InterfaceName">IFNAME.</param>
+/// <param name="TunFd">The text after --tun-fd, when given.</param>
+internal sealed record DaemonArguments(bool Foreground, string InterfaceName, string? TunFd);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Sharptun.Device.Pipeline;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
@@ -25,9 +26,9 @@ internal sealed class DaemonHost : IDisposable
     private readonly LinuxTun _tun;
     private readonly IUapiDevice _device;
     private readonly UapiServer _uapi;
-    private readonly DeviceLog _log;
+    private readonly ILogger _log;
 
-    private DaemonHost(LinuxTun tun, IUapiDevice device, UapiServer uapi, DeviceLog log)
+    private DaemonHost(LinuxTun tun, IUapiDevice device, UapiServer uapi, ILogger log)
     {
         _tun = tun;
         _device = device;
@@ -42,15 +43,19 @@ internal sealed class DaemonHost : IDisposable
     public string SocketPath => _uapi.SocketPath;
 
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
-    internal static IUapiDevice CreateDevice(LinuxTun tun, DeviceLog log, Sharptun.Transport.IDatagramBindFactory? binds = null)
+    internal static IUapiDevice CreateDevice(LinuxTun tun, ILoggerFactory loggers, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
         var options = DeviceOptionsForTests;
         if (options?.Clock is { } clock)
         {
-            log.Error($"test daemon: protocol timers run {clock.Scale} times faster than real time");
+            Log.SpedUpClock(loggers.CreateLogger(Log.Category), clock.Scale);
         }
 
-        return new WireGuardDevice(tun, binds ?? LinuxUdpBind.Factory, options, log);
+        binds ??= Sharptun.Transport.DatagramBinds.Default;
+        Log.UdpBindChosen(loggers.CreateLogger(Log.Category), binds == Sharptun.Transport.SocketUdpBind.Factory
+            ? "portable (System.Net.Sockets)"
+            : binds == LinuxUdpBind.Factory ? "Linux (recvmmsg/sendmmsg)" : binds.GetType().Name);
+        return new WireGuardDevice(tun, binds, options, loggers.CreateLogger<WireGuardDevice>());
     }
 
     /// <summary>
@@ -65,42 +70,59 @@ internal sealed class DaemonHost : IDisposable
     /// Throws <see cref="DaemonStartException"/> with wireguard-go's wording when either cannot be created.
     /// </summary>
     /// <param name="interfaceName">The interface to create.</param>
-    /// <param name="log">The daemon's log.</param>
+    /// <param name="loggers">The daemon's logging: categories <see cref="Log.Category"/>, <see cref="WireGuardDevice"/>'s
+    /// and <see cref="UapiServer"/>'s full type names.</param>
     /// <param name="socketDirectory">Where the UAPI socket goes (default /var/run/wireguard).</param>
-    /// <param name="binds">Tests only: opens the device's UDP binds (default: Linux UDP sockets).</param>
-    public static DaemonHost Start(string interfaceName, DeviceLog log, string? socketDirectory = null, Sharptun.Transport.IDatagramBindFactory? binds = null)
+    /// <param name="binds">Opens the device's UDP binds (default: <see cref="Sharptun.Transport.DatagramBinds.Default"/>).</param>
+    /// <param name="tunFd">
+    /// <c>--tun-fd</c>: an open TUN descriptor of <paramref name="interfaceName"/> to adopt (checked with ioctl TUNGETIFF: a
+    /// descriptor that is not open, not a TUN or of another interface fails with a clear message). Wins over <c>WG_TUN_FD</c>,
+    /// which, as in wireguard-go, takes whatever interface its descriptor belongs to.
+    /// </param>
+    public static DaemonHost Start(string interfaceName, ILoggerFactory loggers, string? socketDirectory = null, Sharptun.Transport.IDatagramBindFactory? binds = null, int? tunFd = null)
     {
         LinuxTun tun;
         try
         {
-            var tunFd = Environment.GetEnvironmentVariable("WG_TUN_FD");
-            tun = tunFd is not null && int.TryParse(tunFd, out var fd)
-                ? LinuxTun.FromFileDescriptor(fd, interfaceName, DefaultMtu)
-                : LinuxTun.Create(interfaceName, DefaultMtu, up: false);
+            var inherited = Environment.GetEnvironmentVariable("WG_TUN_FD");
+            if (tunFd is { } flagFd)
+            {
+                tun = LinuxTun.FromFileDescriptor(flagFd, interfaceName, DefaultMtu);
+            }
+            else if (inherited is not null && int.TryParse(inherited, out var fd))
+            {
+                tun = LinuxTun.FromFileDescriptor(fd, "", DefaultMtu);
+            }
+            else
+            {
+                tun = LinuxTun.Create(interfaceName, DefaultMtu, up: false);
+            }
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
         {
             throw new DaemonStartException($"Failed to create TUN device: {e.Message}", e);
         }
 
+        var log = loggers.CreateLogger(Log.Category);
+        var uapiLog = loggers.CreateLogger<UapiServer>();
         IUapiDevice? device = null;
         try
         {
-            device = CreateDevice(tun, log, binds);
+            device = CreateDevice(tun, loggers, binds);
             UapiServer uapi;
             var uapiFd = Environment.GetEnvironmentVariable("WG_UAPI_FD");
             var path = UapiServer.GetSocketPath(tun.Name, socketDirectory);
             if (uapiFd is not null && int.TryParse(uapiFd, out var fd))
             {
                 var listener = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
-                uapi = UapiServer.FromListeningSocket(listener, path, device, log);
+                uapi = UapiServer.FromListeningSocket(listener, path, device, uapiLog);
             }
             else
             {
-                uapi = UapiServer.Start(tun.Name, device, log, socketDirectory: socketDirectory);
+                uapi = UapiServer.Start(tun.Name, device, uapiLog, socketDirectory: socketDirectory);
             }
 
-            log.Verbose("UAPI listener started");
+            Log.UapiListenerStarted(log);
             return new DaemonHost(tun, device, uapi, log);
         }
         catch (Exception e) when (e is IOException or SocketException or ArgumentException or UnauthorizedAccessException)
@@ -118,7 +140,7 @@ internal sealed class DaemonHost : IDisposable
     /// </summary>
     public async Task<int> RunAsync(CancellationToken stop)
     {
-        _log.Verbose("Device started");
+        Log.DeviceStarted(_log);
         var completion = (_device as WireGuardDevice)?.Completion ?? Task.Delay(Timeout.Infinite, CancellationToken.None);
         try
         {
@@ -126,7 +148,7 @@ internal sealed class DaemonHost : IDisposable
             {
                 if (completion.IsFaulted)
                 {
-                    _log.Error("Device failed, shutting down: " + completion.Exception?.InnerException?.Message);
+                    Log.DeviceFailed(_log, completion.Exception?.InnerException?.Message);
                     return 1;
                 }
 
@@ -134,19 +156,19 @@ internal sealed class DaemonHost : IDisposable
                 // another network namespace (the wireguard.com/netns container pattern) is not missing.
                 if (completion.IsCompleted || _tun.ProbeClosed())
                 {
-                    _log.Verbose("Interface closed, shutting down");
+                    Log.InterfaceClosed(_log);
                     return 0;
                 }
 
                 if (!_uapi.SocketFileExists)
                 {
-                    _log.Error("UAPI socket file was removed, shutting down");
+                    Log.SocketFileRemoved(_log);
                     return 0;
                 }
 
                 if (_uapi.Completion.IsCompleted)
                 {
-                    _log.Error("UAPI listener stopped, shutting down");
+                    Log.UapiListenerStopped(_log);
                     return 0;
                 }
 
@@ -155,7 +177,7 @@ internal sealed class DaemonHost : IDisposable
         }
         finally
         {
-            _log.Verbose("Shutting down");
+            Log.ShuttingDown(_log);
         }
 
         return 0; // SIGTERM / SIGINT

@@ -254,7 +254,7 @@ public sealed partial class WireGuardDevice
                 catch (IOException e)
                 {
                     // A write error is this batch's loss, not the pipeline's (wireguard-go logs and goes on).
-                    _log.Verbose("Failed to write packets to TUN device: " + e.Message);
+                    Log.TunWriteFailed(_log, e.Message);
                 }
             }
 

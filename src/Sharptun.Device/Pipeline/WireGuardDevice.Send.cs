@@ -78,7 +78,7 @@ public sealed partial class WireGuardDevice
             {
                 if (!IsDisposed)
                 {
-                    _log.Verbose("Packet device closed, the device stops");
+                    Log.PacketDeviceClosed(_log);
                     _completion.TrySetResult();
                 }
 
@@ -555,7 +555,7 @@ public sealed partial class WireGuardDevice
                 catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
                 {
                     // A send error is this batch's loss, not the pipeline's (wireguard-go logs and goes on).
-                    _log.Verbose("Failed to send data packets: " + e.Message);
+                    Log.DataSendFailed(_log, e.Message);
                 }
 
                 if (sent < count)

@@ -117,7 +117,7 @@ public sealed partial class WireGuardDevice
                 var old = _bind;
                 _bind = newBind; // before disposing the old one: its receiver wakes with 0 and picks up the new bind
                 old?.Dispose();
-                _log.Verbose("UDP bind updated, listening on port " + newBind.LocalPort);
+                Log.BindUpdated(_log, newBind.LocalPort);
             }
 
             _fwMark = mark;

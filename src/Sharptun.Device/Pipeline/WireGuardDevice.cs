@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Sharptun.Device.Routing;
 using Sharptun.Protocol;
 using Sharptun.Transport;
@@ -35,7 +37,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     private readonly IPacketDevice _tun;
     private readonly IDatagramBindFactory _bindFactory;
     private readonly WireGuardDeviceOptions _options;
-    private readonly DeviceLog _log;
+    private readonly ILogger _log;
     private readonly DeviceClock _clock;
     private readonly Lock _configLock = new();
     private readonly Dictionary<Key, DevicePeer> _peers = [];
@@ -64,15 +66,16 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     /// <param name="tun">The packet device (not owned: the caller disposes it).</param>
     /// <param name="bindFactory">Opens UDP binds.</param>
     /// <param name="options">Limits; defaults when null.</param>
-    /// <param name="log">wireguard-go style log; silent when null.</param>
-    public WireGuardDevice(IPacketDevice tun, IDatagramBindFactory bindFactory, WireGuardDeviceOptions? options = null, DeviceLog? log = null)
+    /// <param name="logger">Where the device logs (category: this type's full name by convention); nothing when null.
+    /// Key material is never logged.</param>
+    public WireGuardDevice(IPacketDevice tun, IDatagramBindFactory bindFactory, WireGuardDeviceOptions? options = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(tun);
         ArgumentNullException.ThrowIfNull(bindFactory);
         _tun = tun;
         _bindFactory = bindFactory;
         _options = options ?? new WireGuardDeviceOptions();
-        _log = log ?? DeviceLog.Silent;
+        _log = logger ?? NullLogger.Instance;
         _clock = _options.Clock ?? new DeviceClock();
         if (_options.BufferSize < HeaderSize + 1280 + TailRoom)
         {
@@ -187,7 +190,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             // The TUN reader leaves when the packet device closes (the caller owns it); do not wait for it.
             if (t != Thread.CurrentThread && t.Name != TunReaderThreadName && !t.Join(TimeSpan.FromSeconds(2)))
             {
-                _log.Verbose("Thread " + t.Name + " did not stop (blocked in the packet device?)");
+                Log.ThreadDidNotStop(_log, t.Name);
             }
         }
 
@@ -220,11 +223,11 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             }
             catch (Exception e) when (IsDisposed)
             {
-                _log.Verbose(name + " stopped while disposing: " + e.Message);
+                Log.StageStoppedWhileDisposing(_log, name, e.Message);
             }
             catch (Exception e)
             {
-                _log.Error(name + " failed, the device stops: " + e);
+                Log.StageFailed(_log, name, e);
                 _completion.TrySetException(e);
             }
         })
@@ -266,7 +269,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     /// <summary>wireguard-go's socketBufferSize: kernel UDP buffers big enough to absorb bursts between receive batches.</summary>
     private const int SocketBufferBytes = 7 << 20;
 
-    /// <summary>Opens a bind through the factory; a Linux UDP bind gets 7 MiB socket buffers (best effort), as wireguard-go sets.</summary>
+    /// <summary>Opens a bind through the factory; a Linux or portable UDP bind gets 7 MiB socket buffers (best effort), as wireguard-go sets.</summary>
     private IDatagramBind OpenBind(ushort port)
     {
         var bind = _bindFactory.Open(port);
@@ -279,7 +282,18 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             }
             catch (IOException e)
             {
-                _log.Verbose("Could not enlarge UDP socket buffers: " + e.Message);
+                Log.SocketBuffersNotEnlarged(_log, e.Message);
+            }
+        }
+        else if (bind is SocketUdpBind portable)
+        {
+            try
+            {
+                portable.SetBufferSizes(SocketBufferBytes);
+            }
+            catch (IOException e)
+            {
+                Log.SocketBuffersNotEnlarged(_log, e.Message);
             }
         }
 
@@ -383,7 +397,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {
             // One datagram lost, not a dead stage (the timer and handshake threads send through here).
-            _log.Verbose("Failed to send a handshake or keepalive: " + e.Message);
+            Log.HandshakeSendFailed(_log, e.Message);
             Counters.Drop(DropReason.SendFailed);
         }
     }

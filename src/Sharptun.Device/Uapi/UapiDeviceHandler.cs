@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace Sharptun.Device.Uapi;
 
@@ -11,9 +12,9 @@ namespace Sharptun.Device.Uapi;
 internal sealed class UapiDeviceHandler : IUapiRequestHandler
 {
     private readonly IUapiDevice _device;
-    private readonly DeviceLog _log;
+    private readonly ILogger _log;
 
-    public UapiDeviceHandler(IUapiDevice device, DeviceLog log)
+    public UapiDeviceHandler(IUapiDevice device, ILogger log)
     {
         _device = device;
         _log = log;
@@ -28,7 +29,7 @@ internal sealed class UapiDeviceHandler : IUapiRequestHandler
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            _log.Error($"IPC error {UapiErrno.Unknown}: get failed: {e.Message}");
+            Log.GetFailed(_log, UapiErrno.Unknown, e.Message);
             return UapiErrno.Unknown;
         }
 
@@ -55,7 +56,7 @@ internal sealed class UapiDeviceHandler : IUapiRequestHandler
         var body = string.Join('\n', lines);
         if (!UapiParser.TryParseSet(body, out var changes, out var parseError))
         {
-            _log.Error(parseError!.ToString());
+            Log.SetRejected(_log, parseError!.ToString());
             return parseError.Errno;
         }
 
@@ -64,20 +65,17 @@ internal sealed class UapiDeviceHandler : IUapiRequestHandler
             var error = _device.Apply(changes!);
             if (error is not null)
             {
-                _log.Error(error.ToString());
+                Log.SetRejected(_log, error.ToString());
                 return error.Errno;
             }
 
-            if (_log.IsVerbose)
-            {
-                _log.Verbose($"UAPI: applied a set request ({changes!.Peers.Count} peer section(s))");
-            }
+            Log.SetApplied(_log, changes!.Peers.Count);
 
             return UapiErrno.None;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            _log.Error($"IPC error {UapiErrno.Unknown}: set failed: {e.Message}");
+            Log.SetFailed(_log, UapiErrno.Unknown, e.Message);
             return UapiErrno.Unknown;
         }
         finally

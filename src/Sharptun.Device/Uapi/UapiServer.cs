@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Sharptun.Device.Uapi;
 
@@ -69,7 +71,7 @@ public sealed partial class UapiServer : IDisposable
 
     private readonly Socket _listener;
     private readonly IUapiRequestHandler _handler;
-    private readonly DeviceLog _log;
+    private readonly ILogger _log;
     private readonly UapiServerOptions _options;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _requestLock = new(1, 1);
@@ -79,7 +81,7 @@ public sealed partial class UapiServer : IDisposable
     private int _disposed;
     private long _bufferedBytes;
 
-    private UapiServer(Socket listener, string socketPath, bool ownsSocketFile, IUapiRequestHandler handler, DeviceLog log, UapiServerOptions options)
+    private UapiServer(Socket listener, string socketPath, bool ownsSocketFile, IUapiRequestHandler handler, ILogger log, UapiServerOptions options)
     {
         _listener = listener;
         SocketPath = socketPath;
@@ -114,29 +116,30 @@ public sealed partial class UapiServer : IDisposable
     /// dead process (connecting to it fails) is replaced; one a live process answers on is not.
     /// </summary>
     /// <exception cref="UapiSocketException">The socket is in use, or cannot be created.</exception>
-    public static UapiServer Start(string interfaceName, IUapiDevice device, DeviceLog? log = null, UapiServerOptions? options = null, string? socketDirectory = null)
+    public static UapiServer Start(string interfaceName, IUapiDevice device, ILogger? logger = null, UapiServerOptions? options = null, string? socketDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(device);
-        return Start(GetSocketPath(interfaceName, socketDirectory), new UapiDeviceHandler(device, log ?? DeviceLog.Silent), log, options);
+        logger ??= NullLogger.Instance;
+        return Start(GetSocketPath(interfaceName, socketDirectory), new UapiDeviceHandler(device, logger), logger, options);
     }
 
     /// <summary>
     /// Serves <paramref name="device"/> on an already-listening unix socket inherited from a parent process
     /// (wireguard-go's <c>WG_UAPI_FD</c>). <paramref name="socketPath"/> is the file it is bound to; it is deleted on dispose.
     /// </summary>
-    public static UapiServer FromListeningSocket(Socket listener, string socketPath, IUapiDevice device, DeviceLog? log = null, UapiServerOptions? options = null)
+    public static UapiServer FromListeningSocket(Socket listener, string socketPath, IUapiDevice device, ILogger? logger = null, UapiServerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(listener);
         ArgumentNullException.ThrowIfNull(device);
-        log ??= DeviceLog.Silent;
-        return new UapiServer(listener, socketPath, ownsSocketFile: true, new UapiDeviceHandler(device, log), log, options ?? new UapiServerOptions());
+        logger ??= NullLogger.Instance;
+        return new UapiServer(listener, socketPath, ownsSocketFile: true, new UapiDeviceHandler(device, logger), logger, options ?? new UapiServerOptions());
     }
 
-    /// <summary>Creates and binds the socket at <paramref name="socketPath"/>; see <see cref="Start(string, IUapiDevice, DeviceLog?, UapiServerOptions?, string?)"/>.</summary>
-    internal static UapiServer Start(string socketPath, IUapiRequestHandler handler, DeviceLog? log, UapiServerOptions? options)
+    /// <summary>Creates and binds the socket at <paramref name="socketPath"/>; see <see cref="Start(string, IUapiDevice, ILogger?, UapiServerOptions?, string?)"/>.</summary>
+    internal static UapiServer Start(string socketPath, IUapiRequestHandler handler, ILogger? log, UapiServerOptions? options)
     {
         var listener = CreateListener(socketPath);
-        return new UapiServer(listener, socketPath, ownsSocketFile: true, handler, log ?? DeviceLog.Silent, options ?? new UapiServerOptions());
+        return new UapiServer(listener, socketPath, ownsSocketFile: true, handler, log ?? NullLogger.Instance, options ?? new UapiServerOptions());
     }
 
     /// <summary>
@@ -287,7 +290,7 @@ public sealed partial class UapiServer : IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                _log.Error($"UAPI: cannot remove {SocketPath}: {e.Message}");
+                Log.SocketFileNotRemoved(_log, SocketPath, e.Message);
             }
         }
     }
@@ -323,7 +326,7 @@ public sealed partial class UapiServer : IDisposable
                     return;
                 }
 
-                _log.Error($"UAPI: accept failed: {e.Message}");
+                Log.AcceptFailed(_log, e.Message);
                 await Task.Delay(100).ConfigureAwait(false); // e.g. EMFILE: do not spin
                 continue;
             }
@@ -359,7 +362,7 @@ public sealed partial class UapiServer : IDisposable
                 }
                 else
                 {
-                    _log.Error($"invalid UAPI operation: {Printable(op)}");
+                    Log.InvalidOperation(_log, Printable(op));
                     return;
                 }
 
@@ -377,14 +380,14 @@ public sealed partial class UapiServer : IDisposable
         }
         catch (UapiLineTooLongException)
         {
-            _log.Error($"UAPI: line longer than {_options.MaxLineLength} bytes, closing the connection");
+            Log.LineTooLong(_log, _options.MaxLineLength);
             await TrySendStatusAsync(connection, ErrnoMessageTooLong).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             if (!_stopping.IsCancellationRequested)
             {
-                _log.Verbose("UAPI: client timed out, closing the connection");
+                Log.ClientTimedOut(_log);
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
@@ -411,7 +414,7 @@ public sealed partial class UapiServer : IDisposable
         if (terminator.Length != 0)
         {
             // wireguard-go: "trailing character in UAPI get"
-            _log.Error($"IPC error {UapiErrno.Invalid}: trailing characters in UAPI get: {Printable(terminator)}");
+            Log.TrailingCharactersInGet(_log, UapiErrno.Invalid, Printable(terminator));
             await SendStatusAsync(connection, UapiErrno.Invalid, cancel).ConfigureAwait(false);
             return false;
         }
@@ -472,7 +475,7 @@ public sealed partial class UapiServer : IDisposable
                 var total = Interlocked.Add(ref _bufferedBytes, cost);
                 if (bytes > _options.MaxRequestBytes || total > _options.MaxBufferedBytes)
                 {
-                    _log.Error($"UAPI: set request over the size limits ({_options.MaxRequestBytes} bytes per request, {_options.MaxBufferedBytes} in total), closing the connection");
+                    Log.SetTooLarge(_log, _options.MaxRequestBytes, _options.MaxBufferedBytes);
                     await SendStatusAsync(connection, ErrnoMessageTooLong, cancel).ConfigureAwait(false);
                     return false;
                 }
@@ -532,7 +535,7 @@ public sealed partial class UapiServer : IDisposable
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
         {
-            _log.Verbose("UAPI: could not send the error status");
+            Log.ErrorStatusNotSent(_log);
         }
     }
 

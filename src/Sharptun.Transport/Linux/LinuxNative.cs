@@ -73,6 +73,9 @@ internal static unsafe partial class LinuxNative
     public const nuint TUNSETIFF = 0x400454ca; // _IOW('T', 202, int)
     public const short IFF_TUN = 0x0001;
     public const short IFF_NO_PI = 0x1000;
+    public const short IFF_TAP = 0x0002;
+    public const nuint TUNGETIFF = 0x800454d2; // _IOR('T', 210, unsigned int)
+    public const int ENOTTY = 25;
     public const nuint SIOCGIFFLAGS = 0x8913;
     public const nuint SIOCSIFFLAGS = 0x8914;
     public const nuint SIOCGIFMTU = 0x8921;

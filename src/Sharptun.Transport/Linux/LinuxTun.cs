@@ -99,16 +99,55 @@ public sealed unsafe class LinuxTun : IPacketDevice
     /// Wraps a TUN descriptor opened elsewhere (Android VpnService, an inherited fd). The device sets it non-blocking.
     /// With <paramref name="ownsDescriptor"/>, Dispose closes it.
     /// </summary>
+    /// <param name="fd">An open descriptor of <c>/dev/net/tun</c> attached (TUNSETIFF) to a TUN interface with IFF_NO_PI.</param>
+    /// <param name="name">The interface the descriptor is expected to belong to, or empty to take the name the kernel reports.</param>
+    /// <param name="mtu">The MTU the device assumes.</param>
+    /// <param name="ownsDescriptor">Whether Dispose closes the descriptor.</param>
+    /// <param name="batchSize">Packets per Read/Write.</param>
+    /// <exception cref="IOException">The descriptor is not open, not a TUN device (ioctl TUNGETIFF fails), not attached to an
+    /// interface, a TAP device, carries packet-information headers (no IFF_NO_PI), or belongs to another interface than
+    /// <paramref name="name"/>; the message says which.</exception>
     public static LinuxTun FromFileDescriptor(int fd, string name, int mtu, bool ownsDescriptor = true, int batchSize = DefaultBatchSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fd);
+        ArgumentNullException.ThrowIfNull(name);
+        IfReq request = default;
+        if (ioctl(fd, TUNGETIFF, &request) != 0)
+        {
+            var errno = LastErrno;
+            throw new IOException(errno switch
+            {
+                EBADF => $"descriptor {fd} is not open",
+                ENOTTY or EINVAL => $"descriptor {fd} is not a TUN device (ioctl TUNGETIFF: errno {errno})",
+                EBADFD => $"descriptor {fd} is a TUN device not attached to an interface (no TUNSETIFF yet)",
+                _ => $"ioctl(TUNGETIFF) on descriptor {fd} failed: errno {errno}",
+            });
+        }
+
+        var kernelFlags = (short)request.Value;
+        var actual = ReadName(ref request);
+        if ((kernelFlags & IFF_TAP) != 0 || (kernelFlags & IFF_TUN) == 0)
+        {
+            throw new IOException($"descriptor {fd} is a TAP device ({actual}), not a TUN device");
+        }
+
+        if ((kernelFlags & IFF_NO_PI) == 0)
+        {
+            throw new IOException($"descriptor {fd} ({actual}) was attached without IFF_NO_PI: packets would carry headers this device does not read");
+        }
+
+        if (name.Length > 0 && name != actual)
+        {
+            throw new IOException($"descriptor {fd} is the TUN device of interface {actual}, not {name}");
+        }
+
         var flags = fcntl(fd, F_GETFL, 0);
         if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
         {
             throw new IOException($"fcntl(O_NONBLOCK) on fd {fd} failed: errno {LastErrno}");
         }
 
-        return new LinuxTun(new SafeFd(fd, ownsDescriptor), name, mtu, batchSize);
+        return new LinuxTun(new SafeFd(fd, ownsDescriptor), actual, mtu, batchSize);
     }
 
     /// <inheritdoc/>

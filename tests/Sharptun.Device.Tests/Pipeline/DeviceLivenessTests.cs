@@ -1,6 +1,7 @@
 using Sharptun.Device.Pipeline;
 using System.Diagnostics;
 using Sharptun.Testing;
+using Sharptun.Testing.Logging;
 using Sharptun.Transport;
 
 namespace Sharptun.Device.Tests.Pipeline;
@@ -305,15 +306,13 @@ public sealed class DeviceLivenessTests
         using var _ = host;
         var fault = new IOException("read from tun failed: errno 1234");
         var faulty = new FaultyPacketDevice(tun) { ReadFault = fault };
-        var text = new StringWriter();
-        var output = TextWriter.Synchronized(text);
-        using var device = new WireGuardDevice(faulty, new InMemoryNetwork(27).CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), new WireGuardDeviceOptions { CryptoWorkers = 1 }, new DeviceLog(DeviceLogLevel.Error, "t", output));
+        var log = new CapturingLogger { MinimumLevel = Microsoft.Extensions.Logging.LogLevel.Error };
+        using var device = new WireGuardDevice(faulty, new InMemoryNetwork(27).CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), new WireGuardDeviceOptions { CryptoWorkers = 1 }, log);
 
         AssertFaulted(device, fault);
-        lock (output)
-        {
-            Assert.Contains("errno 1234", text.ToString(), StringComparison.Ordinal);
-        }
+        var entry = Assert.Single(log.Entries, e => e.Message.EndsWith("failed, the device stops", StringComparison.Ordinal));
+        Assert.Same(fault, entry.Exception);
+        Assert.Contains("errno 1234", entry.AllText, StringComparison.Ordinal);
         tun.Dispose();
     }
 

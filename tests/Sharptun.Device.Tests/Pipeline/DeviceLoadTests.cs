@@ -215,4 +215,35 @@ public sealed class DeviceLoadTests
             Assert.True(seqs[i] > seqs[i - 1], $"packet {seqs[i]} after {seqs[i - 1]}");
         }
     }
+
+    [Fact]
+    public void LoopbackUdp_PortableBind_TwoDevices_HandshakeAndOrderedBulk()
+    {
+        // The portable bind (System.Net.Sockets) on both ends, on any OS: the same exchange as over the Linux bind.
+        var factory = Sharptun.Transport.SocketUdpBind.Factory;
+        using var pair = new NodePair(factory, factory, "127.0.0.1", "127.0.0.1");
+        pair.Ping(1);
+        pair.Ping(5, ipv6: true);
+        const int count = 3000;
+        var seqs = NodePair.Stream(pair.A, pair.B, "10.0.0.1", "10.0.0.2", count, window: 256);
+
+        Assert.True(seqs.Count > count * 9 / 10, $"only {seqs.Count} of {count} arrived");
+        for (var i = 1; i < seqs.Count; i++)
+        {
+            Assert.True(seqs[i] > seqs[i - 1], $"packet {seqs[i]} after {seqs[i - 1]}");
+        }
+    }
+
+    [Fact]
+    public void LoopbackUdp_PortableAgainstLinuxBind_HandshakeAndPing()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        using var pair = new NodePair(Sharptun.Transport.SocketUdpBind.Factory, Sharptun.Transport.Linux.LinuxUdpBind.Factory, "127.0.0.1", "[::1]");
+        pair.Ping(3);
+        pair.Ping(3, ipv6: true);
+    }
 }

@@ -327,7 +327,7 @@ public sealed class UapiServerTests : IDisposable
 
     private UapiServer Start(IUapiDevice device, UapiServerOptions? options = null)
     {
-        var server = UapiServer.Start("wg0", device, DeviceLog.Silent, options, _dir);
+        var server = UapiServer.Start("wg0", device, null, options, _dir);
         _servers.Add(server);
         return server;
     }
