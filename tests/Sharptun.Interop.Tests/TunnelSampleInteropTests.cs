@@ -159,9 +159,17 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
             var built = typeof(TunnelSampleInteropTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
                 .Single(a => a.Key == "FetchThroughTunnelDirectory").Value!;
             Assert.True(File.Exists(Path.Combine(built, "FetchThroughTunnel.dll")), $"the sample is not built in {built}");
-            foreach (var f in Directory.GetFiles(built).Where(f => f.EndsWith(".dll", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal)))
+            foreach (var f in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
             {
-                File.Copy(f, Path.Combine(SampleDirectory, Path.GetFileName(f)));
+                // assemblies, deps/runtimeconfig and native libraries (runtimes/RID/native/libsodium.so)
+                var target = Path.Combine(SampleDirectory, Path.GetRelativePath(built, f));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(f, target);
+            }
+
+            foreach (var d in Directory.GetDirectories(SampleDirectory, "*", SearchOption.AllDirectories))
+            {
+                File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
             }
 
             _sampleDll = Path.Combine(SampleDirectory, "FetchThroughTunnel.dll");
