@@ -12,13 +12,14 @@ return await FetchProgram.RunAsync(args, Console.Out, Console.Error).ConfigureAw
 /// <summary>The sample's command line and fetch loop.</summary>
 internal static class FetchProgram
 {
-    private const string Usage = "usage: FetchThroughTunnel CONFIG-FILE URL [--sha256] [--output PATH]";
+    private const string Usage = "usage: FetchThroughTunnel CONFIG-FILE URL [--sha256] [--output PATH] [--connect-timeout SECONDS (default 30)]";
 
     /// <summary>Runs the sample with <paramref name="args"/>; returns the process exit code.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
         string? configPath = null, url = null, outputPath = null;
         var sha256 = false;
+        var connectTimeout = TimeSpan.FromSeconds(30);
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -28,6 +29,10 @@ internal static class FetchProgram
                     break;
                 case "--output" when i + 1 < args.Length:
                     outputPath = args[++i];
+                    break;
+                case "--connect-timeout" when i + 1 < args.Length && double.TryParse(args[i + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0:
+                    connectTimeout = TimeSpan.FromSeconds(s);
+                    i++;
                     break;
                 case "-h" or "--help":
                     await stdout.WriteLineAsync(Usage).ConfigureAwait(false);
@@ -69,10 +74,15 @@ internal static class FetchProgram
         {
             var config = await File.ReadAllTextAsync(configPath, cancel.Token).ConfigureAwait(false);
             var started = Stopwatch.GetTimestamp();
+
+            // Until the response headers arrive (handshake, TCP connect, request) the fetch has connectTimeout; the
+            // body then takes as long as it takes.
+            cancel.CancelAfter(connectTimeout);
             await using var tunnel = await WireGuardTunnel.StartAsync(config, cancel.Token).ConfigureAwait(false);
             using var http = new HttpClient(tunnel.CreateHttpHandler()) { Timeout = Timeout.InfiniteTimeSpan };
             using var response = await http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancel.Token).ConfigureAwait(false);
             var headersAt = Stopwatch.GetElapsedTime(started);
+            cancel.CancelAfter(Timeout.InfiniteTimeSpan);
             await stdout.WriteLineAsync($"status: {(int)response.StatusCode} {response.ReasonPhrase} (headers after {headersAt.TotalMilliseconds:0} ms)").ConfigureAwait(false);
 
             using var hash = sha256 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
@@ -107,6 +117,11 @@ internal static class FetchProgram
             }
 
             return response.IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            await stderr.WriteLineAsync("error: cancelled (no response within the connect timeout, or Ctrl+C)").ConfigureAwait(false);
+            return 1;
         }
         catch (Exception e) when (e is IOException or HttpRequestException or UnauthorizedAccessException or FormatException or ArgumentException or OperationCanceledException or InvalidOperationException)
         {

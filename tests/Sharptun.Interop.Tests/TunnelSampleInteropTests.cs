@@ -26,7 +26,7 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
     private static readonly TimeSpan LargeTimeout = TimeSpan.FromMinutes(5);
 
     [InteropFact("wireguard-go", "wg", "setpriv")]
-    public void UnprivilegedSample_HttpGet_ReturnsExactBodyAnd404IsAFailure()
+    public void UnprivilegedSample_HttpGet_ExactBody_404AndUnknownServerKeyFail()
     {
         using var lab = new NetnsLab();
         using var setup = new Setup(lab);
@@ -34,6 +34,7 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
         var file = Path.Combine(setup.ClientHome, "small.bin");
         var ok = setup.RunSample(SmallTimeout, setup.Url("/bytes/1048583"), "--output", file, "--sha256");
         var missing = setup.RunSample(SmallTimeout, setup.Url("/missing"));
+        var wrongKey = setup.RunSampleWithWrongServerKey(SmallTimeout, setup.Url("/bytes/1"), "--connect-timeout", "3");
 
         Assert.True(ok.Success, $"{ok}\n{setup.Describe()}");
         Assert.Contains("status: 200 OK", ok.Stdout, StringComparison.Ordinal);
@@ -45,6 +46,10 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
         Assert.Equal(Nobody, FileOwner(file)); // written by the unprivileged process
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("status: 404", missing.Stdout, StringComparison.Ordinal);
+
+        // wireguard-go ignores handshakes for a key it does not know: the sample gives up after its connect timeout.
+        Assert.Equal(1, wrongKey.ExitCode);
+        Assert.Contains("error: cancelled", wrongKey.Stderr, StringComparison.Ordinal);
     }
 
     [InteropFact("wireguard-go", "wg", "setpriv")]
@@ -214,6 +219,18 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
 
         public CommandResult RunSample(TimeSpan timeout, params string[] args) =>
             _lab.Exec(_clientNs, timeout, "setpriv", [.. SampleCommand(args)]);
+
+        /// <summary>Runs the sample with a copy of its config naming another server public key (no handshake can complete).</summary>
+        public CommandResult RunSampleWithWrongServerKey(TimeSpan timeout, params string[] args)
+        {
+            var wrong = Path.Combine(ClientHome, "wrong.conf");
+            var text = File.ReadAllLines(_configPath).Select(l => l.StartsWith("PublicKey = ", StringComparison.Ordinal) ? "PublicKey = " + KeyPair().Public : l);
+            File.WriteAllLines(wrong, text);
+            File.SetUnixFileMode(wrong, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            _lab.Check(null, "chown", $"{Nobody}:{Nobody}", wrong);
+            var command = SampleCommand(args).Select(a => a == _configPath ? wrong : a);
+            return _lab.Exec(_clientNs, timeout, "setpriv", [.. command]);
+        }
 
         public Process StartSample(params string[] args) => _lab.Start(_clientNs, "setpriv", [.. SampleCommand(args)]);
 
