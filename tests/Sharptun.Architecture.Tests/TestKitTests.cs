@@ -44,6 +44,7 @@ public sealed class TestKitTests
             var relative = Path.GetRelativePath(root, target).Replace('\\', '/');
             var name = Path.GetFileNameWithoutExtension(target);
             var allowed = relative.StartsWith("src/", StringComparison.Ordinal)
+                || relative.StartsWith("samples/", StringComparison.Ordinal)
                 || (relative.StartsWith("tests/", StringComparison.Ordinal) && TestSupportProjects.Contains(name));
             Assert.True(allowed, $"{folder}/{project} references {relative}: share test code through tests/Sharptun.Testing instead");
         }

@@ -201,6 +201,40 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ConcurrentAcceptCalls_EachGetsItsOwnConnection()
+    {
+        // Regression: the stack's listener had room for one pending AcceptAsync; a second concurrent call hung silently.
+        const int count = 20;
+        await using var pair = await TunnelPair.StartAsync();
+        using var cts = new CancellationTokenSource(Limit);
+        await using var listener = pair.Server.ListenTcp(7070);
+        var accepts = Enumerable.Range(0, count).Select(_ => listener.AcceptAsync(cts.Token).AsTask()).ToArray();
+        var clients = new List<Stream>();
+        for (var i = 0; i < count; i++)
+        {
+            var c = await pair.Client.ConnectAsync(new IPEndPoint(TunnelPair.ServerAddress, 7070), cts.Token);
+            await c.WriteAsync(new[] { (byte)i }, cts.Token);
+            clients.Add(c);
+        }
+
+        var accepted = await Task.WhenAll(accepts);
+        var seen = new HashSet<int>();
+        var one = new byte[1];
+        foreach (var s in accepted)
+        {
+            Assert.Equal(1, await s.ReadAsync(one, cts.Token));
+            Assert.True(seen.Add(one[0]), $"connection {one[0]} was handed out twice");
+            await s.DisposeAsync();
+        }
+
+        Assert.Equal(count, seen.Count);
+        foreach (var c in clients)
+        {
+            await c.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Udp_EchoThroughTheTunnel()
     {
         await using var pair = await TunnelPair.StartAsync();

@@ -43,7 +43,7 @@ internal sealed partial class TcpConnection
             if (_rexmitPending)
             {
                 _rexmitPending = false;
-                int len = Math.Min(_smss, DataEnd - _sndUna);
+                int len = Math.Min(_smss, SentDataEnd - _sndUna); // what was sent: a retransmission, never new data
 
                 if (!SendData(now, _sndUna, Math.Max(len, 0), retransmit: true, out int sent))
                 {
@@ -150,6 +150,9 @@ internal sealed partial class TcpConnection
 
     private SeqNumber DataEnd => DataStart + _tx.Count;
 
+    /// <summary>End of the data sent so far (SND.MAX without our FIN).</summary>
+    private SeqNumber SentDataEnd => _sndMax > DataEnd ? DataEnd : _sndMax;
+
     private bool EmitSyn(TimeSpan now)
     {
         var flags = State == TcpState.SynReceived ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn;
@@ -220,7 +223,7 @@ internal sealed partial class TcpConnection
 
         if (!_layer.Transmit(this, repr, len))
         {
-            _retryAt = now + TimeSpan.FromMilliseconds(1);
+            OnTransmitBlocked(now);
             return false;
         }
 
@@ -277,14 +280,46 @@ internal sealed partial class TcpConnection
             return;
         }
 
-        var repr = BuildRepr(now, TcpFlags.Ack, _sndMax); // SND.NXT in RFC terms (our _sndNxt rewinds for go-back-N)
+        var repr = BuildRepr(now, TcpFlags.Ack, AcceptableSeq);
         if (_layer.Transmit(this, repr, 0))
         {
             AfterAckSent(repr);
         }
         else
         {
-            _retryAt = now + TimeSpan.FromMilliseconds(1);
+            OnTransmitBlocked(now);
+        }
+    }
+
+    /// <summary>
+    /// SEG.SEQ of a segment without data: SND.NXT (our <see cref="_sndMax"/>; <see cref="_sndNxt"/> rewinds for
+    /// go-back-N), but never beyond the peer's window, SND.UNA + SND.WND (as Linux's tcp_acceptable_seq). After data
+    /// past the window was lost, the peer's RCV.NXT is SND.UNA and, with its window closed, RFC 9293 §3.10.7.4 accepts a
+    /// zero-length segment (and so processes its ACK) only at SEG.SEQ = RCV.NXT: an ACK at SND.NXT would be dropped,
+    /// and the peer, its data acknowledged by nothing it accepts, would wait for an ACK that never comes.
+    /// </summary>
+    private SeqNumber AcceptableSeq
+    {
+        get
+        {
+            var windowEnd = _sndUna + (int)Math.Min(_sndWnd, int.MaxValue / 2);
+            return _sndMax > windowEnd ? windowEnd : _sndMax;
+        }
+    }
+
+    /// <summary>
+    /// The IP layer's outbound queue was full: retry from the timer, and keep the ACK owed. The segment was built, so
+    /// its acknowledgment and window (the advertised right edge already moved) count as announced only once one is
+    /// sent: without <see cref="_ackNow"/> the retry would find nothing to send and a window update would be lost for
+    /// good (later reads see the edge already moved), leaving the peer to its persist timer, whose backoff reaches a
+    /// minute.
+    /// </summary>
+    private void OnTransmitBlocked(TimeSpan now)
+    {
+        _retryAt = now + TimeSpan.FromMilliseconds(1);
+        if (IsSynchronized)
+        {
+            _ackNow = true;
         }
     }
 

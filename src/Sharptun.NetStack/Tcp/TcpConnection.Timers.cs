@@ -170,10 +170,12 @@ internal sealed partial class TcpConnection
         }
         else
         {
-            // otherwise retransmit the last segment (with the FIN if that is outstanding)
-            int dataOut = DataEnd - _sndUna;
+            // otherwise retransmit the last segment sent (with the FIN if that is outstanding); never unsent data,
+            // which may lie beyond the peer's window
+            var sentEnd = SentDataEnd;
+            int dataOut = sentEnd - _sndUna;
             int len = Math.Min(_smss, Math.Max(dataOut, 0));
-            var seq = DataEnd - len;
+            var seq = sentEnd - len;
             if (seq < _sndUna)
             {
                 seq = _sndUna;
@@ -230,6 +232,12 @@ internal sealed partial class TcpConnection
         _highRxt = _sndUna;
         _rttTiming = false;
         _sndNxt = handshaking ? _iss : _sndUna;
+
+        // The first unacknowledged segment goes out whatever the window (as Linux's tcp_retransmit_skb allows for
+        // SND.UNA): with the peer's window closed it is the probe (RFC 9293 §3.8.6.1) that the persist timer, idle
+        // while data is in flight, does not send, and at SEG.SEQ = RCV.NXT the peer processes its ACK (§3.10.7.4).
+        // Without it, a lost segment past a window that then closed left both ends backing off with nothing sent.
+        _rexmitPending = !handshaking;
         Dispatch(now);
         if (_rtoAt == TimeSpan.MaxValue && (_sndMax > _sndUna || handshaking))
         {

@@ -11,7 +11,7 @@ namespace Sharptun.NetStack.Tcp;
 /// retransmits (no unbounded memory).
 /// </summary>
 /// <remarks>
-/// Thread-safe. One pending AcceptAsync at a time. Dispose stops listening, resets connections that were never
+/// Thread-safe. Concurrent AcceptAsync calls take turns (each gets its own connection, in call order). Dispose stops listening, resets connections that were never
 /// accepted and fails a pending AcceptAsync with <see cref="ObjectDisposedException"/>.
 /// </remarks>
 public sealed class TcpStreamListener : IDisposable
@@ -19,6 +19,7 @@ public sealed class TcpStreamListener : IDisposable
     private readonly TcpLayer _layer;
     private readonly Queue<TcpConnection> _acceptQueue = new();
     private readonly TcpSignal _acceptSignal;
+    private readonly SemaphoreSlim _acceptTurn = new(1, 1); // the signal has one waiter: concurrent acceptors queue here
     private readonly int _backlog;
     private int _synQueue;
     private bool _disposed;
@@ -90,6 +91,19 @@ public sealed class TcpStreamListener : IDisposable
     /// <summary>Waits for the next established connection.</summary>
     /// <exception cref="ObjectDisposedException">The listener was disposed.</exception>
     public async ValueTask<TcpStream> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        await _acceptTurn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await AcceptOneAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _acceptTurn.Release();
+        }
+    }
+
+    private async ValueTask<TcpStream> AcceptOneAsync(CancellationToken cancellationToken)
     {
         while (true)
         {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Issue 9's benchmark of the in-process tunnel (WireGuardTunnel.ConnectAsync streams), side by side, in one run
+# (needs root, iproute2, wireguard-go, wg, dotnet):
+#   (a) in-process:    two WireGuardTunnels in one process over loopback UDP, MB client->server then server->client;
+#   (b) wireguard-go:  one WireGuardTunnel (namespace C) against Debian's wireguard-go (namespace S, joined by a veth,
+#                      MTU 1500, tunnel MTU 1420) with a kernel TCP server behind it: download MB from it, upload MB to it;
+#   (c) memory:        the process's private dirty memory (Private_Dirty of /proc/self/smaps_rollup, peak sampled every
+#                      50 ms) with N (default 100) concurrent transfers: against wireguard-go (the process holds one
+#                      tunnel) and in-process (the process holds both tunnels).
+# The workload is bench/Sharptun.TunnelBench (Release, published first). MB/s = 10^6 bytes a second.
+# Usage: sudo bench/tunnel-throughput.sh [MB] [CONNECTIONS] [MB-PER-CONNECTION]     (defaults 500 100 4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-tunnel}"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+mb="${1:-500}"; conns="${2:-100}"; each="${3:-4}"
+out="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    for ns in sttb-s sttb-c; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -f /var/run/wireguard/sttb-w.sock
+    rm -rf "$out"
+}
+trap cleanup EXIT
+
+dotnet publish bench/Sharptun.TunnelBench -c Release -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+bench=(dotnet "$out/bench/Sharptun.TunnelBench.dll")
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
+
+# (a) and the in-process half of (c)
+inproc=$("${bench[@]}" inproc "$mb")
+inproc_mem=$("${bench[@]}" inproc-memory "$conns" "$each")
+
+# (b) and the wireguard-go half of (c): S = wireguard-go + kernel TCP server on 10.236.0.1, C = the tunnel (10.236.0.2)
+for ns in sttb-s sttb-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
+ip link add sttb-vs netns sttb-s type veth peer name sttb-vc netns sttb-c
+ip -n sttb-s addr add 10.237.0.1/24 dev sttb-vs && ip -n sttb-s link set sttb-vs up
+ip -n sttb-c addr add 10.237.0.2/24 dev sttb-vc && ip -n sttb-c link set sttb-vc up
+ip netns exec sttb-s wireguard-go -f sttb-w >"$out/wg.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do [ -S /var/run/wireguard/sttb-w.sock ] && break; sleep 0.1; done
+(umask 077; wg genkey >"$out/s.key"; wg genkey >"$out/c.key")
+ip netns exec sttb-s wg set sttb-w private-key "$out/s.key" listen-port 51910 peer "$(wg pubkey <"$out/c.key")" allowed-ips 10.236.0.2/32
+ip -n sttb-s addr add 10.236.0.1/24 dev sttb-w && ip -n sttb-s link set sttb-w up
+cat >"$out/c.conf" <<CONF
+[Interface]
+PrivateKey = $(cat "$out/c.key")
+Address = 10.236.0.2/32
+MTU = 1420
+
+[Peer]
+PublicKey = $(wg pubkey <"$out/s.key")
+Endpoint = 10.237.0.1:51910
+AllowedIPs = 10.236.0.1/32
+CONF
+ip netns exec sttb-s "${bench[@]}" server 5001 >"$out/server.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 300); do ip netns exec sttb-s ss -Htln 'sport = :5001' | grep -q 5001 && break; sleep 0.1; done
+wggo=$(ip netns exec sttb-c "${bench[@]}" client "$out/c.conf" 10.236.0.1 5001 "$mb")
+wggo_mem=$(ip netns exec sttb-c "${bench[@]}" client-memory "$out/c.conf" 10.236.0.1 5001 "$conns" "$each")
+
+mbit() { awk -v v="$1" 'BEGIN { printf "%.0f", v * 8 }'; }
+printf '%-34s %16s %16s\n' "" "in-process pair" "vs wireguard-go"
+printf '%-34s %16s %16s\n' "client->server MB/s (Mbit/s)" "$(field up_MBps "$inproc") ($(mbit "$(field up_MBps "$inproc")"))" "$(field up_MBps "$wggo") ($(mbit "$(field up_MBps "$wggo")"))"
+printf '%-34s %16s %16s\n' "server->client MB/s (Mbit/s)" "$(field down_MBps "$inproc") ($(mbit "$(field down_MBps "$inproc")"))" "$(field down_MBps "$wggo") ($(mbit "$(field down_MBps "$wggo")"))"
+printf '%-34s %16s %16s\n' "$conns x $each MB: completed" "$(field completed "$inproc_mem")" "$(field completed "$wggo_mem")"
+printf '%-34s %16s %16s\n' "$conns x $each MB: MB/s total" "$(field MBps "$inproc_mem")" "$(field MBps "$wggo_mem")"
+printf '%-34s %16s %16s\n' "private dirty MiB: idle tunnel(s)" "$(field private_dirty_before_MiB "$inproc_mem")" "$(field private_dirty_before_MiB "$wggo_mem")"
+printf '%-34s %16s %16s\n' "private dirty MiB: peak" "$(field private_dirty_peak_MiB "$inproc_mem")" "$(field private_dirty_peak_MiB "$wggo_mem")"
+printf '%-34s %16s %16s\n' "private dirty MiB: after" "$(field private_dirty_after_MiB "$inproc_mem")" "$(field private_dirty_after_MiB "$wggo_mem")"
+echo "($mb MB each way; memory: $conns concurrent connections of $each MB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
