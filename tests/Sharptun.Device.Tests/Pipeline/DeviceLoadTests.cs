@@ -201,7 +201,18 @@ public sealed class DeviceLoadTests
             return;
         }
 
-        var factory = Sharptun.Transport.Linux.LinuxUdpBind.Factory;
+        HandshakeAndOrderedBulkOverLoopback(Sharptun.Transport.Linux.LinuxUdpBind.Factory);
+    }
+
+    [Fact]
+    public void LoopbackUdp_PortableBind_TwoDevices_HandshakeAndOrderedBulk()
+    {
+        // The portable bind (System.Net.Sockets) on both ends, on any OS: the same exchange as over the Linux bind.
+        HandshakeAndOrderedBulkOverLoopback(Sharptun.Transport.SocketUdpBind.Factory);
+    }
+
+    private static void HandshakeAndOrderedBulkOverLoopback(IDatagramBindFactory factory)
+    {
         using var pair = new NodePair(factory, factory, "127.0.0.1", "127.0.0.1");
         pair.Ping(1);
         pair.Ping(5, ipv6: true);
@@ -209,24 +220,6 @@ public sealed class DeviceLoadTests
         var seqs = NodePair.Stream(pair.A, pair.B, "10.0.0.1", "10.0.0.2", count, window: 256);
 
         // Loopback UDP may drop under a burst (socket buffer), never reorder: what arrives is in order.
-        Assert.True(seqs.Count > count * 9 / 10, $"only {seqs.Count} of {count} arrived");
-        for (var i = 1; i < seqs.Count; i++)
-        {
-            Assert.True(seqs[i] > seqs[i - 1], $"packet {seqs[i]} after {seqs[i - 1]}");
-        }
-    }
-
-    [Fact]
-    public void LoopbackUdp_PortableBind_TwoDevices_HandshakeAndOrderedBulk()
-    {
-        // The portable bind (System.Net.Sockets) on both ends, on any OS: the same exchange as over the Linux bind.
-        var factory = Sharptun.Transport.SocketUdpBind.Factory;
-        using var pair = new NodePair(factory, factory, "127.0.0.1", "127.0.0.1");
-        pair.Ping(1);
-        pair.Ping(5, ipv6: true);
-        const int count = 3000;
-        var seqs = NodePair.Stream(pair.A, pair.B, "10.0.0.1", "10.0.0.2", count, window: 256);
-
         Assert.True(seqs.Count > count * 9 / 10, $"only {seqs.Count} of {count} arrived");
         for (var i = 1; i < seqs.Count; i++)
         {
