@@ -67,20 +67,7 @@ public sealed class TunnelOnTunInteropTests(ITestOutputHelper output)
             await using var accepted = await listener.AcceptAsync(cts.Token);
             await accepted.CopyToAsync(accepted, cts.Token);
         });
-        using var client = NetnsLab.RunInNamespace(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-        await client.ConnectAsync(new IPEndPoint(IPAddress.Parse(net.V4(2)), 7000), cts.Token);
-        var sent = new byte[1 << 20];
-        Random.Shared.NextBytes(sent);
-        await using var stream = new NetworkStream(client, ownsSocket: false);
-        var send = Task.Run(async () =>
-        {
-            await stream.WriteAsync(sent, cts.Token);
-            client.Shutdown(SocketShutdown.Send);
-        });
-        var received = new byte[sent.Length];
-        await stream.ReadExactlyAsync(received, cts.Token);
-        await send;
-        Assert.Equal(sent, received);
+        var sent = await EchoThroughKernelTcpAsync(ns, new IPEndPoint(IPAddress.Parse(net.V4(2)), 7000), cts.Token);
         await echo;
 
         var status = Assert.Single(onTun.Peers);
@@ -148,21 +135,8 @@ public sealed class TunnelOnTunInteropTests(ITestOutputHelper output)
             await s.CopyToAsync(s, cts.Token);
             accepted.Shutdown(SocketShutdown.Send);
         });
-        using var client = NetnsLab.RunInNamespace(nsA, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-        await client.ConnectAsync(new IPEndPoint(IPAddress.Parse(net.V4(2)), 7001), cts.Token);
-        var sent = new byte[1 << 20];
-        Random.Shared.NextBytes(sent);
-        await using var stream = new NetworkStream(client, ownsSocket: false);
-        var send = Task.Run(async () =>
-        {
-            await stream.WriteAsync(sent, cts.Token);
-            client.Shutdown(SocketShutdown.Send);
-        });
-        var received = new byte[sent.Length];
-        await stream.ReadExactlyAsync(received, cts.Token);
-        await send;
+        var sent = await EchoThroughKernelTcpAsync(nsA, new IPEndPoint(IPAddress.Parse(net.V4(2)), 7001), cts.Token);
         await echo;
-        Assert.Equal(sent, received);
 
         var status = Assert.Single(onTun.Peers);
         Assert.NotNull(status.LastHandshake);
@@ -177,5 +151,28 @@ public sealed class TunnelOnTunInteropTests(ITestOutputHelper output)
     private sealed class InNamespaceBindFactory(string ns) : IDatagramBindFactory
     {
         public IDatagramBind Open(ushort port) => NetnsLab.RunInNamespace(ns, () => DatagramBinds.Default.Open(port));
+    }
+
+    /// <summary>
+    /// Sends 1 MiB of random bytes over kernel TCP from namespace <paramref name="ns"/> to an echo service at
+    /// <paramref name="target"/>, half-closes, and asserts the echo is byte-identical. Returns the bytes sent.
+    /// </summary>
+    private static async Task<byte[]> EchoThroughKernelTcpAsync(string ns, IPEndPoint target, CancellationToken cancellationToken)
+    {
+        using var client = NetnsLab.RunInNamespace(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        await client.ConnectAsync(target, cancellationToken);
+        var sent = new byte[1 << 20];
+        Random.Shared.NextBytes(sent);
+        await using var stream = new NetworkStream(client, ownsSocket: false);
+        var send = Task.Run(async () =>
+        {
+            await stream.WriteAsync(sent, cancellationToken);
+            client.Shutdown(SocketShutdown.Send);
+        });
+        var received = new byte[sent.Length];
+        await stream.ReadExactlyAsync(received, cancellationToken);
+        await send;
+        Assert.Equal(sent, received);
+        return sent;
     }
 }
