@@ -10,41 +10,6 @@ namespace Sharptun.Interop.Tests;
 [SupportedOSPlatform("linux")]
 public sealed class TransportInteropTests
 {
-    private static byte[][] Buffers(int count, int size) => Enumerable.Range(0, count).Select(_ => new byte[size]).ToArray();
-
-    /// <summary>Receives until <paramref name="expected"/> datagrams arrived (10 s limit); returns (payload, source) in arrival order.</summary>
-    private static List<(byte[] Payload, UdpEndpoint Source)> ReceiveAll(IDatagramBind bind, int expected)
-    {
-        var result = new List<(byte[], UdpEndpoint)>();
-        var buffers = Buffers(bind.BatchSize, 2048);
-        var sizes = new int[bind.BatchSize];
-        var endpoints = new UdpEndpoint[bind.BatchSize];
-        var task = Task.Run(() =>
-        {
-            while (result.Count < expected)
-            {
-                var n = bind.Receive(buffers, sizes, endpoints);
-                if (n == 0)
-                {
-                    break;
-                }
-
-                for (var i = 0; i < n; i++)
-                {
-                    result.Add((buffers[i].AsSpan(0, sizes[i]).ToArray(), endpoints[i]));
-                }
-            }
-        });
-        if (!task.Wait(TimeSpan.FromSeconds(10)))
-        {
-            bind.Dispose();
-            task.Wait();
-            Assert.Fail($"received {result.Count} of {expected} datagrams");
-        }
-
-        return result;
-    }
-
     private static void SendAndReceiveBatch(string loopback, bool batching = true)
     {
         using var sender = LinuxUdpBind.Open(0);
@@ -69,7 +34,7 @@ public sealed class TransportInteropTests
 
         var destination = UdpEndpoint.Parse($"{loopback}:{receiver.LocalPort}");
         Assert.Equal(count, sender.Send(buffers, sizes, 16, count, destination));
-        var received = ReceiveAll(receiver, count);
+        var received = DatagramReceiver.ReceiveAll(receiver, count);
 
         var expectedSource = UdpEndpoint.Parse($"{loopback}:{sender.LocalPort}");
         for (var i = 0; i < count; i++)
@@ -108,7 +73,7 @@ public sealed class TransportInteropTests
         }
 
         Assert.Equal(count, sender.Send(buffers, sizes, 16, count, destination));
-        var received = ReceiveAll(receiver, count);
+        var received = DatagramReceiver.ReceiveAll(receiver, count);
 
         for (var i = 0; i < count; i++)
         {
@@ -168,7 +133,7 @@ public sealed class TransportInteropTests
         using var bind = LinuxUdpBind.Open(0);
         bind.SetBufferSizes(1 << 20);
         var self = UdpEndpoint.Parse($"[::1]:{bind.LocalPort}");
-        var buffers = Buffers(32, 2048);
+        var buffers = DatagramReceiver.Buffers(32, 2048);
         var sizes = new int[32];
         var endpoints = new UdpEndpoint[32];
         void RoundTrip()
@@ -205,7 +170,7 @@ public sealed class TransportInteropTests
         sender.Send([new byte[3000], new byte[10]], [3000, 10], 0, 2, destination);
         var sizes = new int[2];
 
-        var n = receiver.Receive(Buffers(2, 2048), sizes, new UdpEndpoint[2]);
+        var n = receiver.Receive(DatagramReceiver.Buffers(2, 2048), sizes, new UdpEndpoint[2]);
 
         Assert.Equal(1, n);
         Assert.Equal(10, sizes[0]);
@@ -216,7 +181,7 @@ public sealed class TransportInteropTests
     public void LinuxUdpBind_DisposeWhileReceiving_ReceiveReturnsZero()
     {
         var bind = LinuxUdpBind.Open(0);
-        var receiver = Task.Run(() => bind.Receive(Buffers(4, 2048), new int[4], new UdpEndpoint[4]));
+        var receiver = Task.Run(() => bind.Receive(DatagramReceiver.Buffers(4, 2048), new int[4], new UdpEndpoint[4]));
         Thread.Sleep(100);
 
         bind.Dispose();
@@ -237,14 +202,14 @@ public sealed class TransportInteropTests
             var self = UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}");
             var receiver = Task.Run(() =>
             {
-                var buffers = Buffers(16, 2048);
+                var buffers = DatagramReceiver.Buffers(16, 2048);
                 while (bind.Receive(buffers, new int[16], new UdpEndpoint[16]) > 0)
                 {
                 }
             });
             var sender = Task.Run(() =>
             {
-                var buffers = Buffers(16, 600);
+                var buffers = DatagramReceiver.Buffers(16, 600);
                 var sizes = Enumerable.Repeat(500, 16).ToArray();
                 try
                 {
@@ -280,7 +245,7 @@ public sealed class TransportInteropTests
         sender.Send([new byte[5]], [5], 0, 1, UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}"));
         var sizes = new int[4];
         var endpoints = new UdpEndpoint[4];
-        var n = bind.Receive(Buffers(4, 64), sizes, endpoints);
+        var n = bind.Receive(DatagramReceiver.Buffers(4, 64), sizes, endpoints);
 
         Assert.Equal(1, n);
         Assert.Equal(5, sizes[0]);
@@ -313,7 +278,7 @@ public sealed class TransportInteropTests
 
         bind.SetMark(0x5354);
         // Distinct sizes: a GSO train would pass the output hook as one packet.
-        var sent = bind.Send(Buffers(3, 16), [10, 11, 12], 0, 3, UdpEndpoint.Parse("127.0.0.1:9"));
+        var sent = bind.Send(DatagramReceiver.Buffers(3, 16), [10, 11, 12], 0, 3, UdpEndpoint.Parse("127.0.0.1:9"));
 
         Assert.Equal(0x5354u, bind.GetMark());
         Assert.Equal(3, sent);
@@ -334,7 +299,7 @@ public sealed class TransportInteropTests
         Assert.Contains("mtu 1420", lab.Check(ns, "ip", "link", "show", name).Stdout);
 
         var ping = lab.Start(ns, "ping", "-c1", "-W5", net.V4(2));
-        var buffers = Buffers(tun.BatchSize, 16 + 2048);
+        var buffers = DatagramReceiver.Buffers(tun.BatchSize, 16 + 2048);
         var sizes = new int[tun.BatchSize];
         var answered = false;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -371,7 +336,7 @@ public sealed class TransportInteropTests
         lab.AddAddress(ns, name, net.V4Cidr(1));
         var big = new string('x', 500);
         lab.Check(ns, "bash", "-c", $"echo -n {big} > /dev/udp/{net.V4(2)}/5000; echo -n small > /dev/udp/{net.V4(2)}/5000");
-        var buffers = Buffers(4, 200);
+        var buffers = DatagramReceiver.Buffers(4, 200);
         var sizes = new int[4];
 
         var read = Task.Run(() => tun.Read(buffers, sizes, 0));
@@ -465,7 +430,7 @@ public sealed class TransportInteropTests
         using var wrapped = LinuxTun.FromFileDescriptor(created.FileDescriptor, name, 1420, ownsDescriptor: false);
 
         lab.Check(ns, "bash", "-c", $"echo -n hello > /dev/udp/{net.V4(2)}/5000");
-        var buffers = Buffers(4, 2048);
+        var buffers = DatagramReceiver.Buffers(4, 2048);
         var sizes = new int[4];
         var read = Task.Run(() =>
         {
@@ -499,7 +464,7 @@ public sealed class TransportInteropTests
     /// <summary>Reads (and discards) packets until Read returns 0; returns 0 then.</summary>
     private static int ReadUntilClosed(LinuxTun tun)
     {
-        var buffers = Buffers(4, 2048);
+        var buffers = DatagramReceiver.Buffers(4, 2048);
         var sizes = new int[4];
         while (true)
         {

@@ -1,3 +1,4 @@
+using Sharptun.Testing;
 using System.Net.Sockets;
 using Sharptun.Transport;
 using Sharptun.Transport.Linux;
@@ -49,40 +50,6 @@ public sealed class DatagramBindContractTests
         }
     }
 
-    private static byte[][] Buffers(int count, int size) => Enumerable.Range(0, count).Select(_ => new byte[size]).ToArray();
-
-    private static List<(byte[] Payload, UdpEndpoint Source)> ReceiveAll(IDatagramBind bind, int expected)
-    {
-        var result = new List<(byte[], UdpEndpoint)>();
-        var buffers = Buffers(bind.BatchSize, 2048);
-        var sizes = new int[bind.BatchSize];
-        var endpoints = new UdpEndpoint[bind.BatchSize];
-        var task = Task.Run(() =>
-        {
-            while (result.Count < expected)
-            {
-                var n = bind.Receive(buffers, sizes, endpoints);
-                if (n == 0)
-                {
-                    break;
-                }
-
-                for (var i = 0; i < n; i++)
-                {
-                    result.Add((buffers[i].AsSpan(0, sizes[i]).ToArray(), endpoints[i]));
-                }
-            }
-        });
-        if (!task.Wait(TimeSpan.FromSeconds(10)))
-        {
-            bind.Dispose();
-            task.Wait();
-            Assert.Fail($"received {result.Count} of {expected} datagrams");
-        }
-
-        return result;
-    }
-
     [Theory]
     [MemberData(nameof(Kinds))]
     public void Loopback_IPv4AndIPv6_BatchArrivesInOrderWithSource(UdpBindKind kind)
@@ -104,7 +71,7 @@ public sealed class DatagramBindContractTests
 
             var destination = UdpEndpoint.Parse($"{loopback}:{receiver.LocalPort}");
             Assert.Equal(count, sender.Send(buffers, sizes, 16, count, destination));
-            var received = ReceiveAll(receiver, count);
+            var received = DatagramReceiver.ReceiveAll(receiver, count);
 
             var expectedSource = UdpEndpoint.Parse($"{loopback}:{sender.LocalPort}");
             Assert.Equal(count, received.Count);
@@ -125,10 +92,10 @@ public sealed class DatagramBindContractTests
     {
         using var bind = Open(kind);
         var self = UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}");
-        Assert.Equal(8, bind.Send(Buffers(8, 100), Enumerable.Repeat(100, 8).ToArray(), 0, 8, self));
+        Assert.Equal(8, bind.Send(DatagramReceiver.Buffers(8, 100), Enumerable.Repeat(100, 8).ToArray(), 0, 8, self));
         Thread.Sleep(50);
 
-        var n = bind.Receive(Buffers(16, 2048), new int[16], new UdpEndpoint[16]);
+        var n = bind.Receive(DatagramReceiver.Buffers(16, 2048), new int[16], new UdpEndpoint[16]);
 
         Assert.Equal(8, n);
     }
@@ -145,7 +112,7 @@ public sealed class DatagramBindContractTests
         sender.Send([new byte[3000], small], [3000, 10], 0, 2, destination);
         Thread.Sleep(50);
         var sizes = new int[2];
-        var buffers = Buffers(2, 2048);
+        var buffers = DatagramReceiver.Buffers(2, 2048);
 
         var n = receiver.Receive(buffers, sizes, new UdpEndpoint[2]);
 
@@ -160,14 +127,14 @@ public sealed class DatagramBindContractTests
     public void DisposeWhileReceiving_ReceiveReturnsZero_SendThrows(UdpBindKind kind)
     {
         var bind = Open(kind);
-        var receiver = Task.Run(() => bind.Receive(Buffers(4, 2048), new int[4], new UdpEndpoint[4]));
+        var receiver = Task.Run(() => bind.Receive(DatagramReceiver.Buffers(4, 2048), new int[4], new UdpEndpoint[4]));
         Thread.Sleep(200);
 
         bind.Dispose();
 
         Assert.True(receiver.Wait(TimeSpan.FromSeconds(5)), "Receive did not return after Dispose");
         Assert.Equal(0, receiver.Result);
-        Assert.Equal(0, bind.Receive(Buffers(1, 100), new int[1], new UdpEndpoint[1]));
+        Assert.Equal(0, bind.Receive(DatagramReceiver.Buffers(1, 100), new int[1], new UdpEndpoint[1]));
         Assert.Throws<ObjectDisposedException>(() => bind.Send([new byte[1]], [1], 0, 1, UdpEndpoint.Parse("127.0.0.1:9")));
         bind.Dispose(); // idempotent
     }
@@ -184,14 +151,14 @@ public sealed class DatagramBindContractTests
             var self = UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}");
             var receiver = Task.Run(() =>
             {
-                var buffers = Buffers(16, 2048);
+                var buffers = DatagramReceiver.Buffers(16, 2048);
                 while (bind.Receive(buffers, new int[16], new UdpEndpoint[16]) > 0)
                 {
                 }
             });
             var sender = Task.Run(() =>
             {
-                var buffers = Buffers(16, 600);
+                var buffers = DatagramReceiver.Buffers(16, 600);
                 var sizes = Enumerable.Repeat(500, 16).ToArray();
                 try
                 {
@@ -242,7 +209,7 @@ public sealed class DatagramBindContractTests
         Assert.Equal(1, sent);
         Assert.Equal(1, SendDropped(bind));
         var sizes = new int[2];
-        Assert.Equal(1, receiver.Receive(Buffers(2, 2048), sizes, new UdpEndpoint[2]));
+        Assert.Equal(1, receiver.Receive(DatagramReceiver.Buffers(2, 2048), sizes, new UdpEndpoint[2]));
         Assert.Equal(20, sizes[0]);
     }
 
@@ -264,7 +231,7 @@ public sealed class DatagramBindContractTests
         Assert.Equal(1, bind.Send([new byte[5]], [5], 0, 1, self));
         var sizes = new int[1];
 
-        Assert.Equal(1, bind.Receive(Buffers(1, 100), sizes, new UdpEndpoint[1]));
+        Assert.Equal(1, bind.Receive(DatagramReceiver.Buffers(1, 100), sizes, new UdpEndpoint[1]));
         Assert.Equal(5, sizes[0]);
     }
 
@@ -274,7 +241,7 @@ public sealed class DatagramBindContractTests
         using var bind = SocketUdpBind.Open(0);
         bind.SetBufferSizes(1 << 20);
         var selves = new[] { UdpEndpoint.Parse($"[::1]:{bind.LocalPort}"), UdpEndpoint.Parse($"127.0.0.1:{bind.LocalPort}") };
-        var buffers = Buffers(32, 2048);
+        var buffers = DatagramReceiver.Buffers(32, 2048);
         var sizes = new int[32];
         var endpoints = new UdpEndpoint[32];
         void RoundTrip(UdpEndpoint self)
@@ -361,7 +328,7 @@ public sealed class DatagramBindContractTests
         var destination = UdpEndpoint.Parse($"127.0.0.1:{receiver.LocalPort}");
         const int threads = 4;
         const int perThread = 100;
-        var receiving = Task.Run(() => ReceiveAll(receiver, threads * perThread));
+        var receiving = Task.Run(() => DatagramReceiver.ReceiveAll(receiver, threads * perThread));
 
         Parallel.For(0, threads, t =>
         {
