@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 
 namespace Sharptun;
 
@@ -7,6 +8,6 @@ internal sealed class HostNameResolver : INameResolver
 {
     public static HostNameResolver Instance { get; } = new();
 
-    public async ValueTask<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken) =>
-        await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
+    public async ValueTask<IPAddress[]> ResolveAsync(string host, AddressFamily family, CancellationToken cancellationToken) =>
+        await Dns.GetHostAddressesAsync(host, family, cancellationToken).ConfigureAwait(false);
 }

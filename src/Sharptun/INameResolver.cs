@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 
 namespace Sharptun;
 
@@ -12,6 +13,9 @@ namespace Sharptun;
 /// </remarks>
 internal interface INameResolver
 {
-    /// <summary>The addresses of <paramref name="host"/>; empty when it has none.</summary>
-    ValueTask<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken);
+    /// <summary>
+    /// The addresses of <paramref name="host"/> of <paramref name="family"/> (<see cref="AddressFamily.Unspecified"/>:
+    /// both); empty when it has none.
+    /// </summary>
+    ValueTask<IPAddress[]> ResolveAsync(string host, AddressFamily family, CancellationToken cancellationToken);
 }

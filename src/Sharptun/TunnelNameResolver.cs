@@ -12,6 +12,6 @@ internal sealed class TunnelNameResolver(NetworkStack stack, IReadOnlyList<IPAdd
 {
     public DnsResolver Resolver { get; } = new(stack, servers);
 
-    public ValueTask<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken) =>
-        Resolver.ResolveAsync(host, System.Net.Sockets.AddressFamily.Unspecified, cancellationToken);
+    public ValueTask<IPAddress[]> ResolveAsync(string host, System.Net.Sockets.AddressFamily family, CancellationToken cancellationToken) =>
+        Resolver.ResolveAsync(host, family, cancellationToken);
 }

@@ -1,37 +1,82 @@
+using System.Net;
 using Sharptun.NetStack.Tcp;
 
 namespace Sharptun;
 
 /// <summary>
-/// A TCP connection through the tunnel: the netstack's <see cref="TcpStream"/>, with errors caused by closing the
+/// A TCP connection through the tunnel (what <see cref="WireGuardTunnel.ConnectAsync(IPEndPoint, CancellationToken)"/>
+/// and <see cref="TunnelTcpListener.AcceptAsync"/> return): the netstack's TCP stream, with errors caused by closing the
 /// tunnel reported as one clear <see cref="IOException"/> ("the WireGuard tunnel was closed").
 /// </summary>
-internal sealed class TunnelStream(TcpStream inner, WireGuardTunnel tunnel) : Stream
+public sealed class TunnelStream : Stream
 {
-    public TcpStream Inner { get; } = inner;
+    private readonly WireGuardTunnel tunnel;
 
+    internal TunnelStream(TcpStream inner, WireGuardTunnel tunnel)
+    {
+        Inner = inner;
+        this.tunnel = tunnel;
+    }
+
+    internal TcpStream Inner { get; }
+
+    /// <summary>Our end of the connection (a tunnel address and port).</summary>
+    public IPEndPoint LocalEndPoint => Inner.LocalEndPoint;
+
+    /// <summary>The far end of the connection.</summary>
+    public IPEndPoint RemoteEndPoint => Inner.RemoteEndPoint;
+
+    /// <summary>
+    /// Half-close: sends FIN after the bytes already written (RFC 9293 §3.10.4, CLOSE in ESTABLISHED); reading still
+    /// works until the far end closes too. Further writes fail.
+    /// </summary>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    public void ShutdownWrite()
+    {
+        try
+        {
+            Inner.ShutdownWrite();
+        }
+        catch (Exception e) when (tunnel.IsClosed && e is IOException or ObjectDisposedException)
+        {
+            throw WireGuardTunnel.ClosedError(e);
+        }
+    }
+
+    /// <inheritdoc/>
     public override bool CanRead => Inner.CanRead;
 
+    /// <inheritdoc/>
     public override bool CanWrite => Inner.CanWrite;
 
+    /// <inheritdoc/>
     public override bool CanSeek => false;
 
+    /// <inheritdoc/>
     public override bool CanTimeout => true;
 
+    /// <inheritdoc/>
     public override int ReadTimeout { get => Inner.ReadTimeout; set => Inner.ReadTimeout = value; }
 
+    /// <inheritdoc/>
     public override int WriteTimeout { get => Inner.WriteTimeout; set => Inner.WriteTimeout = value; }
 
+    /// <inheritdoc/>
     public override long Length => throw new NotSupportedException();
 
+    /// <inheritdoc/>
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+    /// <inheritdoc/>
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
+    /// <inheritdoc/>
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <inheritdoc/>
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    /// <inheritdoc/>
     public override int Read(Span<byte> buffer)
     {
         try
@@ -44,10 +89,12 @@ internal sealed class TunnelStream(TcpStream inner, WireGuardTunnel tunnel) : St
         }
     }
 
+    /// <inheritdoc/>
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <inheritdoc/>
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         try
         {
@@ -59,8 +106,10 @@ internal sealed class TunnelStream(TcpStream inner, WireGuardTunnel tunnel) : St
         }
     }
 
+    /// <inheritdoc/>
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
+    /// <inheritdoc/>
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         try
@@ -73,10 +122,12 @@ internal sealed class TunnelStream(TcpStream inner, WireGuardTunnel tunnel) : St
         }
     }
 
+    /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    /// <inheritdoc/>
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
         try
         {
@@ -88,10 +139,13 @@ internal sealed class TunnelStream(TcpStream inner, WireGuardTunnel tunnel) : St
         }
     }
 
+    /// <inheritdoc/>
     public override void Flush() => Inner.Flush();
 
+    /// <inheritdoc/>
     public override Task FlushAsync(CancellationToken cancellationToken) => Inner.FlushAsync(cancellationToken);
 
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)

@@ -264,8 +264,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
             return await ConnectAsync(new IPEndPoint(literal, port), cancellationToken).ConfigureAwait(false);
         }
 
-        var addresses = await _resolver.ResolveAsync(host, cancellationToken).ConfigureAwait(false);
-        var usable = addresses.Where(a => _addresses.Any(own => own.AddressFamily == a.AddressFamily)).ToArray();
+        var usable = await ResolveAsync(host, AddressFamily.Unspecified, cancellationToken).ConfigureAwait(false);
         if (usable.Length == 0)
         {
             throw new SocketException((int)SocketError.HostNotFound, $"'{host}' has no address of a family the tunnel has an address of.");
@@ -285,6 +284,29 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         }
 
         throw last!;
+    }
+
+    /// <summary>
+    /// Resolves <paramref name="host"/> as <see cref="ConnectAsync(string, int, CancellationToken)"/> does: through the
+    /// config's DNS servers over the tunnel when it has any (never the host's resolver), else through the host's
+    /// resolver. Only addresses of a family the tunnel has an address of are returned; <paramref name="family"/>
+    /// narrows them further (<see cref="AddressFamily.Unspecified"/>: both).
+    /// </summary>
+    /// <returns>The usable addresses, in the resolver's order; empty when there are none.</returns>
+    /// <exception cref="SocketException">The name does not exist or the DNS servers do not answer.</exception>
+    public async ValueTask<IPAddress[]> ResolveAsync(string host, AddressFamily family = AddressFamily.Unspecified, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(host);
+        ThrowIfClosed();
+        if (IPAddress.TryParse(host.AsSpan().Trim('[').TrimEnd(']'), out var literal))
+        {
+            return family == AddressFamily.Unspecified || literal.AddressFamily == family ? [literal] : [];
+        }
+
+        var addresses = await _resolver.ResolveAsync(host, family, cancellationToken).ConfigureAwait(false);
+        return addresses
+            .Where(a => (family == AddressFamily.Unspecified || a.AddressFamily == family) && _addresses.Any(own => own.AddressFamily == a.AddressFamily))
+            .ToArray();
     }
 
     /// <summary>Opens a TCP connection through the tunnel to <paramref name="remote"/>.</summary>

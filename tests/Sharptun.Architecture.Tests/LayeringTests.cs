@@ -18,6 +18,9 @@ public sealed class LayeringTests
         { "Sharptun.Device", ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport"] },
         { "Sharptun.NetStack", ["Sharptun.Transport"] },
         { "Sharptun", ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack"] },
+        { "Sharptun.Hosting", ["Sharptun.Transport", "Sharptun.NetStack", "Sharptun"] },
+        { "Sharptun.Proxy", ["Sharptun.Transport", "Sharptun.NetStack", "Sharptun", "Sharptun.Hosting"] },
+        { "Sharptun.Gateway", ["Sharptun.Transport", "Sharptun.NetStack", "Sharptun", "Sharptun.Hosting"] },
     };
 
     // src/Sharptun (the facade, package Sharptun) builds Sharptun.Tunnel.dll: the CLI's assembly is "sharptun", and

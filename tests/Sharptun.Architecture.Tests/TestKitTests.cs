@@ -15,7 +15,7 @@ public sealed class TestKitTests
     private static readonly string[] TestSupportProjects = ["Sharptun.Testing", "Sharptun.TestDaemon"];
 
     private static readonly string[] SourceAssemblies =
-        ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack", "Sharptun.Tunnel", "sharptun"];
+        ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack", "Sharptun.Tunnel", "Sharptun.Hosting", "Sharptun.Proxy", "Sharptun.Gateway", "sharptun"];
 
     /// <summary>Every project file under tests/ and bench/, as (folder, project name).</summary>
     public static TheoryData<string, string> TestAndBenchProjects()

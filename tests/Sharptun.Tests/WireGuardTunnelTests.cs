@@ -119,8 +119,8 @@ public sealed class WireGuardTunnelTests(ITestOutputHelper output)
         var sendDown = SendAsync(upServer, total, seed: 4, cts.Token);
         var sentUp = await sendUp;
         var sentDown = await sendDown;
-        ((Sharptun.NetStack.Tcp.TcpStream)((TunnelStream)up).Inner).ShutdownWrite();
-        ((Sharptun.NetStack.Tcp.TcpStream)((TunnelStream)upServer).Inner).ShutdownWrite();
+        ((TunnelStream)up).ShutdownWrite();
+        ((TunnelStream)upServer).ShutdownWrite();
         var (upBytes, upHash) = await receiveAtServer;
         var (downBytes, downHash) = await receiveAtClient;
         Assert.Equal(total, upBytes);
