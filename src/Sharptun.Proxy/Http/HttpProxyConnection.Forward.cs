@@ -43,10 +43,17 @@ internal sealed partial class HttpProxyConnection
                 foreach (var field in request.Fields)
                 {
                     // RFC 9112 §3.2.2: the Host field is replaced by the URI's authority.
-                    if (!IsHopByHop(field.Key, request) && !string.Equals(field.Key, "Host", StringComparison.OrdinalIgnoreCase))
+                    if (!IsHopByHop(field.Key, request) && !string.Equals(field.Key, "Host", StringComparison.OrdinalIgnoreCase)
+                        && !string.Equals(field.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
                     {
                         writer.Field(field.Key, field.Value);
                     }
+                }
+
+                // Repeated equal Content-Length values (RFC 9110 §8.6) go on as one field.
+                if (contentLength >= 0)
+                {
+                    writer.Field("Content-Length", contentLength.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 }
 
                 if (framing == BodyFraming.Chunked)
@@ -78,6 +85,10 @@ internal sealed partial class HttpProxyConnection
             var persistent = request.MinorVersion == 1
                 && !request.HasToken("Connection", "close") && !request.HasToken("Proxy-Connection", "close");
             var keepAlive = persistent && (responseFraming is BodyFraming.None or BodyFraming.ContentLength || rechunk);
+
+            // The client's body must have been read to its end before its next request can be: an origin that answers
+            // before the body is through (413, 401) ends the connection.
+            keepAlive &= upload.IsCompleted && upload.Result.Complete;
 
             using (var writer = new HeadWriter())
             {
@@ -132,14 +143,7 @@ internal sealed partial class HttpProxyConnection
             await _client.FlushAsync(exchange.Token).ConfigureAwait(false);
             Log.Forwarded(_logger, _remote, method, target.Authority, target.PathAndQuery, status);
 
-            // The client's body must have been read to its end before its next request can be read.
-            if (!upload.IsCompleted)
-            {
-                return false;
-            }
-
-            var uploaded = await upload.ConfigureAwait(false);
-            return keepAlive && uploaded.Complete;
+            return keepAlive;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -201,6 +205,7 @@ internal sealed partial class HttpProxyConnection
             }
 
             var response = HttpHead.TryParseResponse(bytes.Span, out var error) ?? throw new OriginException(error!);
+            down.Add(bytes.Length);
             var code = response.StatusCode;
             if (code >= 200)
             {
@@ -228,7 +233,6 @@ internal sealed partial class HttpProxyConnection
                 writer.Append("\r\n");
                 await _client.WriteAsync(writer.Written, cancellationToken).ConfigureAwait(false);
                 await _client.FlushAsync(cancellationToken).ConfigureAwait(false);
-                down.Add(writer.Written.Length);
             }
         }
     }
