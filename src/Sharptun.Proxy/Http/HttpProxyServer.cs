@@ -270,6 +270,12 @@ public sealed partial class HttpProxyServer : IProxyService
         {
             Log.ConnectionEnded(_logger, remote, e.Message);
         }
+#pragma warning disable CA1031 // One connection's unforeseen failure must not end the proxy or fault RunAsync.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Log.ConnectionFailed(_logger, remote, e);
+        }
         finally
         {
             if (admitted)
@@ -381,6 +387,9 @@ public sealed partial class HttpProxyServer : IProxyService
 
         [LoggerMessage(EventId = 1303, Level = LogLevel.Debug, Message = "HTTP proxy: connection from {Remote} ended: {Error}")]
         public static partial void ConnectionEnded(ILogger logger, string remote, string error);
+
+        [LoggerMessage(EventId = 1304, Level = LogLevel.Error, Message = "HTTP proxy: connection from {Remote} failed unexpectedly")]
+        public static partial void ConnectionFailed(ILogger logger, string remote, Exception exception);
     }
 }
 
