@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Globalization;
-using System.Text;
 
 namespace Sharptun.Proxy.Http;
 
@@ -93,7 +92,9 @@ internal static class HttpBody
 
             if (rechunk)
             {
-                var n = Encoding.ASCII.GetBytes(size.ToString("x", CultureInfo.InvariantCulture) + "\r\n", header);
+                size.TryFormat(header, out var n, "x", CultureInfo.InvariantCulture);
+                header[n++] = (byte)'\r';
+                header[n++] = (byte)'\n';
                 await to.WriteAsync(header.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
                 progress.Add(n);
             }

@@ -21,6 +21,9 @@ internal sealed partial class HttpProxyConnection
     private static readonly string[] HopByHop =
         ["Connection", "Proxy-Connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Transfer-Encoding", "Proxy-Authorization", "Proxy-Authenticate"];
 
+    // The reason the current upload found the client's body malformed (written by the upload task).
+    private string? _uploadError;
+
     private static readonly byte[] ConnectionEstablished = "HTTP/1.1 200 Connection established\r\n\r\n"u8.ToArray();
 
     private async Task<bool> ForwardAsync(HttpHead request, BodyFraming framing, long contentLength, ProxyTarget target, Stream origin, CancellationToken cancellationToken)
@@ -35,6 +38,7 @@ internal sealed partial class HttpProxyConnection
         var method = request.First;
         var responseStarted = false;
         var upload = Task.FromResult(new UploadResult(true, null));
+        _uploadError = null;
         try
         {
             using (var writer = new HeadWriter())
@@ -148,7 +152,7 @@ internal sealed partial class HttpProxyConnection
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // The upload found the client's body malformed (it cancelled the exchange), or the idle timeout passed.
-            var uploadError = upload.IsCompletedSuccessfully ? upload.Result.ClientError : null;
+            var uploadError = Volatile.Read(ref _uploadError);
             if (uploadError is not null)
             {
                 Refuse(uploadError);
@@ -264,9 +268,10 @@ internal sealed partial class HttpProxyConnection
         }
         catch (HttpBodyException e)
         {
-            var result = new UploadResult(false, e.Message);
+            // Published before the cancel, so the response side (woken by it) finds the reason.
+            Volatile.Write(ref _uploadError, e.Message);
             await CancelQuietlyAsync(exchange).ConfigureAwait(false);
-            return result;
+            return new UploadResult(false, e.Message);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {

@@ -10,8 +10,9 @@ public sealed class HttpProxyOptions
     public required IPEndPoint BindAddress { get; init; }
 
     /// <summary>
-    /// The user name clients must send in <c>Proxy-Authorization: Basic</c> (RFC 7617); <see langword="null"/> or
-    /// empty: no authentication. It must not contain ':'.
+    /// The user name clients must send in <c>Proxy-Authorization: Basic</c> (RFC 7617). With this and
+    /// <see cref="Password"/> both null or empty there is no authentication; with either set, both must match
+    /// (an empty one as empty). It must not contain ':'.
     /// </summary>
     public string? Username { get; init; }
 

@@ -41,7 +41,7 @@ public sealed partial class HttpProxyServer : IProxyService
     private Socket? _listener;
 
     /// <summary>A server with <paramref name="options"/> reaching targets through <paramref name="context"/>.</summary>
-    /// <exception cref="ArgumentException">The user name contains ':', or a password is given without a user name.</exception>
+    /// <exception cref="ArgumentException">The user name contains ':'.</exception>
     public HttpProxyServer(HttpProxyOptions options, ProxyContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -50,19 +50,16 @@ public sealed partial class HttpProxyServer : IProxyService
         _options = options;
         _context = context;
         _logger = context.LoggerFactory.CreateLogger("Sharptun.Proxy.Http");
-        if (!string.IsNullOrEmpty(options.Username))
+        // As wireproxy: either value set means authentication is required (an empty user-id or password is valid).
+        if (!string.IsNullOrEmpty(options.Username) || !string.IsNullOrEmpty(options.Password))
         {
             // RFC 7617 §2: the user-id cannot contain a colon.
-            if (options.Username.Contains(':', StringComparison.Ordinal))
+            if (options.Username?.Contains(':', StringComparison.Ordinal) == true)
             {
                 throw new ArgumentException("The user name of Basic authentication cannot contain ':'.", nameof(options));
             }
 
-            _credentialHash = SHA256.HashData(Encoding.UTF8.GetBytes(options.Username + ":" + (options.Password ?? string.Empty)));
-        }
-        else if (!string.IsNullOrEmpty(options.Password))
-        {
-            throw new ArgumentException("A password needs a user name.", nameof(options));
+            _credentialHash = SHA256.HashData(Encoding.UTF8.GetBytes(options.Username + ":" + options.Password));
         }
     }
 
@@ -81,7 +78,7 @@ public sealed partial class HttpProxyServer : IProxyService
     /// <summary>
     /// Builds a server from a wireproxy <c>[http]</c> section: <c>BindAddress</c> (required, host:port as wireproxy
     /// takes it: <c>127.0.0.1:8080</c>, <c>[::1]:8080</c>, <c>:8080</c> for every interface, <c>localhost:8080</c>),
-    /// <c>Username</c> and <c>Password</c> (both or neither), <c>CertFile</c> and <c>KeyFile</c> (PEM, both or
+    /// <c>Username</c> and <c>Password</c> (either set: Basic authentication required, as wireproxy), <c>CertFile</c> and <c>KeyFile</c> (PEM, both or
     /// neither; paths as given, relative to the working directory as wireproxy reads them).
     /// </summary>
     /// <exception cref="ProxyConfigException">An unknown key or a bad value, naming its line.</exception>
@@ -99,11 +96,6 @@ public sealed partial class HttpProxyServer : IProxyService
 
         var user = section.Find("Username");
         var password = section.Find("Password");
-        if (string.IsNullOrEmpty(user?.Value) != string.IsNullOrEmpty(password?.Value))
-        {
-            throw section.Error((user ?? password)!.Value.Line, $"[{section.Name}] needs both Username and Password, or neither");
-        }
-
         if (user?.Value.Contains(':', StringComparison.Ordinal) == true)
         {
             throw section.Error(user.Value.Line, "Username cannot contain ':' (RFC 7617)");

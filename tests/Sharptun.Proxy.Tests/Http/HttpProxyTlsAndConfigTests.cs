@@ -125,8 +125,6 @@ public sealed class HttpProxyTlsAndConfigTests(OriginServer origin) : IClassFixt
     [InlineData("[http]\nBindAddress = 127.0.0.1:70000\n", 2, "not host:port")]
     [InlineData("[http]\nBindAddress = ::1:8080\n", 2, "not host:port")]
     [InlineData("[http]\nBindAddress = example.com:8080\n", 2, "not host:port")]
-    [InlineData("[http]\nBindAddress = :8080\nUsername = a\n", 3, "both Username and Password")]
-    [InlineData("[http]\nBindAddress = :8080\nPassword = a\n", 3, "both Username and Password")]
     [InlineData("[http]\nBindAddress = :8080\nUsername = a:b\nPassword = c\n", 3, "cannot contain ':'")]
     [InlineData("[http]\nBindAddress = :8080\nCertFile = /nonexistent/cert.pem\n", 3, "both CertFile and KeyFile")]
     [InlineData("[http]\nBindAddress = :8080\nCertFile = /nonexistent/cert.pem\nKeyFile = /nonexistent/key.pem\n", 3, "cannot load the certificate")]
@@ -152,6 +150,25 @@ public sealed class HttpProxyTlsAndConfigTests(OriginServer origin) : IClassFixt
 
         Assert.Equal(3, e.Line);
         Assert.Contains("cannot load the certificate", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Username = solo\n", "solo:")]
+    [InlineData("Password = only\n", ":only")]
+    public async Task FromSection_UsernameOrPasswordAlone_RequiresThatPair_AsWireproxy(string keys, string credentials)
+    {
+        var config = ConfigFile.Parse("[http]\nBindAddress = 127.0.0.1:0\n" + keys, "proxy.conf");
+        var context = new ProxyContext(ProxyHarness.Network());
+        await using var proxy = ProxyHarness.Start(HttpProxyServer.FromSection(config.Named("http").Single(), context), context);
+        var url = $"http://a.test:{origin.Port}/bytes/2";
+
+        using var without = await proxy.ConnectRawAsync();
+        await RawHttp.SendAsync(without.GetStream(), $"GET {url} HTTP/1.1\r\n\r\n");
+        using var with = await proxy.ConnectRawAsync();
+        await RawHttp.SendAsync(with.GetStream(), $"GET {url} HTTP/1.1\r\nProxy-Authorization: Basic {Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(credentials))}\r\n\r\n");
+
+        Assert.Equal(407, (await RawHttp.ReadResponseAsync(without.GetStream())).Status);
+        Assert.Equal(200, (await RawHttp.ReadResponseAsync(with.GetStream())).Status);
     }
 
     [Theory]
