@@ -48,6 +48,7 @@ public sealed class HttpProxyErrorTests(OriginServer origin) : IClassFixture<Ori
         Assert.Empty(await RawHttp.ReadToEndAsync(stream));
         Assert.Equal(1, proxy.Server.Counters.Refused);
         Assert.Empty(((LoopbackNetwork)proxy.Context.Network).Connects);
+        tcp.Close();
         await proxy.WaitIdleAsync();
     }
 
