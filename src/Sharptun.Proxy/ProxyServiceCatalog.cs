@@ -21,6 +21,7 @@ public static class ProxyServiceCatalog
     private static readonly ConcurrentDictionary<string, Func<ConfigSection, ProxyContext, IProxyService>> Factories = new(
         new Dictionary<string, Func<ConfigSection, ProxyContext, IProxyService>>(StringComparer.OrdinalIgnoreCase)
         {
+            ["http"] = Http.HttpProxyServer.FromSection,
         },
         StringComparer.OrdinalIgnoreCase);
 
