@@ -65,7 +65,13 @@ internal static class TlsClientHello
         {
             if (messageLength is { } needed && handshakeLength >= 4 + needed)
             {
-                return ParseClientHello(handshake.AsSpan(4, needed), out serverName);
+                var status = ParseClientHello(handshake.AsSpan(4, needed), out serverName);
+                if (status != ClientHelloStatus.Found)
+                {
+                    serverName = null;
+                }
+
+                return status;
             }
 
             if (data.Length - offset < 5)
