@@ -99,6 +99,11 @@ public sealed class StdioTunnel : IProxyService
             throw new InvalidOperationException("Call Start before RunAsync.");
         }
 
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+
         var input = _options.Input ?? Console.OpenStandardInput();
         var output = _options.Output ?? Console.OpenStandardOutput();
         ForwardLog.Serving(_logger, Kind, Endpoint, _target);
