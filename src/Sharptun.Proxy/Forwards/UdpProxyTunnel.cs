@@ -166,7 +166,8 @@ public sealed class UdpProxyTunnel : IProxyService
     {
         var socket = _socket ?? throw new InvalidOperationException("Call Start before RunAsync.");
         ForwardLog.Serving(_logger, Kind, Endpoint, _target);
-        var sweeper = _options.InactivityTimeout > TimeSpan.Zero ? SweepAsync(cancellationToken) : Task.CompletedTask;
+        using var stopSweeper = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var sweeper = _options.InactivityTimeout > TimeSpan.Zero ? SweepAsync(stopSweeper.Token) : Task.CompletedTask;
         var buffer = new byte[DatagramBufferSize];
         EndPoint any = socket.AddressFamily == AddressFamily.InterNetworkV6 ? new IPEndPoint(IPAddress.IPv6Any, 0) : new IPEndPoint(IPAddress.Any, 0);
         try
@@ -208,6 +209,7 @@ public sealed class UdpProxyTunnel : IProxyService
                 Close(session, "proxy stopping");
             }
 
+            await stopSweeper.CancelAsync().ConfigureAwait(false);
             await sweeper.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             await Task.WhenAll(all.Select(s => s.Receiving)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             socket.Dispose();
