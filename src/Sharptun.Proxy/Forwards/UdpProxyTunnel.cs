@@ -56,6 +56,8 @@ public sealed class UdpProxyTunnel : IProxyService
 
     private const int DatagramBufferSize = 65536;
     private static readonly TimeSpan TargetCacheTime = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan FailedLookupHoldTime = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan LookupTimeout = TimeSpan.FromSeconds(5);
 
     private readonly UdpProxyTunnelOptions _options;
     private readonly ProxyContext _context;
@@ -67,6 +69,9 @@ public sealed class UdpProxyTunnel : IProxyService
     private IPEndPoint? _local;
     private IPEndPoint? _targetEndPoint;
     private long _targetResolvedAt;
+    private SocketException? _lookupFailure;
+    private long _lookupFailedAt;
+    private Exception? _loggedFailure;
     private long _dropped;
     private bool _refusing;
 
@@ -262,7 +267,13 @@ public sealed class UdpProxyTunnel : IProxyService
         catch (Exception e) when (e is SocketException or InvalidOperationException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             Counters.OnFailed();
-            ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, AcceptLoop.Describe(e));
+            if (!ReferenceEquals(e, _loggedFailure))
+            {
+                // Logged once per failed lookup, not once per datagram that meets the remembered failure.
+                _loggedFailure = e;
+                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, AcceptLoop.Describe(e));
+            }
+
             return null;
         }
 
@@ -309,19 +320,41 @@ public sealed class UdpProxyTunnel : IProxyService
         return session;
     }
 
+    /// <summary>
+    /// The target's address: an IP literal as is; a name through the tunnel's DNS, cached for a minute. A failed lookup
+    /// is remembered for <see cref="FailedLookupHoldTime"/> so a client that keeps sending does not cost a DNS query per
+    /// datagram, and a lookup is bounded by <see cref="LookupTimeout"/> because the receive loop waits for it.
+    /// </summary>
     private async ValueTask<IPEndPoint> ResolveTargetAsync(CancellationToken cancellationToken)
     {
-        var cached = Volatile.Read(ref _targetEndPoint);
-        if (cached is not null && (IPAddress.TryParse(_options.TargetHost, out _) || Environment.TickCount64 - _targetResolvedAt < (long)TargetCacheTime.TotalMilliseconds))
+        var now = Environment.TickCount64;
+        var cached = _targetEndPoint;
+        if (cached is not null && (IPAddress.TryParse(_options.TargetHost, out _) || now - _targetResolvedAt < (long)TargetCacheTime.TotalMilliseconds))
         {
             return cached;
         }
 
-        var address = await _context.Network.ResolveAsync(_options.TargetHost, cancellationToken).ConfigureAwait(false);
-        var endPoint = new IPEndPoint(address, _options.TargetPort);
-        _targetResolvedAt = Environment.TickCount64;
-        Volatile.Write(ref _targetEndPoint, endPoint);
-        return endPoint;
+        if (_lookupFailure is { } failure && now - _lookupFailedAt < (long)FailedLookupHoldTime.TotalMilliseconds)
+        {
+            throw failure;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(LookupTimeout);
+        try
+        {
+            var address = await _context.Network.ResolveAsync(_options.TargetHost, timeout.Token).ConfigureAwait(false);
+            _targetEndPoint = new IPEndPoint(address, _options.TargetPort);
+            _targetResolvedAt = Environment.TickCount64;
+            _lookupFailure = null;
+            return _targetEndPoint;
+        }
+        catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            _lookupFailure = e as SocketException ?? new SocketException((int)SocketError.TimedOut, $"Resolving {_options.TargetHost} took longer than {LookupTimeout.TotalSeconds:0} s.");
+            _lookupFailedAt = Environment.TickCount64;
+            throw _lookupFailure;
+        }
     }
 
     /// <summary>The session's tunnel socket → its client: replies and datagrams the target sends on its own.</summary>

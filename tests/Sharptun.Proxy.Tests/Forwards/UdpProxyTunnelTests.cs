@@ -11,7 +11,7 @@ namespace Sharptun.Proxy.Tests.Forwards;
 
 public sealed class UdpProxyTunnelTests
 {
-    private static UdpProxyTunnel Create(LoopbackNetwork network, string host, int port, TimeSpan? inactivity = null, int maxSessions = 16, ConnectionGate? gate = null) =>
+    private static UdpProxyTunnel Create(ITunnelNetwork network, string host, int port, TimeSpan? inactivity = null, int maxSessions = 16, ConnectionGate? gate = null) =>
         new(
             new UdpProxyTunnelOptions
             {
@@ -198,6 +198,27 @@ public sealed class UdpProxyTunnelTests
         }
     }
 
+    [Fact]
+    public async Task UnresolvableTarget_AFloodOfDatagrams_CostsOneLookupPerHoldTime()
+    {
+        var network = new CountingLookups();
+        var forward = Create(network, "nowhere.test", 53);
+        await using (Run(forward))
+        {
+            using var client = Client();
+            for (var i = 0; i < 50; i++)
+            {
+                await client.SendToAsync(Ascii("q"), forward.LocalEndPoint!);
+            }
+
+            await WaitUntilAsync(() => forward.Counters.Failed == 50, "every datagram to be counted as failed");
+        }
+
+        // The hold time is 2 s: a loaded machine may need a second lookup, never one per datagram.
+        Assert.InRange(network.Lookups, 1, 5);
+        Assert.Equal(0, forward.SessionCount);
+    }
+
     /// <summary>
     /// Expiry races arriving datagrams: a timeout of 30 ms against clients sending with pauses around it, so sessions
     /// expire while datagrams for them are being read and forwarded. Every datagram a client sends must reach the
@@ -247,6 +268,28 @@ public sealed class UdpProxyTunnelTests
         var e = Assert.Throws<ProxyConfigException>(() => UdpProxyTunnel.FromSection(
             Section("[UDPProxyTunnel]\nBindAddress = 127.0.0.1:5353\nTarget = 10.0.0.1:53\nInactivityTimeout = soon\n", "UDPProxyTunnel"), context));
         Assert.Equal(4, e.Line);
+    }
+
+    private sealed class CountingLookups : ITunnelNetwork
+    {
+        private readonly LoopbackNetwork _inner = new();
+        private int _lookups;
+
+        public int Lookups => Volatile.Read(ref _lookups);
+
+        public ValueTask<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken) => _inner.ConnectAsync(host, port, cancellationToken);
+
+        public ValueTask<Stream> ConnectAsync(IPEndPoint remote, CancellationToken cancellationToken) => _inner.ConnectAsync(remote, cancellationToken);
+
+        public ValueTask<IPAddress> ResolveAsync(string host, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _lookups);
+            return _inner.ResolveAsync(host, cancellationToken);
+        }
+
+        public IDatagramChannel BindUdp() => _inner.BindUdp();
+
+        public IStreamAcceptor ListenTcp(int port) => _inner.ListenTcp(port);
     }
 
     private static Socket Client()
