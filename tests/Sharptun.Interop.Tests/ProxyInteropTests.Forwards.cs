@@ -1,8 +1,11 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace Sharptun.Interop.Tests;
@@ -11,7 +14,8 @@ namespace Sharptun.Interop.Tests;
 /// The forwards of <c>sharptun proxy</c> (issue 10 item 4) against wireguard-go, nginx and a UDP echo in
 /// <see cref="ProxyLab"/>, the proxy running as uid 65534: curl through <c>[TCPClientTunnel]</c>, curl from the
 /// wireguard-go side through <c>[TCPServerTunnel]</c> to a host-side listener, datagrams through
-/// <c>[UDPProxyTunnel]</c>, an HTTP request piped through <c>[STDIOTunnel]</c>'s stdin/stdout.
+/// <c>[UDPProxyTunnel]</c>, an HTTP request piped through <c>[STDIOTunnel]</c>'s stdin/stdout, curl over HTTPS
+/// through <c>[SNI]</c> to a TLS server known only by the tunnel's DNS name.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed partial class ProxyInteropTests
@@ -130,6 +134,108 @@ public sealed partial class ProxyInteropTests
         Assert.True(result.Success, describe);
         Assert.StartsWith("HTTP/1.1 200 OK\r\n", result.Stdout, StringComparison.Ordinal);
         Assert.EndsWith("\r\n\r\nhello through the tunnel\n", result.Stdout, StringComparison.Ordinal);
+    }
+
+    [InteropFact("wireguard-go", "wg", "nginx", "dnsmasq", "curl", "setpriv", "ss")]
+    public async Task SniProxy_CurlHttps_IsRoutedByServerNameThroughTheTunnelsDns()
+    {
+        using var lab = new NetnsLab();
+        using var proxyLab = new ProxyLab(lab);
+        using var certificate = CreateCertificate(ProxyLab.WebName);
+
+        // A TLS server on port 443 of both wireguard-go tunnel addresses (the name resolves to either).
+        var listeners = NetnsLab.RunInNamespace(proxyLab.ServerNs, () => new[]
+        {
+            ListenOn(IPAddress.Parse(proxyLab.ServerV4), 443),
+            ListenOn(IPAddress.Parse(proxyLab.ServerV6), 443),
+        });
+        using var stop = new CancellationTokenSource();
+        var serving = listeners.Select(l => ServeHttpsAsync(l, certificate, "tls through the sni forward\n", stop.Token)).ToArray();
+
+        var config = proxyLab.WriteConfig("sni.conf", proxyLab.InterfaceAndPeer + "[SNI]\nBindAddress = 127.0.0.1:18443\n");
+        var proxy = proxyLab.StartProxy(config);
+        proxyLab.WaitForTcpListener(18443, proxy);
+
+        // curl sends server_name web.test; only the proxy's tunnel DNS knows that name.
+        var curl = proxyLab.Curl(ForwardTimeout, "-f", "-k", "--resolve", $"{ProxyLab.WebName}:18443:127.0.0.1", $"https://{ProxyLab.WebName}:18443/");
+        var noName = proxyLab.Curl(ForwardTimeout, "-k", "https://127.0.0.1:18443/");
+        await stop.CancelAsync();
+        foreach (var l in listeners)
+        {
+            l.Dispose();
+        }
+
+        await Task.WhenAll(serving);
+        var describe = lab.OutputOf(proxy) + proxyLab.Describe();
+        Assert.True(curl.Success, curl + describe);
+        Assert.Equal("tls through the sni forward\n", curl.Stdout);
+
+        // An IP literal carries no server name (RFC 6066 §3): the forward refuses it.
+        Assert.False(noName.Success, noName + describe);
+        Assert.False(proxy.HasExited, describe);
+    }
+
+    private static Socket ListenOn(IPAddress address, int port)
+    {
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(address, port));
+        socket.Listen(16);
+        return socket;
+    }
+
+    private static async Task ServeHttpsAsync(Socket listener, X509Certificate2 certificate, string body, CancellationToken cancellationToken)
+    {
+        var response = Encoding.ASCII.GetBytes(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n" +
+            $"Content-Length: {body.Length.ToString(CultureInfo.InvariantCulture)}\r\n\r\n{body}");
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            Socket connection;
+            try
+            {
+                connection = await listener.AcceptAsync(cancellationToken);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            try
+            {
+                await using var tls = new SslStream(new NetworkStream(connection, ownsSocket: true));
+                await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }, cancellationToken);
+                var request = new StringBuilder();
+                var buffer = new byte[4096];
+                while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+                {
+                    var n = await tls.ReadAsync(buffer, cancellationToken);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    request.Append(Encoding.ASCII.GetString(buffer, 0, n));
+                }
+
+                await tls.WriteAsync(response, cancellationToken);
+                await tls.ShutdownAsync();
+            }
+            catch (Exception e) when (e is IOException or AuthenticationException or OperationCanceledException or SocketException)
+            {
+                // a client that gave up; serve the next one
+            }
+        }
+    }
+
+    private static X509Certificate2 CreateCertificate(string name)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName(name);
+        request.CertificateExtensions.Add(san.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pfx), null);
     }
 
     private static Socket UdpClientSocket()
