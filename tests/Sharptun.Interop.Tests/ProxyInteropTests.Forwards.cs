@@ -116,6 +116,50 @@ public sealed partial class ProxyInteropTests
         Assert.False(proxy.HasExited, describe);
     }
 
+    [InteropFact("wireguard-go", "wg", "nginx", "dnsmasq", "curl", "setpriv", "ss")]
+    public async Task UdpProxyTunnel_DatagramsTheTargetSendsOnItsOwn_ReachTheSessionsClient()
+    {
+        using var lab = new NetnsLab();
+        using var proxyLab = new ProxyLab(lab);
+        using var server = NetnsLab.RunInNamespace(proxyLab.ServerNs, () =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            socket.Bind(new IPEndPoint(IPAddress.Parse(proxyLab.ServerV4), 9999));
+            return socket;
+        });
+        var config = proxyLab.WriteConfig("udp-push.conf",
+            proxyLab.InterfaceAndPeer +
+            $"[UDPProxyTunnel]\nBindAddress = 127.0.0.1:15354\nTarget = {proxyLab.ServerV4}:9999\n");
+        var proxy = proxyLab.StartProxy(config);
+        lab.WaitFor(
+            () => proxy.HasExited || lab.Exec(proxyLab.ClientNs, "ss", "-Hlun", "sport = :15354").Stdout.Contains(":15354", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30),
+            "the UDP tunnel's socket\n" + lab.OutputOf(proxy));
+
+        using var client = NetnsLab.RunInNamespace(proxyLab.ClientNs, UdpClientSocket);
+        await client.SendToAsync("subscribe"u8.ToArray(), SocketFlags.None, new IPEndPoint(IPAddress.Loopback, 15354));
+        var buffer = new byte[1024];
+        using var timeout = new CancellationTokenSource(ForwardTimeout);
+        var first = await server.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), timeout.Token);
+        var session = (IPEndPoint)first.RemoteEndPoint;
+        var subscribed = Encoding.ASCII.GetString(buffer, 0, first.ReceivedBytes);
+
+        // No request pending: the target speaks on its own, to the session's tunnel address.
+        await server.SendToAsync("push-1"u8.ToArray(), SocketFlags.None, session);
+        await server.SendToAsync("push-2"u8.ToArray(), SocketFlags.None, session);
+        var got = new List<string>();
+        while (got.Count < 2)
+        {
+            var n = await client.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+            got.Add(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        Assert.Equal("subscribe", subscribed);
+        Assert.Equal(proxyLab.ClientV4, session.Address.ToString());
+        Assert.Equal(["push-1", "push-2"], got);
+        Assert.False(proxy.HasExited, lab.OutputOf(proxy));
+    }
+
     [InteropFact("wireguard-go", "wg", "nginx", "dnsmasq", "curl", "setpriv")]
     public void StdioTunnel_RequestOnStdin_ResponseOnStdoutOnly_ProxyExitsWhenNginxCloses()
     {
