@@ -71,8 +71,8 @@ internal static class ForwardAddress
 
         if (host.Length == 0)
         {
-            // Go's net.Listen(":port") listens on every address, IPv4 and IPv6.
-            return new IPEndPoint(IPAddress.IPv6Any, port);
+            // Go's net.Listen(":port") listens on every address, IPv4 and IPv6 (IPv4 only where IPv6 is off).
+            return new IPEndPoint(System.Net.Sockets.Socket.OSSupportsIPv6 ? IPAddress.IPv6Any : IPAddress.Any, port);
         }
 
         if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))

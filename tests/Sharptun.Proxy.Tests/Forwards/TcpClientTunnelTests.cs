@@ -139,6 +139,26 @@ public sealed class TcpClientTunnelTests
     }
 
     [Theory]
+    [InlineData("localhost:0", "127.0.0.1")]
+    [InlineData("[::1]:0", "::1")]
+    [InlineData(":0", null)]
+    public async Task FromSection_BindAddressForms_ListenWhereGoWould(string bind, string? connectTo)
+    {
+        await using var target = new TcpTarget();
+        var forward = TcpClientTunnel.FromSection(
+            Section($"[TCPClientTunnel]\nBindAddress = {bind}\nTarget = 127.0.0.1:{target.Port}\n", "TCPClientTunnel"),
+            new ProxyContext(new LoopbackNetwork()));
+        await using (Run(forward))
+        {
+            // ":port" is every address: reachable on IPv4 loopback.
+            var address = IPAddress.Parse(connectTo ?? "127.0.0.1");
+            await using var client = await ConnectAsync(new IPEndPoint(address, forward.LocalEndPoint!.Port));
+            client.Socket.Shutdown(SocketShutdown.Send);
+            Assert.Equal("got:"u8.ToArray(), await ReadToEndAsync(client));
+        }
+    }
+
+    [Theory]
     [InlineData("BindAddress = 127.0.0.1:1\nTarget = host:1\nColour = red\n", 4, "unknown key 'Colour'")]
     [InlineData("BindAddress = 127.0.0.1:1\nTarget = host\n", 3, "Target must be host:port")]
     [InlineData("BindAddress = 127.0.0.1:1\nTarget = host:0\n", 3, "Target must be host:port")]
