@@ -212,6 +212,11 @@ public sealed partial class ProxyHost : IAsyncDisposable
             {
                 await Task.Yield();
                 await service.RunAsync(stop.Token).ConfigureAwait(false);
+                if (service is Forwards.StdioTunnel && !stop.IsCancellationRequested)
+                {
+                    // [STDIOTunnel] returns when its target closed: the ProxyCommand's session is over, so is the proxy.
+                    await stop.CancelAsync().ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {

@@ -22,6 +22,11 @@ public static class ProxyServiceCatalog
         new Dictionary<string, Func<ConfigSection, ProxyContext, IProxyService>>(StringComparer.OrdinalIgnoreCase)
         {
             ["http"] = Http.HttpProxyServer.FromSection,
+            [Forwards.TcpClientTunnel.SectionName] = Forwards.TcpClientTunnel.FromSection,
+            [Forwards.TcpServerTunnel.SectionName] = Forwards.TcpServerTunnel.FromSection,
+            [Forwards.UdpProxyTunnel.SectionName] = Forwards.UdpProxyTunnel.FromSection,
+            [Forwards.StdioTunnel.SectionName] = Forwards.StdioTunnel.FromSection,
+            [Forwards.SniProxy.SectionName] = Forwards.SniProxy.FromSection,
         },
         StringComparer.OrdinalIgnoreCase);
 
