@@ -401,6 +401,7 @@ public sealed class Socks5Server : IProxyService
                 var length = addressType == Socks5Protocol.AddressIPv4 ? 4 : 16;
                 await stream.ReadExactlyAsync(buffer.AsMemory(0, length + 2), cancellationToken).ConfigureAwait(false);
                 address = Socks5Protocol.Unmap(new IPAddress(buffer.AsSpan(0, length)));
+                buffer.AsSpan(length, 2).CopyTo(buffer);
                 break;
             case Socks5Protocol.AddressDomain:
                 await stream.ReadExactlyAsync(buffer.AsMemory(0, 1), cancellationToken).ConfigureAwait(false);
@@ -419,7 +420,7 @@ public sealed class Socks5Server : IProxyService
                 return Refuse(client, admitted, $"unknown address type 0x{addressType:x2}");
         }
 
-        var port = BinaryPrimitives.ReadUInt16BigEndian(buffer);
+        var port = BinaryPrimitives.ReadUInt16BigEndian(buffer); // DST.PORT, moved to the front of the buffer above
         if (!admitted)
         {
             // Past the cap: a clear "general SOCKS server failure" (already counted as refused).
