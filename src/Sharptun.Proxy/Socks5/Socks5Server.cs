@@ -252,24 +252,28 @@ public sealed class Socks5Server : IProxyService
         var stream = new NetworkStream(socket, ownsSocket: true);
         var lease = _context.Gate.TryEnter();
         IDisposable? refusal = null;
+        if (lease is not null)
+        {
+            Counters.OnAccepted();
+        }
+        else
+        {
+            Counters.OnRefused();
+            refusal = _refusals.TryEnter();
+        }
+
         try
         {
             client = socket.RemoteEndPoint;
             socket.NoDelay = true;
             if (lease is null)
             {
-                refusal = _refusals.TryEnter();
-                Counters.OnRefused();
                 Log.OverCap(_logger, client, _context.Gate.Open);
                 if (refusal is null)
                 {
                     StreamRelay.Abort(stream);
                     return;
                 }
-            }
-            else
-            {
-                Counters.OnAccepted();
             }
 
             await HandleAsync(socket, stream, client, admitted: lease is not null, cancellationToken).ConfigureAwait(false);
