@@ -27,6 +27,7 @@ public static class ProxyServiceCatalog
             [Forwards.UdpProxyTunnel.SectionName] = Forwards.UdpProxyTunnel.FromSection,
             [Forwards.StdioTunnel.SectionName] = Forwards.StdioTunnel.FromSection,
             [Forwards.SniProxy.SectionName] = Forwards.SniProxy.FromSection,
+            ["Socks5"] = Socks5.Socks5Server.FromSection,
         },
         StringComparer.OrdinalIgnoreCase);
 
