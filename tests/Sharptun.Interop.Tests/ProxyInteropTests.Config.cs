@@ -60,6 +60,89 @@ public sealed partial class ProxyInteropTests
         }
     }
 
+    [InteropFact("wireguard-go", "wg", "nginx", "dnsmasq", "curl", "setpriv", "ss")]
+    public void WireproxyReadmeConfig_WithFrontEnds_ServesCurlThroughEachOfThem()
+    {
+        using var lab = new NetnsLab();
+        using var proxyLab = new ProxyLab(lab);
+        proxyLab.WriteConfig("wg-readme.conf", proxyLab.WgQuickText);
+
+        // wireproxy's README sample (WGConfig form), with this lab's targets; repeated [Socks5] sections.
+        var config = proxyLab.WriteConfig("readme.conf", $"""
+            WGConfig = wg-readme.conf
+
+            # TCPClientTunnel is a tunnel listening on your machine,
+            # and it forwards any TCP traffic received to the specified target via wireguard.
+            [TCPClientTunnel]
+            BindAddress = 127.0.0.1:25565
+            Target = {ProxyLab.WebName}:{ProxyLab.HttpPort}
+
+            # Socks5 creates a socks5 proxy on your LAN, and all traffic would be routed via wireguard.
+            [Socks5]
+            BindAddress = 127.0.0.1:25344
+
+            # Socks5 authentication parameters, specifying username and password enables
+            # proxy authentication.
+            [Socks5]
+            BindAddress = 127.0.0.1:25346
+            Username = alice
+            # Avoid using spaces in the password field
+            Password = $$ecret
+
+            # http creates a http proxy on your LAN, and all traffic would be routed via wireguard.
+            [http]
+            BindAddress = 127.0.0.1:25345
+
+            """.Replace("\r", string.Empty, StringComparison.Ordinal));
+        var check = proxyLab.RunSharptun(CommandTimeout, "proxy", "-n", "-c", config);
+        var proxy = proxyLab.StartProxy(config);
+        foreach (var port in new[] { 25565, 25344, 25346, 25345 })
+        {
+            proxyLab.WaitForTcpListener(port, proxy);
+        }
+
+        var socks = proxyLab.Curl(CommandTimeout, "-f", "--socks5-hostname", "127.0.0.1:25344", proxyLab.UrlByName("/hello.txt"));
+        var socksAuth = proxyLab.Curl(CommandTimeout, "-f", "--socks5-hostname", "127.0.0.1:25346", "--proxy-user", "alice:$ecret", proxyLab.Url6("/hello.txt"));
+        var socksBadAuth = proxyLab.Curl(CommandTimeout, "-f", "--socks5-hostname", "127.0.0.1:25346", "--proxy-user", "alice:wrong", proxyLab.Url("/hello.txt"));
+        var http = proxyLab.Curl(CommandTimeout, "-f", "-x", "http://127.0.0.1:25345", proxyLab.Url("/hello.txt"));
+        var forward = proxyLab.Curl(CommandTimeout, "-f", "http://127.0.0.1:25565/hello.txt");
+
+        var describe = lab.OutputOf(proxy) + proxyLab.Describe();
+        Assert.Equal((0, "Config OK\n"), (check.ExitCode, check.Stdout));
+        Assert.True(socks.Success, socks + describe);
+        Assert.Equal("hello through the tunnel\n", socks.Stdout);
+        Assert.True(socksAuth.Success, socksAuth + describe);
+        Assert.Equal("hello through the tunnel\n", socksAuth.Stdout);
+        Assert.False(socksBadAuth.Success, socksBadAuth + describe);
+        Assert.True(http.Success, http + describe);
+        Assert.Equal("hello through the tunnel\n", http.Stdout);
+        Assert.True(forward.Success, forward + describe);
+        Assert.Equal("hello through the tunnel\n", forward.Stdout);
+        Assert.False(proxy.HasExited, describe);
+        Assert.Contains("4 front-end(s)", lab.OutputOf(proxy), StringComparison.Ordinal);
+    }
+
+    [InteropFact("wireguard-go", "wg", "nginx", "dnsmasq", "curl", "setpriv", "ss")]
+    public void PortInUse_StopsTheProxyBeforeItServes_NamingTheSection()
+    {
+        using var lab = new NetnsLab();
+        using var proxyLab = new ProxyLab(lab);
+        var first = proxyLab.WriteConfig("first.conf", proxyLab.InterfaceAndPeer + "[Socks5]\nBindAddress = 127.0.0.1:25400\n");
+        var holder = proxyLab.StartProxy(first);
+        proxyLab.WaitForTcpListener(25400, holder);
+
+        // A second proxy (another key is not needed: it never gets that far) wants the same port in its second section.
+        var second = proxyLab.WriteConfig("second.conf", proxyLab.InterfaceAndPeer +
+            "[http]\nBindAddress = 127.0.0.1:25401\n\n[Socks5]\nBindAddress = 127.0.0.1:25400\n");
+        var run = proxyLab.RunSharptun(CommandTimeout, "proxy", "-s", "-c", second);
+        var line = proxyLab.InterfaceAndPeer.Split('\n').Length + 3;
+        Assert.Equal(1, run.ExitCode);
+        Assert.False(run.TimedOut);
+        Assert.StartsWith($"sharptun proxy: {second}:{line}: [Socks5] cannot start on ", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(":25401 ", lab.Exec(proxyLab.ClientNs, "ss", "-Hltn").Stdout, StringComparison.Ordinal); // the [http] it had bound is closed again
+        Assert.False(holder.HasExited, lab.OutputOf(holder));
+    }
+
     [InteropFact("wireguard-go", "wg", "nginx", "dnsmasq", "setpriv")]
     public void ConfigTest_AndBadConfigs_AsNobody_NameFileAndLine()
     {
