@@ -48,6 +48,6 @@ public sealed class ProxyLabTests
         Assert.Equal(proxyLab.ServerV4 + "\n", ip.Stdout);
         Assert.Equal("udp-ping", udpReply);
         Assert.True(version.Success, version.ToString());
-        Assert.Contains("genkey", version.Stdout + version.Stderr, StringComparison.Ordinal);
+        Assert.Contains("proxy", version.Stdout + version.Stderr, StringComparison.Ordinal);
     }
 }
