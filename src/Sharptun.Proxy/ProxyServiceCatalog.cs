@@ -22,6 +22,12 @@ public static class ProxyServiceCatalog
         new Dictionary<string, Func<ConfigSection, ProxyContext, IProxyService>>(StringComparer.OrdinalIgnoreCase)
         {
             ["http"] = Http.HttpProxyServer.FromSection,
+            [Forwards.TcpClientTunnel.SectionName] = Forwards.TcpClientTunnel.FromSection,
+            [Forwards.TcpServerTunnel.SectionName] = Forwards.TcpServerTunnel.FromSection,
+            [Forwards.UdpProxyTunnel.SectionName] = Forwards.UdpProxyTunnel.FromSection,
+            [Forwards.StdioTunnel.SectionName] = Forwards.StdioTunnel.FromSection,
+            [Forwards.SniProxy.SectionName] = Forwards.SniProxy.FromSection,
+            ["Socks5"] = Socks5.Socks5Server.FromSection,
         },
         StringComparer.OrdinalIgnoreCase);
 
