@@ -116,7 +116,7 @@ internal sealed class EndpointReresolver : IAsyncDisposable
             {
                 if (_log is not null)
                 {
-                    Log.ReresolveFailed(_log, name.ToString(), e.Message);
+                    TunnelLog.ReresolveFailed(_log, name.ToString(), e.Message);
                 }
 
                 continue;
@@ -142,7 +142,7 @@ internal sealed class EndpointReresolver : IAsyncDisposable
                 Interlocked.Increment(ref _changes);
                 if (_log is not null)
                 {
-                    Log.EndpointReresolved(_log, name.ToString(), peer.Endpoint?.ToString() ?? "(none)", fresh.ToString());
+                    TunnelLog.EndpointReresolved(_log, name.ToString(), peer.Endpoint?.ToString() ?? "(none)", fresh.ToString());
                 }
             }
         }

@@ -223,7 +223,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
         var (deviceBudget, largeBudget, _) = SplitBudget(options.MemoryBudgetBytes);
         WireGuardDevice? device = null;
         UapiServer? uapi = null;
-        var log = options.LoggerFactory?.CreateLogger(Log.Category);
+        var log = options.LoggerFactory?.CreateLogger(TunnelLog.Category);
         var resolveEndpoint = options.EndpointResolver ?? EndpointReresolver.ResolveWithHost;
         try
         {
@@ -245,7 +245,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
                 uapi = StartUapi(socketPath, device, options.LoggerFactory);
                 if (log is not null)
                 {
-                    Log.UapiListening(log, uapi.SocketPath);
+                    TunnelLog.UapiListening(log, uapi.SocketPath);
                 }
             }
 

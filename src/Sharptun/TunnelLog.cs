@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace Sharptun;
 
 /// <summary>The facade's log messages (category <c>Sharptun.WireGuardTunnel</c>). Never pass key material.</summary>
-internal static partial class Log
+internal static partial class TunnelLog
 {
     public const string Category = "Sharptun.WireGuardTunnel";
 
