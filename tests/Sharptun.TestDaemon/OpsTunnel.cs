@@ -10,7 +10,7 @@ namespace Sharptun.TestDaemon;
 /// <c>sharptun-testdaemon ops-tunnel CONFIG UAPI_SOCKET METRICS_ADDR [CHECKALIVE_IP INTERVAL_SECONDS]</c>: an in-process
 /// tunnel (<see cref="WireGuardTunnel"/>) with the operations pieces the proxy and the gateway use: its UAPI socket at
 /// UAPI_SOCKET, <see cref="MetricsServer"/> on METRICS_ADDR and, when given, an <see cref="AlivePinger"/>. Prints
-/// <c>ready ADDR</c> once serving; runs until stdin closes or SIGTERM. TunnelOperationsInteropTests runs it as uid 65534.
+/// <c>ready ADDR</c> once serving; runs until SIGTERM or SIGINT, then removes its socket. TunnelOperationsInteropTests runs it as uid 65534.
 /// </summary>
 internal static class OpsTunnel
 {
@@ -47,8 +47,12 @@ internal static class OpsTunnel
             c.Cancel = true;
             stop.Cancel();
         });
-        var stdinClosed = Task.Run(() => Console.In.ReadToEnd());
-        await Task.WhenAny(stdinClosed, Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default));
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
         if (pinger is not null)
         {
             await pinger.DisposeAsync();
