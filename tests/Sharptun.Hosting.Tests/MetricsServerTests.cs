@@ -271,6 +271,26 @@ public sealed class MetricsServerTests
         Assert.Equal(200, (await GetAsync(server, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")).Status);
     }
 
+    [Fact]
+    public async Task ListensOnIPv6Loopback()
+    {
+        Assert.True(MetricsServer.TryParseEndpoint("[::1]:0", out var endpoint, out _));
+        await using var server = MetricsServer.StartCore(endpoint!, [new TunnelMetricsSource(() => Statistics(Now))], () => (true, "{}"), null, TimeSpan.FromSeconds(10));
+        using var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(server.LocalEndPoint);
+        await socket.SendAsync("GET /readyz HTTP/1.1\r\nHost: [::1]\r\n\r\n"u8.ToArray());
+        var buffer = new byte[4096];
+        var text = new StringBuilder();
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer)) > 0)
+        {
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", text.ToString(), StringComparison.Ordinal);
+        Assert.Equal(IPAddress.IPv6Loopback, server.LocalEndPoint.Address);
+    }
+
     [Theory]
     [InlineData("127.0.0.1:9080", "127.0.0.1:9080")]
     [InlineData("[::1]:9080", "[::1]:9080")]
@@ -309,8 +329,10 @@ public sealed class MetricsServerTests
         long totalReads = 0;
         await using var pinger = new AlivePinger((_, _, _) => ValueTask.FromResult(Interlocked.Increment(ref flip) % 4 != 0), targets, TimeSpan.FromSeconds(1), time, null, runLoop: false);
         using var stop = new CancellationTokenSource();
+        var started = 0;
         var readers = Enumerable.Range(0, 4).Select(r => Task.Run(() =>
         {
+            Interlocked.Increment(ref started);
             var reads = 0;
             while (!stop.IsCancellationRequested)
             {
@@ -333,6 +355,11 @@ public sealed class MetricsServerTests
         })).ToArray();
 
         var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (Volatile.Read(ref started) < 4 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(1); // every reader runs before the writes start
+        }
+
         for (var i = 0; i < 2000 || (Interlocked.Read(ref totalReads) < 4000 && DateTime.UtcNow < deadline); i++)
         {
             time.Advance(TimeSpan.FromMilliseconds(10));

@@ -96,6 +96,54 @@ public sealed class TunnelOperationsTests : IDisposable
     }
 
     [Fact]
+    public async Task UapiSetsRacingStatisticsAndRouting_NeverFail_AndEndConsistent()
+    {
+        var socketPath = Path.Combine(_directory, "race", "r.sock");
+        using var key = Key.GeneratePrivateKey();
+        await using var tunnel = await new WireGuardTunnelBuilder().WithPrivateKey(key.ToString()).AddAddress("10.9.0.1/24")
+            .StartAsync(new WireGuardTunnelOptions { UapiSocketPath = socketPath, StatusPollInterval = TimeSpan.FromMilliseconds(5) });
+        var keys = Enumerable.Range(0, 8).Select(_ => Key.GeneratePrivateKey().DerivePublicKey()).ToArray();
+        using var stop = new CancellationTokenSource();
+        var readers = Enumerable.Range(0, 3).Select(r => Task.Run(() =>
+        {
+            var reads = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                var stats = tunnel.GetStatistics();
+                Assert.InRange(stats.Peers.Count, 0, keys.Length);
+                Assert.All(stats.Peers, p => Assert.Single(p.AllowedIps));
+                _ = tunnel.IsRouted(IPAddress.Parse("10.8.0." + (1 + (reads % keys.Length))));
+                reads++;
+            }
+
+            return reads;
+        })).ToArray();
+
+        using var cts = new CancellationTokenSource(Limit);
+        for (var round = 0; round < 25; round++)
+        {
+            var add = string.Concat(keys.Select((k, i) => $"public_key={k.ToHex()}\nreplace_allowed_ips=true\nallowed_ip=10.8.0.{i + 1}/32\n"));
+            Assert.Equal(0, await UapiClient.SetAsync(socketPath, add, cts.Token));
+            var remove = string.Concat(keys.Where((_, i) => i % 2 == round % 2).Select(k => $"public_key={k.ToHex()}\nremove=true\n"));
+            Assert.Equal(0, await UapiClient.SetAsync(socketPath, remove, cts.Token));
+        }
+
+        await stop.CancelAsync();
+        Assert.All(await Task.WhenAll(readers), n => Assert.True(n > 0));
+        var final = tunnel.Peers;
+        Assert.Equal(keys.Length / 2, final.Count); // round 24 removed the even ones
+        Assert.True(tunnel.IsRouted(IPAddress.Parse("10.8.0.2")));
+        var deadline = DateTime.UtcNow + Limit;
+        while (tunnel.IsRouted(IPAddress.Parse("10.8.0.1")) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10); // a removed peer's routes leave the cache at the next status poll
+        }
+
+        Assert.False(tunnel.IsRouted(IPAddress.Parse("10.8.0.1")));
+        Assert.Contains($"public_key={keys[1].ToHex()}", await UapiClient.GetAsync(socketPath, cts.Token), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Ping_AnswersThroughTheTunnel_UnroutedFailsAtOnce_SilenceIsNull_StatisticsCountIt()
     {
         await using var pair = await TunnelPair.StartAsync();
