@@ -31,6 +31,19 @@ public sealed class MetricsWriter
         _families = families;
     }
 
+    /// <summary>
+    /// The text one source writes on its own (what it adds to a scrape): for testing an <see cref="IMetricsSource"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The source writes an invalid name.</exception>
+    /// <exception cref="InvalidOperationException">The source repeats a family or writes a sample before a family.</exception>
+    public static string Render(IMetricsSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var text = new StringBuilder();
+        source.WriteMetrics(new MetricsWriter(text, new HashSet<string>(StringComparer.Ordinal)));
+        return text.ToString();
+    }
+
     /// <summary>Starts a metric family: its <c># HELP</c> and <c># TYPE</c> lines. Samples that follow belong to it.</summary>
     /// <exception cref="ArgumentException">The name is not a valid metric name.</exception>
     /// <exception cref="InvalidOperationException">The family was already written in this scrape.</exception>
