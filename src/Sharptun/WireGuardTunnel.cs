@@ -284,17 +284,27 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
     /// <summary>
     /// The UAPI socket on <paramref name="socketPath"/> (as the daemon's, see DaemonHost): 0600 in a 0700 directory,
-    /// a stale socket replaced. A sticky directory (/tmp) is refused: making it 0700 would lock everyone else out.
+    /// a stale socket replaced. A missing directory is created 0700; an existing one must already be 0700 (never
+    /// chmod-ed here: a wider one is someone's shared directory, such as /tmp or a home), except wg's own
+    /// /var/run/wireguard, which is forced to 0700 as wireguard-go does.
     /// </summary>
     private static UapiServer StartUapi(string socketPath, WireGuardDevice device, ILoggerFactory? loggers)
     {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
         var full = Path.GetFullPath(socketPath);
         var directory = Path.GetDirectoryName(full);
-        if (directory is null || (!OperatingSystem.IsWindows() && Directory.Exists(directory)
-            && (File.GetUnixFileMode(directory) & UnixFileMode.StickyBit) != 0))
+        if (string.IsNullOrEmpty(directory) || Path.GetFileName(full).Length == 0)
+        {
+            throw new UapiSocketException($"UAPI socket {full}: not a file path.");
+        }
+
+        if (!OperatingSystem.IsWindows() && Directory.Exists(directory)
+            && directory.TrimEnd('/') is not (UapiServer.DefaultSocketDirectory or "/run/wireguard")
+            && File.GetUnixFileMode(directory) is var mode && mode != Private)
         {
             throw new UapiSocketException(
-                $"UAPI socket {full}: its directory is made private (mode 0700), so it must be a directory of the tunnel's own, not a shared one like {directory}.");
+                $"UAPI socket {full}: its directory {directory} must be private to the tunnel's user (mode 0700, it is " +
+                $"{Convert.ToString((int)mode, 8)}): the socket configures keys. Use a directory of its own (created when missing).");
         }
 
         var listener = UapiServer.CreateListener(full);

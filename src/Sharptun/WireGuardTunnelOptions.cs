@@ -48,8 +48,9 @@ public sealed class WireGuardTunnelOptions
     /// <summary>
     /// When set, the tunnel serves wireguard-go's UAPI (the cross-platform userspace interface <c>wg</c> speaks) on a
     /// unix socket at this path, so <c>wg show</c> and <c>wg set</c> (adding and removing peers at run time) work on
-    /// the tunnel. The socket is mode 0600; its directory is created with mode 0700 or set to 0700, so it must be a
-    /// directory of the tunnel's own (a shared sticky directory such as /tmp is refused). A socket file left by a
+    /// the tunnel. The socket is mode 0600 in a directory of mode 0700: a missing directory is created so, an existing
+    /// one must already be 0700 (a wider one, such as /tmp or a home, is refused, never changed; wg's own
+    /// /var/run/wireguard is set to 0700 as wireguard-go does). A socket file left by a
     /// process that died is replaced; one a live process answers on is an error. <c>wg</c> looks only in
     /// /var/run/wireguard (<c>NAME.sock</c> there names interface NAME): put the socket there or link it there.
     /// Null (the default): no socket.

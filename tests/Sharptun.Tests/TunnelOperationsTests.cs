@@ -65,7 +65,7 @@ public sealed class TunnelOperationsTests : IDisposable
     }
 
     [Fact]
-    public async Task UapiSocket_StaleFileIsReplaced_LiveOneRefused_SharedStickyDirectoryRefused_NothingLeaks()
+    public async Task UapiSocket_StaleFileIsReplaced_LiveOneRefused_SharedDirectoryRefusedAndUnchanged_NothingLeaks()
     {
         var socketPath = Path.Combine(_directory, "s", "stale.sock");
         using (var dead = UapiServer.CreateListener(socketPath))
@@ -86,13 +86,17 @@ public sealed class TunnelOperationsTests : IDisposable
             Assert.Equal(0, (await UapiClient.SetAsync(socketPath, "listen_port=0\n")));
         }
 
-        var sticky = Path.Combine(_directory, "sticky");
-        Directory.CreateDirectory(sticky);
-        File.SetUnixFileMode(sticky, (UnixFileMode)0b1_111_111_111);
-        var shared = await Assert.ThrowsAsync<UapiSocketException>(() => StartSingleAsync(Path.Combine(sticky, "x.sock")));
-        Assert.Contains("directory of the tunnel's own", shared.Message, StringComparison.Ordinal);
-        Assert.Equal((UnixFileMode)0b1_111_111_111, File.GetUnixFileMode(sticky)); // left as it was
-        Assert.Empty(Directory.GetFiles(sticky));
+        foreach (var mode in new[] { (UnixFileMode)0b1_111_111_111, (UnixFileMode)0b111_101_101, (UnixFileMode)0b111_000_000 | UnixFileMode.GroupExecute })
+        {
+            // /tmp-like (sticky 1777), a home-like 0755, a 0710: refused and left as they were
+            var shared = Path.Combine(_directory, "shared-" + (int)mode);
+            Directory.CreateDirectory(shared);
+            File.SetUnixFileMode(shared, mode);
+            var refused = await Assert.ThrowsAsync<UapiSocketException>(() => StartSingleAsync(Path.Combine(shared, "x.sock")));
+            Assert.Contains("must be private to the tunnel's user (mode 0700, it is " + Convert.ToString((int)mode, 8), refused.Message, StringComparison.Ordinal);
+            Assert.Equal(mode, File.GetUnixFileMode(shared));
+            Assert.Empty(Directory.GetFiles(shared));
+        }
     }
 
     [Fact]
