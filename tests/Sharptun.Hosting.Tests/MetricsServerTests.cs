@@ -382,8 +382,7 @@ public sealed class MetricsServerTests
         Assert.Throws<ArgumentException>(() => new AlivePinger((_, _, _) => ValueTask.FromResult(true), [], TimeSpan.FromSeconds(1), time, null, runLoop: false));
     }
 
-    private static int Active(MetricsServer server) =>
-        (int)typeof(MetricsServer).GetField("_active", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(server)!;
+    private static int Active(MetricsServer server) => server.ActiveConnections;
 
     private static async Task WaitUntil(Func<bool> condition)
     {

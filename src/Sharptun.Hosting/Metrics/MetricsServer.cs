@@ -68,6 +68,9 @@ public sealed partial class MetricsServer : IAsyncDisposable
     /// <summary>Requests answered 400, 405, 431 or 505, or dropped for an incomplete head.</summary>
     public long BadRequests => Interlocked.Read(ref _badRequests);
 
+    /// <summary>Connections being served now (tests).</summary>
+    internal int ActiveConnections => Volatile.Read(ref _active);
+
     /// <summary>Connections refused with 503 because <see cref="MaxConnections"/> were open.</summary>
     public long Refused => Interlocked.Read(ref _refused);
 
