@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Net;
 using Sharptun.NetStack.Wire;
 using Sharptun.Transport;
 
@@ -87,5 +88,28 @@ public sealed partial class NetworkStack
             SendIcmpError(invoking, client, destination, type, code, 0);
             return Statistics.IcmpErrorsSent != sent;
         }
+    }
+}
+
+// The any-destination TCP listener with an admission check at SYN time.
+public sealed partial class NetworkStack
+{
+    /// <summary>
+    /// Promiscuous mode: a listener for TCP connections to any address and port (as <see cref="ListenTcp"/> with port 0)
+    /// that asks <paramref name="admit"/> (source, destination) about each SYN before answering it; a refused SYN gets
+    /// RST|ACK, as a closed port would answer (RFC 9293 §3.10.7.1), so a policy refusal looks like "connection refused"
+    /// to the peer. <paramref name="admit"/> runs under the stack's lock: it must be fast and must not call the stack.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The stack is not promiscuous.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">A wildcard listener is already open.</exception>
+    public Tcp.TcpStreamListener ListenTcpAnyDestination(Func<IPEndPoint, IPEndPoint, bool>? admit, int backlog = 128)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_options.Promiscuous)
+        {
+            throw new InvalidOperationException("An any-destination listener needs a promiscuous stack.");
+        }
+
+        return _tcp.Listen(new IPEndPoint(IPAddress.IPv6Any, 0), backlog, admit);
     }
 }

@@ -9,20 +9,23 @@ public sealed partial class WireGuardTunnel
     /// <summary>
     /// Accepts TCP connections through the tunnel to any destination address and port (needs
     /// <see cref="WireGuardTunnelOptions.Promiscuous"/>). Each accepted stream is a <see cref="TunnelStream"/> whose
-    /// <see cref="TunnelStream.LocalEndPoint"/> is the destination the peer connected to. The stack completes the
-    /// handshake before <see cref="TunnelTcpListener.AcceptAsync"/> returns; a relay that cannot reach the destination
-    /// resets the stream with <see cref="TunnelStream.Abort"/>. At most <paramref name="backlog"/> connections wait
-    /// half-open or unaccepted; SYNs beyond that are dropped, so peers retransmit.
+    /// <see cref="TunnelStream.LocalEndPoint"/> is the destination the peer connected to. <paramref name="admit"/>
+    /// (source, destination), when set, is asked about each SYN first: a refused one is answered with RST, as a closed
+    /// port would (it runs on the stack's thread: it must be fast and must not block). The stack completes the
+    /// handshake of admitted connections before <see cref="TunnelTcpListener.AcceptAsync"/> returns them; a relay that
+    /// then cannot reach the destination resets the stream with <see cref="TunnelStream.Abort"/>. At most
+    /// <paramref name="backlog"/> connections wait half-open or unaccepted; SYNs beyond that are dropped, so peers
+    /// retransmit.
     /// </summary>
     /// <exception cref="InvalidOperationException">The tunnel is not in gateway mode, or runs over a TUN device.</exception>
     /// <exception cref="System.Net.Sockets.SocketException">Another any-destination listener is open.</exception>
     /// <exception cref="IOException">The tunnel was closed.</exception>
-    public TunnelTcpListener ListenTcpAnyDestination(int backlog = 1024)
+    public TunnelTcpListener ListenTcpAnyDestination(Func<IPEndPoint, IPEndPoint, bool>? admit = null, int backlog = 1024)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(backlog, 1);
         ThrowIfClosed();
         var stack = RequirePromiscuousStack();
-        return new TunnelTcpListener(stack.ListenTcp(new IPEndPoint(IPAddress.IPv6Any, 0), backlog), this);
+        return new TunnelTcpListener(stack.ListenTcpAnyDestination(admit, backlog), this);
     }
 
     /// <summary>
