@@ -11,6 +11,7 @@ internal static class CommandRegistry
         new ShowCommand(),
         new DaemonCommand(),
         new DemoCommand(),
+        new ProxyCommand(),
         new GatewayCommand(),
     ];
 
