@@ -107,7 +107,12 @@ ip netns exec stgb-g wg set stgb-w private-key "$out/g.key" listen-port 51940 pe
 ip -n stgb-g addr add 10.235.0.1/24 dev stgb-w && ip -n stgb-g link set stgb-w mtu 1420 up
 ip netns exec stgb-g sysctl -q -w net.ipv4.ip_forward=1
 ip netns exec stgb-g nft -f - <<NFT
-table ip stgb { chain post { type nat hook postrouting priority 100; oifname "stgb-gs" ip saddr 10.235.0.0/24 masquerade; } }
+table ip stgb {
+    chain post {
+        type nat hook postrouting priority 100;
+        oifname "stgb-gs" ip saddr 10.235.0.0/24 masquerade
+    }
+}
 NFT
 client_peer
 iperf_mbits -t 2 >/dev/null
