@@ -57,3 +57,20 @@ public sealed partial class WireGuardTunnel
             "Any-destination sockets need a tunnel started in gateway mode (WireGuardTunnelOptions.Promiscuous).");
     }
 }
+
+// Multihop in one process: another tunnel's WireGuard UDP through this tunnel's netstack.
+public sealed partial class WireGuardTunnel
+{
+    /// <summary>
+    /// A bind factory whose UDP sockets live inside this tunnel's netstack: pass it as
+    /// <see cref="WireGuardTunnelOptions.BindFactory"/> to start a second tunnel whose WireGuard datagrams travel through
+    /// this one (multihop in one process: client → entry → exit, no second process, no TUN). The inner tunnel's MTU must
+    /// be at least 60 bytes (80 with IPv6 endpoints) below this tunnel's: the netstack does not fragment.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device.</exception>
+    public Sharptun.Transport.IDatagramBindFactory CreateDatagramBindFactory()
+    {
+        ThrowIfClosed();
+        return new TunnelDatagramBindFactory(this, RequireStack());
+    }
+}
