@@ -186,6 +186,71 @@ public sealed class GatewayHostTests
     }
 
     [Fact]
+    public async Task Udp_FlowsExpiringWhileDatagramsArrive_NeverLeakOrWedge()
+    {
+        // Expiry (a timer) races the receive loop's sends on the same flows: flows close and reopen all the time.
+        await using var lab = await Lab.StartAsync(configure: o => o.UdpIdleTimeout = TimeSpan.FromMilliseconds(30));
+        using var echo = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        echo.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var port = ((IPEndPoint)echo.LocalEndPoint!).Port;
+        using var stop = new CancellationTokenSource();
+        var echoing = Task.Run(async () =>
+        {
+            var buffer = new byte[2048];
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var r = await echo.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), stop.Token);
+                    await echo.SendToAsync(buffer.AsMemory(0, r.ReceivedBytes), r.RemoteEndPoint);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        });
+
+        var senders = Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
+        {
+            using var socket = lab.Client.BindUdp();
+            var random = new Random(i);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+            while (DateTime.UtcNow < deadline)
+            {
+                await socket.SendToAsync(new byte[] { (byte)i }, new IPEndPoint(Far, port));
+                await Task.Delay(random.Next(0, 80));
+            }
+        })).ToArray();
+        await Task.WhenAll(senders);
+
+        await WaitForAsync(() => lab.Gateway.Counters.Total.OpenUdpFlows == 0 && lab.Gateway.Counters.Open == 0 && lab.Gateway.UdpFlowCount == 0);
+        Assert.True(lab.Gateway.Counters.Total.UdpFlows > 4, $"{lab.Gateway.Counters.Total.UdpFlows} flows: expiry never raced a send");
+
+        // still relaying afterwards
+        using var last = lab.Client.BindUdp();
+        var buffer = new byte[16];
+        var answered = false;
+        for (var attempt = 0; attempt < 20 && !answered; attempt++)
+        {
+            await last.SendToAsync(new byte[] { 9 }, new IPEndPoint(Far, port));
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                await last.ReceiveFromAsync(buffer, wait.Token);
+                answered = true;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        Assert.True(answered);
+        await stop.CancelAsync();
+        await echoing;
+    }
+
+    [Fact]
     public async Task Udp_DeniedDestination_GetsNoRelay_AndIsCounted()
     {
         await using var lab = await Lab.StartAsync();
@@ -258,7 +323,7 @@ public sealed class GatewayHostTests
 
         public WireGuardTunnel Client { get; }
 
-        public static async Task<Lab> StartAsync(string gatewaySection = "")
+        public static async Task<Lab> StartAsync(string gatewaySection = "", Action<GatewayOptions>? configure = null)
         {
             using var clientKey = Key.GeneratePrivateKey();
             using var gatewayKey = Key.GeneratePrivateKey();
@@ -274,6 +339,7 @@ public sealed class GatewayHostTests
                 [Gateway]
                 {gatewaySection}
                 """);
+            configure?.Invoke(config.Options);
             var gateway = await GatewayHost.StartAsync(config, new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
             try
             {
