@@ -31,6 +31,9 @@ public static class StreamRelay
         var idleTimedOut = false;
         if (options.IdleTimeout != Timeout.InfiniteTimeSpan)
         {
+            // Cancelled when the watch ends: a pending delay would otherwise keep its timer (and this relay's state)
+            // alive for up to the idle timeout after the relay is gone.
+            using var idleWait = CancellationTokenSource.CreateLinkedTokenSource(abort.Token);
             var both = Task.WhenAll(up, down);
             var idleMs = (long)options.IdleTimeout.TotalMilliseconds;
             while (!both.IsCompleted && !abort.IsCancellationRequested)
@@ -44,8 +47,10 @@ public static class StreamRelay
                     break;
                 }
 
-                await Task.WhenAny(both, Task.Delay(wait, abort.Token)).ConfigureAwait(false);
+                await Task.WhenAny(both, Task.Delay(wait, idleWait.Token)).ConfigureAwait(false);
             }
+
+            await idleWait.CancelAsync().ConfigureAwait(false);
         }
 
         var upResult = await up.ConfigureAwait(false);

@@ -16,7 +16,8 @@ namespace Sharptun.Proxy;
 /// before anything serves: a port in use or a bad bind address fails the start with a
 /// <see cref="ProxyHostException"/> naming the section, and what had started is stopped again.
 /// <see cref="RunAsync"/> serves until cancelled; a front-end failing while running stops the others and the run
-/// ends with a <see cref="ProxyHostException"/>. <see cref="DisposeAsync"/> stops the services and the tunnel.
+/// ends with a <see cref="ProxyHostException"/>. <see cref="DisposeAsync"/> stops the services, disposes those that are
+/// <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>, then the tunnel.
 /// </remarks>
 public sealed partial class ProxyHost : IAsyncDisposable
 {
@@ -62,8 +63,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
         var context = new ProxyContext(OfflineNetwork.Instance);
         foreach (var section in config.Services)
         {
-            var service = ProxyServiceCatalog.Create(section, context);
-            (service as IDisposable)?.Dispose();
+            DisposeServiceAsync(ProxyServiceCatalog.Create(section, context)).AsTask().GetAwaiter().GetResult();
         }
     }
 
@@ -135,6 +135,11 @@ public sealed partial class ProxyHost : IAsyncDisposable
         catch
         {
             await StopAsync(started).ConfigureAwait(false);
+            foreach (var service in services)
+            {
+                await DisposeServiceAsync(service).ConfigureAwait(false);
+            }
+
             await tunnel.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -185,6 +190,11 @@ public sealed partial class ProxyHost : IAsyncDisposable
             }
         }
 
+        foreach (var service in Services)
+        {
+            await DisposeServiceAsync(service).ConfigureAwait(false);
+        }
+
         await Tunnel.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
         LogStopped(_log);
@@ -202,6 +212,11 @@ public sealed partial class ProxyHost : IAsyncDisposable
             {
                 await Task.Yield();
                 await service.RunAsync(stop.Token).ConfigureAwait(false);
+                if (service is Forwards.StdioTunnel && !stop.IsCancellationRequested)
+                {
+                    // [STDIOTunnel] returns when its target closed: the ProxyCommand's session is over, so is the proxy.
+                    await stop.CancelAsync().ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -257,6 +272,19 @@ public sealed partial class ProxyHost : IAsyncDisposable
             {
                 // it is stopped either way
             }
+        }
+    }
+
+    // A front-end may hold resources beyond its listener (certificates, buffers): disposable ones are disposed last.
+    private static async ValueTask DisposeServiceAsync(IProxyService service)
+    {
+        if (service is IAsyncDisposable asyncDisposable)
+        {
+            await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+        }
+        else if (service is IDisposable disposable)
+        {
+            disposable.Dispose();
         }
     }
 

@@ -21,6 +21,13 @@ public static class ProxyServiceCatalog
     private static readonly ConcurrentDictionary<string, Func<ConfigSection, ProxyContext, IProxyService>> Factories = new(
         new Dictionary<string, Func<ConfigSection, ProxyContext, IProxyService>>(StringComparer.OrdinalIgnoreCase)
         {
+            ["http"] = Http.HttpProxyServer.FromSection,
+            [Forwards.TcpClientTunnel.SectionName] = Forwards.TcpClientTunnel.FromSection,
+            [Forwards.TcpServerTunnel.SectionName] = Forwards.TcpServerTunnel.FromSection,
+            [Forwards.UdpProxyTunnel.SectionName] = Forwards.UdpProxyTunnel.FromSection,
+            [Forwards.StdioTunnel.SectionName] = Forwards.StdioTunnel.FromSection,
+            [Forwards.SniProxy.SectionName] = Forwards.SniProxy.FromSection,
+            ["Socks5"] = Socks5.Socks5Server.FromSection,
         },
         StringComparer.OrdinalIgnoreCase);
 

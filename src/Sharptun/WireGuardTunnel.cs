@@ -354,7 +354,10 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         ThrowIfClosed();
-        return new TunnelTcpListener(RequireStack().ListenTcp(new IPEndPoint(IPAddress.Any, port)), this);
+
+        // The stack's IPv6 "any" listener is dual-stack: with an IPv6 tunnel address, IPv4 and IPv6 peers both reach it.
+        var any = _addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6) ? IPAddress.IPv6Any : IPAddress.Any;
+        return new TunnelTcpListener(RequireStack().ListenTcp(new IPEndPoint(any, port)), this);
     }
 
     /// <summary>Opens a UDP socket inside the tunnel on <paramref name="port"/> (0 = an ephemeral port) of every tunnel address.</summary>

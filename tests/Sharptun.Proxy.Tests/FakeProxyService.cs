@@ -7,8 +7,10 @@ namespace Sharptun.Proxy.Tests;
 /// behaviour: <c>FailStart = yes</c> makes <see cref="Start"/> throw a bind error, <c>FailRun = yes</c> makes
 /// <see cref="RunAsync"/> fail after a moment.
 /// </summary>
-internal sealed class FakeProxyService(ConfigSection section, ProxyContext context) : IProxyService
+internal sealed class FakeProxyService(ConfigSection section, ProxyContext context) : IProxyService, IDisposable
 {
+    private int _disposals;
+
     private int _starts;
     private int _runs;
 
@@ -28,6 +30,10 @@ internal sealed class FakeProxyService(ConfigSection section, ProxyContext conte
 
     /// <summary>True once RunAsync returned after its token was cancelled (its "listener" closed).</summary>
     public bool Stopped { get; private set; }
+
+    public int Disposals => Volatile.Read(ref _disposals);
+
+    public void Dispose() => Interlocked.Increment(ref _disposals);
 
     public void Start()
     {

@@ -85,6 +85,7 @@ public sealed class ProxyHostTests : IDisposable
         await host.DisposeAsync();
         await AssertTunnelClosed(fakes[0]);
         await host.DisposeAsync(); // twice is fine
+        Assert.All(fakes, f => Assert.Equal(1, f.Disposals));
     }
 
     [Fact]
@@ -99,6 +100,7 @@ public sealed class ProxyHostTests : IDisposable
         Assert.True(fakes[0].Stopped); // its listener was closed again
         Assert.Equal(0, fakes[2].Starts); // never bound
         Assert.All(fakes, f => Assert.True(f.Runs <= 1));
+        Assert.All(fakes, f => Assert.Equal(1, f.Disposals));
         await AssertTunnelClosed(fakes[0]);
     }
 
@@ -170,5 +172,54 @@ public sealed class ProxyHostTests : IDisposable
         Assert.Equal("10.9.0.2", Assert.Single(host.Tunnel.Addresses).ToString());
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         await host.RunAsync(cts.Token).WaitAsync(Limit);
+    }
+
+    [Fact]
+    public async Task ManyServicesFailingAtOnce_OneErrorIsReported_TheRestStop()
+    {
+        var sections = string.Concat(Enumerable.Range(0, 16).Select(i => i % 2 == 0
+            ? $"[{Section}]\nName = f{i}\nFailRun = yes\n"
+            : $"[{Section}]\nName = ok{i}\n"));
+        var config = Config(sections, out var path);
+        await using var host = await ProxyHost.StartAsync(config);
+        var e = await Assert.ThrowsAsync<ProxyHostException>(() => host.RunAsync(default).WaitAsync(Limit));
+        Assert.Matches(@"\[HostTestFake\] on fake f\d+ failed: the fake front-end broke$", e.Message);
+        Assert.All(Fakes(path).Where(f => f.Section.Get("FailRun") is null), f => Assert.True(f.Stopped));
+    }
+
+    [Fact]
+    public async Task EndpointName_IsResolvedWhenTheTunnelStarts()
+    {
+        var config = ProxyConfig.Parse("""
+            [Interface]
+            PrivateKey = 0IvQ7F2NDi3rEf1lGVIQrHK1nlN0jgiCneMtZQwd7HA=
+            Address = 10.9.0.2/32
+
+            [Peer]
+            PublicKey = 2CKBqmLWCeTYQHLY04+ZeY8kwleYBMymfEVaIhiNYgg=
+            Endpoint = localhost:51820
+            """, "name.conf", _ => null);
+        Assert.Equal("localhost", config.Peers[0].EndpointHost);
+        await using var host = await ProxyHost.StartAsync(config);
+        var endpoint = Assert.Single(host.Tunnel.Peers).Endpoint;
+        Assert.NotNull(endpoint);
+        Assert.True(System.Net.IPAddress.IsLoopback(endpoint.Address), endpoint.ToString());
+        Assert.Equal(51820, endpoint.Port);
+    }
+
+    [Fact]
+    public async Task UnresolvableEndpointName_FailsTheStart_NamingTheWireGuardFile()
+    {
+        var config = ProxyConfig.Parse("""
+            [Interface]
+            PrivateKey = 0IvQ7F2NDi3rEf1lGVIQrHK1nlN0jgiCneMtZQwd7HA=
+            Address = 10.9.0.2/32
+
+            [Peer]
+            PublicKey = 2CKBqmLWCeTYQHLY04+ZeY8kwleYBMymfEVaIhiNYgg=
+            Endpoint = no-such-host.invalid:51820
+            """, "noname.conf", _ => null);
+        var e = await Assert.ThrowsAsync<ProxyHostException>(() => ProxyHost.StartAsync(config));
+        Assert.StartsWith("noname.conf: the WireGuard tunnel did not start:", e.Message, StringComparison.Ordinal);
     }
 }

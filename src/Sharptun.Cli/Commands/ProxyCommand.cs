@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.IO.Pipes;
+using System.Text;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Sharptun.Cli.Daemon;
@@ -16,15 +18,18 @@ namespace Sharptun.Cli.Commands;
 /// <remarks>
 /// <para>Without <c>-c</c> the first existing file of wireproxy's defaults is read: <c>/etc/wireproxy/wireproxy.conf</c>,
 /// then <c>~/.config/wireproxy.conf</c>.</para>
-/// <para><c>-d</c> detaches as wireproxy does: the config is checked first (so errors still reach the terminal), then
-/// this program is started again without <c>-d</c> in a new session with its standard streams on /dev/null, and the
-/// command exits 0 printing nothing. .NET cannot fork, so the child is told by <see cref="DetachedVariable"/> to
-/// call setsid and redirect its streams itself.</para>
+/// <para><c>-d</c> detaches as wireproxy does: the config is checked first, then this program is started again without
+/// <c>-d</c> in a new session with its standard streams on /dev/null, and the command exits 0 printing nothing once
+/// the child reports that the tunnel and every front-end are up (unlike wireproxy, a start failure such as a port in
+/// use is printed and exits 1). .NET cannot fork, so the child, given a pipe's descriptor in
+/// <see cref="DetachedVariable"/>, calls setsid, redirects its streams and reports on the pipe itself.</para>
 /// </remarks>
 internal sealed class ProxyCommand : ICliCommand
 {
-    /// <summary>Set in the detached child's environment (<c>-d</c>).</summary>
-    public const string DetachedVariable = "SHARPTUN_PROXY_DETACHED";
+    /// <summary>Set in the detached child's environment (<c>-d</c>): the descriptor it reports readiness on.</summary>
+    public const string DetachedVariable = "SHARPTUN_PROXY_READY_FD";
+
+    private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(60);
 
     private readonly string _etcDirectory;
     private readonly Func<string?> _home;
@@ -114,46 +119,56 @@ internal sealed class ProxyCommand : ICliCommand
 
         if (parsed.Daemon)
         {
-            return Detach(args, context);
+            return await DetachAsync(args, context).ConfigureAwait(false);
         }
 
-        var detached = false;
+        int? readyFd = null;
         var log = context.Error;
-        if (Environment.GetEnvironmentVariable(DetachedVariable) == "1" && OperatingSystem.IsLinux())
+        if (int.TryParse(Environment.GetEnvironmentVariable(DetachedVariable), NumberStyles.None, CultureInfo.InvariantCulture, out var fd)
+            && OperatingSystem.IsLinux())
         {
-            detached = true;
+            // The background child of -d: its own session, no terminal, standard streams on /dev/null.
+            readyFd = fd;
             Environment.SetEnvironmentVariable(DetachedVariable, null);
             DaemonNative.StartNewSession();
             DaemonNative.RedirectStandardStreamsToNull(keepOutput: false);
+            context.In.Dispose();
+            context.Out.Dispose();
+            context.Error.Dispose();
             log = TextWriter.Null;
         }
 
         using var loggers = WireGuardGoLoggerProvider.CreateFactory("proxy", log, parsed.Silent ? LogLevel.None : LogLevel.Information);
         var logger = loggers.CreateLogger("Sharptun.Cli.Proxy");
         Log.Starting(logger, CliContext.ProgramName + " proxy", CommandDispatcher.Version);
-        var options = parsed.ToOptions(loggers);
         ProxyHost host;
         try
         {
-            host = await ProxyHost.StartAsync(config, options, context.Cancellation).ConfigureAwait(false);
+            host = await ProxyHost.StartAsync(config, parsed.ToOptions(loggers), context.Cancellation).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ProxyHostException or ProxyConfigException)
+        catch (Exception e) when (e is ProxyHostException or ProxyConfigException or OperationCanceledException)
         {
-            Log.StartFailed(logger, e.Message);
-            if (parsed.Silent && !detached)
+            var message = e is OperationCanceledException ? "stopped while starting" : e.Message;
+            Log.StartFailed(logger, message);
+            if (readyFd is { } pipe && OperatingSystem.IsLinux())
             {
-                context.Error.Write($"{CliContext.ProgramName} proxy: {e.Message}\n");
+                DaemonNative.WriteAndClose(pipe, Encoding.UTF8.GetBytes("error\n" + message + "\n"));
+            }
+            else if (parsed.Silent)
+            {
+                context.Error.Write($"{CliContext.ProgramName} proxy: {message}\n");
             }
 
-            return 1;
-        }
-        catch (OperationCanceledException)
-        {
             return 1;
         }
 
         await using (host.ConfigureAwait(false))
         {
+            if (readyFd is { } pipe && OperatingSystem.IsLinux())
+            {
+                DaemonNative.WriteAndClose(pipe, "ok\n"u8);
+            }
+
             try
             {
                 await host.RunAsync(context.Cancellation).ConfigureAwait(false);
@@ -168,7 +183,11 @@ internal sealed class ProxyCommand : ICliCommand
         return 0;
     }
 
-    private static int Detach(IReadOnlyList<string> args, CliContext context)
+    /// <summary>
+    /// <c>-d</c>: starts this program again without <c>-d</c> and waits until it reports that the tunnel and every
+    /// front-end are up (exit 0, printing nothing) or why not (the message, exit 1).
+    /// </summary>
+    private static async Task<int> DetachAsync(IReadOnlyList<string> args, CliContext context)
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -176,6 +195,8 @@ internal sealed class ProxyCommand : ICliCommand
             return 1;
         }
 
+        using var ready = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
+        DaemonNative.SetCloseOnExec((int)ready.SafePipeHandle.DangerousGetHandle()); // only the write end goes to the child
         var start = new ProcessStartInfo(Environment.ProcessPath ?? throw new InvalidOperationException("no process path")) { UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet")
         {
@@ -196,18 +217,48 @@ internal sealed class ProxyCommand : ICliCommand
         start.RedirectStandardInput = true;
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
-        start.Environment[DetachedVariable] = "1";
+        start.Environment[DetachedVariable] = ready.GetClientHandleAsString();
+        Process child;
         try
         {
-            using var child = Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null");
+            child = Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null");
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
             context.Error.Write($"{CliContext.ProgramName} proxy: cannot start the background process: {e.Message}\n");
             return 1;
         }
+        finally
+        {
+            ready.DisposeLocalCopyOfClientHandle();
+        }
 
-        return 0;
+        using (child)
+        {
+            string report;
+            using var timeout = new CancellationTokenSource(StartupTimeout);
+            try
+            {
+                using var reader = new StreamReader(ready, Encoding.UTF8);
+                report = await reader.ReadToEndAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                context.Error.Write($"{CliContext.ProgramName} proxy: the background process did not report within {StartupTimeout.TotalSeconds:0} s; stopping it\n");
+                child.Kill();
+                return 1;
+            }
+
+            if (report.StartsWith("ok\n", StringComparison.Ordinal))
+            {
+                return 0;
+            }
+
+            context.Error.Write(report.StartsWith("error\n", StringComparison.Ordinal)
+                ? $"{CliContext.ProgramName} proxy: {report["error\n".Length..].TrimEnd('\n')}\n"
+                : $"{CliContext.ProgramName} proxy: the background process exited during startup\n");
+            return 1;
+        }
     }
 
     private static void WriteUsage(TextWriter writer) => writer.Write(

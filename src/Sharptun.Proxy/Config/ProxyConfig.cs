@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using Sharptun.Device.Config;
 
 namespace Sharptun.Proxy.Config;
 
@@ -281,13 +280,10 @@ public sealed class ProxyConfig
         var port = 0;
         if (section.Find("Endpoint") is { } endpoint)
         {
-            if (!WgEndpoint.TryParse(endpoint.Value, out var parsed) || parsed.Port == 0)
+            if (!TryParseEndpoint(endpoint.Value, out host, out port))
             {
                 throw section.Error(endpoint.Line, $"Endpoint must be host:port, a.b.c.d:port or [v6]:port, not '{endpoint.Value}'");
             }
-
-            host = parsed.Host;
-            port = parsed.Port;
         }
 
         var allowed = Prefixes(section, "AllowedIPs");
@@ -304,6 +300,40 @@ public sealed class ProxyConfig
         }
 
         return new ProxyPeer(publicKey, presharedKey, host, port, allowed, keepalive, section.File, section.Line);
+    }
+
+    // wg's endpoint forms: name:port, a.b.c.d:port, [v6]:port (an unbracketed IPv6 literal's port would be ambiguous).
+    private static bool TryParseEndpoint(string text, out string? host, out int port)
+    {
+        host = null;
+        port = 0;
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out port) || port is < 1 or > 65535)
+        {
+            return false;
+        }
+
+        var name = text[..colon];
+        if (name.StartsWith('[') && name.EndsWith(']'))
+        {
+            name = name[1..^1];
+            if (!IPAddress.TryParse(name, out var v6) || v6.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+            {
+                return false;
+            }
+        }
+        else if (name.Length > 253 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_')
+                 || name.StartsWith('.') || name.StartsWith('-') || name.Contains("..", StringComparison.Ordinal))
+        {
+            return false;
+        }
+        else if (name.All(c => char.IsAsciiDigit(c) || c == '.') && !AddressPrefix.TryParse(name, out _))
+        {
+            return false; // "10.0.0" or "1.2.3.4.5": neither an address nor a name
+        }
+
+        host = name;
+        return true;
     }
 
     private static string? Key(ConfigSection section, string key, bool required)
