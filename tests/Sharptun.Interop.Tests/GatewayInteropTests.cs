@@ -186,6 +186,46 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         }
     }
 
+    [InteropFact("wireguard-go", "wg", "setpriv", "ping")]
+    public async Task UnprivilegedGateway_Ipv6_UploadByHash_UdpEcho_Ping_ReservedV6Refused()
+    {
+        using var lab = new NetnsLab();
+        using var setup = new Setup(lab, "");
+        try
+        {
+            var (sent, received) = await setup.UploadAsync(4 << 20, seed: 3, address: setup.ServerAddress6);
+            Assert.Equal(sent, received);
+
+            using (var udp = setup.ClientSocket(SocketType.Dgram, ProtocolType.Udp, AddressFamily.InterNetworkV6))
+            {
+                await udp.ConnectAsync(new IPEndPoint(setup.ServerAddress6, EchoPort));
+                var buffer = new byte[2048];
+                for (var i = 0; i < 10; i++)
+                {
+                    var payload = RandomNumberGenerator.GetBytes(1 + (i * 100));
+                    await udp.SendAsync(payload);
+                    var n = await udp.ReceiveAsync(buffer).WaitAsync(Timeout);
+                    Assert.Equal(payload, buffer[..n]);
+                }
+            }
+
+            var ping = lab.Exec(setup.ClientNs, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "3", setup.ServerAddress6.ToString());
+            Assert.True(ping.Success, ping.ToString());
+
+            // a unique local address (RFC 4193, reserved): refused at the SYN
+            var loopback = await Assert.ThrowsAsync<SocketException>(() => setup.ConnectAsync(IPAddress.Parse("fd00:dead::1"), SinkPort));
+            Assert.Equal(SocketError.ConnectionRefused, loopback.SocketErrorCode);
+
+            var counters = setup.StopGateway();
+            Assert.Matches(@"total: tcp 1 relayed, 0 open, 1 denied, 0 capped, 0 host failures; udp 1 flows, 0 open", counters);
+        }
+        catch
+        {
+            output.WriteLine(setup.Describe());
+            throw;
+        }
+    }
+
     /// <summary>Sends until the socket reports an error (the first datagram draws the ICMP; Linux reports it on a later call).</summary>
     private static async Task<SocketError> FirstUdpErrorAsync(Socket udp)
     {
@@ -261,20 +301,23 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             lab.AddAddress(_gatewayNs, gs.InterfaceA, far.V4Cidr(1));
             lab.AddAddress(_serverNs, gs.InterfaceB, far.V4Cidr(2));
             lab.AddAddress(_serverNs, gs.InterfaceB, reserved.V4Cidr(2));
+            lab.AddAddress(_gatewayNs, gs.InterfaceA, far.V6Cidr(1));
+            lab.AddAddress(_serverNs, gs.InterfaceB, far.V6Cidr(2));
             lab.AddRoute(_gatewayNs, reserved.V4(0) + "/24", gs.InterfaceA);
             ServerAddress = IPAddress.Parse(far.V4(2));
             ReservedAddress = IPAddress.Parse(reserved.V4(2));
+            ServerAddress6 = IPAddress.Parse(far.V6(2));
             GatewayTunnelAddress = IPAddress.Parse(tunnel.V4(1));
 
             // the servers in S (kernel sockets)
             Http = new KernelHttpServer(Listen(_serverNs, ServerAddress, HttpPort));
             _servers.Add(Http);
-            Sink = new HashSink(Listen(_serverNs, IPAddress.Any, SinkPort));
+            Sink = new HashSink(Listen(_serverNs, IPAddress.IPv6Any, SinkPort));
             _servers.Add(Sink);
             _servers.Add(new UdpEcho(NetnsLab.RunInNamespace(_serverNs, () =>
             {
-                var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-                s.Bind(new IPEndPoint(IPAddress.Any, EchoPort));
+                var s = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
+                s.Bind(new IPEndPoint(IPAddress.IPv6Any, EchoPort));
                 return s;
             })));
 
@@ -298,12 +341,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
                 "[Interface]\n" +
                 $"PrivateKey = {gatewayPrivate}\n" +
                 $"ListenPort = {ListenPort}\n" +
-                $"Address = {tunnel.V4(1)}/32\n\n" +
+                $"Address = {tunnel.V4(1)}/32, {tunnel.V6(1)}/128\n\n" +
                 "[Peer]\n" +
                 $"PublicKey = {clientPublic}\n" +
-                $"AllowedIPs = {tunnel.V4(2)}/32\n\n" +
+                $"AllowedIPs = {tunnel.V4(2)}/32, {tunnel.V6(2)}/128\n\n" +
                 "[Gateway]\n" +
-                $"Allow = {far.V4(0)}/24\n" +
+                $"Allow = {far.V4(0)}/24, {far.V6(0)}/64\n" +
                 gatewaySection.Replace("{server}", far.V4(2), StringComparison.Ordinal) + "\n");
             File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             for (var d = lab.TempDirectory; d != "/" && d != Path.GetTempPath().TrimEnd('/'); d = Path.GetDirectoryName(d)!)
@@ -337,11 +380,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             File.WriteAllText(keyFile, clientPrivate + "\n");
             File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             lab.Check(ClientNs, "wg", "set", _ifname, "private-key", keyFile,
-                "peer", gatewayPublic, "endpoint", $"{link.V4(1)}:{ListenPort}", "allowed-ips", "0.0.0.0/0", "persistent-keepalive", "25");
+                "peer", gatewayPublic, "endpoint", $"{link.V4(1)}:{ListenPort}", "allowed-ips", "0.0.0.0/0,::/0", "persistent-keepalive", "25");
             lab.AddAddress(ClientNs, _ifname, tunnel.V4(2) + "/32");
+            lab.AddAddress(ClientNs, _ifname, tunnel.V6(2) + "/128");
             lab.SetMtu(ClientNs, _ifname, 1420);
             lab.SetUp(ClientNs, _ifname);
-            foreach (var prefix in new[] { far.V4(0) + "/24", reserved.V4(0) + "/24", tunnel.V4(1) + "/32" })
+            foreach (var prefix in new[] { far.V4(0) + "/24", reserved.V4(0) + "/24", tunnel.V4(1) + "/32", far.V6(0) + "/64", "fd00:dead::/64" })
             {
                 lab.AddRoute(ClientNs, prefix, _ifname);
             }
@@ -353,6 +397,8 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
 
         public IPAddress ReservedAddress { get; }
 
+        public IPAddress ServerAddress6 { get; }
+
         public IPAddress GatewayTunnelAddress { get; }
 
         public string? GatewayUid { get; }
@@ -362,12 +408,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         public HashSink Sink { get; }
 
         /// <summary>A kernel socket in C (its traffic to S goes through wireguard-go and the gateway).</summary>
-        public Socket ClientSocket(SocketType type, ProtocolType protocol) =>
-            NetnsLab.RunInNamespace(ClientNs, () => new Socket(AddressFamily.InterNetwork, type, protocol));
+        public Socket ClientSocket(SocketType type, ProtocolType protocol, AddressFamily family = AddressFamily.InterNetwork) =>
+            NetnsLab.RunInNamespace(ClientNs, () => new Socket(family, type, protocol));
 
         public async Task<Socket> ConnectAsync(IPAddress address, int port)
         {
-            var s = ClientSocket(SocketType.Stream, ProtocolType.Tcp);
+            var s = ClientSocket(SocketType.Stream, ProtocolType.Tcp, address.AddressFamily);
             try
             {
                 await s.ConnectAsync(new IPEndPoint(address, port)).WaitAsync(Timeout);
@@ -411,9 +457,9 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         }
 
         /// <summary>Sends <paramref name="size"/> pseudo-random bytes to the sink, half-closes and reads its hash.</summary>
-        public async Task<(string Sent, string Received)> UploadAsync(long size, int seed, bool holdOpen = false)
+        public async Task<(string Sent, string Received)> UploadAsync(long size, int seed, bool holdOpen = false, IPAddress? address = null)
         {
-            using var s = await ConnectAsync(ServerAddress, SinkPort);
+            using var s = await ConnectAsync(address ?? ServerAddress, SinkPort);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var block = new byte[PseudoRandom.BlockSize];
             if (holdOpen)
@@ -464,7 +510,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
 
         private static Socket Listen(string ns, IPAddress address, int port) => NetnsLab.RunInNamespace(ns, () =>
         {
-            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            var s = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            if (address.Equals(IPAddress.IPv6Any))
+            {
+                s.DualMode = true;
+            }
+
             s.Bind(new IPEndPoint(address, port));
             s.Listen(512);
             return s;
