@@ -141,9 +141,25 @@ public sealed partial class HttpProxyServer : IProxyService
         }
 
         var bind = _options.BindAddress;
+        try
+        {
+            _listener = Listen(bind);
+        }
+        catch (SocketException e) when (bind.Address.Equals(IPAddress.IPv6Any) && e.SocketErrorCode == SocketError.AddressFamilyNotSupported)
+        {
+            // "every interface" on a host without IPv6.
+            _listener = Listen(new IPEndPoint(IPAddress.Any, bind.Port));
+        }
+
+        Log.Listening(_logger, Endpoint, _options.Certificate is null ? "HTTP" : "HTTPS");
+    }
+
+    private static Socket Listen(IPEndPoint bind)
+    {
         var socket = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
+            // [::] listens on IPv4 too, as Go's net.Listen(":port") does.
             if (bind.Address.Equals(IPAddress.IPv6Any))
             {
                 socket.DualMode = true;
@@ -151,15 +167,13 @@ public sealed partial class HttpProxyServer : IProxyService
 
             socket.Bind(bind);
             socket.Listen(512);
+            return socket;
         }
         catch
         {
             socket.Dispose();
             throw;
         }
-
-        _listener = socket;
-        Log.Listening(_logger, Endpoint, _options.Certificate is null ? "HTTP" : "HTTPS");
     }
 
     /// <inheritdoc/>
@@ -388,7 +402,7 @@ public sealed partial class HttpProxyServer : IProxyService
 /// <summary>Reads wireproxy's BindAddress values (Go's <c>net.Listen</c> address syntax).</summary>
 internal static class BindAddressParser
 {
-    /// <summary>host:port with an IPv4 literal, [IPv6], "localhost" or nothing (every interface) as host.</summary>
+    /// <summary>host:port with an IPv4 literal, [IPv6], "localhost" or nothing (every interface, IPv6 and IPv4) as host.</summary>
     public static bool TryParse(string text, out IPEndPoint endPoint)
     {
         endPoint = null!;
@@ -402,7 +416,7 @@ internal static class BindAddressParser
         IPAddress? address;
         if (host.IsEmpty)
         {
-            address = IPAddress.Any;
+            address = IPAddress.IPv6Any;
         }
         else if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
         {

@@ -80,15 +80,17 @@ public sealed class UdpProxyTunnelTests
     public async Task ActiveSession_StaysOpen_WhileDatagramsKeepFlowing()
     {
         using var echo = new UdpEcho();
-        var forward = Create(new LoopbackNetwork(), "127.0.0.1", echo.Port, inactivity: TimeSpan.FromSeconds(2));
+        // 6 s of traffic against a 5 s inactivity timeout, a datagram every second: only activity keeps the session,
+        // with 4 s of slack for a loaded machine's pauses.
+        var forward = Create(new LoopbackNetwork(), "127.0.0.1", echo.Port, inactivity: TimeSpan.FromSeconds(5));
         await using (Run(forward))
         {
             using var client = Client();
-            for (var i = 0; i < 6; i++)
+            for (var i = 0; i < 7; i++)
             {
                 await client.SendToAsync(Ascii($"{i}"), forward.LocalEndPoint!);
                 Assert.Equal($"echo:{i}", await ReceiveTextAsync(client));
-                await Task.Delay(500);
+                await Task.Delay(1000);
             }
 
             Assert.Equal(1, forward.Counters.Accepted);

@@ -174,13 +174,27 @@ public sealed class HttpProxyTlsAndConfigTests(OriginServer origin) : IClassFixt
     [Theory]
     [InlineData("127.0.0.1:8080", "127.0.0.1:8080")]
     [InlineData("[::1]:3128", "[::1]:3128")]
-    [InlineData(":8080", "0.0.0.0:8080")]
+    [InlineData(":8080", "[::]:8080")]
     [InlineData("localhost:25345", "127.0.0.1:25345")]
     [InlineData("0.0.0.0:0", "0.0.0.0:0")]
     public void BindAddress_AcceptsWhatWireproxyAccepts(string text, string expected)
     {
         Assert.True(BindAddressParser.TryParse(text, out var endPoint));
         Assert.Equal(expected, endPoint.ToString());
+    }
+
+    [Fact]
+    public async Task EmptyBindHost_ListensOnEveryInterface_IPv4Included()
+    {
+        var context = new ProxyContext(ProxyHarness.Network());
+        var config = ConfigFile.Parse("[http]\nBindAddress = :0\n", "proxy.conf");
+        await using var proxy = ProxyHarness.Start(HttpProxyServer.FromSection(config.Named("http").Single(), context), context);
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, proxy.EndPoint.Port);
+
+        await RawHttp.SendAsync(tcp.GetStream(), $"GET http://a.test:{origin.Port}/bytes/3 HTTP/1.1\r\n\r\n");
+
+        Assert.Equal(Pattern.Bytes(0, 3), (await RawHttp.ReadResponseAsync(tcp.GetStream())).Body);
     }
 
     [Fact]
