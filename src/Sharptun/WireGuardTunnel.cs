@@ -28,7 +28,7 @@ namespace Sharptun;
 /// <para>Disposing stops the device and the stack: open streams, listeners and sockets fail with an
 /// <see cref="IOException"/> saying the tunnel was closed.</para>
 /// </remarks>
-public sealed class WireGuardTunnel : IAsyncDisposable
+public sealed partial class WireGuardTunnel : IAsyncDisposable
 {
     private const int DefaultMtu = 1420;
 
@@ -155,6 +155,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
         var (_, _, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
         var stackOptions = new NetworkStackOptions { Mtu = config.Interface.Mtu ?? DefaultMtu, BufferBudgetBytes = stackBudget };
+        ApplyPromiscuous(options, stackOptions);
         foreach (var prefix in config.Interface.Addresses)
         {
             stackOptions.Addresses.Add(prefix.Address.ToIPAddress());

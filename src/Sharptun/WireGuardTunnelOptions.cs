@@ -4,7 +4,7 @@ using Sharptun.Transport;
 namespace Sharptun;
 
 /// <summary>Options for <see cref="WireGuardTunnel.StartAsync(string, WireGuardTunnelOptions?, CancellationToken)"/>.</summary>
-public sealed class WireGuardTunnelOptions
+public sealed partial class WireGuardTunnelOptions
 {
     /// <summary>The default <see cref="MemoryBudgetBytes"/>: 16 MiB.</summary>
     public const long DefaultMemoryBudgetBytes = 16L << 20;
