@@ -88,6 +88,19 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             var noPing = lab.Exec(setup.ClientNs, "ping", "-c", "1", "-W", "2", setup.ReservedAddress.ToString());
             Assert.False(noPing.Success, noPing.ToString());
 
+            // operations: /metrics counts the relayed connections per peer, /readyz is ready, wg show sees the client
+            var metrics = setup.Scrape("/metrics");
+            Assert.True(metrics.Success, metrics.ToString());
+            Assert.Matches(@"sharptun_gateway_tcp_relayed_total\{peer=""[A-Za-z0-9+/=]{44}""\} 10[12]", metrics.Stdout);
+            Assert.Matches(@"sharptun_gateway_dns_queries_total\{peer=""[A-Za-z0-9+/=]{44}""\} [1-9]", metrics.Stdout);
+            var ready = setup.Scrape("/readyz");
+            Assert.Contains("200", ready.Stdout.Split('\n')[0], StringComparison.Ordinal);
+            var show = setup.WgShowGateway();
+            Assert.True(show.Success, show.ToString());
+            var peerLine = show.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[1].Split('\t');
+            Assert.NotEqual("0", peerLine[4]); // latest handshake
+            Assert.True(long.Parse(peerLine[5], CultureInfo.InvariantCulture) > size, show.Stdout); // received bytes
+
             var counters = setup.StopGateway();
             Assert.Matches(@"total: tcp 10[12] relayed, 0 open, 0 denied, 0 capped, 0 host failures; udp [12] flows, 0 open", counters);
         }
@@ -283,6 +296,7 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         private readonly string _ifname;
         private readonly Process _gateway;
         private readonly List<IDisposable> _servers = [];
+        private readonly string _uapiLink;
 
         public Setup(NetnsLab lab, string gatewaySection)
         {
@@ -367,10 +381,15 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             _gateway = lab.Start(_gatewayNs, "setpriv",
                 $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", "--inh-caps=-all", "--",
                 "env", "HOME=" + home, "DOTNET_CLI_HOME=" + home, "DOTNET_NOLOGO=1", "DOTNET_CLI_TELEMETRY_OPTOUT=1",
-                dotnet, Path.Combine(app, "sharptun.dll"), "gateway", "-c", config);
+                dotnet, Path.Combine(app, "sharptun.dll"), "gateway", "-c", config,
+                "-i", "127.0.0.1:9090", "--uapi-socket", Path.Combine(home, "gateway.sock"));
             lab.WaitFor(() => lab.OutputOf(_gateway).Contains("gateway ready", StringComparison.Ordinal) || _gateway.HasExited, Timeout, "the gateway to start");
             Assert.False(_gateway.HasExited, lab.DescribeProcesses());
             GatewayUid = ReadUid(_gateway.Id);
+
+            // wg looks for sockets only in /var/run/wireguard: root links the unprivileged gateway's socket there.
+            _uapiLink = $"/var/run/wireguard/{lab.NewInterfaceName('m')}.sock";
+            File.CreateSymbolicLink(_uapiLink, Path.Combine(home, "gateway.sock"));
 
             // wireguard-go in C on a kernel TUN; S's subnets and the gateway's address route into it
             _ifname = lab.NewInterfaceName('g');
@@ -489,6 +508,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         }
 
         /// <summary>SIGTERM to the gateway; returns what it printed (its counters).</summary>
+        /// <summary>GET http://127.0.0.1:9090/PATH in the gateway's namespace (its -i endpoint).</summary>
+        public CommandResult Scrape(string path) => _lab.Exec(_gatewayNs, "curl", "-sS", "-i", "http://127.0.0.1:9090" + path);
+
+        /// <summary><c>wg show</c> (dump) of the gateway through its UAPI socket.</summary>
+        public CommandResult WgShowGateway() => _lab.Exec(null, "wg", "show", Path.GetFileNameWithoutExtension(_uapiLink), "dump");
+
         public string StopGateway()
         {
             _lab.Kill(_gateway, TimeSpan.FromSeconds(20));
@@ -502,6 +527,7 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
 
         public void Dispose()
         {
+            File.Delete(_uapiLink);
             foreach (var s in _servers)
             {
                 s.Dispose();

@@ -18,6 +18,8 @@ internal sealed class GatewayCommand : ICliCommand
     public async Task<int> RunAsync(IReadOnlyList<string> args, CliContext context)
     {
         string? file = null;
+        string? info = null;
+        string? uapiSocket = null;
         for (var i = 0; i < args.Count; i++)
         {
             if (args[i] is "-c" or "--config" && i + 1 < args.Count && file is null)
@@ -27,6 +29,14 @@ internal sealed class GatewayCommand : ICliCommand
             else if (args[i].StartsWith("--config=", StringComparison.Ordinal) && file is null)
             {
                 file = args[i]["--config=".Length..];
+            }
+            else if (args[i] is "-i" or "--info" && i + 1 < args.Count && info is null)
+            {
+                info = args[++i];
+            }
+            else if (args[i] is "--uapi-socket" && i + 1 < args.Count && uapiSocket is null)
+            {
+                uapiSocket = args[++i];
             }
             else
             {
@@ -54,7 +64,12 @@ internal sealed class GatewayCommand : ICliCommand
             return 1;
         }
 
-        var options = new WireGuardTunnelOptions();
+        if (info is not null && !Sharptun.Hosting.Metrics.MetricsServer.TryParseEndpoint(info, out _, out var infoError))
+        {
+            return Usage(context, $"-i {info}: {infoError}");
+        }
+
+        var options = new WireGuardTunnelOptions { UapiSocketPath = uapiSocket };
         if (string.Equals(Environment.GetEnvironmentVariable("SHARPTUN_UDP_BIND"), "portable", StringComparison.OrdinalIgnoreCase))
         {
             options.UdpBind = Sharptun.Transport.UdpBindKind.Portable;
@@ -77,6 +92,18 @@ internal sealed class GatewayCommand : ICliCommand
 
         await using (host)
         {
+            Sharptun.Hosting.Metrics.OperationsEndpoint operations;
+            try
+            {
+                operations = Sharptun.Hosting.Metrics.OperationsEndpoint.Start(info, host.Tunnel, [], TimeSpan.FromSeconds(5), [new GatewayMetricsSource(host.Counters)]);
+            }
+            catch (Exception e) when (e is ArgumentException or System.Net.Sockets.SocketException)
+            {
+                context.Error.Write($"{CliContext.ProgramName}: gateway: -i {info}: {e.Message}\n");
+                return 1;
+            }
+
+            await using var _ = operations;
             context.Out.Write(string.Create(CultureInfo.InvariantCulture,
                 $"gateway ready: public key {host.Tunnel.PublicKey}, UDP port {host.Tunnel.ListenPort}, tunnel address {string.Join(", ", host.Tunnel.Addresses)}, {host.Tunnel.Peers.Count} peers\n"));
             try
@@ -116,7 +143,9 @@ internal sealed class GatewayCommand : ICliCommand
             writer.Write($"{CliContext.ProgramName}: gateway: {problem}\n");
         }
 
-        writer.Write($"Usage: {CliContext.ProgramName} gateway -c FILE\n" +
+        writer.Write($"Usage: {CliContext.ProgramName} gateway -c FILE [-i ADDR] [--uapi-socket PATH]\n" +
+                     "  -i ADDR: serve /metrics (Prometheus) and /readyz on ADDR (e.g. 127.0.0.1:9080)\n" +
+                     "  --uapi-socket PATH: serve the wireguard-go UAPI there, for wg show/set (link it into /var/run/wireguard)\n" +
                      "  FILE: a wg-quick config ([Interface] PrivateKey, ListenPort, Address; [Peer] per client) with an optional\n" +
                      "  [Gateway] section: Allow/Deny = PREFIX[:PORT[-PORT]], ...; Default = allow|deny; MaxConnections;\n" +
                      "  MaxConnectionsPerPeer; IdleTimeout; UdpIdleTimeout; ConnectTimeout (seconds); DNS = on|off\n");
