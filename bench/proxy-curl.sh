@@ -29,8 +29,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-dotnet publish src/Sharptun.Cli -c Release -p:PublishAot=false -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+# NativeAOT when clang is installed (the CLI's default publish), else the JIT build; PUBLISH_AOT=false forces JIT.
+dotnet publish src/Sharptun.Cli -c Release ${PUBLISH_AOT:+-p:PublishAot=$PUBLISH_AOT} -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
 chmod -R a+rX "$out/cli"
+if [ -x "$out/cli/sharptun" ]; then sharptun=("$out/cli/sharptun"); build=NativeAOT; else sharptun=(dotnet "$out/cli/sharptun.dll"); build=JIT; fi
 
 for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
 ip link add stpb-vs netns stpb-s type veth peer name stpb-vc netns stpb-c
@@ -112,9 +114,9 @@ timed() { ip netns exec stpb-c curl -sS "$@"; }
 
 # (a) sharptun proxy as uid 65534
 ip netns exec stpb-c setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \
-    env HOME="$out" DOTNET_CLI_HOME="$out" dotnet "$out/cli/sharptun.dll" proxy -c "$out/proxy.conf" >"$out/proxy.log" 2>&1 & proxy_setpriv=$!; pids+=($proxy_setpriv)
+    env HOME="$out" DOTNET_CLI_HOME="$out" "${sharptun[@]}" proxy -c "$out/proxy.conf" >"$out/proxy.log" 2>&1 & proxy_setpriv=$!; pids+=($proxy_setpriv)
 for _ in $(seq 1 300); do ip netns exec stpb-c ss -Hltn 'sport = :1080' | grep -q 1080 && break; sleep 0.1; done
-proxy_pid=$(pgrep -f "$out/cli/sharptun.dll proxy" | head -n1)
+proxy_pid=$(pgrep -f "$out/cli/sharptun.* proxy" | head -n1)
 socks=(--socks5-hostname 127.0.0.1:1080)
 timed "${socks[@]}" -o /dev/null http://10.238.0.1/each.bin   # handshake and warm-up
 sx_down=$(timed "${socks[@]}" -o /dev/null -w '%{speed_download}' http://10.238.0.1/big.bin)
@@ -144,4 +146,4 @@ printf '%-40s %22s %22s\n' "$conns x $each MB downloads: completed" "$sx_ok" "$w
 printf '%-40s %22s %22s\n' "private dirty MiB: idle" "$sx_before" "$wg_before"
 printf '%-40s %22s %22s\n' "private dirty MiB: peak" "$sx_peak" "$wg_peak"
 printf '%-40s %22s %22s\n' "private dirty MiB: after" "$sx_after" "$wg_after"
-echo "(memory: the client process: sharptun proxy (JIT, dotnet) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(memory: the client process: sharptun proxy ($build) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"

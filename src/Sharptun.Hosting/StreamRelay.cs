@@ -89,7 +89,7 @@ public static class StreamRelay
 
     /// <summary>
     /// Closes <paramref name="stream"/> abortively where the type allows it (a socket is closed with a zero linger
-    /// time, which sends RST), else disposes it. Never throws.
+    /// time, a <see cref="TunnelStream"/> is aborted: both send RST), else disposes it. Never throws.
     /// </summary>
     public static void Abort(Stream stream)
     {
@@ -100,6 +100,10 @@ public static class StreamRelay
             {
                 network.Socket.LingerState = new LingerOption(true, 0);
                 network.Socket.Close();
+            }
+            else if (stream is TunnelStream tunnel)
+            {
+                tunnel.Abort();
             }
 
             stream.Dispose();

@@ -464,7 +464,8 @@ public sealed partial class NetworkStack
     private void AnswerEcho(in IpAddr requester, in IpAddr target, in IcmpRepr request, ReadOnlySpan<byte> data, byte replyType)
     {
         // RFC 1122 §3.2.2.6 / RFC 4443 §4.2: same identifier, sequence and data; source is the request's destination.
-        if (!IsConfigured(target) && !_options.AnswerEchoForAnyAddress)
+        if (!IsConfigured(target) && !_options.AnswerEchoForAnyAddress
+            && !(_options.Promiscuous && _options.AnswerEchoFor is { } answer && answer(target.ToIPAddress())))
         {
             Statistics.NotForUsDrops++;
             return;

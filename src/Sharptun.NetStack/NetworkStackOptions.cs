@@ -24,6 +24,14 @@ public sealed class NetworkStackOptions
     public bool AnswerEchoForAnyAddress { get; set; }
 
     /// <summary>
+    /// In promiscuous mode, answer an ICMP echo request to an address that is not configured when this returns true for
+    /// that address (a gateway answers for the destinations its policy lets peers reach). Called under the stack's lock:
+    /// it must be fast and must not call into the stack. Null (the default): only <see cref="AnswerEchoForAnyAddress"/>
+    /// decides.
+    /// </summary>
+    public Func<IPAddress, bool>? AnswerEchoFor { get; set; }
+
+    /// <summary>
     /// Outbound queue capacity in packets (each slot holds up to <see cref="Mtu"/> bytes, allocated on first use). When it
     /// is full, TCP keeps its data and resumes as the device drains the queue (backpressure). Default 64 (about 90 KB at
     /// MTU 1420): 100 bulk connections moved as much as with 512 slots, which cost 0.7 MB per stack.

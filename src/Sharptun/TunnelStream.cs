@@ -43,6 +43,12 @@ public sealed class TunnelStream : Stream
         }
     }
 
+    /// <summary>
+    /// Resets the connection (sends RST, RFC 9293 §3.10.7) and releases it at once; pending reads and writes fail.
+    /// Idempotent. Disposing instead closes in order (remaining data, then FIN).
+    /// </summary>
+    public void Abort() => Inner.Abort();
+
     /// <inheritdoc/>
     public override bool CanRead => Inner.CanRead;
 

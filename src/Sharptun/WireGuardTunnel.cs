@@ -28,7 +28,7 @@ namespace Sharptun;
 /// <para>Disposing stops the device and the stack: open streams, listeners and sockets fail with an
 /// <see cref="IOException"/> saying the tunnel was closed.</para>
 /// </remarks>
-public sealed class WireGuardTunnel : IAsyncDisposable
+public sealed partial class WireGuardTunnel : IAsyncDisposable
 {
     private const int DefaultMtu = 1420;
 
@@ -42,6 +42,8 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     private Dictionary<string, TunnelPeer> _lastPeers = new(StringComparer.Ordinal);
     private volatile IPNetwork[] _routes = [];
     private int _closed;
+    private UapiServer? _uapi;
+    private EndpointReresolver? _reresolver;
 
     private WireGuardTunnel(IPacketDevice packetDevice, IReadOnlyList<IPAddress> addresses, WireGuardDevice device, INameResolver resolver, TimeSpan pollInterval)
     {
@@ -111,6 +113,12 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     /// <summary>The name resolver in use (for tests).</summary>
     internal INameResolver Resolver => _resolver;
 
+    /// <summary>The endpoint re-resolution of host-name endpoints (for tests).</summary>
+    internal EndpointReresolver? Reresolver => _reresolver;
+
+    /// <summary>The UAPI socket's path (<see cref="WireGuardTunnelOptions.UapiSocketPath"/>), or null when the tunnel serves none.</summary>
+    public string? UapiSocketPath => _uapi?.SocketPath;
+
     /// <summary>Starts a tunnel from a wg-quick config text (see <see cref="StartAsync(string, WireGuardTunnelOptions?, CancellationToken)"/>).</summary>
     /// <exception cref="FormatException">The config text is invalid; the message names each bad line. Nothing was started.</exception>
     public static Task<WireGuardTunnel> StartAsync(string configText, CancellationToken cancellationToken) =>
@@ -147,6 +155,7 @@ public sealed class WireGuardTunnel : IAsyncDisposable
 
         var (_, _, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
         var stackOptions = new NetworkStackOptions { Mtu = config.Interface.Mtu ?? DefaultMtu, BufferBudgetBytes = stackBudget };
+        ApplyPromiscuous(options, stackOptions);
         foreach (var prefix in config.Interface.Addresses)
         {
             stackOptions.Addresses.Add(prefix.Address.ToIPAddress());
@@ -214,6 +223,9 @@ public sealed class WireGuardTunnel : IAsyncDisposable
     {
         var (deviceBudget, largeBudget, _) = SplitBudget(options.MemoryBudgetBytes);
         WireGuardDevice? device = null;
+        UapiServer? uapi = null;
+        var log = options.LoggerFactory?.CreateLogger(TunnelLog.Category);
+        var resolveEndpoint = options.EndpointResolver ?? EndpointReresolver.ResolveWithHost;
         try
         {
             var bindFactory = BindFactoryFor(options);
@@ -222,21 +234,82 @@ public sealed class WireGuardTunnel : IAsyncDisposable
                 BufferBudgetBytes = deviceBudget,
                 LargeBufferBudgetBytes = largeBudget,
                 InitialListenPort = config.Interface.ListenPort ?? 0,
+                ResolveHostname = host => ResolveAtStart(resolveEndpoint, host),
             }, options.LoggerFactory?.CreateLogger<WireGuardDevice>());
             if (device.ApplyConfig(config, replace: true) is { } error)
             {
                 throw new FormatException("Invalid WireGuard config: " + error.Message);
             }
 
+            if (options.UapiSocketPath is { } socketPath)
+            {
+                uapi = StartUapi(socketPath, device, options.LoggerFactory);
+                if (log is not null)
+                {
+                    TunnelLog.UapiListening(log, uapi.SocketPath);
+                }
+            }
+
             start?.Invoke();
-            return new WireGuardTunnel(packetDevice, addresses, device, resolver, options.StatusPollInterval);
+            var tunnel = new WireGuardTunnel(packetDevice, addresses, device, resolver, options.StatusPollInterval) { _uapi = uapi };
+            tunnel._reresolver = new EndpointReresolver(
+                device,
+                EndpointReresolver.NamesOf(config),
+                resolveEndpoint,
+                options.EndpointReresolveInterval,
+                options.EndpointStaleAfter ?? EndpointReresolver.DefaultStaleAfter,
+                log);
+            return tunnel;
         }
         catch
         {
+            uapi?.Dispose();
             packetDevice.Dispose();
             device?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The device's start-time resolution of endpoint names, through the same resolver re-resolution uses.</summary>
+    private static IPAddress? ResolveAtStart(Func<string, CancellationToken, Task<IPAddress[]>> resolve, string host)
+    {
+        try
+        {
+            return EndpointReresolver.Pick(resolve(host, CancellationToken.None).GetAwaiter().GetResult());
+        }
+        catch (Exception e) when (e is SocketException or ArgumentException)
+        {
+            return null; // the config is refused: "cannot resolve endpoint"
+        }
+    }
+
+    /// <summary>
+    /// The UAPI socket on <paramref name="socketPath"/> (as the daemon's, see DaemonHost): 0600 in a 0700 directory,
+    /// a stale socket replaced. A missing directory is created 0700; an existing one must already be 0700 (never
+    /// chmod-ed here: a wider one is someone's shared directory, such as /tmp or a home), except wg's own
+    /// /var/run/wireguard, which is forced to 0700 as wireguard-go does.
+    /// </summary>
+    private static UapiServer StartUapi(string socketPath, WireGuardDevice device, ILoggerFactory? loggers)
+    {
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        var full = Path.GetFullPath(socketPath);
+        var directory = Path.GetDirectoryName(full);
+        if (string.IsNullOrEmpty(directory) || Path.GetFileName(full).Length == 0)
+        {
+            throw new UapiSocketException($"UAPI socket {full}: not a file path.");
+        }
+
+        if (!OperatingSystem.IsWindows() && Directory.Exists(directory)
+            && directory.TrimEnd('/') is not (UapiServer.DefaultSocketDirectory or "/run/wireguard")
+            && File.GetUnixFileMode(directory) is var mode && mode != Private)
+        {
+            throw new UapiSocketException(
+                $"UAPI socket {full}: its directory {directory} must be private to the tunnel's user (mode 0700, it is " +
+                $"{Convert.ToString((int)mode, 8)}): the socket configures keys. Use a directory of its own (created when missing).");
+        }
+
+        var listener = UapiServer.CreateListener(full);
+        return UapiServer.FromListeningSocket(listener, full, device, loggers?.CreateLogger<UapiServer>());
     }
 
     /// <summary>
@@ -401,10 +474,80 @@ public sealed class WireGuardTunnel : IAsyncDisposable
             return;
         }
 
+        _uapi?.Dispose();
+        if (_reresolver is not null)
+        {
+            await _reresolver.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _statusTimer.DisposeAsync().ConfigureAwait(false);
         _packetDevice.Dispose(); // the stack aborts TCP and fails sockets; the device's reader sees the packet device close
         _device.Dispose();
         await _device.Completion.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    /// <summary>
+    /// Sends an ICMP (IPv4) or ICMPv6 echo request through the tunnel to <paramref name="destination"/> and waits for
+    /// the reply (RFC 792, RFC 4443 §4.1), as wireproxy's <c>CheckAlive</c> does.
+    /// </summary>
+    /// <returns>The round-trip time, or null when no reply arrived within <paramref name="timeout"/>.</returns>
+    /// <exception cref="SocketException">
+    /// <see cref="SocketError.NetworkUnreachable"/>: no peer routes <paramref name="destination"/>; or the tunnel has no
+    /// address of its family.
+    /// </exception>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device (<see cref="IsOnTun"/>).</exception>
+    public async ValueTask<TimeSpan?> PingAsync(IPAddress destination, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        ThrowIfClosed();
+        var stack = RequireStack();
+        if (!IsRouted(destination))
+        {
+            throw new SocketException(
+                (int)SocketError.NetworkUnreachable,
+                $"No peer of the WireGuard tunnel routes {destination}: it is not inside any peer's AllowedIPs.");
+        }
+
+        try
+        {
+            var reply = await stack.PingAsync(destination, 16, timeout, cancellationToken).ConfigureAwait(false);
+            return reply.Success ? reply.RoundTripTime : null;
+        }
+        catch (Exception e) when (IsClosed && e is IOException or ObjectDisposedException or SocketException)
+        {
+            throw ClosedError(e);
+        }
+    }
+
+    /// <summary>
+    /// The counters a metrics endpoint exports: every peer (bytes, latest handshake) and the device's dropped packets by
+    /// reason (every reason, zeros included, so rates start from zero). A consistent snapshot; cheap enough to take per scrape.
+    /// </summary>
+    /// <exception cref="IOException">The tunnel was closed.</exception>
+    public TunnelStatistics GetStatistics()
+    {
+        ThrowIfClosed();
+        var snapshot = _device.GetSnapshot();
+        snapshot.ClearSecrets();
+        var drops = new List<TunnelDropCount>();
+        foreach (var reason in Enum.GetValues<DropReason>())
+        {
+            var name = reason.ToString();
+            var count = 0L;
+            foreach (var d in snapshot.Drops)
+            {
+                if (d.Reason == name)
+                {
+                    count = d.Count;
+                }
+            }
+
+            drops.Add(new TunnelDropCount(name, count));
+        }
+
+        return new TunnelStatistics([.. snapshot.Peers.Select(ToPeer)], drops, DateTimeOffset.UtcNow);
     }
 
     internal static IOException ClosedError(Exception inner) => new("The WireGuard tunnel was closed.", inner);

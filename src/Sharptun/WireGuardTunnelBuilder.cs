@@ -93,6 +93,35 @@ public sealed class WireGuardTunnelBuilder
         return this;
     }
 
+    /// <summary>
+    /// Adds a peer whose endpoint is a host name (or an IP literal) and port, as a config's <c>Endpoint = host:port</c>:
+    /// the name is resolved through the host's resolver when the tunnel starts, and again when handshakes keep failing
+    /// (<see cref="WireGuardTunnelOptions.EndpointReresolveInterval"/>).
+    /// </summary>
+    /// <param name="publicKey">The peer's public key (base64).</param>
+    /// <param name="endpointHost">A DNS name (<c>vpn.example.com</c>) or an IP address.</param>
+    /// <param name="endpointPort">The peer's UDP port (1-65535).</param>
+    /// <param name="allowedIps">Prefixes routed to the peer and accepted from it.</param>
+    /// <param name="persistentKeepalive">Keepalive interval (whole seconds, 1-65535), or null for none.</param>
+    /// <param name="presharedKey">An optional preshared key (base64).</param>
+    /// <exception cref="FormatException">A key or prefix does not parse, or <paramref name="endpointHost"/> is not a plausible host name or address.</exception>
+    public WireGuardTunnelBuilder AddPeerWithHostName(string publicKey, string endpointHost, int endpointPort, IEnumerable<string> allowedIps, TimeSpan? persistentKeepalive = null, string? presharedKey = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(endpointHost);
+        ArgumentOutOfRangeException.ThrowIfLessThan(endpointPort, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(endpointPort, 65535);
+        var host = endpointHost.Trim();
+        var text = host.Contains(':') && !host.StartsWith('[') ? $"[{host}]:{endpointPort}" : $"{host}:{endpointPort}";
+        if (!WgEndpoint.TryParse(text, out var endpoint))
+        {
+            throw new FormatException($"'{endpointHost}' is not a host name or IP address.");
+        }
+
+        AddPeer(publicKey, null, allowedIps, persistentKeepalive, presharedKey);
+        _peers[^1] = _peers[^1] with { Endpoint = endpoint };
+        return this;
+    }
+
     /// <summary>Starts the tunnel (see <see cref="WireGuardTunnel.StartAsync(string, WireGuardTunnelOptions?, CancellationToken)"/>).</summary>
     /// <exception cref="InvalidOperationException">No private key was set.</exception>
     public Task<WireGuardTunnel> StartAsync(WireGuardTunnelOptions? options = null, CancellationToken cancellationToken = default)

@@ -4,7 +4,7 @@ using Sharptun.Transport;
 namespace Sharptun;
 
 /// <summary>Options for <see cref="WireGuardTunnel.StartAsync(string, WireGuardTunnelOptions?, CancellationToken)"/>.</summary>
-public sealed class WireGuardTunnelOptions
+public sealed partial class WireGuardTunnelOptions
 {
     /// <summary>The default <see cref="MemoryBudgetBytes"/>: 16 MiB.</summary>
     public const long DefaultMemoryBudgetBytes = 16L << 20;
@@ -44,4 +44,30 @@ public sealed class WireGuardTunnelOptions
 
     /// <summary>How often <see cref="WireGuardTunnel.Peers"/> is polled to raise the tunnel's events (default 1 s).</summary>
     public TimeSpan StatusPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// When set, the tunnel serves wireguard-go's UAPI (the cross-platform userspace interface <c>wg</c> speaks) on a
+    /// unix socket at this path, so <c>wg show</c> and <c>wg set</c> (adding and removing peers at run time) work on
+    /// the tunnel. The socket is mode 0600 in a directory of mode 0700: a missing directory is created so, an existing
+    /// one must already be 0700 (a wider one, such as /tmp or a home, is refused, never changed; wg's own
+    /// /var/run/wireguard is set to 0700 as wireguard-go does). A socket file left by a
+    /// process that died is replaced; one a live process answers on is an error. <c>wg</c> looks only in
+    /// /var/run/wireguard (<c>NAME.sock</c> there names interface NAME): put the socket there or link it there.
+    /// Null (the default): no socket.
+    /// </summary>
+    public string? UapiSocketPath { get; set; }
+
+    /// <summary>
+    /// How often peers whose config <c>Endpoint</c> is a host name are checked for re-resolution (default 30 s, as
+    /// wireguard-tools' reresolve-dns.sh timer; <see cref="Timeout.InfiniteTimeSpan"/> or zero: never). A peer with
+    /// no handshake for 135 s (REKEY_AFTER_TIME + 3 × REKEY_TIMEOUT, the script's rule) has its name resolved again
+    /// through the host's resolver, and its endpoint is replaced when the address changed.
+    /// </summary>
+    public TimeSpan EndpointReresolveInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Tests only: resolves endpoint host names (at start and when re-resolving); null: the host's resolver.</summary>
+    internal Func<string, CancellationToken, Task<System.Net.IPAddress[]>>? EndpointResolver { get; set; }
+
+    /// <summary>Tests only: the handshake age past which a named endpoint is re-resolved (default 135 s).</summary>
+    internal TimeSpan? EndpointStaleAfter { get; set; }
 }

@@ -14,6 +14,7 @@ namespace Sharptun.TestDaemon;
 /// <c>sharptun-testdaemon netstack-memory ARGS...</c> runs the test kit's <see cref="NetStackMemoryBenchmark"/>
 /// instead (NetStackMemoryTests), so a clean process measures the stack's memory. <c>sharptun-testdaemon exec-with-tun
 /// IFNAME PROGRAM ARGS...</c> creates the TUN and execs PROGRAM with it inherited (<see cref="ExecWithTun"/>).
+/// <c>sharptun-testdaemon ops-tunnel ...</c> runs an in-process tunnel with its UAPI socket and metrics endpoint (<see cref="OpsTunnel"/>).
 /// </summary>
 internal static class Program
 {
@@ -22,7 +23,9 @@ internal static class Program
             ? NetStackMemoryBenchmark.Run(args[1..], NetStackMemoryVerb)
             : args.Length >= 1 && args[0] == ExecWithTun.Verb
                 ? ExecWithTun.Run(args[1..])
-                : RunDaemonAsync(args).GetAwaiter().GetResult();
+                : args.Length >= 1 && args[0] == OpsTunnel.Verb
+                    ? OpsTunnel.RunAsync(args[1..]).GetAwaiter().GetResult()
+                    : RunDaemonAsync(args).GetAwaiter().GetResult();
 
     private const string NetStackMemoryVerb = "netstack-memory";
 

@@ -12,6 +12,7 @@ internal static class CommandRegistry
         new DaemonCommand(),
         new DemoCommand(),
         new ProxyCommand(),
+        new GatewayCommand(),
     ];
 
     public static ICliCommand? Find(string name)

@@ -24,6 +24,7 @@ internal sealed class TcpLayerStats
     public long ChallengeAcksGlobalSuppressed;
     public long PawsRejected;
     public long SynsDropped;
+    public long SynsRefused;
     public long TimeWaitEvictions;
     public long TimeWaitRestarts;
     public long OutOfWindowAcksSuppressed;
@@ -174,6 +175,14 @@ internal sealed class TcpLayer
         if (seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack) && !source.IsMulticastOrBroadcast && !destination.IsMulticastOrBroadcast
             && FindListener(destination, seg.DestinationPort) is { } listener)
         {
+            if (listener.Admit is { } admit && !admit(new IPEndPoint(source.ToIPAddress(), seg.SourcePort), new IPEndPoint(destination.ToIPAddress(), seg.DestinationPort)))
+            {
+                // Refused like a closed port (CLOSED §3.10.7.1): <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+                Stats.SynsRefused++;
+                SendReset(tuple, new SeqNumber(0), seg.Seq + seg.SegmentLength(payload.Length), TcpFlags.Rst | TcpFlags.Ack);
+                return;
+            }
+
             AcceptSyn(now, listener, tuple, seg);
             return;
         }
@@ -521,7 +530,7 @@ internal sealed class TcpLayer
         return false;
     }
 
-    public TcpStreamListener Listen(IPEndPoint local, int backlog)
+    public TcpStreamListener Listen(IPEndPoint local, int backlog, Func<IPEndPoint, IPEndPoint, bool>? admit = null)
     {
         ArgumentNullException.ThrowIfNull(local);
         ArgumentOutOfRangeException.ThrowIfLessThan(backlog, 1);
@@ -539,7 +548,7 @@ internal sealed class TcpLayer
                 throw new SocketException((int)SocketError.AddressAlreadyInUse);
             }
 
-            var l = new TcpStreamListener(this, local, backlog, key);
+            var l = new TcpStreamListener(this, local, backlog, key) { Admit = admit };
             _listeners.Add(key, l);
             return l;
         }

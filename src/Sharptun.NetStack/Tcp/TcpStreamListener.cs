@@ -42,6 +42,12 @@ public sealed class TcpStreamListener : IDisposable
 
     internal (IpAddr Address, ushort Port) Key { get; }
 
+    /// <summary>
+    /// Decides, under the stack's lock, whether a SYN from (source, destination) may open a connection; a refused one is
+    /// answered with RST like a closed port. Null: every SYN is admitted.
+    /// </summary>
+    internal Func<IPEndPoint, IPEndPoint, bool>? Admit { get; init; }
+
     internal bool CanAcceptSyn => !_disposed && _synQueue < _backlog && _acceptQueue.Count < _backlog;
 
     internal int PendingAccepts => _acceptQueue.Count;

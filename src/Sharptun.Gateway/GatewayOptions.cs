@@ -1,0 +1,35 @@
+namespace Sharptun.Gateway;
+
+/// <summary>What a gateway relays and how much (the <c>[Gateway]</c> section of its config, <see cref="GatewayConfig"/>).</summary>
+public sealed class GatewayOptions
+{
+    /// <summary>Destinations peers may reach (see <see cref="GatewayPolicy"/>); they also open reserved ranges they lie inside.</summary>
+    public IList<DestinationRule> Allow { get; } = [];
+
+    /// <summary>Destinations peers may not reach; a deny rule wins over any allow rule.</summary>
+    public IList<DestinationRule> Deny { get; } = [];
+
+    /// <summary>
+    /// Whether destinations that no rule names and that are not reserved (public addresses) are allowed. Default true:
+    /// an exit to the internet; false makes <see cref="Allow"/> the complete list.
+    /// </summary>
+    public bool AllowUnlisted { get; set; } = true;
+
+    /// <summary>Most TCP connections and UDP flows open at once, over all peers (default 4096).</summary>
+    public int MaxConnections { get; set; } = 4096;
+
+    /// <summary>Most TCP connections and UDP flows open at once per peer (default 1024).</summary>
+    public int MaxConnectionsPerPeer { get; set; } = 1024;
+
+    /// <summary>A relayed TCP connection with no byte either way for this long is reset both ways (default 10 minutes).</summary>
+    public TimeSpan TcpIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>A UDP flow (peer address and port, destination) with no datagram either way for this long is closed (default 60 s).</summary>
+    public TimeSpan UdpIdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long the host's connect to a TCP destination may take before the peer's connection is reset (default 10 s).</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Answer DNS queries (UDP and TCP port 53) sent to the gateway's tunnel addresses through the host's resolver (default true).</summary>
+    public bool Dns { get; set; } = true;
+}
