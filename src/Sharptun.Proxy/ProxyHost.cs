@@ -1,3 +1,4 @@
+using Sharptun.Hosting.Metrics;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -23,12 +24,14 @@ public sealed partial class ProxyHost : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly ILogger _log;
+    private readonly OperationsEndpoint _operations;
     private Task? _run;
     private int _runStarted;
     private int _disposed;
 
-    private ProxyHost(ProxyConfig config, ProxyHostOptions options, WireGuardTunnel tunnel, ProxyContext context, IReadOnlyList<IProxyService> services, ILogger log)
+    private ProxyHost(ProxyConfig config, ProxyHostOptions options, WireGuardTunnel tunnel, ProxyContext context, IReadOnlyList<IProxyService> services, ILogger log, OperationsEndpoint operations)
     {
+        _operations = operations;
         Config = config;
         Options = options;
         Tunnel = tunnel;
@@ -93,6 +96,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
             {
                 LoggerFactory = options.LoggerFactory,
                 MemoryBudgetBytes = options.MemoryBudgetBytes,
+                UapiSocketPath = options.UapiSocketPath,
             }, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is FormatException or SocketException or IOException or ArgumentException or UnauthorizedAccessException)
@@ -109,6 +113,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
 
         var services = new List<IProxyService>();
         var started = new List<IProxyService>();
+        OperationsEndpoint operations;
         try
         {
             foreach (var section in config.Services)
@@ -131,6 +136,17 @@ public sealed partial class ProxyHost : IAsyncDisposable
                 started.Add(services[i]);
                 LogServiceStarted(log, services[i].Kind, services[i].Endpoint);
             }
+
+            // -i ADDR (/metrics, /readyz) and CheckAlive pings, once every front-end is bound.
+            try
+            {
+                operations = OperationsEndpoint.Start(
+                    options.InfoAddress, tunnel, config.Interface.CheckAlive, config.Interface.CheckAliveInterval, [new ProxyMetricsSource(services)], loggers);
+            }
+            catch (Exception e) when (e is SocketException or ArgumentException)
+            {
+                throw new ProxyHostException($"-i {options.InfoAddress}: the metrics endpoint cannot start: {e.Message}", e);
+            }
         }
         catch
         {
@@ -145,7 +161,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
         }
 
         LogStarted(log, string.Join(", ", tunnel.Addresses), tunnel.PublicKey, tunnel.ListenPort, services.Count);
-        return new ProxyHost(config, options, tunnel, context, services, log);
+        return new ProxyHost(config, options, tunnel, context, services, log, operations);
     }
 
     /// <summary>
@@ -195,6 +211,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
             await DisposeServiceAsync(service).ConfigureAwait(false);
         }
 
+        await _operations.DisposeAsync().ConfigureAwait(false);
         await Tunnel.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
         LogStopped(_log);

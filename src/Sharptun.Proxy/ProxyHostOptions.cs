@@ -24,6 +24,12 @@ public sealed class ProxyHostOptions
     /// </summary>
     public string? InfoAddress { get; init; }
 
+    /// <summary>
+    /// Where to serve the wireguard-go UAPI for this instance (<see cref="WireGuardTunnelOptions.UapiSocketPath"/>), so
+    /// <c>wg show</c> and <c>wg set</c> work on it; <see langword="null"/> for none.
+    /// </summary>
+    public string? UapiSocketPath { get; init; }
+
     /// <summary>Logging (also handed to the tunnel and every front-end).</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 }

@@ -270,6 +270,7 @@ internal sealed class ProxyCommand : ICliCommand
           -d, --daemon             run in the background (new session, output to /dev/null)
           -v, --version            print the version
           -i, --info ADDR          serve /metrics and /readyz on ADDR (host:port)
+          --uapi-socket PATH       serve the wireguard-go UAPI there (wg show/set; link it into /var/run/wireguard)
           --max-connections N      connections open at once across all front-ends (default {ProxyHostOptions.DefaultMaxConnections})
           --memory-budget BYTES    tunnel packet and stack buffer budget (default {WireGuardTunnelOptions.DefaultMemoryBudgetBytes}; K, M, G suffixes)
           --connect-timeout SECONDS  connect through the tunnel (default 30)
@@ -295,6 +296,8 @@ internal sealed record ProxyArguments
 
     public string? InfoAddress { get; init; }
 
+    public string? UapiSocketPath { get; init; }
+
     public int MaxConnections { get; init; } = ProxyHostOptions.DefaultMaxConnections;
 
     public long MemoryBudgetBytes { get; init; } = WireGuardTunnelOptions.DefaultMemoryBudgetBytes;
@@ -310,6 +313,7 @@ internal sealed record ProxyArguments
         ConnectTimeout = ConnectTimeout,
         IdleTimeout = IdleTimeout,
         InfoAddress = InfoAddress,
+        UapiSocketPath = UapiSocketPath,
         LoggerFactory = loggers,
     };
 
@@ -378,6 +382,9 @@ internal sealed record ProxyArguments
                     break;
                 case "-i" or "--info":
                     result = result with { InfoAddress = ParseInfoAddress(arg, Value()) };
+                    break;
+                case "--uapi-socket":
+                    result = result with { UapiSocketPath = Value() };
                     break;
                 case "--max-connections":
                     result = result with { MaxConnections = (int)Number(arg, Value(), 1, 1 << 20) };
