@@ -28,7 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-dotnet publish src/Sharptun.Cli -c Release -p:PublishAot=false -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+# NativeAOT when clang is installed (the CLI's default publish), else the JIT build; PUBLISH_AOT=false forces JIT.
+dotnet publish src/Sharptun.Cli -c Release ${PUBLISH_AOT:+-p:PublishAot=$PUBLISH_AOT} -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+if [ -x "$out/cli/sharptun" ]; then sharptun=("$out/cli/sharptun"); build=NativeAOT; else sharptun=(dotnet "$out/cli/sharptun.dll"); build=JIT; fi
 chmod -R a+rX "$out/cli"
 
 for ns in stgb-c stgb-g stgb-s; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
@@ -89,9 +91,9 @@ Allow = 10.236.0.0/24
 CONF
 chown 65534:65534 "$out/gateway.conf"; chmod 600 "$out/gateway.conf"
 ip netns exec stgb-g setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \
-    env HOME="$out" DOTNET_CLI_HOME="$out" dotnet "$out/cli/sharptun.dll" gateway -c "$out/gateway.conf" >"$out/gateway.log" 2>&1 & gw_setpriv=$!; pids+=($gw_setpriv)
+    env HOME="$out" DOTNET_CLI_HOME="$out" "${sharptun[@]}" gateway -c "$out/gateway.conf" >"$out/gateway.log" 2>&1 & gw_setpriv=$!; pids+=($gw_setpriv)
 for _ in $(seq 1 300); do grep -q "gateway ready" "$out/gateway.log" && break; sleep 0.1; done
-gw_pid=$(pgrep -f "$out/cli/sharptun.dll gateway" | head -n1)
+gw_pid=$(pgrep -f "$out/cli/sharptun.* gateway" | head -n1)
 client_peer
 iperf_mbits -t 2 >/dev/null   # warm-up (JIT)
 sg_up=$(iperf_mbits -t "$secs")
@@ -126,4 +128,4 @@ printf '%-44s %24s %24s\n' "download S->C (-R), 1 stream, Mbit/s" "$sg_down" "$w
 printf '%-44s %24s %24s\n' "upload, $par streams (-P), Mbit/s" "$sg_par" "$wg_par"
 printf '%-44s %24s %24s\n' "server private dirty MiB: idle" "$sg_idle" "$wg_idle"
 printf '%-44s %24s %24s\n' "server private dirty MiB: peak, $par streams" "$sg_peak" "$wg_peak"
-echo "(iperf3 -t $secs; server process: sharptun gateway (JIT, dotnet) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(iperf3 -t $secs; server process: sharptun gateway ($build) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
