@@ -10,7 +10,7 @@
 #   then N (default 100) concurrent curl downloads of EACH MB through each, sampling the client process's private dirty
 #   memory (Private_Dirty of /proc/PID/smaps_rollup) every 100 ms: idle before, peak during, after.
 # Mbit/s = 10^6 bits a second, from curl's own speed_download / speed_upload.
-# Usage: sudo bench/proxy-curl.sh [MB] [CONNECTIONS] [EACH-MB]       (defaults 1000 100 10)
+# Usage: sudo [PROXY_ARGS="--memory-budget 4M"] [PUBLISH_AOT=false] bench/proxy-curl.sh [MB] [CONNECTIONS] [EACH-MB]   (defaults 1000 100 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-proxy}"
@@ -114,7 +114,7 @@ timed() { ip netns exec stpb-c curl -sS "$@"; }
 
 # (a) sharptun proxy as uid 65534
 ip netns exec stpb-c setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \
-    env HOME="$out" DOTNET_CLI_HOME="$out" "${sharptun[@]}" proxy -c "$out/proxy.conf" >"$out/proxy.log" 2>&1 & proxy_setpriv=$!; pids+=($proxy_setpriv)
+    env HOME="$out" DOTNET_CLI_HOME="$out" ${PROXY_ENV:-} "${sharptun[@]}" proxy -c "$out/proxy.conf" ${PROXY_ARGS:-} >"$out/proxy.log" 2>&1 & proxy_setpriv=$!; pids+=($proxy_setpriv)
 for _ in $(seq 1 300); do ip netns exec stpb-c ss -Hltn 'sport = :1080' | grep -q 1080 && break; sleep 0.1; done
 proxy_pid=$(pgrep -f "$out/cli/sharptun.* proxy" | head -n1)
 socks=(--socks5-hostname 127.0.0.1:1080)
