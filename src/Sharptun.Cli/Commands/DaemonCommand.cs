@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.IO.Pipes;
 using System.Runtime.Versioning;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -213,79 +211,39 @@ internal sealed class DaemonCommand : ICliCommand
     [SupportedOSPlatform("linux")]
     private static async Task<int> DetachAsync(IReadOnlyList<string> args, CliContext context)
     {
-        using var ready = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
-        DaemonNative.SetCloseOnExec((int)ready.SafePipeHandle.DangerousGetHandle()); // only the write end goes to the child
-
-        var start = new ProcessStartInfo(Environment.ProcessPath ?? throw new InvalidOperationException("no process path")) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet")
-        {
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, CliContext.ProgramName + ".dll"));
-        }
-
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
         // The child must not hold our caller's stdio (wg-quick or a test reading our output would wait for as long
         // as the daemon runs): give it pipes of ours instead, which close when we exit. With LOG_LEVEL set (and
         // not silent) stdout/stderr are passed through, as wireguard-go does.
         var levelText = Environment.GetEnvironmentVariable("LOG_LEVEL");
         var keepOutput = levelText is not null && WireGuardGoLoggerProvider.ParseLevel(levelText) != LogLevel.None;
-        start.RedirectStandardInput = true;
-        start.RedirectStandardOutput = !keepOutput;
-        start.RedirectStandardError = !keepOutput;
-        start.Environment[ForegroundVariable] = "1";
-        start.Environment[ReadyFdVariable] = ready.GetClientHandleAsString();
-
-        Process child;
-        try
+        var outcome = await DetachedStart.StartAsync(
+            args,
+            ReadyFdVariable,
+            new Dictionary<string, string> { [ForegroundVariable] = "1" },
+            keepOutput,
+            StartupTimeout,
+            exitWait: TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        switch (outcome.Result)
         {
-            child = Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null");
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
-        {
-            context.Error.Write($"{CliContext.ProgramName}: cannot start the daemon process: {e.Message}\n");
-            return 1;
-        }
-        finally
-        {
-            ready.DisposeLocalCopyOfClientHandle();
-        }
-
-        using (child)
-        {
-            string report;
-            using var timeout = new CancellationTokenSource(StartupTimeout);
-            try
-            {
-                using var reader = new StreamReader(ready, Encoding.UTF8);
-                report = await reader.ReadToEndAsync(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                context.Error.Write($"{CliContext.ProgramName}: the daemon did not report readiness within {StartupTimeout.TotalSeconds:0} s; stopping it\n");
-                child.Kill();
-                return 1;
-            }
-
-            if (report.StartsWith("ok\n", StringComparison.Ordinal))
-            {
+            case DetachedResult.Ready:
                 return 0;
-            }
-
-            if (report.StartsWith("error\n", StringComparison.Ordinal))
-            {
-                context.Error.Write($"{CliContext.ProgramName}: {report["error\n".Length..].TrimEnd('\n')}\n");
-                return 1;
-            }
-
-            var exited = child.WaitForExit(TimeSpan.FromSeconds(5));
-            context.Error.Write(exited
-                ? $"{CliContext.ProgramName}: the daemon exited during startup (exit code {child.ExitCode})\n"
-                : $"{CliContext.ProgramName}: the daemon closed its readiness pipe without reporting\n");
-            return 1;
+            case DetachedResult.StartFailed:
+                context.Error.Write($"{CliContext.ProgramName}: cannot start the daemon process: {outcome.Message}\n");
+                break;
+            case DetachedResult.TimedOut:
+                context.Error.Write($"{CliContext.ProgramName}: the daemon did not report readiness within {StartupTimeout.TotalSeconds:0} s; stopping it\n");
+                break;
+            case DetachedResult.Failed:
+                context.Error.Write($"{CliContext.ProgramName}: {outcome.Message}\n");
+                break;
+            default:
+                context.Error.Write(outcome.ExitCode is { } code
+                    ? $"{CliContext.ProgramName}: the daemon exited during startup (exit code {code})\n"
+                    : $"{CliContext.ProgramName}: the daemon closed its readiness pipe without reporting\n");
+                break;
         }
+
+        return 1;
     }
 }
 

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.IO.Pipes;
 using System.Text;
 using System.Net;
 using Microsoft.Extensions.Logging;
@@ -195,70 +193,35 @@ internal sealed class ProxyCommand : ICliCommand
             return 1;
         }
 
-        using var ready = new AnonymousPipeServerStream(PipeDirection.In, HandleInheritability.Inheritable);
-        DaemonNative.SetCloseOnExec((int)ready.SafePipeHandle.DangerousGetHandle()); // only the write end goes to the child
-        var start = new ProcessStartInfo(Environment.ProcessPath ?? throw new InvalidOperationException("no process path")) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet")
-        {
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, CliContext.ProgramName + ".dll"));
-        }
-
-        start.ArgumentList.Add("proxy");
-        foreach (var arg in args)
-        {
-            if (arg is not ("-d" or "--daemon"))
-            {
-                start.ArgumentList.Add(arg);
-            }
-        }
-
         // Our caller's stdio must not stay open in the child (a shell or test reading our output would wait for as long
         // as the proxy runs): it gets pipes of ours, and points its streams at /dev/null as soon as it starts.
-        start.RedirectStandardInput = true;
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        start.Environment[DetachedVariable] = ready.GetClientHandleAsString();
-        Process child;
-        try
+        var outcome = await DetachedStart.StartAsync(
+            ["proxy", .. args.Where(a => a is not ("-d" or "--daemon"))],
+            DetachedVariable,
+            new Dictionary<string, string>(),
+            keepOutput: false,
+            StartupTimeout,
+            exitWait: TimeSpan.Zero).ConfigureAwait(false);
+        var program = $"{CliContext.ProgramName} proxy";
+        switch (outcome.Result)
         {
-            child = Process.Start(start) ?? throw new InvalidOperationException("Process.Start returned null");
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
-        {
-            context.Error.Write($"{CliContext.ProgramName} proxy: cannot start the background process: {e.Message}\n");
-            return 1;
-        }
-        finally
-        {
-            ready.DisposeLocalCopyOfClientHandle();
-        }
-
-        using (child)
-        {
-            string report;
-            using var timeout = new CancellationTokenSource(StartupTimeout);
-            try
-            {
-                using var reader = new StreamReader(ready, Encoding.UTF8);
-                report = await reader.ReadToEndAsync(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                context.Error.Write($"{CliContext.ProgramName} proxy: the background process did not report within {StartupTimeout.TotalSeconds:0} s; stopping it\n");
-                child.Kill();
-                return 1;
-            }
-
-            if (report.StartsWith("ok\n", StringComparison.Ordinal))
-            {
+            case DetachedResult.Ready:
                 return 0;
-            }
-
-            context.Error.Write(report.StartsWith("error\n", StringComparison.Ordinal)
-                ? $"{CliContext.ProgramName} proxy: {report["error\n".Length..].TrimEnd('\n')}\n"
-                : $"{CliContext.ProgramName} proxy: the background process exited during startup\n");
-            return 1;
+            case DetachedResult.StartFailed:
+                context.Error.Write($"{program}: cannot start the background process: {outcome.Message}\n");
+                break;
+            case DetachedResult.TimedOut:
+                context.Error.Write($"{program}: the background process did not report within {StartupTimeout.TotalSeconds:0} s; stopping it\n");
+                break;
+            case DetachedResult.Failed:
+                context.Error.Write($"{program}: {outcome.Message}\n");
+                break;
+            default:
+                context.Error.Write($"{program}: the background process exited during startup\n");
+                break;
         }
+
+        return 1;
     }
 
     private static void WriteUsage(TextWriter writer) => writer.Write(
