@@ -328,12 +328,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             _servers.Add(Http);
             Sink = new HashSink(Listen(_serverNs, IPAddress.IPv6Any, SinkPort));
             _servers.Add(Sink);
-            _servers.Add(new UdpEcho(NetnsLab.RunInNamespace(_serverNs, () =>
+            _servers.Add(new UdpEchoServer([NetnsLab.RunInNamespace(_serverNs, () =>
             {
                 var s = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
                 s.Bind(new IPEndPoint(IPAddress.IPv6Any, EchoPort));
                 return s;
-            })));
+            })]));
 
             // the gateway in G, as uid 65534, from a private copy of the CLI and a config it owns
             var (gatewayPrivate, gatewayPublic) = KeyPair();
@@ -678,46 +678,6 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
                     _log.Add(e is SocketException { SocketErrorCode: SocketError.ConnectionReset } ? "reset" : "failed: " + e.Message);
                 }
             }
-        }
-    }
-
-    /// <summary>A kernel UDP echo server.</summary>
-    private sealed class UdpEcho : IDisposable
-    {
-        private readonly Socket _socket;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _loop;
-
-        public UdpEcho(Socket socket)
-        {
-            _socket = socket;
-            _loop = Task.Run(async () =>
-            {
-                var buffer = new byte[65536];
-                while (!_stop.IsCancellationRequested)
-                {
-                    try
-                    {
-                        var r = await _socket.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), _stop.Token);
-                        await _socket.SendToAsync(buffer.AsMemory(0, r.ReceivedBytes), r.RemoteEndPoint);
-                    }
-                    catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-                    {
-                        return;
-                    }
-                    catch (SocketException)
-                    {
-                        // an ICMP error from an earlier reply
-                    }
-                }
-            });
-        }
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _socket.Dispose();
-            _loop.Wait(TimeSpan.FromSeconds(5));
         }
     }
 }

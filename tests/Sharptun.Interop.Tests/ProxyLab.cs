@@ -341,7 +341,7 @@ internal sealed class ProxyLab : IDisposable
     }
 }
 
-/// <summary>A kernel-socket UDP echo on one IPv4 and one IPv6 address: every datagram goes back to its sender.</summary>
+/// <summary>A kernel-socket UDP echo on the given sockets (ProxyLab: one IPv4 and one IPv6 address; the gateway tests: one dual-mode socket): every datagram goes back to its sender.</summary>
 internal sealed class UdpEchoServer : IDisposable
 {
     private readonly Socket[] _sockets;
