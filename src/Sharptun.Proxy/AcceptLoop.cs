@@ -40,6 +40,7 @@ internal static class AcceptLoop
         string endpoint,
         CancellationToken cancellationToken)
     {
+        var service = new Service(handle, gate, counters, logger, kind, endpoint);
         var running = new ConcurrentDictionary<Task, byte>();
         try
         {
@@ -66,7 +67,7 @@ internal static class AcceptLoop
                 }
 
                 // Task.Run: a handler's synchronous start (a TLS handshake's first steps, say) never delays the next accept.
-                var task = Task.Run(() => RunOneAsync(connection, handle, gate, counters, logger, kind, endpoint, cancellationToken), CancellationToken.None);
+                var task = Task.Run(() => service.RunOneAsync(connection, cancellationToken), CancellationToken.None);
                 running.TryAdd(task, 0);
                 _ = task.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), running, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
@@ -78,51 +79,53 @@ internal static class AcceptLoop
         }
     }
 
-    private static async Task RunOneAsync(
-        AcceptedConnection connection,
+    /// <summary>What every connection of one loop shares.</summary>
+    private sealed class Service(
         Func<AcceptedConnection, bool, CancellationToken, Task> handle,
         ConnectionGate gate,
         ProxyServiceCounters counters,
         ILogger logger,
         string kind,
-        string endpoint,
-        CancellationToken cancellationToken)
+        string endpoint)
     {
-        var lease = gate.TryEnter();
-        if (lease is null)
+        public async Task RunOneAsync(AcceptedConnection connection, CancellationToken cancellationToken)
         {
-            counters.OnRefused();
-        }
+            var lease = gate.TryEnter();
+            if (lease is null)
+            {
+                counters.OnRefused();
+            }
 
-        try
-        {
-            await handle(connection, lease is not null, cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The service is stopping: the stream is closed below.
-        }
-#pragma warning disable CA1031 // One connection's unforeseen failure must not end the service or fault its RunAsync.
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            counters.OnFailed();
-            AcceptLoopLog.HandlerFailed(logger, kind, endpoint, connection.Client, e);
-        }
-        finally
-        {
             try
             {
-                await connection.Stream.DisposeAsync().ConfigureAwait(false);
+                await handle(connection, lease is not null, cancellationToken).ConfigureAwait(false);
             }
-#pragma warning disable CA1031 // Closing an already broken connection may throw; nothing is left to do about it.
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // The service is stopping: the stream is closed below.
+            }
+#pragma warning disable CA1031 // One connection's unforeseen failure must not end the service or fault its RunAsync.
             catch (Exception e)
 #pragma warning restore CA1031
             {
-                AcceptLoopLog.CloseFailed(logger, kind, endpoint, connection.Client, e.Message);
+                counters.OnFailed();
+                AcceptLoopLog.HandlerFailed(logger, kind, endpoint, connection.Client, e);
             }
+            finally
+            {
+                try
+                {
+                    await connection.Stream.DisposeAsync().ConfigureAwait(false);
+                }
+#pragma warning disable CA1031 // Closing an already broken connection may throw; nothing is left to do about it.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    AcceptLoopLog.CloseFailed(logger, kind, endpoint, connection.Client, e.Message);
+                }
 
-            lease?.Dispose();
+                lease?.Dispose();
+            }
         }
     }
 }
