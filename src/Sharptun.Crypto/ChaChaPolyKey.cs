@@ -167,18 +167,11 @@ public sealed class ChaChaPolyKey : IDisposable
         bool RunOpenSsl(ChaCha20Poly1305 context, scoped ReadOnlySpan<byte> nonce);
     }
 
-    private readonly ref struct Seal : IAeadOperation
+    private readonly ref struct Seal(ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag) : IAeadOperation
     {
-        private readonly ReadOnlySpan<byte> _plaintext;
-        private readonly Span<byte> _ciphertext;
-        private readonly Span<byte> _tag;
-
-        public Seal(ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag)
-        {
-            _plaintext = plaintext;
-            _ciphertext = ciphertext;
-            _tag = tag;
-        }
+        private readonly ReadOnlySpan<byte> _plaintext = plaintext;
+        private readonly Span<byte> _ciphertext = ciphertext;
+        private readonly Span<byte> _tag = tag;
 
         public int Length => _plaintext.Length;
 
@@ -195,18 +188,11 @@ public sealed class ChaChaPolyKey : IDisposable
         }
     }
 
-    private readonly ref struct Open : IAeadOperation
+    private readonly ref struct Open(ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext) : IAeadOperation
     {
-        private readonly ReadOnlySpan<byte> _ciphertext;
-        private readonly ReadOnlySpan<byte> _tag;
-        private readonly Span<byte> _plaintext;
-
-        public Open(ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext)
-        {
-            _ciphertext = ciphertext;
-            _tag = tag;
-            _plaintext = plaintext;
-        }
+        private readonly ReadOnlySpan<byte> _ciphertext = ciphertext;
+        private readonly ReadOnlySpan<byte> _tag = tag;
+        private readonly Span<byte> _plaintext = plaintext;
 
         public int Length => _ciphertext.Length;
 
