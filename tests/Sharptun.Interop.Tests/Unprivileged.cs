@@ -15,12 +15,15 @@ internal static class Unprivileged
     /// <summary>The uid and gid the programs run as ("nobody").</summary>
     public const int Id = 65534;
 
+    private const string CopyPrefix = "sharptun-interop-cli-";
+
     private static readonly UnixFileMode Readable = (UnixFileMode)0b111_101_101;
 
     private static readonly Lazy<string> TestOutput = new(() =>
     {
         // The CLI (sharptun.dll) and sharptun-testdaemon.dll with their dependencies sit next to the test assembly.
-        var target = Path.Combine(Path.GetTempPath(), $"sharptun-interop-cli-{Environment.ProcessId}");
+        var target = Path.Combine(Path.GetTempPath(), $"{CopyPrefix}{Environment.ProcessId}");
+        SweepCopiesOfEndedRuns();
         CopyProgram(AppContext.BaseDirectory, target, relative =>
             relative.EndsWith(".dll", StringComparison.Ordinal) || relative.EndsWith(".json", StringComparison.Ordinal) || relative.StartsWith("runtimes", StringComparison.Ordinal));
         return target;
@@ -28,7 +31,8 @@ internal static class Unprivileged
 
     /// <summary>
     /// The test's build output (the CLI <c>sharptun.dll</c>, <c>sharptun-testdaemon.dll</c>, their dependencies and
-    /// native libraries) copied once per test run to a folder under the temp folder that 65534 can read.
+    /// native libraries) copied once per test run to a folder under the temp folder that 65534 can read (the copies of
+    /// runs whose test host has ended are deleted when the next run makes its own).
     /// </summary>
     public static string TestOutputCopy => TestOutput.Value;
 
@@ -139,6 +143,26 @@ internal static class Unprivileged
         }
 
         return null;
+    }
+
+    /// <summary>Deletes the test-output copies of earlier runs whose process is gone (the test host is often killed, not ended).</summary>
+    private static void SweepCopiesOfEndedRuns()
+    {
+        foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), CopyPrefix + "*"))
+        {
+            if (int.TryParse(Path.GetFileName(directory).AsSpan(CopyPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && !Directory.Exists($"/proc/{pid}"))
+            {
+                try
+                {
+                    Directory.Delete(directory, recursive: true);
+                }
+                catch (IOException)
+                {
+                    // another run sweeping the same folder
+                }
+            }
+        }
     }
 
     private static IEnumerable<int> Descendants(int pid)
