@@ -228,21 +228,20 @@ run_pair() { # KEY (wg-wg, st-st, st-wg, wg-st)
     spawn sb /dev/null sample_private_dirty "$pb" "$work/pd-b"
 
     (umask 077; wg genkey >"$work/a.key"; wg genkey >"$work/b.key")
-    local puba pubb
+    local puba pubb t0 t1
     puba=$(wg pubkey <"$work/a.key"); pubb=$(wg pubkey <"$work/b.key")
-    timeout 10 ip netns exec "$ns_b" wg set "$wg_b" private-key "$work/b.key" listen-port 51902 peer "$puba" allowed-ips "$ip_a/32"
-    timeout 10 ip netns exec "$ns_a" wg set "$wg_a" private-key "$work/a.key" listen-port 51901 peer "$pubb" allowed-ips "$ip_b/32"
-    ip -n "$ns_a" addr add "$ip_a/24" dev "$wg_a"; ip -n "$ns_a" link set "$wg_a" mtu 1420 up
-    ip -n "$ns_b" addr add "$ip_b/24" dev "$wg_b"; ip -n "$ns_b" link set "$wg_b" mtu 1420 up
-
-    local t0 t1
-    t0=$(date +%s%N)
-    timeout 10 ip netns exec "$ns_a" wg set "$wg_a" peer "$pubb" endpoint 10.234.0.2:51902
-    if timeout 25 ip netns exec "$ns_a" ping -n -c 1 -i 0.01 -w 20 "$ip_b" >/dev/null; then
+    # each step || fail: a daemon that does not answer its UAPI socket costs this pair, not the run
+    if timeout 10 ip netns exec "$ns_b" wg set "$wg_b" private-key "$work/b.key" listen-port 51902 peer "$puba" allowed-ips "$ip_a/32" &&
+        timeout 10 ip netns exec "$ns_a" wg set "$wg_a" private-key "$work/a.key" listen-port 51901 peer "$pubb" allowed-ips "$ip_b/32" &&
+        ip -n "$ns_a" addr add "$ip_a/24" dev "$wg_a" && ip -n "$ns_a" link set "$wg_a" mtu 1420 up &&
+        ip -n "$ns_b" addr add "$ip_b/24" dev "$wg_b" && ip -n "$ns_b" link set "$wg_b" mtu 1420 up &&
+        t0=$(date +%s%N) &&
+        timeout 10 ip netns exec "$ns_a" wg set "$wg_a" peer "$pubb" endpoint 10.234.0.2:51902 &&
+        timeout 25 ip netns exec "$ns_a" ping -n -c 1 -i 0.01 -w 20 "$ip_b" >/dev/null; then
         t1=$(date +%s%N); R[$key,connect_ms]=$(( (t1 - t0) / 1000000 ))
     else
         R[$key,connect_ms]=fail
-        echo "$key: no ping reply through the tunnel in 20 s; daemon logs:" >&2
+        echo "$key: configuration failed or no ping reply through the tunnel in 20 s; daemon logs:" >&2
         tail -n 10 "$work/$wg_a.log" "$work/$wg_b.log" >&2 || true
     fi
 
