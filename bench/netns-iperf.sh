@@ -390,7 +390,7 @@ report() {
     want tcp && echo "- TCP: iperf3, one stream; Mbit/s received, (× wg) = ratio to the wireguard-go pair's same column, rtx = the sender's retransmits."
     want p4 && echo "- 4×TCP: the same with -P 4 (Mbit/s summed over the 4 streams)."
     want udp && echo "- UDP: iperf3 -u -l $udp_len -b $udp_rate (${udp_len}-byte payloads, $((udp_len + 28))-byte IP packets); thousands of packets/s received, loss % at the receiver."
-    want ping && echo "- ping: A → B every 0.2 s; idle = median of 10 before the transfers; under TCP = median / p99 while the one-stream transfer runs (from 1 s in), (+x) = median − idle median, the added latency."
+    want ping && echo "- ping: A → B every 0.2 s; idle = median of 10 before the transfers; under TCP = median / p99 (nearest rank: of ~5 pings a second, about the maximum) while the one-stream transfer runs (from 1 s in), (+x) = median − idle median, the added latency."
     want tcp && echo "- CPU s/GB: each daemon's utime+stime over the two one-stream TCP transfers, divided by the 10^9 bytes they moved."
     echo "- memory: Private_Dirty (smaps_rollup) sampled every 0.2 s over the pair's tests, peak kept; VmHWM = peak RSS; load = 1-minute load average after the pair."
 }
