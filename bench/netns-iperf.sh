@@ -47,6 +47,7 @@ die() { echo "netns-iperf: $*" >&2; exit 2; }
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "SECONDS must be a positive integer, got '$seconds'"
 [[ $prefix =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "NS_PREFIX must be 1-10 lowercase letters/digits, got '$prefix'"
 [[ $udp_len =~ ^[0-9]+$ ]] || die "UDP_LEN must be a number of bytes, got '$udp_len'"
+[[ $udp_rate =~ ^[0-9]+[KMG]?$ ]] || die "UDP_RATE must be an iperf3 rate (0, 500M, ...), got '$udp_rate'"
 for p in $pairs; do [[ $p =~ ^(wg-wg|st-st|st-wg|wg-st)$ ]] || die "unknown pair '$p' (wg-wg st-st st-wg wg-st)"; done
 for t in $tests; do [[ $t =~ ^(ping|tcp|p4|udp)$ ]] || die "unknown test '$t' (ping tcp p4 udp)"; done
 [ -n "${pairs// /}" ] || die "PAIRS is empty"
@@ -62,13 +63,15 @@ port=5299
 work="$(mktemp -d /tmp/netns-iperf.XXXXXX)"
 live=()   # pids of everything started in the background and not yet stopped
 
-# stop PID...: SIGTERM, up to 5 s to exit, then SIGKILL; reaps and forgets the pids.
+# stop PID...: SIGTERM, up to 5 s to exit, then SIGKILL; reaps and forgets the pids. Signals only pids that are
+# still running jobs of this shell, so a pid the kernel has reused for another process is never hit.
+running() { [[ " $(jobs -pr | tr '\n' ' ') " == *" $1 "* ]]; }
 stop() {
     local pid
-    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do if running "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi; done
     for pid in "$@"; do
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do running "$pid" || break; sleep 0.1; done
+        if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
         wait "$pid" 2>/dev/null || true
         forget "$pid"
     done
