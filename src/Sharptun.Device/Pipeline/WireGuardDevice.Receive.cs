@@ -143,6 +143,7 @@ public sealed partial class WireGuardDevice
         element.Keypair = keypair;
         element.Source = source;
         element.IsInbound = true;
+        element.EnqueuedAt = now;
         if (!peer.Inbound.TryEnqueue(element))
         {
             element.Buffer = null!;
@@ -193,6 +194,8 @@ public sealed partial class WireGuardDevice
         var now = _clock.Now;
         var count = 0;
         var any = false;
+        var delay = peer.Inbound.Delay;
+        var behind = delay is null ? 0 : peer.Inbound.Count;
         for (var i = 0; i < n; i++)
         {
             var e = batch.Elements[i];
@@ -215,6 +218,13 @@ public sealed partial class WireGuardDevice
             if (e.Length == 0)
             {
                 continue; // keepalive (whitepaper §6.5): not written to the device
+            }
+
+            // After the replay window and timers took the packet (it arrived, authenticated), before the TUN write.
+            if (delay is not null && delay.ShouldDrop(now, now - e.EnqueuedAt, behind + n - i - 1))
+            {
+                Counters.Drop(DropReason.QueueDelay);
+                continue;
             }
 
             var packet = e.Buffer.AsSpan(HeaderSize, e.Length);

@@ -350,6 +350,7 @@ public sealed partial class WireGuardDevice
         e.Keypair = keypair!;
         e.Counter = counter;
         e.IsInbound = false;
+        e.EnqueuedAt = now;
         if (!peer.Outbound.TryEnqueue(e))
         {
             // Unreachable while SendLock is the only way in; the counter is spent (a gap the receiver's window tolerates).
@@ -515,10 +516,18 @@ public sealed partial class WireGuardDevice
     {
         var count = 0;
         long bytes = 0;
+        var delay = peer.Outbound.Delay;
+        var now = delay is null ? default : _clock.Now;
+        var behind = delay is null ? 0 : peer.Outbound.Count;
         for (var i = 0; i < n; i++)
         {
             var e = batch.Elements[i];
-            if (e.State == PacketElement.Ready)
+            if (e.State == PacketElement.Ready && delay is not null && e.Length > KeepaliveDatagramSize
+                && delay.ShouldDrop(now, now - e.EnqueuedAt, behind + n - i - 1))
+            {
+                Counters.Drop(DropReason.QueueDelay); // encrypted but not sent: the receiver sees a counter gap, as after any loss
+            }
+            else if (e.State == PacketElement.Ready)
             {
                 batch.Buffers[count] = e.Buffer;
                 batch.Sizes[count] = e.Length;

@@ -29,6 +29,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
 {
     private const int HeaderSize = TransportDataView.HeaderSize;
     private const int TailRoom = 15 + TransportDataView.TagSize;
+    private const int KeepaliveDatagramSize = TransportDataView.MinSize; // header + tag, no payload (whitepaper §6.5)
     private const string TunReaderThreadName = "wg-tun-reader";
 
     /// <summary>A large buffer holds any packet: header room + 65535 + padding + tag (wireguard-go's MaxMessageSize is 65535 for the datagram).</summary>
