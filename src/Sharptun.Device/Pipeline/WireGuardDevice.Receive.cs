@@ -30,6 +30,7 @@ public sealed partial class WireGuardDevice
         var views = CreateViews(batch);
 
         var touched = new DevicePeer?[batch];
+        var pending = new PendingDispatch(batch);
         var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
@@ -90,7 +91,7 @@ public sealed partial class WireGuardDevice
             var touchedCount = 0;
             for (var i = 0; i < n; i++)
             {
-                var taken = ReceiveDatagram(now, view[i], sizes[i], endpoints[i], out var peer);
+                var taken = ReceiveDatagram(now, view[i], sizes[i], endpoints[i], pending, out var peer);
                 TakeOrReturn(buffers, view, i, taken);
                 if (taken)
                 {
@@ -101,6 +102,7 @@ public sealed partial class WireGuardDevice
                 }
             }
 
+            FlushDispatch(pending);
             CheckDeadlines(touched, touchedCount);
         }
 
@@ -108,7 +110,7 @@ public sealed partial class WireGuardDevice
     }
 
     /// <summary>Classifies one datagram. True when the buffer was taken; <paramref name="peer"/> is the peer whose deadlines may have moved.</summary>
-    private bool ReceiveDatagram(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source, out DevicePeer? peer)
+    private bool ReceiveDatagram(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source, PendingDispatch pending, out DevicePeer? peer)
     {
         peer = null;
         var datagram = buffer.AsSpan(0, length);
@@ -152,7 +154,7 @@ public sealed partial class WireGuardDevice
             return false;
         }
 
-        Dispatch(element);
+        QueueDispatch(pending, element);
         return true;
     }
 

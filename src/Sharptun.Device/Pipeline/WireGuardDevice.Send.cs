@@ -32,6 +32,7 @@ public sealed partial class WireGuardDevice
         var views = CreateViews(batch);
 
         var touched = new DevicePeer?[batch];
+        var pending = new PendingDispatch(batch);
         var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
@@ -90,7 +91,7 @@ public sealed partial class WireGuardDevice
             for (var i = 0; i < n; i++)
             {
                 MakeTailRoom(buffers, view, i, sizes[i]);
-                var peer = SendPacket(now, view[i], sizes[i]);
+                var peer = SendPacket(now, view[i], sizes[i], pending);
                 TakeOrReturn(buffers, view, i, taken: peer is not null);
                 if (peer is not null)
                 {
@@ -98,6 +99,7 @@ public sealed partial class WireGuardDevice
                 }
             }
 
+            FlushDispatch(pending);
             CheckDeadlines(touched, touchedCount);
         }
 
@@ -129,7 +131,7 @@ public sealed partial class WireGuardDevice
     }
 
     /// <summary>Routes and enqueues one packet at buffer[16..]. Returns the peer when the buffer now belongs to the pipeline, null when dropped (the caller keeps the buffer).</summary>
-    private DevicePeer? SendPacket(TimeSpan now, byte[] buffer, int length)
+    private DevicePeer? SendPacket(TimeSpan now, byte[] buffer, int length, PendingDispatch pending)
     {
         if (!InnerPacket.TryGetDestinationAddress(buffer.AsSpan(HeaderSize, length), out var destination))
         {
@@ -198,7 +200,7 @@ public sealed partial class WireGuardDevice
                 switch (result)
                 {
                     case EnqueueResult.Enqueued:
-                        Dispatch(element!);
+                        QueueDispatch(pending, element!);
                         return peer;
                     case EnqueueResult.NoSession:
                         // Staged: make sure a handshake goes out (whitepaper §6.2), then try to flush in case a session
@@ -214,7 +216,9 @@ public sealed partial class WireGuardDevice
                     case EnqueueResult.BatchFull:
                         continue;
                     default:
-                        // Outbound is full: wait for its drainer to make room, without any lock held.
+                        // Outbound is full: wait for its drainer to make room, without any lock held - and without
+                        // holding back elements of this read that may be the very ones filling it.
+                        FlushDispatch(pending);
                         if (deadline == 0)
                         {
                             deadline = Environment.TickCount64 + OutboundWaitMs;
