@@ -100,6 +100,9 @@ internal sealed class ProxyLab : IDisposable
 
     public NetnsLab Lab => _lab;
 
+    /// <summary>wireguard-go's interface in S (for <c>wg show</c>).</summary>
+    public string ServerInterface => _ifname;
+
     public string ServerNs { get; }
 
     public string ClientNs { get; }
@@ -331,7 +334,8 @@ internal sealed class ProxyLab : IDisposable
         return target;
     }
 
-    private static (string Private, string Public) KeyPair()
+    /// <summary>A fresh WireGuard key pair (base64).</summary>
+    internal static (string Private, string Public) KeyPair()
     {
         Span<byte> priv = stackalloc byte[32];
         Span<byte> pub = stackalloc byte[32];
