@@ -50,10 +50,9 @@ internal sealed class DaemonHost : IDisposable
     {
         if (Environment.GetEnvironmentVariable(QueueDelayVariable) is { Length: > 0 } text)
         {
-            if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ms)
-                && ms is >= 0 and <= 1000)
+            if (TryParseQueueDelay(text, out var target))
             {
-                options = options with { QueueDelayTarget = TimeSpan.FromMilliseconds(ms) };
+                options = options with { QueueDelayTarget = target };
             }
             else
             {
@@ -65,6 +64,20 @@ internal sealed class DaemonHost : IDisposable
             ? $"{options.QueueDelayTarget.TotalMilliseconds} ms (interval {options.QueueDelayInterval.TotalMilliseconds} ms)"
             : "off");
         return options;
+    }
+
+    /// <summary>Parses <see cref="QueueDelayVariable"/>'s value: milliseconds from 0 (off) to 1000, decimals allowed.</summary>
+    internal static bool TryParseQueueDelay(string text, out TimeSpan target)
+    {
+        target = default;
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+            || !double.IsFinite(ms) || ms is < 0 or > 1000)
+        {
+            return false;
+        }
+
+        target = TimeSpan.FromMilliseconds(ms);
+        return true;
     }
 
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
