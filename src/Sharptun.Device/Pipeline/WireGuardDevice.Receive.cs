@@ -41,18 +41,7 @@ public sealed partial class WireGuardDevice
                 break;
             }
 
-            var want = Math.Min(batch, Math.Max(1, bind.BatchSize));
-            var have = 0;
-            for (var i = 0; i < want; i++)
-            {
-                if (buffers[i] is null && !_pool.TryRent(out buffers[i]))
-                {
-                    break;
-                }
-
-                have++;
-            }
-
+            var have = FillBuffers(buffers, Math.Min(batch, Math.Max(1, bind.BatchSize)));
             if (have == 0)
             {
                 Counters.Drop(DropReason.BufferBudget);
@@ -60,8 +49,7 @@ public sealed partial class WireGuardDevice
                 continue;
             }
 
-            var view = views[have];
-            Array.Copy(buffers, view, have);
+            var view = ViewOf(views, buffers, have);
             int n;
             try
             {

@@ -38,17 +38,7 @@ public sealed partial class WireGuardDevice
         {
             TrackThreadAllocations(ref allocated);
             // Fill the empty slots; wait for at least one buffer when the budget is spent (backpressure).
-            var have = 0;
-            for (var i = 0; i < batch; i++)
-            {
-                if (buffers[i] is null && !_pool.TryRent(out buffers[i]))
-                {
-                    break;
-                }
-
-                have++;
-            }
-
+            var have = FillBuffers(buffers, batch);
             if (have == 0)
             {
                 try
@@ -62,8 +52,7 @@ public sealed partial class WireGuardDevice
                 }
             }
 
-            var view = views[have];
-            Array.Copy(buffers, view, have);
+            var view = ViewOf(views, buffers, have);
             int n;
             try
             {

@@ -305,6 +305,31 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     /// views[n] is an n-element array, made once per thread: the batch APIs take exact-length arrays, so a partial batch
     /// is copied into the view of its length instead of allocating one per call.
     /// </summary>
+    /// <summary>Rents a pool buffer into each empty slot of the first <paramref name="want"/>, without waiting; returns how many leading slots hold a buffer.</summary>
+    private int FillBuffers(byte[]?[] buffers, int want)
+    {
+        var have = 0;
+        for (var i = 0; i < want; i++)
+        {
+            if (buffers[i] is null && !_pool.TryRent(out buffers[i]))
+            {
+                break;
+            }
+
+            have++;
+        }
+
+        return have;
+    }
+
+    /// <summary>The exact-length view (from <see cref="CreateViews"/>) of the first <paramref name="count"/> buffers, filled in.</summary>
+    private static byte[][] ViewOf(byte[][][] views, byte[]?[] buffers, int count)
+    {
+        var view = views[count];
+        Array.Copy(buffers, view, count);
+        return view;
+    }
+
     private static byte[][][] CreateViews(int maxCount)
     {
         var views = new byte[maxCount + 1][][];
