@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "UDP bind: {Bind}")]
     public static partial void UdpBindChosen(ILogger logger, string bind);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Information, Message = "udp: gso {Gso}, gro {Gro}")]
+    public static partial void UdpOffloads(ILogger logger, string gso, string gro);
 }
