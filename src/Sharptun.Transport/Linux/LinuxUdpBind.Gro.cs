@@ -29,7 +29,7 @@ public sealed unsafe partial class LinuxUdpBind
 
     /// <summary>
     /// Receives with UDP GRO: first the datagrams left over from the previous call, then recvmmsg into the scratch slots
-    /// (at most as many buffers as the caller has buffers left) until the caller's buffers are full or nothing is queued.
+    /// (at most as many buffers as the caller has buffers left) until the caller's buffers are full or the queue runs dry.
     /// Blocks (in poll) only while it has nothing at all to return. Called under the receive lock with references held.
     /// </summary>
     private int ReceiveCoalesced(GroReceiver gro, byte[][] buffers, Span<int> sizes, Span<UdpEndpoint> endpoints, int max)
@@ -69,6 +69,11 @@ public sealed unsafe partial class LinuxUdpBind
                 {
                     Interlocked.Add(ref _groCoalesced, gro.Accept(r));
                     n = gro.Deliver(buffers, sizes, endpoints, n, max, oversize, ref dropped);
+                    if (r < count && n > 0)
+                    {
+                        return n; // the queue ran dry: asking again now would only cost a syscall that finds nothing
+                    }
+
                     continue;
                 }
 
