@@ -15,7 +15,7 @@ public sealed unsafe partial class LinuxUdpBind
     /// True when receives use UDP GRO (asked for at open and accepted by the kernel): the kernel may deliver several
     /// equal-size datagrams of one source as one buffer (from a sender using UDP GSO, or merged by the receiving NIC's
     /// GRO), and the bind splits it into one datagram per caller buffer. It receives such buffers into
-    /// up to <see cref="GroSlots"/> scratch slots of 64 KiB (2 MiB of native memory per bind, allocated at open; a page is
+    /// up to <see cref="GroSlots"/> scratch slots of 64 KiB (1 MiB of native memory per bind, allocated at open; a page is
     /// backed only once a datagram lands in it, and the bind asks for only as many slots as the caller's free buffers are
     /// likely to need, so long runs use the first few slots and short ones touch a page or two of each) and copies each
     /// datagram out; datagrams that do not fit the caller's buffers in one <see cref="Receive"/> are kept for the next one.
@@ -126,11 +126,11 @@ public sealed unsafe partial class LinuxUdpBind
     private sealed class GroReceiver : IDisposable
     {
         /// <summary>
-        /// Scratch slots: at most this many buffers per recvmmsg (32 x 64 KiB = 2 MiB of address space). Measured between
-        /// two daemons: a sender's GSO runs arrive 2 to 3 datagrams per buffer on average, so 8 slots capped most calls
-        /// at a third of what the caller could take.
+        /// Scratch slots: at most this many buffers per recvmmsg (16 x 64 KiB = 1 MiB of address space, all of which may
+        /// end up backed). Measured between two daemons: a sender's GSO runs arrived 2 to 3 datagrams per buffer, and 8
+        /// slots capped more than half of the calls; 32 still capped a sixth of them but could keep 2 MiB resident.
         /// </summary>
-        public const int Slots = 32;
+        public const int Slots = 16;
 
         /// <summary>Fewest slots asked for while buffers arrive well filled: enough that one call still fills a batch.</summary>
         private const int MinSlots = 8;
