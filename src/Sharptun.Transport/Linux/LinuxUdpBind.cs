@@ -64,8 +64,9 @@ public sealed unsafe partial class LinuxUdpBind : IDatagramBind
         _gsoSend = getsockopt(fd.Fd, SOL_UDP, UDP_SEGMENT, &value, &length) == 0;
 
         // UDP GRO (Linux 5.0+, udp(7)): a kernel without it refuses the option (ENOPROTOOPT) and receives stay as they were.
-        // Chosen here, before any datagram is queued: coalesced buffers already queued when the option is cleared would
-        // arrive without their segment size (udp_recvmsg reports it only while the option is set).
+        // Set once here and never cleared: a coalesced buffer still queued when the option is cleared would arrive without
+        // its segment size (udp_recvmsg reports it only while the option is set). Datagrams queued before it was set are
+        // plain ones (the kernel segments GSO buffers for a socket without it), received as single datagrams.
         var one = 1;
         if (receiveOffload && setsockopt(fd.Fd, SOL_UDP, UDP_GRO, &one, sizeof(int)) == 0)
         {
