@@ -42,6 +42,9 @@ internal sealed class DaemonHost : IDisposable
     /// <summary>The UAPI socket path.</summary>
     public string SocketPath => _uapi.SocketPath;
 
+    /// <summary>Environment variable: the number of crypto worker threads (<see cref="WireGuardDeviceOptions.CryptoWorkers"/>; 0 = the TUN reader and UDP receiver do the crypto themselves).</summary>
+    public const string CryptoWorkersVariable = "SHARPTUN_CRYPTO_WORKERS";
+
     /// <summary>Environment variable: the per-peer queue delay target in milliseconds (CoDel, <see cref="WireGuardDeviceOptions.QueueDelayTarget"/>); 0 turns it off.</summary>
     public const string QueueDelayVariable = "SHARPTUN_QUEUE_DELAY_MS";
 
@@ -90,6 +93,19 @@ internal sealed class DaemonHost : IDisposable
         }
 
         options = WithQueueDelayFromEnvironment(options, loggers.CreateLogger(Log.Category));
+        if (Environment.GetEnvironmentVariable(CryptoWorkersVariable) is { Length: > 0 } workers)
+        {
+            if (int.TryParse(workers, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) && count <= 256)
+            {
+                options = options with { CryptoWorkers = count };
+            }
+            else
+            {
+                Log.CryptoWorkersInvalid(loggers.CreateLogger(Log.Category), CryptoWorkersVariable, workers);
+            }
+        }
+
+        Log.CryptoWorkersChosen(loggers.CreateLogger(Log.Category), options.CryptoWorkers == 0 ? "none (the readers encrypt and decrypt)" : options.CryptoWorkers.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         binds ??= Sharptun.Transport.DatagramBinds.Default;
         var log = loggers.CreateLogger(Log.Category);
