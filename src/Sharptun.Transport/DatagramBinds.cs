@@ -37,6 +37,43 @@ public static class DatagramBinds
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown UDP bind kind"),
     };
 
+    /// <summary>
+    /// The environment variable the daemon reads to turn UDP GRO off on the Linux bind: <c>0</c>, <c>off</c> or
+    /// <c>false</c>; unset, <c>1</c>, <c>on</c> or <c>true</c> keep it on (when the kernel has it).
+    /// </summary>
+    public const string ReceiveOffloadVariable = "SHARPTUN_UDP_GRO";
+
+    /// <summary>
+    /// The factory for <paramref name="kind"/>, with the Linux bind's UDP GRO asked for or not
+    /// (<paramref name="receiveOffload"/>; see <see cref="LinuxUdpBind.ReceiveOffload"/>). The portable bind has no GRO.
+    /// </summary>
+    /// <exception cref="PlatformNotSupportedException"><see cref="UdpBindKind.Linux"/> on another OS.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Not a <see cref="UdpBindKind"/>.</exception>
+    public static IDatagramBindFactory For(UdpBindKind kind, bool receiveOffload)
+    {
+        var factory = For(kind);
+        return !receiveOffload && OperatingSystem.IsLinux() && factory == LinuxUdpBind.Factory
+            ? LinuxUdpBind.GetFactory(receiveOffload: false)
+            : factory;
+    }
+
+    /// <summary>Parses an on/off switch such as <see cref="ReceiveOffloadVariable"/>: <c>0</c>/<c>off</c>/<c>false</c>/<c>no</c> or <c>1</c>/<c>on</c>/<c>true</c>/<c>yes</c> (case-insensitive); empty or null is on.</summary>
+    public static bool TryParseSwitch(string? text, out bool on)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case null or "" or "1" or "on" or "true" or "yes":
+                on = true;
+                return true;
+            case "0" or "off" or "false" or "no":
+                on = false;
+                return true;
+            default:
+                on = true;
+                return false;
+        }
+    }
+
     /// <summary>Parses <c>auto</c>, <c>linux</c> or <c>portable</c> (case-insensitive); an empty or null text is <see cref="UdpBindKind.Auto"/>.</summary>
     public static bool TryParseKind(string? text, out UdpBindKind kind)
     {

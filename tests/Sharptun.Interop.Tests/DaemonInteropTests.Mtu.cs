@@ -84,7 +84,7 @@ public sealed class DaemonMtuInteropTests
     /// Sends <paramref name="total"/> bytes over TCP through the tunnel from <paramref name="from"/> to <paramref name="to"/>
     /// (sockets created inside the namespaces, so the data really crosses both daemons) and hashes both ends' bytes.
     /// </summary>
-    private static (long Sent, long Received, byte[] SentHash, byte[] ReceivedHash) HashedTransfer(WgSide from, WgSide to, long total)
+    internal static (long Sent, long Received, byte[] SentHash, byte[] ReceivedHash) HashedTransfer(WgSide from, WgSide to, long total)
     {
         using var listener = NetnsLab.RunInNamespace(to.Namespace, () =>
         {

@@ -290,6 +290,31 @@ public sealed class DatagramBindContractTests
     }
 
     [Fact]
+    public void DatagramBinds_ReceiveOffloadSwitch_ParsesAndChoosesFactory()
+    {
+        foreach (var (text, expected) in new (string?, bool)[] { (null, true), ("", true), ("1", true), (" ON ", true), ("true", true), ("yes", true), ("0", false), ("off", false), ("False", false), ("no", false) })
+        {
+            Assert.True(DatagramBinds.TryParseSwitch(text, out var on), text);
+            Assert.Equal(expected, on);
+        }
+
+        Assert.False(DatagramBinds.TryParseSwitch("maybe", out _));
+        Assert.False(DatagramBinds.TryParseSwitch("2", out _));
+        Assert.Same(SocketUdpBind.Factory, DatagramBinds.For(UdpBindKind.Portable, receiveOffload: false));
+        Assert.Same(DatagramBinds.Default, DatagramBinds.For(UdpBindKind.Auto, receiveOffload: true));
+        if (OperatingSystem.IsLinux())
+        {
+            var withoutGro = DatagramBinds.For(UdpBindKind.Auto, receiveOffload: false);
+            Assert.Same(LinuxUdpBind.GetFactory(receiveOffload: false), withoutGro);
+            Assert.NotSame(LinuxUdpBind.Factory, withoutGro);
+            using var bind = (LinuxUdpBind)withoutGro.Open(0);
+            Assert.False(bind.ReceiveOffload);
+            using var withGro = (LinuxUdpBind)LinuxUdpBind.Factory.Open(0);
+            Assert.True(withGro.ReceiveOffload || Environment.OSVersion.Version < new Version(5, 0)); // UDP_GRO: Linux 5.0+
+        }
+    }
+
+    [Fact]
     public void SocketBind_SetMark_OnLinuxSetsOrRefusesWithIOException()
     {
         using var bind = SocketUdpBind.Open(0);

@@ -19,7 +19,8 @@ namespace Sharptun.Cli.Commands;
 /// The parent exits 0 only after <c>ok</c>; otherwise it prints the message and exits 1.</para>
 /// <para>Inherited descriptors: <c>--tun-fd FD</c> or <c>WG_TUN_FD</c> (an open TUN; the flag is our addition and wins)
 /// and <c>WG_UAPI_FD</c> (a listening unix socket) are adopted instead of creating new ones. <c>SHARPTUN_UDP_BIND=portable</c>
-/// runs the device on the portable UDP bind (System.Net.Sockets) instead of the Linux one. <c>LOG_LEVEL=verbose|error|silent</c> as in wireguard-go.</para>
+/// runs the device on the portable UDP bind (System.Net.Sockets) instead of the Linux one; <c>SHARPTUN_UDP_GRO=0</c> keeps
+/// the Linux bind off UDP GRO (receive offload). <c>LOG_LEVEL=verbose|error|silent</c> as in wireguard-go.</para>
 /// </remarks>
 internal sealed class DaemonCommand : ICliCommand
 {
@@ -108,6 +109,13 @@ internal sealed class DaemonCommand : ICliCommand
             return 1;
         }
 
+        var groText = Environment.GetEnvironmentVariable(Sharptun.Transport.DatagramBinds.ReceiveOffloadVariable);
+        if (!Sharptun.Transport.DatagramBinds.TryParseSwitch(groText, out var receiveOffload))
+        {
+            context.Error.Write($"{CliContext.ProgramName}: {Sharptun.Transport.DatagramBinds.ReceiveOffloadVariable}=`{groText}': expected 0 or 1 (off or on)\n");
+            return 1;
+        }
+
         if (!OperatingSystem.IsLinux())
         {
             context.Error.Write($"{CliContext.ProgramName}: the daemon needs Linux\n");
@@ -122,7 +130,7 @@ internal sealed class DaemonCommand : ICliCommand
 
         foreground |= Environment.GetEnvironmentVariable(ForegroundVariable) == "1";
         return foreground
-            ? await RunForegroundAsync(interfaceName, tunFd, Sharptun.Transport.DatagramBinds.For(bindKind), context).ConfigureAwait(false)
+            ? await RunForegroundAsync(interfaceName, tunFd, Sharptun.Transport.DatagramBinds.For(bindKind, receiveOffload), context).ConfigureAwait(false)
             : await DetachAsync(args, context).ConfigureAwait(false);
     }
 

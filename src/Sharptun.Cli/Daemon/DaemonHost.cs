@@ -108,10 +108,11 @@ internal sealed class DaemonHost : IDisposable
         Log.CryptoWorkersChosen(loggers.CreateLogger(Log.Category), options.CryptoWorkers == 0 ? "none (the readers encrypt and decrypt)" : options.CryptoWorkers.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         binds ??= Sharptun.Transport.DatagramBinds.Default;
-        Log.UdpBindChosen(loggers.CreateLogger(Log.Category), binds == Sharptun.Transport.SocketUdpBind.Factory
+        var log = loggers.CreateLogger(Log.Category);
+        Log.UdpBindChosen(log, binds == Sharptun.Transport.SocketUdpBind.Factory
             ? "portable (System.Net.Sockets)"
-            : binds == LinuxUdpBind.Factory ? "Linux (recvmmsg/sendmmsg)" : binds.GetType().Name);
-        return new WireGuardDevice(tun, binds, options, loggers.CreateLogger<WireGuardDevice>());
+            : binds == LinuxUdpBind.Factory || binds == LinuxUdpBind.GetFactory(receiveOffload: false) ? "Linux (recvmmsg/sendmmsg)" : binds.GetType().Name);
+        return new WireGuardDevice(tun, new OffloadLoggingBindFactory(binds, log), options, loggers.CreateLogger<WireGuardDevice>());
     }
 
     /// <summary>

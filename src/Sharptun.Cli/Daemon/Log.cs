@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 314, Level = LogLevel.Warning, Message = "Ignoring {Variable}={Value}: expected a number of threads from 0 to 256; using the default")]
     public static partial void CryptoWorkersInvalid(ILogger logger, string variable, string value);
+
+    [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "udp: gso {Gso}, gro {Gro}")]
+    public static partial void UdpOffloads(ILogger logger, string gso, string gro);
 }

@@ -307,4 +307,10 @@ internal static unsafe partial class LinuxNative
             }
         }
     }
+
+    // UDP GRO on receive (include/uapi/linux/udp.h, udp(7), Linux 5.0+): setsockopt(SOL_UDP, UDP_GRO, int 1) lets the
+    // socket receive several datagrams of one flow coalesced into one buffer, the segment size in a SOL_UDP/UDP_GRO
+    // control message whose payload is an int (include/net/udp.h, udp_cmsg_recv). MSG_CTRUNC: the control buffer was too small.
+    public const int UDP_GRO = 104;
+    public const int MSG_CTRUNC = 0x8;
 }

@@ -17,15 +17,17 @@ namespace Sharptun.Transport.Linux;
 /// descriptor is closed only after the last in-flight call has left (reference-counted handle, no fd-reuse race).</para>
 /// <para>No allocation per datagram: message headers, iovecs and addresses live in native arrays allocated once;
 /// caller buffers are pinned only for the duration of the call.</para>
-/// <para>Sends use UDP GSO (UDP_SEGMENT) for runs of equal-sized datagrams when the kernel supports it.
-/// Not implemented yet: UDP GRO, sticky source addresses (IP_PKTINFO).</para>
+/// <para>Sends use UDP GSO (UDP_SEGMENT) for runs of equal-sized datagrams when the kernel supports it. Receives use
+/// UDP GRO (UDP_GRO, Linux 5.0+) unless turned off: the kernel may hand over several datagrams of one source coalesced
+/// into one buffer, which the bind receives into a few 64 KiB scratch slots and splits into one datagram per caller buffer
+/// (see <see cref="ReceiveOffload"/>). Not implemented yet: sticky source addresses (IP_PKTINFO).</para>
 /// <para>With an <see cref="OversizePool"/>, a datagram longer than the caller's buffer is not lost: each message gets a
 /// second receive vector into its own 64 KiB slot of a spill area (plain virtual memory: pages stay unbacked until a big
 /// datagram lands there), and a datagram that spills over is copied into a buffer rented from the oversize pool,
 /// which replaces the caller's buffer in <c>buffers[i]</c> (the caller keeps its own).</para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
-public sealed unsafe class LinuxUdpBind : IDatagramBind
+public sealed unsafe partial class LinuxUdpBind : IDatagramBind
 {
     /// <summary>Default datagrams per batch (wireguard-go uses 128 too).</summary>
     public const int DefaultBatchSize = 128;
@@ -46,7 +48,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     private long _sendDropped;
     private int _disposed;
 
-    private LinuxUdpBind(SafeFd fd, bool dualStack, ushort port, int batchSize)
+    private LinuxUdpBind(SafeFd fd, bool dualStack, ushort port, int batchSize, bool receiveOffload)
     {
         _fd = fd;
         _dualStack = dualStack;
@@ -60,6 +62,16 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         int value = 0;
         uint length = sizeof(int);
         _gsoSend = getsockopt(fd.Fd, SOL_UDP, UDP_SEGMENT, &value, &length) == 0;
+
+        // UDP GRO (Linux 5.0+, udp(7)): a kernel without it refuses the option (ENOPROTOOPT) and receives stay as they were.
+        // Set once here and never cleared: a coalesced buffer still queued when the option is cleared would arrive without
+        // its segment size (udp_recvmsg reports it only while the option is set). Datagrams queued before it was set are
+        // plain ones (the kernel segments GSO buffers for a socket without it), received as single datagrams.
+        var one = 1;
+        if (receiveOffload && setsockopt(fd.Fd, SOL_UDP, UDP_GRO, &one, sizeof(int)) == 0)
+        {
+            _gro = new GroReceiver();
+        }
     }
 
     /// <summary>
@@ -73,7 +85,14 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     /// = that address only, IPv4 traffic only; port 0 = a random free port), e.g. <c>127.0.0.1:0</c> for a
     /// loopback-only relay. Throws <see cref="IOException"/> when the address is not local or the port is taken.
     /// </summary>
-    public static LinuxUdpBind Open(UdpEndpoint local, int batchSize = DefaultBatchSize)
+    public static LinuxUdpBind Open(UdpEndpoint local, int batchSize = DefaultBatchSize) => Open(local, batchSize, receiveOffload: true);
+
+    /// <summary>
+    /// Opens a bind as <see cref="Open(UdpEndpoint, int)"/> does, choosing whether to ask for UDP GRO
+    /// (<paramref name="receiveOffload"/>; see <see cref="ReceiveOffload"/>). Public callers choose with
+    /// <see cref="GetFactory(bool)"/>; the daemon turns it off with <c>SHARPTUN_UDP_GRO=0</c>.
+    /// </summary>
+    internal static LinuxUdpBind Open(UdpEndpoint local, int batchSize, bool receiveOffload)
     {
         var port = local.Port;
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
@@ -138,7 +157,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                 throw new IOException($"getsockname failed: errno {LastErrno}");
             }
 
-            return new LinuxUdpBind(handle, dualStack, BinaryPrimitives.ReverseEndianness(address.PortBigEndian), batchSize);
+            return new LinuxUdpBind(handle, dualStack, BinaryPrimitives.ReverseEndianness(address.PortBigEndian), batchSize, receiveOffload);
         }
         catch
         {
@@ -148,7 +167,12 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
     }
 
     /// <summary>A factory opening <see cref="LinuxUdpBind"/>s (for a device that rebinds when its listen port changes).</summary>
-    public static IDatagramBindFactory Factory { get; } = new LinuxUdpBindFactory();
+    public static IDatagramBindFactory Factory { get; } = new LinuxUdpBindFactory(receiveOffload: true);
+
+    private static readonly IDatagramBindFactory FactoryWithoutGro = new LinuxUdpBindFactory(receiveOffload: false);
+
+    /// <summary>The factory opening binds with UDP GRO asked for (<see cref="Factory"/>) or not (<paramref name="receiveOffload"/> false).</summary>
+    public static IDatagramBindFactory GetFactory(bool receiveOffload) => receiveOffload ? Factory : FactoryWithoutGro;
 
     /// <inheritdoc/>
     public ushort LocalPort { get; }
@@ -248,6 +272,19 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                 return 0;
             }
 
+            if (_gro is { } gro)
+            {
+                try
+                {
+                    return ReceiveCoalesced(gro, buffers, sizes, endpoints, max);
+                }
+                finally
+                {
+                    _wakeup.Handle.DangerousRelease();
+                    _fd.DangerousRelease();
+                }
+            }
+
             var batch = _receive;
             try
             {
@@ -275,7 +312,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
                     }
                     else
                     {
-                        r = ReceiveOneByOne(batch, max, out errno);
+                        r = ReceiveOneByOne(batch.Messages, max, out errno);
                     }
 
                     if (r > 0)
@@ -486,6 +523,7 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         lock (_receiveLock)
         {
             _receive.Dispose();
+            _gro?.Dispose();
         }
 
         lock (_sendLock)
@@ -494,20 +532,20 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         }
     }
 
-    private int ReceiveOneByOne(Batch batch, int max, out int errno)
+    private int ReceiveOneByOne(MMsgHdr* messages, int max, out int errno)
     {
         errno = 0;
         var n = 0;
         while (n < max)
         {
-            var r = recvmsg(_fd.Fd, &batch.Messages[n].Header, MSG_DONTWAIT);
+            var r = recvmsg(_fd.Fd, &messages[n].Header, MSG_DONTWAIT);
             if (r < 0)
             {
                 errno = LastErrno;
                 break;
             }
 
-            batch.Messages[n].Length = (uint)r;
+            messages[n].Length = (uint)r;
             n++;
         }
 
@@ -823,8 +861,8 @@ public sealed unsafe class LinuxUdpBind : IDatagramBind
         }
     }
 
-    private sealed class LinuxUdpBindFactory : IDatagramBindFactory
+    private sealed class LinuxUdpBindFactory(bool receiveOffload) : IDatagramBindFactory
     {
-        public IDatagramBind Open(ushort port) => LinuxUdpBind.Open(port);
+        public IDatagramBind Open(ushort port) => LinuxUdpBind.Open(default(UdpEndpoint).WithPort(port), DefaultBatchSize, receiveOffload);
     }
 }
