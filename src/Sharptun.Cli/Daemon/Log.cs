@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "UDP bind: {Bind}")]
     public static partial void UdpBindChosen(ILogger logger, string bind);
+
+    [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "tun offload: {Mode}")]
+    public static partial void TunOffload(ILogger logger, string mode);
 }
