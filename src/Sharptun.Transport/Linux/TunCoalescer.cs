@@ -292,8 +292,7 @@ internal sealed class TunCoalescer
 
     /// <summary>An IPv4 or IPv6 packet carrying TCP (no IPv6 extension headers) long enough to hold its ports.</summary>
     private static bool IsTcp(ReadOnlySpan<byte> packet) =>
-        packet.Length >= 44
-        && ((packet[0] >> 4 == 4 && packet[9] == 6 && (packet[0] & 0xF) == 5) || (packet.Length >= 60 && packet[0] >> 4 == 6 && packet[6] == 6));
+        (packet.Length >= 24 && packet[0] == 0x45 && packet[9] == 6) || (packet.Length >= 44 && packet[0] >> 4 == 6 && packet[6] == 6);
 
     private static int HeaderLength(ReadOnlySpan<byte> packet)
     {
