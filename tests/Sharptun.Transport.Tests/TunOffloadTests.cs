@@ -365,6 +365,46 @@ public sealed class TunOffloadTests
         Assert.True(totalGroups > 300, $"only {totalGroups} groups coalesced");
     }
 
+    [Fact]
+    public void SegmentAndCoalesce_Warm_AllocateNothing()
+    {
+        var super = Packets.Tcp(false, 1, 5, 6, Ack, Timestamps, RandomBytes(40_000, 8));
+        var hdr = TsoHeader(super, false, 1368);
+        var flow = Flow(true, port: 1000, seq: 1, id: 1, sizes: [1300, 1300, 1300, 1300, 1300, 1300, 1300, 200], pshLast: true);
+        var (batch, batchSizes) = Place([.. flow]);
+        var coalescer = new TunCoalescer(32);
+        var buffers = Buffers(32, 2048);
+        var sizes = new int[32];
+        var built = new byte[65536 + 10];
+
+        long dropped = 0;
+        for (var round = 0; round < 2; round++)
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var segments = 0;
+            var groups = 0;
+            for (var i = 0; i < 100; i++)
+            {
+                _ = TunSegmenter.Parse(hdr, super, out var state);
+                while (state.Pending)
+                {
+                    segments += TunSegmenter.Segment(super, ref state, buffers, sizes, 0, 32, Offset, null, ref dropped);
+                }
+
+                groups += coalescer.Plan(batch, batchSizes, Offset, flow.Count);
+                coalescer.Build(0, batch, batchSizes, Offset, built);
+            }
+
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.Equal(100 * 30, segments); // 40 000 / 1368 -> 30 segments
+            Assert.Equal(100, groups);
+            if (round == 1)
+            {
+                Assert.Equal(0, allocated);
+            }
+        }
+    }
+
     private const byte Fin = 0x01;
     private const byte Psh = 0x08;
     private const byte Ack = 0x10;
