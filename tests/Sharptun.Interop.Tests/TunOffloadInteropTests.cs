@@ -218,6 +218,28 @@ public sealed class TunOffloadInteropTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>An inherited descriptor gets virtio headers exactly when IFF_VNET_HDR is set on it (TUNGETIFF), and offloads only then.</summary>
+    [InteropFact("ip")]
+    public void FromFileDescriptor_VnetHeaderOnlyWhenTheDescriptorHasIt()
+    {
+        using var lab = new NetnsLab();
+        var ns = lab.AddNamespace();
+        using var plain = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(lab.NewInterfaceName(), Mtu, up: false, offload: false));
+        using var withHeaders = NetnsLab.RunInNamespace(ns, () => LinuxTun.Create(lab.NewInterfaceName(), Mtu, up: false));
+
+        using var inheritedPlain = LinuxTun.FromFileDescriptor(plain.FileDescriptor, plain.Name, Mtu, ownsDescriptor: false);
+        Assert.False(inheritedPlain.HasVirtioHeaders);
+        Assert.Equal("off: inherited descriptor without IFF_VNET_HDR", inheritedPlain.OffloadMode);
+
+        using var inheritedOff = LinuxTun.FromFileDescriptor(withHeaders.FileDescriptor, withHeaders.Name, Mtu, ownsDescriptor: false, offload: false);
+        Assert.True(inheritedOff.HasVirtioHeaders);
+        Assert.StartsWith("off: disabled", inheritedOff.OffloadMode, StringComparison.Ordinal);
+
+        using var inherited = LinuxTun.FromFileDescriptor(withHeaders.FileDescriptor, withHeaders.Name, Mtu, ownsDescriptor: false);
+        Assert.True(inherited.HasVirtioHeaders);
+        Assert.StartsWith("tso4+tso6+", inherited.OffloadMode, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// A kernel UDP socket with UDP_SEGMENT (one send = many datagrams) into the TUN: with USO negotiated the kernel hands
     /// the whole run over in one read; every datagram must reach the stack's socket intact, in order, checksum valid.
