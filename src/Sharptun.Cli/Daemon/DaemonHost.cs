@@ -42,14 +42,41 @@ internal sealed class DaemonHost : IDisposable
     /// <summary>The UAPI socket path.</summary>
     public string SocketPath => _uapi.SocketPath;
 
+    /// <summary>Environment variable: the per-peer queue delay target in milliseconds (CoDel, <see cref="WireGuardDeviceOptions.QueueDelayTarget"/>); 0 turns it off.</summary>
+    public const string QueueDelayVariable = "SHARPTUN_QUEUE_DELAY_MS";
+
+    /// <summary>Applies <see cref="QueueDelayVariable"/> when set and valid (a warning and the default otherwise); logs the target in use once.</summary>
+    internal static WireGuardDeviceOptions WithQueueDelayFromEnvironment(WireGuardDeviceOptions options, ILogger log)
+    {
+        if (Environment.GetEnvironmentVariable(QueueDelayVariable) is { Length: > 0 } text)
+        {
+            if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+                && ms is >= 0 and <= 1000)
+            {
+                options = options with { QueueDelayTarget = TimeSpan.FromMilliseconds(ms) };
+            }
+            else
+            {
+                Log.QueueDelayInvalid(log, QueueDelayVariable, text);
+            }
+        }
+
+        Log.QueueDelayChosen(log, options.QueueDelayTarget > TimeSpan.Zero
+            ? $"{options.QueueDelayTarget.TotalMilliseconds} ms (interval {options.QueueDelayInterval.TotalMilliseconds} ms)"
+            : "off");
+        return options;
+    }
+
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
     internal static IUapiDevice CreateDevice(LinuxTun tun, ILoggerFactory loggers, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
-        var options = DeviceOptionsForTests;
-        if (options?.Clock is { } clock)
+        var options = DeviceOptionsForTests ?? new WireGuardDeviceOptions();
+        if (options.Clock is { } clock)
         {
             Log.SpedUpClock(loggers.CreateLogger(Log.Category), clock.Scale);
         }
+
+        options = WithQueueDelayFromEnvironment(options, loggers.CreateLogger(Log.Category));
 
         binds ??= Sharptun.Transport.DatagramBinds.Default;
         Log.UdpBindChosen(loggers.CreateLogger(Log.Category), binds == Sharptun.Transport.SocketUdpBind.Factory

@@ -44,6 +44,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "UDP bind: {Bind}")]
     public static partial void UdpBindChosen(ILogger logger, string bind);
 
+    [LoggerMessage(EventId = 311, Level = LogLevel.Information, Message = "Queue delay target: {Target}")]
+    public static partial void QueueDelayChosen(ILogger logger, string target);
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "Ignoring {Variable}={Value}: expected milliseconds from 0 (off) to 1000; using the default")]
+    public static partial void QueueDelayInvalid(ILogger logger, string variable, string value);
+
     [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "tun offload: {Mode}")]
     public static partial void TunOffload(ILogger logger, string mode);
 }

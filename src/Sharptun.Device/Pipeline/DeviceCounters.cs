@@ -59,6 +59,13 @@ public enum DropReason
 
     /// <summary>Packets the packet device did not accept.</summary>
     TunWriteFailed,
+
+    /// <summary>
+    /// Packets (either way) dropped because packets had stood in the peer's ordered queue longer than
+    /// <see cref="WireGuardDeviceOptions.QueueDelayTarget"/> for a whole interval (CoDel, RFC 8289): the early loss that
+    /// makes a TCP sender slow down before the queue grows long.
+    /// </summary>
+    QueueDelay,
 }
 
 /// <summary>

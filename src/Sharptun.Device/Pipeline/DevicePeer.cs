@@ -25,14 +25,15 @@ internal sealed class DevicePeer
     private long _txBytes;
     private volatile bool _removed;
 
-    public DevicePeer(Peer protocol, int stagedCapacity, int queueCapacity)
+    public DevicePeer(Peer protocol, int stagedCapacity, int queueCapacity, TimeSpan delayTarget = default, TimeSpan delayInterval = default)
     {
         Protocol = protocol;
         protocol.Tag = this;
         _stagedBuffers = new byte[stagedCapacity][];
         _stagedLengths = new int[stagedCapacity];
-        Outbound = new OrderedQueue(queueCapacity);
-        Inbound = new OrderedQueue(queueCapacity);
+        var limitDelay = delayTarget > TimeSpan.Zero && delayInterval > TimeSpan.Zero;
+        Outbound = new OrderedQueue(queueCapacity, limitDelay ? new QueueDelayController(delayTarget, delayInterval) : null);
+        Inbound = new OrderedQueue(queueCapacity, limitDelay ? new QueueDelayController(delayTarget, delayInterval) : null);
     }
 
     public Peer Protocol { get; }

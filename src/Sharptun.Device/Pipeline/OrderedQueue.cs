@@ -7,7 +7,7 @@ namespace Sharptun.Device.Pipeline;
 /// finished element at the head out, so order is kept without a thread per peer (wireguard-go's per-peer
 /// sequential sender/receiver, done cooperatively).
 /// </remarks>
-internal sealed class OrderedQueue(int capacity)
+internal sealed class OrderedQueue(int capacity, QueueDelayController? delay = null)
 {
     private readonly object _lock = new();
     private readonly PacketElement?[] _ring = new PacketElement[capacity];
@@ -15,6 +15,9 @@ internal sealed class OrderedQueue(int capacity)
     private int _count;
     private int _draining;
     private int _waiters;
+
+    /// <summary>Bounds the time packets stand in this queue (null = no limit but the capacity); used by the drainer only.</summary>
+    public QueueDelayController? Delay { get; } = delay;
 
     public int Count
     {

@@ -27,6 +27,9 @@ internal sealed class PacketElement
     public ulong Counter;
     public UdpEndpoint Source;
     public bool IsInbound;
+
+    /// <summary>Device-clock time the element entered its ordered queue (sojourn time for <see cref="QueueDelayController"/>).</summary>
+    public TimeSpan EnqueuedAt;
     public volatile int State;
 
     public void Clear()
@@ -37,6 +40,7 @@ internal sealed class PacketElement
         Length = 0;
         Counter = 0;
         Source = default;
+        EnqueuedAt = default;
         State = Pending;
     }
 }

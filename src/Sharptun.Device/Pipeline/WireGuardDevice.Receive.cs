@@ -30,6 +30,7 @@ public sealed partial class WireGuardDevice
         var views = CreateViews(batch);
 
         var touched = new DevicePeer?[batch];
+        var pending = new PendingDispatch(batch);
         var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
@@ -90,7 +91,7 @@ public sealed partial class WireGuardDevice
             var touchedCount = 0;
             for (var i = 0; i < n; i++)
             {
-                var taken = ReceiveDatagram(now, view[i], sizes[i], endpoints[i], out var peer);
+                var taken = ReceiveDatagram(now, view[i], sizes[i], endpoints[i], pending, out var peer);
                 TakeOrReturn(buffers, view, i, taken);
                 if (taken)
                 {
@@ -101,6 +102,7 @@ public sealed partial class WireGuardDevice
                 }
             }
 
+            FlushDispatch(pending);
             CheckDeadlines(touched, touchedCount);
         }
 
@@ -108,7 +110,7 @@ public sealed partial class WireGuardDevice
     }
 
     /// <summary>Classifies one datagram. True when the buffer was taken; <paramref name="peer"/> is the peer whose deadlines may have moved.</summary>
-    private bool ReceiveDatagram(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source, out DevicePeer? peer)
+    private bool ReceiveDatagram(TimeSpan now, byte[] buffer, int length, in UdpEndpoint source, PendingDispatch pending, out DevicePeer? peer)
     {
         peer = null;
         var datagram = buffer.AsSpan(0, length);
@@ -143,6 +145,7 @@ public sealed partial class WireGuardDevice
         element.Keypair = keypair;
         element.Source = source;
         element.IsInbound = true;
+        element.EnqueuedAt = now;
         if (!peer.Inbound.TryEnqueue(element))
         {
             element.Buffer = null!;
@@ -151,7 +154,7 @@ public sealed partial class WireGuardDevice
             return false;
         }
 
-        Dispatch(element);
+        QueueDispatch(pending, element);
         return true;
     }
 
@@ -193,6 +196,8 @@ public sealed partial class WireGuardDevice
         var now = _clock.Now;
         var count = 0;
         var any = false;
+        var delay = peer.Inbound.Delay;
+        var behind = delay is null ? 0 : peer.Inbound.Count;
         for (var i = 0; i < n; i++)
         {
             var e = batch.Elements[i];
@@ -215,6 +220,13 @@ public sealed partial class WireGuardDevice
             if (e.Length == 0)
             {
                 continue; // keepalive (whitepaper §6.5): not written to the device
+            }
+
+            // After the replay window and timers took the packet (it arrived, authenticated), before the TUN write.
+            if (delay is not null && delay.ShouldDrop(now, now - e.EnqueuedAt, behind + n - i - 1))
+            {
+                Counters.Drop(DropReason.QueueDelay);
+                continue;
             }
 
             var packet = e.Buffer.AsSpan(HeaderSize, e.Length);

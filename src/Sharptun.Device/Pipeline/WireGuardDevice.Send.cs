@@ -32,6 +32,7 @@ public sealed partial class WireGuardDevice
         var views = CreateViews(batch);
 
         var touched = new DevicePeer?[batch];
+        var pending = new PendingDispatch(batch);
         var allocated = GC.GetAllocatedBytesForCurrentThread();
         while (!IsDisposed)
         {
@@ -90,7 +91,7 @@ public sealed partial class WireGuardDevice
             for (var i = 0; i < n; i++)
             {
                 MakeTailRoom(buffers, view, i, sizes[i]);
-                var peer = SendPacket(now, view[i], sizes[i]);
+                var peer = SendPacket(now, view[i], sizes[i], pending);
                 TakeOrReturn(buffers, view, i, taken: peer is not null);
                 if (peer is not null)
                 {
@@ -98,6 +99,7 @@ public sealed partial class WireGuardDevice
                 }
             }
 
+            FlushDispatch(pending);
             CheckDeadlines(touched, touchedCount);
         }
 
@@ -129,7 +131,7 @@ public sealed partial class WireGuardDevice
     }
 
     /// <summary>Routes and enqueues one packet at buffer[16..]. Returns the peer when the buffer now belongs to the pipeline, null when dropped (the caller keeps the buffer).</summary>
-    private DevicePeer? SendPacket(TimeSpan now, byte[] buffer, int length)
+    private DevicePeer? SendPacket(TimeSpan now, byte[] buffer, int length, PendingDispatch pending)
     {
         if (!InnerPacket.TryGetDestinationAddress(buffer.AsSpan(HeaderSize, length), out var destination))
         {
@@ -198,7 +200,7 @@ public sealed partial class WireGuardDevice
                 switch (result)
                 {
                     case EnqueueResult.Enqueued:
-                        Dispatch(element!);
+                        QueueDispatch(pending, element!);
                         return peer;
                     case EnqueueResult.NoSession:
                         // Staged: make sure a handshake goes out (whitepaper §6.2), then try to flush in case a session
@@ -214,7 +216,9 @@ public sealed partial class WireGuardDevice
                     case EnqueueResult.BatchFull:
                         continue;
                     default:
-                        // Outbound is full: wait for its drainer to make room, without any lock held.
+                        // Outbound is full: wait for its drainer to make room, without any lock held - and without
+                        // holding back elements of this read that may be the very ones filling it.
+                        FlushDispatch(pending);
                         if (deadline == 0)
                         {
                             deadline = Environment.TickCount64 + OutboundWaitMs;
@@ -350,6 +354,7 @@ public sealed partial class WireGuardDevice
         e.Keypair = keypair!;
         e.Counter = counter;
         e.IsInbound = false;
+        e.EnqueuedAt = now;
         if (!peer.Outbound.TryEnqueue(e))
         {
             // Unreachable while SendLock is the only way in; the counter is spent (a gap the receiver's window tolerates).
@@ -515,10 +520,18 @@ public sealed partial class WireGuardDevice
     {
         var count = 0;
         long bytes = 0;
+        var delay = peer.Outbound.Delay;
+        var now = delay is null ? default : _clock.Now;
+        var behind = delay is null ? 0 : peer.Outbound.Count;
         for (var i = 0; i < n; i++)
         {
             var e = batch.Elements[i];
-            if (e.State == PacketElement.Ready)
+            if (e.State == PacketElement.Ready && delay is not null && e.Length > KeepaliveDatagramSize
+                && delay.ShouldDrop(now, now - e.EnqueuedAt, behind + n - i - 1))
+            {
+                Counters.Drop(DropReason.QueueDelay); // encrypted but not sent: the receiver sees a counter gap, as after any loss
+            }
+            else if (e.State == PacketElement.Ready)
             {
                 batch.Buffers[count] = e.Buffer;
                 batch.Sizes[count] = e.Length;

@@ -279,7 +279,8 @@ public sealed partial class WireGuardDevice
     {
         var protocolPeer = _protocol.AddPeer(key);
         protocolPeer.Mtu = _tun.Mtu; // padding never takes a packet past the tunnel MTU (wireguard-go calculatePaddingSize)
-        var peer = new DevicePeer(protocolPeer, Math.Max(1, _options.StagedPacketsPerPeer), Math.Max(16, _options.PeerQueueCapacity));
+        var peer = new DevicePeer(protocolPeer, Math.Max(1, _options.StagedPacketsPerPeer), Math.Max(16, _options.PeerQueueCapacity),
+            _options.QueueDelayTarget * _clock.Scale, _options.QueueDelayInterval * _clock.Scale); // real-time limits in clock time
         _peers.Add(protocolPeer.PublicKey, peer); // the peer's own copy: the change set's key is wiped by the caller
         _peerList = [.. _peerList, peer];
         return peer;

@@ -29,6 +29,7 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
 {
     private const int HeaderSize = TransportDataView.HeaderSize;
     private const int TailRoom = 15 + TransportDataView.TagSize;
+    private const int KeepaliveDatagramSize = TransportDataView.MinSize; // header + tag, no payload (whitepaper §6.5)
     private const string TunReaderThreadName = "wg-tun-reader";
 
     /// <summary>A large buffer holds any packet: header room + 65535 + padding + tag (wireguard-go's MaxMessageSize is 65535 for the datagram).</summary>
@@ -402,14 +403,74 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         }
     }
 
+    /// <summary>Elements a crypto worker takes from the work queue at once (about 50 µs of ChaCha20-Poly1305 at MTU size).</summary>
+    private const int WorkerBatch = 32;
+
     private void CryptoWorkerLoop()
     {
         var allocated = GC.GetAllocatedBytesForCurrentThread();
-        while (_work.Take() is { } element)
+        var batch = new PacketElement[WorkerBatch];
+        var peers = new DevicePeer[WorkerBatch];
+        var inbound = new bool[WorkerBatch];
+        var workers = Math.Max(1, _options.CryptoWorkers);
+        int n;
+        while ((n = _work.TakeBatch(batch, workers)) > 0)
         {
-            ProcessElement(element);
+            // Peer and direction are read first: once an element is finished, another worker's drain may send it and
+            // recycle the element for a different packet.
+            for (var i = 0; i < n; i++)
+            {
+                peers[i] = batch[i].Peer;
+                inbound[i] = batch[i].IsInbound;
+            }
+
+            for (var i = 0; i < n; i++)
+            {
+                var element = batch[i];
+                batch[i] = null!;
+                if (inbound[i])
+                {
+                    DecryptElement(element);
+                }
+                else
+                {
+                    EncryptElement(element);
+                }
+            }
+
+            // Drain each (peer, direction) once, after the whole batch is finished: the drainer finds longer finished
+            // runs and sends or writes them as one batch.
+            for (var i = 0; i < n; i++)
+            {
+                if (!DrainedEarlier(peers, inbound, i))
+                {
+                    if (inbound[i])
+                    {
+                        DrainInbound(peers[i]);
+                    }
+                    else
+                    {
+                        DrainOutbound(peers[i]);
+                    }
+                }
+            }
+
+            Array.Clear(peers, 0, n);
             TrackThreadAllocations(ref allocated);
         }
+    }
+
+    private static bool DrainedEarlier(DevicePeer[] peers, bool[] inbound, int i)
+    {
+        for (var j = i - 1; j >= 0; j--)
+        {
+            if (ReferenceEquals(peers[j], peers[i]) && inbound[j] == inbound[i])
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Encrypts or decrypts one element, then drains its peer's ordered queue as far as it is finished.</summary>
@@ -434,5 +495,49 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
         {
             ProcessElement(element);
         }
+    }
+
+    /// <summary>
+    /// Collects a reader's elements (the TUN reader's or the UDP receiver's) and hands them to the crypto workers in one
+    /// <see cref="WorkQueue.TryAddRange"/> when the read batch is done, or earlier when the reader is about to wait.
+    /// An element must never stay here while its reader waits: the queue it sits in could be full of exactly these.
+    /// </summary>
+    private sealed class PendingDispatch(int capacity)
+    {
+        public readonly PacketElement[] Items = new PacketElement[capacity];
+        public int Count;
+    }
+
+    private void QueueDispatch(PendingDispatch pending, PacketElement element)
+    {
+        if (_options.CryptoWorkers == 0)
+        {
+            ProcessElement(element); // inline crypto (deterministic tests): no hand-off
+            return;
+        }
+
+        if (pending.Count == pending.Items.Length)
+        {
+            FlushDispatch(pending);
+        }
+
+        pending.Items[pending.Count++] = element;
+    }
+
+    private void FlushDispatch(PendingDispatch pending)
+    {
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        var added = _work.TryAddRange(pending.Items.AsSpan(0, pending.Count));
+        for (var i = added; i < pending.Count; i++)
+        {
+            ProcessElement(pending.Items[i]); // closed (disposing) or overfilled: process here, as Dispatch does
+        }
+
+        Array.Clear(pending.Items, 0, pending.Count);
+        pending.Count = 0;
     }
 }

@@ -24,6 +24,19 @@ public sealed record WireGuardDeviceOptions
     /// <summary>Capacity of each peer's ordered outbound and inbound queues (wireguard-go QueueOutboundSize).</summary>
     public int PeerQueueCapacity { get; init; } = 1024;
 
+    /// <summary>
+    /// Sojourn time each peer's ordered queues steer towards (CoDel, RFC 8289): once packets have waited longer than this
+    /// for a whole <see cref="QueueDelayInterval"/>, the queue's drainer drops one and then more at a rate growing with the
+    /// square root of the drops, until the delay falls below it again (counted as <see cref="DropReason.QueueDelay"/>).
+    /// Keeps a bulk TCP transfer from filling the pipeline with milliseconds of packets that everything else must wait
+    /// behind. Default 2 ms; <see cref="TimeSpan.Zero"/> turns the limit off (the queues are then bounded only by
+    /// <see cref="PeerQueueCapacity"/>).
+    /// </summary>
+    public TimeSpan QueueDelayTarget { get; init; } = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How long the sojourn time must stay above <see cref="QueueDelayTarget"/> before the first drop (RFC 8289 INTERVAL, about the longest round-trip time expected). Default 100 ms.</summary>
+    public TimeSpan QueueDelayInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Capacity of the handshake queue; past 1/8 of it the device is "under load" (cookie replies, rate limit).</summary>
     public int HandshakeQueueCapacity { get; init; } = 1024;
 

@@ -5,32 +5,77 @@ namespace Sharptun.Device.Pipeline;
 /// Producers never block: capacity is at least the number of elements that can exist, so a full queue means a bug
 /// and the caller processes the element itself.
 /// </summary>
+/// <remarks>
+/// Elements move in batches both ways (issue 12 point 3, as wireguard-go moved from single packets to batches): a reader
+/// adds everything one read produced under one lock acquisition and wakes only as many sleeping workers as it has work
+/// for; a worker takes its share of what is queued (<see cref="TakeBatch"/>) and drains each peer it touched once, so
+/// the drainer hands the socket or TUN bigger batches and the threads meet far less often than once per packet.
+/// </remarks>
 internal sealed class WorkQueue(int capacity)
 {
     private readonly object _lock = new();
     private readonly PacketElement?[] _ring = new PacketElement[capacity];
     private int _head;
     private int _count;
+    private int _waiting;
     private bool _closed;
 
-    public bool TryAdd(PacketElement element)
+    /// <summary>Elements queued now (tests and diagnostics).</summary>
+    public int Count
     {
-        lock (_lock)
+        get
         {
-            if (_count == _ring.Length || _closed)
+            lock (_lock)
             {
-                return false;
+                return _count;
             }
-
-            _ring[(_head + _count) % _ring.Length] = element;
-            _count++;
-            Monitor.Pulse(_lock);
-            return true;
         }
     }
 
-    /// <summary>Blocks for the next element; null once closed and empty.</summary>
-    public PacketElement? Take()
+    public bool TryAdd(PacketElement element) => TryAddRange(new ReadOnlySpan<PacketElement>(in element)) == 1;
+
+    /// <summary>Appends as many of <paramref name="elements"/> as fit (all, unless closed or a bug overfilled it) and wakes sleeping workers for them. Returns how many were taken.</summary>
+    public int TryAddRange(ReadOnlySpan<PacketElement> elements)
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return 0;
+            }
+
+            var n = Math.Min(elements.Length, _ring.Length - _count);
+            for (var i = 0; i < n; i++)
+            {
+                _ring[(_head + _count + i) % _ring.Length] = elements[i];
+            }
+
+            _count += n;
+            if (_waiting > 0 && n > 0)
+            {
+                if (n >= _waiting)
+                {
+                    Monitor.PulseAll(_lock);
+                }
+                else
+                {
+                    for (var i = 0; i < n; i++)
+                    {
+                        Monitor.Pulse(_lock);
+                    }
+                }
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// Blocks until work is queued, then takes up to <paramref name="destination"/>'s length of it, but no more than an
+    /// even share among <paramref name="workers"/> (so one worker does not take a whole read while the others sleep).
+    /// Returns 0 once closed and empty.
+    /// </summary>
+    public int TakeBatch(Span<PacketElement> destination, int workers)
     {
         lock (_lock)
         {
@@ -38,17 +83,31 @@ internal sealed class WorkQueue(int capacity)
             {
                 if (_closed)
                 {
-                    return null;
+                    return 0;
                 }
 
-                Monitor.Wait(_lock);
+                _waiting++;
+                try
+                {
+                    Monitor.Wait(_lock);
+                }
+                finally
+                {
+                    _waiting--;
+                }
             }
 
-            var e = _ring[_head]!;
-            _ring[_head] = null;
-            _head = (_head + 1) % _ring.Length;
-            _count--;
-            return e;
+            var share = (_count + Math.Max(1, workers) - 1) / Math.Max(1, workers);
+            var n = Math.Min(destination.Length, share);
+            for (var i = 0; i < n; i++)
+            {
+                destination[i] = _ring[_head]!;
+                _ring[_head] = null;
+                _head = (_head + 1) % _ring.Length;
+            }
+
+            _count -= n;
+            return n;
         }
     }
 
