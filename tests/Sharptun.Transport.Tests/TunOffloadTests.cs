@@ -549,12 +549,10 @@ public sealed class TunOffloadTests
 
         private static void SetTransportChecksum(byte[] packet, byte protocol, int at)
         {
-            var l4 = packet[0] >> 4 == 6 ? 40 : 20;
             packet[at] = 0;
             packet[at + 1] = 0;
             var value = Reference.TransportChecksum(packet, protocol);
             BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(at), protocol == 17 && value == 0 ? (ushort)0xFFFF : value);
-            _ = l4;
         }
     }
 
