@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace Sharptun.Crypto;
@@ -42,25 +43,7 @@ public sealed class ChaChaPolyKey : IDisposable
     public void Encrypt(ulong counter, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag)
     {
         ChaChaPoly.CheckArguments(_key, plaintext, ciphertext, tag.Length);
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (plaintext.Length >= ChaChaPoly.OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported)
-        {
-            Span<byte> nonce = stackalloc byte[ChaChaPoly.NonceSize];
-            ChaChaPoly.WireGuardNonce(counter, nonce);
-            var context = Rent();
-            try
-            {
-                context.Encrypt(nonce, plaintext, ciphertext, tag);
-            }
-            finally
-            {
-                Return(context);
-            }
-
-            return;
-        }
-
-        ChaChaPolyCore.Seal(_key, 0, (uint)counter, (uint)(counter >> 32), plaintext, ciphertext, tag, default, ChaCha20.BestPath);
+        Run(counter, new Seal(plaintext, ciphertext, tag));
     }
 
     /// <summary>
@@ -70,29 +53,7 @@ public sealed class ChaChaPolyKey : IDisposable
     public bool Decrypt(ulong counter, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext)
     {
         ChaChaPoly.CheckArguments(_key, ciphertext, plaintext, tag.Length);
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (ciphertext.Length >= ChaChaPoly.OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported)
-        {
-            Span<byte> nonce = stackalloc byte[ChaChaPoly.NonceSize];
-            ChaChaPoly.WireGuardNonce(counter, nonce);
-            var context = Rent();
-            try
-            {
-                context.Decrypt(nonce, ciphertext, tag, plaintext);
-                return true;
-            }
-            catch (AuthenticationTagMismatchException)
-            {
-                CryptographicOperations.ZeroMemory(plaintext);
-                return false;
-            }
-            finally
-            {
-                Return(context);
-            }
-        }
-
-        return ChaChaPolyCore.Open(_key, 0, (uint)counter, (uint)(counter >> 32), ciphertext, tag, plaintext, default, ChaCha20.BestPath);
+        return Run(counter, new Open(ciphertext, tag, plaintext));
     }
 
     /// <summary>Wipes the key and frees every pooled OpenSSL context. Idempotent.</summary>
@@ -130,6 +91,38 @@ public sealed class ChaChaPolyKey : IDisposable
     /// <summary>Test hook: true when the managed key bytes are all zero.</summary>
     internal bool IsWiped => _key.AsSpan().IndexOfAnyExcept((byte)0) < 0;
 
+    /// <summary>
+    /// Runs one sealing or opening with the WireGuard nonce of <paramref name="counter"/>: messages of
+    /// <see cref="ChaChaPoly.OpenSslThreshold"/> bytes or more on a pooled OpenSSL context, shorter ones managed.
+    /// <typeparamref name="TOperation"/> is a struct, so the JIT compiles this once per operation with direct calls:
+    /// no delegate or interface dispatch per packet.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Run<TOperation>(ulong counter, TOperation operation)
+        where TOperation : IAeadOperation, allows ref struct
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return operation.Length >= ChaChaPoly.OpenSslThreshold && ChaChaPolyOpenSsl.IsSupported
+            ? RunOpenSsl(counter, operation)
+            : operation.RunManaged(_key, (uint)counter, (uint)(counter >> 32));
+    }
+
+    private bool RunOpenSsl<TOperation>(ulong counter, TOperation operation)
+        where TOperation : IAeadOperation, allows ref struct
+    {
+        Span<byte> nonce = stackalloc byte[ChaChaPoly.NonceSize];
+        ChaChaPoly.WireGuardNonce(counter, nonce);
+        var context = Rent();
+        try
+        {
+            return operation.RunOpenSsl(context, nonce);
+        }
+        finally
+        {
+            Return(context);
+        }
+    }
+
     private ChaCha20Poly1305 Rent()
     {
         for (var i = 0; i < _pool.Length; i++)
@@ -159,5 +152,65 @@ public sealed class ChaChaPolyKey : IDisposable
         }
 
         context.Dispose();
+    }
+
+    /// <summary>One AEAD direction over its buffers, on either engine (arguments already checked).</summary>
+    private interface IAeadOperation
+    {
+        /// <summary>The message length (plaintext or ciphertext), which picks the engine.</summary>
+        int Length { get; }
+
+        /// <summary>The managed code, nonce words 0, <paramref name="n1"/>, <paramref name="n2"/>; false: the tag did not verify.</summary>
+        bool RunManaged(ReadOnlySpan<byte> key, uint n1, uint n2);
+
+        /// <summary>OpenSSL on <paramref name="context"/>; false: the tag did not verify.</summary>
+        bool RunOpenSsl(ChaCha20Poly1305 context, scoped ReadOnlySpan<byte> nonce);
+    }
+
+    private readonly ref struct Seal(ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag) : IAeadOperation
+    {
+        private readonly ReadOnlySpan<byte> _plaintext = plaintext;
+        private readonly Span<byte> _ciphertext = ciphertext;
+        private readonly Span<byte> _tag = tag;
+
+        public int Length => _plaintext.Length;
+
+        public bool RunManaged(ReadOnlySpan<byte> key, uint n1, uint n2)
+        {
+            ChaChaPolyCore.Seal(key, 0, n1, n2, _plaintext, _ciphertext, _tag, default, ChaCha20.BestPath);
+            return true;
+        }
+
+        public bool RunOpenSsl(ChaCha20Poly1305 context, scoped ReadOnlySpan<byte> nonce)
+        {
+            context.Encrypt(nonce, _plaintext, _ciphertext, _tag);
+            return true;
+        }
+    }
+
+    private readonly ref struct Open(ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext) : IAeadOperation
+    {
+        private readonly ReadOnlySpan<byte> _ciphertext = ciphertext;
+        private readonly ReadOnlySpan<byte> _tag = tag;
+        private readonly Span<byte> _plaintext = plaintext;
+
+        public int Length => _ciphertext.Length;
+
+        public bool RunManaged(ReadOnlySpan<byte> key, uint n1, uint n2) =>
+            ChaChaPolyCore.Open(key, 0, n1, n2, _ciphertext, _tag, _plaintext, default, ChaCha20.BestPath);
+
+        public bool RunOpenSsl(ChaCha20Poly1305 context, scoped ReadOnlySpan<byte> nonce)
+        {
+            try
+            {
+                context.Decrypt(nonce, _ciphertext, _tag, _plaintext);
+                return true;
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                CryptographicOperations.ZeroMemory(_plaintext);
+                return false;
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@ public sealed class ProxyMetricsSource(IReadOnlyList<IProxyService> services) : 
         Family(writer, "sharptun_proxy_open_connections", MetricType.Gauge, "Connections (or UDP associations) open now, by front-end.", c => c.Open);
         Family(writer, "sharptun_proxy_accepted_connections_total", MetricType.Counter, "Connections accepted, by front-end.", c => c.Accepted);
         Family(writer, "sharptun_proxy_refused_connections_total", MetricType.Counter, "Connections refused (over the cap, failed authentication, malformed or denied requests), by front-end.", c => c.Refused);
-        Family(writer, "sharptun_proxy_failed_connections_total", MetricType.Counter, "Accepted connections whose target could not be reached, by front-end.", c => c.Failed);
+        Family(writer, "sharptun_proxy_failed_connections_total", MetricType.Counter, "Accepted connections whose target could not be reached (or whose handling failed unexpectedly), by front-end.", c => c.Failed);
         Family(writer, "sharptun_proxy_to_tunnel_bytes_total", MetricType.Counter, "Payload bytes relayed into the tunnel, by front-end.", c => c.BytesToTunnel);
         Family(writer, "sharptun_proxy_from_tunnel_bytes_total", MetricType.Counter, "Payload bytes relayed out of the tunnel, by front-end.", c => c.BytesFromTunnel);
     }

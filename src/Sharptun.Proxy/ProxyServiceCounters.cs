@@ -16,7 +16,10 @@ public sealed class ProxyServiceCounters
     /// <summary>Connections refused: over the connection cap, failed authentication, a malformed or denied request.</summary>
     public long Refused => Interlocked.Read(ref _refused);
 
-    /// <summary>Accepted connections whose target could not be reached (unresolvable, refused, timed out).</summary>
+    /// <summary>
+    /// Accepted connections whose target could not be reached (unresolvable, refused, timed out), and connections whose
+    /// handling failed unexpectedly (logged as errors).
+    /// </summary>
     public long Failed => Interlocked.Read(ref _failed);
 
     /// <summary>Connections open now.</summary>

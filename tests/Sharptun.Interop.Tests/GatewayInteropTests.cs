@@ -6,7 +6,6 @@ using System.Net.Sockets;
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Text;
-using Sharptun.Crypto;
 using Xunit.Abstractions;
 
 namespace Sharptun.Interop.Tests;
@@ -20,7 +19,6 @@ namespace Sharptun.Interop.Tests;
 [SupportedOSPlatform("linux")]
 public sealed class GatewayInteropTests(ITestOutputHelper output)
 {
-    private const int Nobody = 65534;
     private const int HttpPort = 8080;
     private const int SinkPort = 9000;
     private const int EchoPort = 7007;
@@ -34,7 +32,7 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         using var setup = new Setup(lab, "");
         try
         {
-            Assert.Equal($"{Nobody} {Nobody}", setup.GatewayUid);
+            Assert.Equal($"{Unprivileged.Id} {Unprivileged.Id}", setup.GatewayUid);
 
             // download: GET /bytes/N from the kernel HTTP server in S, hashed on both ends
             var sw = Stopwatch.StartNew();
@@ -336,20 +334,10 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             })]));
 
             // the gateway in G, as uid 65534, from a private copy of the CLI and a config it owns
-            var (gatewayPrivate, gatewayPublic) = KeyPair();
-            var (clientPrivate, clientPublic) = KeyPair();
-            var root = Path.Combine(lab.TempDirectory, "nobody");
-            var app = Path.Combine(root, "app");
-            var home = Path.Combine(root, "home");
-            Directory.CreateDirectory(app);
+            var (gatewayPrivate, gatewayPublic) = WireguardGo.KeyPair();
+            var (clientPrivate, clientPublic) = WireguardGo.KeyPair();
+            var home = Path.Combine(Unprivileged.ReadableDirectory(Path.Combine(lab.TempDirectory, "nobody")), "home");
             Directory.CreateDirectory(home);
-            foreach (var f in Directory.GetFiles(AppContext.BaseDirectory, "*", SearchOption.AllDirectories))
-            {
-                var target = Path.Combine(app, Path.GetRelativePath(AppContext.BaseDirectory, f));
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                File.Copy(f, target);
-            }
-
             var config = Path.Combine(home, "gateway.conf");
             File.WriteAllText(config,
                 "[Interface]\n" +
@@ -363,47 +351,29 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
                 $"Allow = {far.V4(0)}/24, {far.V6(0)}/64\n" +
                 gatewaySection.Replace("{server}", far.V4(2), StringComparison.Ordinal) + "\n");
             File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            for (var d = lab.TempDirectory; d != "/" && d != Path.GetTempPath().TrimEnd('/'); d = Path.GetDirectoryName(d)!)
-            {
-                File.SetUnixFileMode(d, File.GetUnixFileMode(d) | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
-            }
-
-            foreach (var d in Directory.GetDirectories(root, "*", SearchOption.AllDirectories).Append(root))
-            {
-                File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
-            }
-
-            lab.Check(null, "chmod", "-R", "a+rX", app);
-            lab.Check(null, "chown", "-R", $"{Nobody}:{Nobody}", home);
-            File.SetUnixFileMode(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var dotnet = InteropEnvironment.FindTool("dotnet") ?? throw new InvalidOperationException("dotnet is not on PATH");
-            dotnet = new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? dotnet;
-            _gateway = lab.Start(_gatewayNs, "setpriv",
-                $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", "--inh-caps=-all", "--",
-                "env", "HOME=" + home, "DOTNET_CLI_HOME=" + home, "DOTNET_NOLOGO=1", "DOTNET_CLI_TELEMETRY_OPTOUT=1",
-                dotnet, Path.Combine(app, "sharptun.dll"), "gateway", "-c", config,
-                "-i", "127.0.0.1:9090", "--uapi-socket", Path.Combine(home, "gateway.sock"));
+            Unprivileged.OpenWayDown(lab.TempDirectory);
+            Unprivileged.OwnHome(lab, home);
+            _gateway = lab.Start(_gatewayNs, "setpriv", Unprivileged.DotnetCommand(
+                home,
+                Path.Combine(Unprivileged.TestOutputCopy, "sharptun.dll"),
+                "gateway", "-c", config, "-i", "127.0.0.1:9090", "--uapi-socket", Path.Combine(home, "gateway.sock")));
             lab.WaitFor(() => lab.OutputOf(_gateway).Contains("gateway ready", StringComparison.Ordinal) || _gateway.HasExited, Timeout, "the gateway to start");
             Assert.False(_gateway.HasExited, lab.DescribeProcesses());
-            GatewayUid = ReadUid(_gateway.Id);
+            GatewayUid = Unprivileged.WaitForDotnetIds(_gateway.Id, Timeout);
 
             // wg looks for sockets only in /var/run/wireguard: root links the unprivileged gateway's socket there.
             _uapiLink = $"/var/run/wireguard/{lab.NewInterfaceName('m')}.sock";
             File.CreateSymbolicLink(_uapiLink, Path.Combine(home, "gateway.sock"));
 
             // wireguard-go in C on a kernel TUN; S's subnets and the gateway's address route into it
-            _ifname = lab.NewInterfaceName('g');
-            var wg = lab.Start(ClientNs, new Dictionary<string, string> { ["LOG_LEVEL"] = "error" }, "wireguard-go", "-f", _ifname);
-            lab.WaitFor(() => File.Exists($"/var/run/wireguard/{_ifname}.sock") || wg.HasExited, WgTunnel.StartTimeout, "wireguard-go's UAPI socket");
-            var keyFile = Path.Combine(lab.TempDirectory, "client.key");
-            File.WriteAllText(keyFile, clientPrivate + "\n");
-            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            lab.Check(ClientNs, "wg", "set", _ifname, "private-key", keyFile,
-                "peer", gatewayPublic, "endpoint", $"{link.V4(1)}:{ListenPort}", "allowed-ips", "0.0.0.0/0,::/0", "persistent-keepalive", "25");
-            lab.AddAddress(ClientNs, _ifname, tunnel.V4(2) + "/32");
-            lab.AddAddress(ClientNs, _ifname, tunnel.V6(2) + "/128");
-            lab.SetMtu(ClientNs, _ifname, 1420);
-            lab.SetUp(ClientNs, _ifname);
+            _ifname = WireguardGo.Start(
+                lab,
+                ClientNs,
+                'g',
+                clientPrivate,
+                ["peer", gatewayPublic, "endpoint", $"{link.V4(1)}:{ListenPort}", "allowed-ips", "0.0.0.0/0,::/0", "persistent-keepalive", "25"],
+                [tunnel.V4(2) + "/32", tunnel.V6(2) + "/128"],
+                mtu: 1420);
             foreach (var prefix in new[] { far.V4(0) + "/24", reserved.V4(0) + "/24", tunnel.V4(1) + "/32", far.V6(0) + "/64", "fd00:dead::/64" })
             {
                 lab.AddRoute(ClientNs, prefix, _ifname);
@@ -546,56 +516,6 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             s.Listen(512);
             return s;
         });
-
-        private static string? ReadUid(int pid)
-        {
-            var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < Timeout)
-            {
-                foreach (var child in new[] { pid }.Concat(Children(pid)))
-                {
-                    try
-                    {
-                        var status = File.ReadAllLines($"/proc/{child}/status");
-                        if (status.Any(l => l == "Name:\tdotnet"))
-                        {
-                            static string Effective(string line) => line.Split('\t', StringSplitOptions.RemoveEmptyEntries)[2];
-                            return Effective(status.Single(l => l.StartsWith("Uid:", StringComparison.Ordinal))) + " " +
-                                Effective(status.Single(l => l.StartsWith("Gid:", StringComparison.Ordinal)));
-                        }
-                    }
-                    catch (IOException)
-                    {
-                    }
-                }
-
-                Thread.Sleep(20);
-            }
-
-            return null;
-        }
-
-        private static IEnumerable<int> Children(int pid)
-        {
-            try
-            {
-                return File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries)
-                    .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).SelectMany(c => new[] { c }.Concat(Children(c))).ToList();
-            }
-            catch (IOException)
-            {
-                return [];
-            }
-        }
-
-        private static (string Private, string Public) KeyPair()
-        {
-            Span<byte> priv = stackalloc byte[32];
-            Span<byte> pub = stackalloc byte[32];
-            X25519.GeneratePrivateKey(priv);
-            X25519.PublicKey(priv, pub);
-            return (Convert.ToBase64String(priv), Convert.ToBase64String(pub));
-        }
     }
 
     /// <summary>A kernel TCP server that reads each connection to its FIN and answers the SHA-256 (hex) of what it read.</summary>

@@ -207,7 +207,7 @@ public sealed partial class ProxyInteropTests
             Assert.True(detach.Success, detach + proxyLab.Describe());
             Assert.Equal(("", ""), (detach.Stdout, detach.Stderr));
             var pid = Assert.Single(child);
-            Assert.Equal(ProxyLab.Nobody, OwnerOf(pid));
+            Assert.Equal(Unprivileged.Id, OwnerOf(pid));
             Assert.Equal(pid, SessionOf(pid)); // its own session
             Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/1").ResolveLinkTarget(false)?.FullName);
             lab.WaitFor(() => proxyLab.LatestHandshake() > before, CommandTimeout, "a handshake from the detached proxy");

@@ -5,7 +5,6 @@ using System.Net.Sockets;
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Text;
-using Sharptun.Crypto;
 
 namespace Sharptun.Interop.Tests;
 
@@ -28,12 +27,10 @@ namespace Sharptun.Interop.Tests;
 [SupportedOSPlatform("linux")]
 internal sealed class ProxyLab : IDisposable
 {
-    public const int Nobody = 65534;
     public const int HttpPort = 80;
     public const int UdpEchoPort = 7;
     public const string WebName = "web.test";
     private const int ListenPort = 51820;
-    private static readonly Lazy<string> CliCopy = new(CopyCli);
 
     private readonly NetnsLab _lab;
     private readonly string _ifname;
@@ -57,19 +54,15 @@ internal sealed class ProxyLab : IDisposable
         ClientV4 = tunnel.V4(2);
         ClientV6 = tunnel.V6(2);
 
-        _ifname = lab.NewInterfaceName('w');
-        var wg = lab.Start(ServerNs, new Dictionary<string, string> { ["LOG_LEVEL"] = "error" }, "wireguard-go", "-f", _ifname);
-        lab.WaitFor(() => File.Exists($"/var/run/wireguard/{_ifname}.sock") || wg.HasExited, WgTunnel.StartTimeout, "wireguard-go's UAPI socket");
-        (var serverPrivate, _serverPublic) = KeyPair();
-        (_clientPrivate, ClientPublicKey) = KeyPair();
-        var keyFile = Path.Combine(lab.TempDirectory, "server.key");
-        File.WriteAllText(keyFile, serverPrivate + "\n");
-        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        lab.Check(ServerNs, "wg", "set", _ifname, "private-key", keyFile, "listen-port", ListenPort.ToString(CultureInfo.InvariantCulture),
-            "peer", ClientPublicKey, "allowed-ips", $"{ClientV4}/32,{ClientV6}/128");
-        lab.AddAddress(ServerNs, _ifname, tunnel.V4Cidr(1));
-        lab.AddAddress(ServerNs, _ifname, tunnel.V6Cidr(1));
-        lab.SetUp(ServerNs, _ifname);
+        (var serverPrivate, _serverPublic) = WireguardGo.KeyPair();
+        (_clientPrivate, ClientPublicKey) = WireguardGo.KeyPair();
+        _ifname = WireguardGo.Start(
+            lab,
+            ServerNs,
+            'w',
+            serverPrivate,
+            ["listen-port", ListenPort.ToString(CultureInfo.InvariantCulture), "peer", ClientPublicKey, "allowed-ips", $"{ClientV4}/32,{ClientV6}/128"],
+            [tunnel.V4Cidr(1), tunnel.V6Cidr(1)]);
 
         Root = Path.Combine(lab.TempDirectory, "proxylab");
         WebRoot = Path.Combine(Root, "www");
@@ -84,18 +77,8 @@ internal sealed class ProxyLab : IDisposable
         UdpEcho = new UdpEchoServer(NetnsLab.RunInNamespace(ServerNs, () => UdpEchoServer.Bind(ServerV4, ServerV6, UdpEchoPort)));
 
         // Searchable by uid 65534 all the way down; the home owned by it, 0700, as a user's home is.
-        for (var d = Root; ; d = Path.GetDirectoryName(d)!)
-        {
-            if (d == "/" || d == Path.GetTempPath().TrimEnd('/'))
-            {
-                break;
-            }
-
-            File.SetUnixFileMode(d, File.GetUnixFileMode(d) | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
-        }
-
-        lab.Check(null, "chown", "-R", $"{Nobody}:{Nobody}", ClientHome);
-        File.SetUnixFileMode(ClientHome, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Unprivileged.OpenWayDown(Root);
+        Unprivileged.OwnHome(lab, ClientHome);
     }
 
     public NetnsLab Lab => _lab;
@@ -159,7 +142,7 @@ internal sealed class ProxyLab : IDisposable
         var path = Path.Combine(ClientHome, name);
         File.WriteAllText(path, text);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        _lab.Check(null, "chown", $"{Nobody}:{Nobody}", path);
+        _lab.Check(null, "chown", $"{Unprivileged.Id}:{Unprivileged.Id}", path);
         return path;
     }
 
@@ -196,11 +179,7 @@ internal sealed class ProxyLab : IDisposable
 
     /// <summary>The command that runs <c>sharptun ARGS</c> as uid 65534 in namespace C (for <see cref="NetnsLab.Start(string?, string, string[])"/> etc.).</summary>
     public string[] SharptunCommand(params string[] args) =>
-    [
-        $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", "--inh-caps=-all", "--",
-        "env", "HOME=" + ClientHome, "DOTNET_CLI_HOME=" + ClientHome, "DOTNET_NOLOGO=1", "DOTNET_CLI_TELEMETRY_OPTOUT=1",
-        Dotnet, Path.Combine(CliCopy.Value, "sharptun.dll"), .. args,
-    ];
+        Unprivileged.DotnetCommand(ClientHome, Path.Combine(Unprivileged.TestOutputCopy, "sharptun.dll"), args);
 
     /// <summary>Starts <c>sharptun proxy -c CONFIG ARGS</c> as uid 65534 in namespace C (killed when the lab is disposed).</summary>
     public Process StartProxy(string configPath, params string[] args) =>
@@ -293,51 +272,6 @@ internal sealed class ProxyLab : IDisposable
             TimeSpan.FromSeconds(20),
             $"dnsmasq on {ServerV4}:53\n{_lab.OutputOf(dnsmasq)}");
         Assert.False(dnsmasq.HasExited, _lab.OutputOf(dnsmasq));
-    }
-
-    private static string Dotnet
-    {
-        get
-        {
-            var dotnet = InteropEnvironment.FindTool("dotnet") ?? throw new InvalidOperationException("dotnet is not on PATH");
-            return new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? dotnet;
-        }
-    }
-
-    // The CLI next to the test assembly may sit under /root (not searchable by uid 65534): one copy per test run.
-    private static string CopyCli()
-    {
-        var source = AppContext.BaseDirectory;
-        var target = Path.Combine(Path.GetTempPath(), $"sharptun-proxylab-cli-{Environment.ProcessId}");
-        Directory.CreateDirectory(target);
-        foreach (var f in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
-        {
-            var relative = Path.GetRelativePath(source, f);
-            if (!(relative.EndsWith(".dll", StringComparison.Ordinal) || relative.EndsWith(".json", StringComparison.Ordinal) || relative.StartsWith("runtimes", StringComparison.Ordinal)))
-            {
-                continue;
-            }
-
-            var to = Path.Combine(target, relative);
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(f, to, overwrite: true);
-        }
-
-        foreach (var d in Directory.GetDirectories(target, "*", SearchOption.AllDirectories).Append(target))
-        {
-            File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
-        }
-
-        return target;
-    }
-
-    private static (string Private, string Public) KeyPair()
-    {
-        Span<byte> priv = stackalloc byte[32];
-        Span<byte> pub = stackalloc byte[32];
-        X25519.GeneratePrivateKey(priv);
-        X25519.PublicKey(priv, pub);
-        return (Convert.ToBase64String(priv), Convert.ToBase64String(pub));
     }
 }
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.Versioning;
-using Sharptun.Crypto;
 using Xunit.Abstractions;
 
 namespace Sharptun.Interop.Tests;
@@ -21,7 +20,6 @@ namespace Sharptun.Interop.Tests;
 [SupportedOSPlatform("linux")]
 public sealed class TunnelOperationsInteropTests(ITestOutputHelper output)
 {
-    private const int Nobody = 65534;
     private const int ListenPort = 51820;
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -38,39 +36,39 @@ public sealed class TunnelOperationsInteropTests(ITestOutputHelper output)
         lab.AddAddress(clientNs, veth.InterfaceB, link.V4Cidr(2));
 
         // wireguard-go in S.
-        var ifname = lab.NewInterfaceName('w');
-        var wg = lab.Start(serverNs, new Dictionary<string, string> { ["LOG_LEVEL"] = "error" }, "wireguard-go", "-f", ifname);
-        lab.WaitFor(() => File.Exists($"/var/run/wireguard/{ifname}.sock") || wg.HasExited, Timeout, "wireguard-go's UAPI socket");
-        var (serverPrivate, serverPublic) = KeyPair();
-        var (clientPrivate, clientPublic) = KeyPair();
-        var keyFile = Path.Combine(lab.TempDirectory, "server.key");
-        File.WriteAllText(keyFile, serverPrivate + "\n");
-        lab.Check(serverNs, "wg", "set", ifname, "private-key", keyFile, "listen-port", ListenPort.ToString(CultureInfo.InvariantCulture),
-            "peer", clientPublic, "allowed-ips", tunnel.V4(2) + "/32");
-        lab.AddAddress(serverNs, ifname, tunnel.V4Cidr(1));
-        lab.SetUp(serverNs, ifname);
+        var (serverPrivate, serverPublic) = WireguardGo.KeyPair();
+        var (clientPrivate, clientPublic) = WireguardGo.KeyPair();
+        var ifname = WireguardGo.Start(
+            lab,
+            serverNs,
+            'w',
+            serverPrivate,
+            ["listen-port", ListenPort.ToString(CultureInfo.InvariantCulture), "peer", clientPublic, "allowed-ips", tunnel.V4(2) + "/32"],
+            [tunnel.V4Cidr(1)]);
 
-        // The tunnel as 65534: its program copied where 65534 can read it, its HOME and config its own.
-        var (app, home) = PrepareNobodyFiles(lab);
+        // The tunnel as 65534: its program (next to the tests) copied where 65534 can read it, its HOME and config its own.
+        var app = Unprivileged.TestOutputCopy;
+        Assert.True(File.Exists(Path.Combine(app, "sharptun-testdaemon.dll")), $"sharptun-testdaemon is not next to the tests in {AppContext.BaseDirectory}");
+        var home = Path.Combine(Unprivileged.ReadableDirectory(Path.Combine(lab.TempDirectory, "nobody")), "home");
+        Directory.CreateDirectory(home);
+        Unprivileged.OpenWayDown(lab.TempDirectory);
         var config = Path.Combine(home, "wg.conf");
         File.WriteAllText(config,
             $"[Interface]\nPrivateKey = {clientPrivate}\nAddress = {tunnel.V4(2)}/32\n\n" +
             $"[Peer]\nPublicKey = {serverPublic}\nEndpoint = {link.V4(1)}:{ListenPort}\nAllowedIPs = {tunnel.V4(1)}/32\n");
         File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        lab.Check(null, "chown", "-R", $"{Nobody}:{Nobody}", home);
+        Unprivileged.OwnHome(lab, home);
         var socket = Path.Combine(home, "run", "ops.sock");
         var name = lab.NewInterfaceName('o');
         var linkPath = $"/var/run/wireguard/{name}.sock";
-        var process = lab.Start(clientNs, "setpriv",
-            $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", "--inh-caps=-all", "--",
-            "env", "HOME=" + home, "DOTNET_CLI_HOME=" + home, "DOTNET_NOLOGO=1",
-            Dotnet(), Path.Combine(app, "sharptun-testdaemon.dll"), "ops-tunnel", config, socket, "127.0.0.1:9080", tunnel.V4(1), "1");
+        var process = lab.Start(clientNs, "setpriv", Unprivileged.DotnetCommand(
+            home, Path.Combine(app, "sharptun-testdaemon.dll"), "ops-tunnel", config, socket, "127.0.0.1:9080", tunnel.V4(1), "1"));
         try
         {
             lab.WaitFor(() => lab.OutputOf(process).Contains("ready 127.0.0.1:9080", StringComparison.Ordinal) || process.HasExited, Timeout, "the tunnel to serve");
             Assert.False(process.HasExited, lab.DescribeProcesses());
-            Assert.Equal($"{Nobody} 600", lab.Check(null, "stat", "-c", "%u %a", socket).Stdout.Trim());
-            Assert.Equal($"{Nobody} 700", lab.Check(null, "stat", "-c", "%u %a", Path.GetDirectoryName(socket)!).Stdout.Trim());
+            Assert.Equal($"{Unprivileged.Id} 600", lab.Check(null, "stat", "-c", "%u %a", socket).Stdout.Trim());
+            Assert.Equal($"{Unprivileged.Id} 700", lab.Check(null, "stat", "-c", "%u %a", Path.GetDirectoryName(socket)!).Stdout.Trim());
             Directory.CreateDirectory("/var/run/wireguard");
             File.CreateSymbolicLink(linkPath, socket);
 
@@ -90,7 +88,7 @@ public sealed class TunnelOperationsInteropTests(ITestOutputHelper output)
             Assert.Contains("latest handshake:", lab.Check(null, "wg", "show", name).Stdout, StringComparison.Ordinal);
 
             // wg set: a peer added at run time.
-            var (_, extraPublic) = KeyPair();
+            var (_, extraPublic) = WireguardGo.KeyPair();
             lab.Check(null, "wg", "set", name, "peer", extraPublic, "allowed-ips", tunnel.V4(3) + "/32", "persistent-keepalive", "25");
             var peers = lab.Check(null, "wg", "show", name, "peers").Stdout;
             Assert.Contains(extraPublic, peers, StringComparison.Ordinal);
@@ -142,52 +140,5 @@ public sealed class TunnelOperationsInteropTests(ITestOutputHelper output)
         var last = result.Stdout.LastIndexOf('\n');
         var tail = result.Stdout[(last + 1)..].Split(' ', 2);
         return (int.Parse(tail[0], CultureInfo.InvariantCulture), tail.Length > 1 ? tail[1] : "", result.Stdout[..last]);
-    }
-
-    /// <summary>The test's output folder (which holds sharptun-testdaemon and its dependencies) copied where 65534 can read it, and a HOME.</summary>
-    private static (string App, string Home) PrepareNobodyFiles(NetnsLab lab)
-    {
-        var root = Path.Combine(lab.TempDirectory, "nobody");
-        var app = Path.Combine(root, "app");
-        var home = Path.Combine(root, "home");
-        Directory.CreateDirectory(app);
-        Directory.CreateDirectory(home);
-        var built = AppContext.BaseDirectory;
-        Assert.True(File.Exists(Path.Combine(built, "sharptun-testdaemon.dll")), $"sharptun-testdaemon is not next to the tests in {built}");
-        foreach (var f in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(app, Path.GetRelativePath(built, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(f, target);
-        }
-
-        var readable = (UnixFileMode)0b111_101_101;
-        foreach (var d in Directory.GetDirectories(app, "*", SearchOption.AllDirectories).Append(app).Append(root))
-        {
-            File.SetUnixFileMode(d, readable);
-        }
-
-        for (var d = lab.TempDirectory; d != "/" && d != Path.GetTempPath().TrimEnd('/'); d = Path.GetDirectoryName(d)!)
-        {
-            File.SetUnixFileMode(d, File.GetUnixFileMode(d) | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
-        }
-
-        File.SetUnixFileMode(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return (app, home);
-    }
-
-    private static string Dotnet()
-    {
-        var dotnet = InteropEnvironment.FindTool("dotnet") ?? throw new InvalidOperationException("dotnet is not on PATH");
-        return new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? dotnet;
-    }
-
-    private static (string Private, string Public) KeyPair()
-    {
-        Span<byte> priv = stackalloc byte[32];
-        Span<byte> pub = stackalloc byte[32];
-        X25519.GeneratePrivateKey(priv);
-        X25519.PublicKey(priv, pub);
-        return (Convert.ToBase64String(priv), Convert.ToBase64String(pub));
     }
 }

@@ -7,7 +7,6 @@ using System.Reflection;
 using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Text;
-using Sharptun.Crypto;
 using Xunit.Abstractions;
 
 namespace Sharptun.Interop.Tests;
@@ -21,7 +20,6 @@ namespace Sharptun.Interop.Tests;
 [SupportedOSPlatform("linux")]
 public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
 {
-    private const int Nobody = 65534;
     private static readonly TimeSpan SmallTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan LargeTimeout = TimeSpan.FromMinutes(5);
 
@@ -43,7 +41,7 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
         Assert.Equal(1048583, body.Length);
         Assert.True(body.AsSpan().SequenceEqual(PseudoRandom.Bytes(1048583)), "the body differs from what the server sent");
         Assert.Contains("sha256: " + Convert.ToHexStringLower(SHA256.HashData(body)), ok.Stdout, StringComparison.Ordinal);
-        Assert.Equal(Nobody, FileOwner(file)); // written by the unprivileged process
+        Assert.Equal(Unprivileged.Id, FileOwner(file)); // written by the unprivileged process
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("status: 404", missing.Stdout, StringComparison.Ordinal);
 
@@ -60,44 +58,17 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
         using var setup = new Setup(lab);
 
         var process = setup.StartSample(setup.Url("/bytes/" + size.ToString(CultureInfo.InvariantCulture)), "--sha256");
-        var uidSeen = WaitForUid(process);
+        var uidSeen = Unprivileged.WaitForDotnetIds(process.Id, SmallTimeout, () => process.HasExited);
         Assert.True(process.WaitForExit(LargeTimeout), $"the sample did not finish in {LargeTimeout}\n{setup.Describe()}");
         process.WaitForExit();
         var text = lab.OutputOf(process);
         output.WriteLine(text);
 
         Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{setup.Describe()}");
-        Assert.Equal($"{Nobody} {Nobody}", uidSeen);
+        Assert.Equal($"{Unprivileged.Id} {Unprivileged.Id}", uidSeen);
         Assert.Contains($"bytes: {size}\n", text, StringComparison.Ordinal);
         var sent = setup.Server.HashOf(size);
         Assert.Contains("sha256: " + sent, text, StringComparison.Ordinal);
-    }
-
-    /// <summary>"UID GID" (effective) of the sample once it runs dotnet, read from /proc while it transfers.</summary>
-    private static string? WaitForUid(Process process)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < SmallTimeout && !process.HasExited)
-        {
-            try
-            {
-                var status = File.ReadAllLines($"/proc/{process.Id}/status");
-                if (status.Any(l => l == "Name:\tdotnet"))
-                {
-                    static string Effective(string line) => line.Split('\t', StringSplitOptions.RemoveEmptyEntries)[2];
-                    return Effective(status.Single(l => l.StartsWith("Uid:", StringComparison.Ordinal))) + " " +
-                        Effective(status.Single(l => l.StartsWith("Gid:", StringComparison.Ordinal)));
-                }
-            }
-            catch (IOException)
-            {
-                // exited between the check and the read
-            }
-
-            Thread.Sleep(20);
-        }
-
-        return null;
     }
 
     private static int FileOwner(string path)
@@ -119,7 +90,6 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
         private readonly string _ifname;
         private readonly string _sampleDll;
         private readonly string _configPath;
-        private readonly string _dotnet;
 
         public Setup(NetnsLab lab)
         {
@@ -134,18 +104,15 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
             ServerAddress = tunnel.V4(1);
 
             // wireguard-go in S, configured with wg; the client's key pair is made here, the way a user's config is.
-            _ifname = lab.NewInterfaceName('w');
-            var wg = lab.Start(_serverNs, new Dictionary<string, string> { ["LOG_LEVEL"] = "error" }, "wireguard-go", "-f", _ifname);
-            lab.WaitFor(() => File.Exists($"/var/run/wireguard/{_ifname}.sock") || wg.HasExited, WgTunnel.StartTimeout, "wireguard-go's UAPI socket");
-            var (serverPrivate, serverPublic) = KeyPair();
-            var (clientPrivate, clientPublic) = KeyPair();
-            var keyFile = Path.Combine(lab.TempDirectory, "server.key");
-            File.WriteAllText(keyFile, serverPrivate + "\n");
-            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            lab.Check(_serverNs, "wg", "set", _ifname, "private-key", keyFile, "listen-port", ListenPort.ToString(CultureInfo.InvariantCulture),
-                "peer", clientPublic, "allowed-ips", tunnel.V4(2) + "/32");
-            lab.AddAddress(_serverNs, _ifname, tunnel.V4Cidr(1));
-            lab.SetUp(_serverNs, _ifname);
+            var (serverPrivate, serverPublic) = WireguardGo.KeyPair();
+            var (clientPrivate, clientPublic) = WireguardGo.KeyPair();
+            _ifname = WireguardGo.Start(
+                lab,
+                _serverNs,
+                'w',
+                serverPrivate,
+                ["listen-port", ListenPort.ToString(CultureInfo.InvariantCulture), "peer", clientPublic, "allowed-ips", tunnel.V4(2) + "/32"],
+                [tunnel.V4Cidr(1)]);
             Server = new KernelHttpServer(NetnsLab.RunInNamespace(_serverNs, () =>
             {
                 var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -156,27 +123,15 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
 
             // The sample's build output copied where uid 65534 can read it (the artifacts folder may be under /root),
             // its HOME, and its config: owned by 65534, mode 0600, as a user keeps a private key.
-            var root = Path.Combine(lab.TempDirectory, "nobody");
+            var root = Unprivileged.ReadableDirectory(Path.Combine(lab.TempDirectory, "nobody"));
             SampleDirectory = Path.Combine(root, "app");
             ClientHome = Path.Combine(root, "home");
-            Directory.CreateDirectory(SampleDirectory);
             Directory.CreateDirectory(ClientHome);
             var built = typeof(TunnelSampleInteropTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
                 .Single(a => a.Key == "FetchThroughTunnelDirectory").Value!;
             Assert.True(File.Exists(Path.Combine(built, "FetchThroughTunnel.dll")), $"the sample is not built in {built}");
-            foreach (var f in Directory.GetFiles(built, "*", SearchOption.AllDirectories))
-            {
-                // assemblies, deps/runtimeconfig and native libraries (runtimes/RID/native/libsodium.so)
-                var target = Path.Combine(SampleDirectory, Path.GetRelativePath(built, f));
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                File.Copy(f, target);
-            }
-
-            foreach (var d in Directory.GetDirectories(SampleDirectory, "*", SearchOption.AllDirectories))
-            {
-                File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
-            }
-
+            // assemblies, deps/runtimeconfig and native libraries (runtimes/RID/native/libsodium.so)
+            Unprivileged.CopyProgram(built, SampleDirectory);
             _sampleDll = Path.Combine(SampleDirectory, "FetchThroughTunnel.dll");
             _configPath = Path.Combine(ClientHome, "wg0.conf");
             File.WriteAllText(_configPath,
@@ -188,23 +143,8 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
                 $"Endpoint = {link.V4(1)}:{ListenPort}\n" +
                 $"AllowedIPs = {tunnel.V4(1)}/32\n");
             File.SetUnixFileMode(_configPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            var dirMode = (UnixFileMode)0b111_101_101;
-            for (var d = lab.TempDirectory; ; d = Path.GetDirectoryName(d)!)
-            {
-                // the lab folder and the way down to it: searchable by others (it is 0700 under some umasks)
-                if (d == "/" || d == Path.GetTempPath().TrimEnd('/'))
-                {
-                    break;
-                }
-
-                File.SetUnixFileMode(d, File.GetUnixFileMode(d) | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
-            }
-
-            File.SetUnixFileMode(root, dirMode);
-            File.SetUnixFileMode(SampleDirectory, dirMode);
-            lab.Check(null, "chown", "-R", $"{Nobody}:{Nobody}", ClientHome);
-            File.SetUnixFileMode(ClientHome, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            _dotnet = ResolveDotnet();
+            Unprivileged.OpenWayDown(lab.TempDirectory);
+            Unprivileged.OwnHome(lab, ClientHome);
         }
 
         public string ServerAddress { get; }
@@ -224,10 +164,10 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
         public CommandResult RunSampleWithWrongServerKey(TimeSpan timeout, params string[] args)
         {
             var wrong = Path.Combine(ClientHome, "wrong.conf");
-            var text = File.ReadAllLines(_configPath).Select(l => l.StartsWith("PublicKey = ", StringComparison.Ordinal) ? "PublicKey = " + KeyPair().Public : l);
+            var text = File.ReadAllLines(_configPath).Select(l => l.StartsWith("PublicKey = ", StringComparison.Ordinal) ? "PublicKey = " + WireguardGo.KeyPair().Public : l);
             File.WriteAllLines(wrong, text);
             File.SetUnixFileMode(wrong, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            _lab.Check(null, "chown", $"{Nobody}:{Nobody}", wrong);
+            _lab.Check(null, "chown", $"{Unprivileged.Id}:{Unprivileged.Id}", wrong);
             var command = SampleCommand(args).Select(a => a == _configPath ? wrong : a);
             return _lab.Exec(_clientNs, timeout, "setpriv", [.. command]);
         }
@@ -239,28 +179,7 @@ public sealed class TunnelSampleInteropTests(ITestOutputHelper output)
 
         public void Dispose() => Server.Dispose();
 
-        private IEnumerable<string> SampleCommand(string[] args) =>
-            new[]
-            {
-                $"--reuid={Nobody}", $"--regid={Nobody}", "--clear-groups", "--inh-caps=-all", "--",
-                "env", "HOME=" + ClientHome, "DOTNET_CLI_HOME=" + ClientHome, "DOTNET_NOLOGO=1", "DOTNET_CLI_TELEMETRY_OPTOUT=1",
-                _dotnet, _sampleDll, _configPath,
-            }.Concat(args);
-
-        private static string ResolveDotnet()
-        {
-            var dotnet = InteropEnvironment.FindTool("dotnet") ?? throw new InvalidOperationException("dotnet is not on PATH");
-            return new FileInfo(dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? dotnet;
-        }
-
-        private static (string Private, string Public) KeyPair()
-        {
-            Span<byte> priv = stackalloc byte[32];
-            Span<byte> pub = stackalloc byte[32];
-            X25519.GeneratePrivateKey(priv);
-            X25519.PublicKey(priv, pub);
-            return (Convert.ToBase64String(priv), Convert.ToBase64String(pub));
-        }
+        private string[] SampleCommand(string[] args) => Unprivileged.DotnetCommand(ClientHome, _sampleDll, [_configPath, .. args]);
     }
 }
 

@@ -42,6 +42,9 @@ internal sealed class DaemonHost : IDisposable
     /// <summary>The UAPI socket path.</summary>
     public string SocketPath => _uapi.SocketPath;
 
+    /// <summary>Environment variable: the number of crypto worker threads (<see cref="WireGuardDeviceOptions.CryptoWorkers"/>; 0 = the TUN reader and UDP receiver do the crypto themselves).</summary>
+    public const string CryptoWorkersVariable = "SHARPTUN_CRYPTO_WORKERS";
+
     /// <summary>Environment variable: the per-peer queue delay target in milliseconds (CoDel, <see cref="WireGuardDeviceOptions.QueueDelayTarget"/>); 0 turns it off.</summary>
     public const string QueueDelayVariable = "SHARPTUN_QUEUE_DELAY_MS";
 
@@ -50,10 +53,9 @@ internal sealed class DaemonHost : IDisposable
     {
         if (Environment.GetEnvironmentVariable(QueueDelayVariable) is { Length: > 0 } text)
         {
-            if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ms)
-                && ms is >= 0 and <= 1000)
+            if (TryParseQueueDelay(text, out var target))
             {
-                options = options with { QueueDelayTarget = TimeSpan.FromMilliseconds(ms) };
+                options = options with { QueueDelayTarget = target };
             }
             else
             {
@@ -67,6 +69,20 @@ internal sealed class DaemonHost : IDisposable
         return options;
     }
 
+    /// <summary>Parses <see cref="QueueDelayVariable"/>'s value: milliseconds from 0 (off) to 1000, decimals allowed.</summary>
+    internal static bool TryParseQueueDelay(string text, out TimeSpan target)
+    {
+        target = default;
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ms)
+            || !double.IsFinite(ms) || ms is < 0 or > 1000)
+        {
+            return false;
+        }
+
+        target = TimeSpan.FromMilliseconds(ms);
+        return true;
+    }
+
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
     internal static IUapiDevice CreateDevice(LinuxTun tun, ILoggerFactory loggers, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
@@ -77,6 +93,19 @@ internal sealed class DaemonHost : IDisposable
         }
 
         options = WithQueueDelayFromEnvironment(options, loggers.CreateLogger(Log.Category));
+        if (Environment.GetEnvironmentVariable(CryptoWorkersVariable) is { Length: > 0 } workers)
+        {
+            if (int.TryParse(workers, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) && count <= 256)
+            {
+                options = options with { CryptoWorkers = count };
+            }
+            else
+            {
+                Log.CryptoWorkersInvalid(loggers.CreateLogger(Log.Category), CryptoWorkersVariable, workers);
+            }
+        }
+
+        Log.CryptoWorkersChosen(loggers.CreateLogger(Log.Category), options.CryptoWorkers == 0 ? "none (the readers encrypt and decrypt)" : options.CryptoWorkers.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         binds ??= Sharptun.Transport.DatagramBinds.Default;
         Log.UdpBindChosen(loggers.CreateLogger(Log.Category), binds == Sharptun.Transport.SocketUdpBind.Factory

@@ -50,6 +50,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "Ignoring {Variable}={Value}: expected milliseconds from 0 (off) to 1000; using the default")]
     public static partial void QueueDelayInvalid(ILogger logger, string variable, string value);
 
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Crypto workers: {Workers}")]
+    public static partial void CryptoWorkersChosen(ILogger logger, string workers);
+
+    [LoggerMessage(EventId = 314, Level = LogLevel.Warning, Message = "Ignoring {Variable}={Value}: expected a number of threads from 0 to 256; using the default")]
+    public static partial void CryptoWorkersInvalid(ILogger logger, string variable, string value);
+
     [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "tun offload: {Mode}")]
     public static partial void TunOffload(ILogger logger, string mode);
 }

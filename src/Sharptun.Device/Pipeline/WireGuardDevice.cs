@@ -410,54 +410,72 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     {
         var allocated = GC.GetAllocatedBytesForCurrentThread();
         var batch = new PacketElement[WorkerBatch];
-        var peers = new DevicePeer[WorkerBatch];
-        var inbound = new bool[WorkerBatch];
+        var scratch = new CryptoScratch(WorkerBatch);
         var workers = Math.Max(1, _options.CryptoWorkers);
         int n;
         while ((n = _work.TakeBatch(batch, workers)) > 0)
         {
-            // Peer and direction are read first: once an element is finished, another worker's drain may send it and
-            // recycle the element for a different packet.
-            for (var i = 0; i < n; i++)
-            {
-                peers[i] = batch[i].Peer;
-                inbound[i] = batch[i].IsInbound;
-            }
+            ProcessBatch(batch.AsSpan(0, n), scratch);
+            TrackThreadAllocations(ref allocated);
+        }
+    }
 
-            for (var i = 0; i < n; i++)
+    /// <summary>Per-thread scratch of <see cref="ProcessBatch"/>: each element's peer and direction, read before it is finished.</summary>
+    private sealed class CryptoScratch(int capacity)
+    {
+        public readonly DevicePeer[] Peers = new DevicePeer[capacity];
+        public readonly bool[] Inbound = new bool[capacity];
+    }
+
+    /// <summary>
+    /// Encrypts or decrypts every element of <paramref name="batch"/> (clearing the span), then drains each (peer,
+    /// direction) it touched once, so the drainer finds longer finished runs and sends or writes them as one batch.
+    /// Run by the crypto workers, and by the readers themselves when there are none.
+    /// </summary>
+    private void ProcessBatch(Span<PacketElement> batch, CryptoScratch scratch)
+    {
+        var n = batch.Length;
+        var peers = scratch.Peers;
+        var inbound = scratch.Inbound;
+
+        // Peer and direction are read first: once an element is finished, another thread's drain may send it and
+        // recycle the element for a different packet.
+        for (var i = 0; i < n; i++)
+        {
+            peers[i] = batch[i].Peer;
+            inbound[i] = batch[i].IsInbound;
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            var element = batch[i];
+            batch[i] = null!;
+            if (inbound[i])
             {
-                var element = batch[i];
-                batch[i] = null!;
+                DecryptElement(element);
+            }
+            else
+            {
+                EncryptElement(element);
+            }
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            if (!DrainedEarlier(peers, inbound, i))
+            {
                 if (inbound[i])
                 {
-                    DecryptElement(element);
+                    DrainInbound(peers[i]);
                 }
                 else
                 {
-                    EncryptElement(element);
+                    DrainOutbound(peers[i]);
                 }
             }
-
-            // Drain each (peer, direction) once, after the whole batch is finished: the drainer finds longer finished
-            // runs and sends or writes them as one batch.
-            for (var i = 0; i < n; i++)
-            {
-                if (!DrainedEarlier(peers, inbound, i))
-                {
-                    if (inbound[i])
-                    {
-                        DrainInbound(peers[i]);
-                    }
-                    else
-                    {
-                        DrainOutbound(peers[i]);
-                    }
-                }
-            }
-
-            Array.Clear(peers, 0, n);
-            TrackThreadAllocations(ref allocated);
         }
+
+        Array.Clear(peers, 0, n);
     }
 
     private static bool DrainedEarlier(DevicePeer[] peers, bool[] inbound, int i)
@@ -505,17 +523,12 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
     private sealed class PendingDispatch(int capacity)
     {
         public readonly PacketElement[] Items = new PacketElement[capacity];
+        public readonly CryptoScratch Scratch = new(capacity);
         public int Count;
     }
 
     private void QueueDispatch(PendingDispatch pending, PacketElement element)
     {
-        if (_options.CryptoWorkers == 0)
-        {
-            ProcessElement(element); // inline crypto (deterministic tests): no hand-off
-            return;
-        }
-
         if (pending.Count == pending.Items.Length)
         {
             FlushDispatch(pending);
@@ -531,10 +544,11 @@ public sealed partial class WireGuardDevice : Uapi.IUapiDevice, IDisposable
             return;
         }
 
-        var added = _work.TryAddRange(pending.Items.AsSpan(0, pending.Count));
-        for (var i = added; i < pending.Count; i++)
+        // No workers (inline crypto): the reader encrypts or decrypts its own read, a batch at a time, and drains.
+        var added = _options.CryptoWorkers == 0 ? 0 : _work.TryAddRange(pending.Items.AsSpan(0, pending.Count));
+        if (added < pending.Count)
         {
-            ProcessElement(pending.Items[i]); // closed (disposing) or overfilled: process here, as Dispatch does
+            ProcessBatch(pending.Items.AsSpan(added, pending.Count - added), pending.Scratch); // also when closed (disposing)
         }
 
         Array.Clear(pending.Items, 0, pending.Count);

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 
 namespace Sharptun.Proxy.Forwards;
@@ -23,6 +24,6 @@ internal static partial class ForwardLog
     [LoggerMessage(EventId = 1505, Level = LogLevel.Debug, Message = "udp {Endpoint}: session for {Client} closed ({Reason})")]
     public static partial void UdpSessionClosed(ILogger logger, string endpoint, string client, string reason);
 
-    [LoggerMessage(EventId = 1506, Level = LogLevel.Warning, Message = "{Kind} {Endpoint}: {Error}")]
-    public static partial void Error(ILogger logger, string kind, string endpoint, string error);
+    /// <summary>Formats an exception of a failed connect for logs: the socket error's message.</summary>
+    public static string Describe(Exception e) => e is SocketException s ? $"{s.SocketErrorCode}: {s.Message}" : e.Message;
 }

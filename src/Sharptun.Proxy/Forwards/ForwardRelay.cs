@@ -5,25 +5,34 @@ using Sharptun.Hosting;
 namespace Sharptun.Proxy.Forwards;
 
 /// <summary>
-/// One forwarded TCP connection, the same for every stream forward: a slot from the proxy's
-/// <see cref="ProxyContext.Gate"/> (refused with a reset past the cap), the connect to the target (a failure closes
+/// One forwarded TCP connection, the same for every stream forward: accepted by the shared <see cref="AcceptLoop"/>
+/// with a slot from the proxy's <see cref="ProxyContext.Gate"/> (refused with a reset past the cap), the connect to the target (a failure closes
 /// the client in order and is counted), bytes already read from the client replayed to the target (the SNI
 /// forward's ClientHello), then <see cref="StreamRelay"/> with half-close both ways.
 /// </summary>
 internal sealed class ForwardRelay(ProxyContext context, ProxyServiceCounters counters, ILogger logger, string kind, string endpoint)
 {
-    /// <summary>Takes a gate slot for a new connection, or refuses it (reset, counted, logged) and returns null.</summary>
-    public IDisposable? Admit(Stream client, string? from)
-    {
-        var lease = context.Gate.TryEnter();
-        if (lease is null)
-        {
-            counters.OnRefused();
-            ForwardLog.Refused(logger, kind, endpoint, from, $"over the connection cap ({context.Gate.Capacity})");
-            StreamRelay.Abort(client);
-        }
+    /// <summary>
+    /// Runs the forward's <see cref="AcceptLoop"/> on <paramref name="listener"/> (disposed when it ends): each admitted
+    /// connection goes to <paramref name="serve"/> (the client stream and its address); one past the cap is reset,
+    /// logged and (by the loop) counted as refused.
+    /// </summary>
+    public Task ServeAsync(IConnectionListener listener, Func<Stream, string?, CancellationToken, Task> serve, CancellationToken cancellationToken) =>
+        AcceptLoop.ServeAsync(
+            listener,
+            (connection, admitted, ct) => admitted ? serve(connection.Stream, connection.Client, ct) : Refuse(connection),
+            context.Gate,
+            counters,
+            logger,
+            kind,
+            endpoint,
+            cancellationToken);
 
-        return lease;
+    private Task Refuse(AcceptedConnection connection)
+    {
+        ForwardLog.Refused(logger, kind, endpoint, connection.Client, $"over the connection cap ({context.Gate.Capacity})");
+        StreamRelay.Abort(connection.Stream);
+        return Task.CompletedTask;
     }
 
     /// <summary>Connects, replays <paramref name="prefix"/>, relays; disposes <paramref name="client"/> in every case. Never throws.</summary>
@@ -51,7 +60,7 @@ internal sealed class ForwardRelay(ProxyContext context, ProxyServiceCounters co
                                           || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 counters.OnFailed();
-                ForwardLog.TargetFailed(logger, kind, endpoint, target, AcceptLoop.Describe(e));
+                ForwardLog.TargetFailed(logger, kind, endpoint, target, ForwardLog.Describe(e));
                 return;
             }
 

@@ -36,8 +36,7 @@ public sealed class SniProxy : IProxyService
     private readonly SniProxyOptions _options;
     private readonly ProxyContext _context;
     private readonly ILogger _logger;
-    private Socket? _listener;
-    private IPEndPoint? _local;
+    private HostListener? _listener;
 
     /// <summary>An SNI forward on <see cref="SniProxyOptions.BindAddress"/>; <see cref="Start"/> binds it.</summary>
     /// <exception cref="ArgumentException">The target port is out of range.</exception>
@@ -57,10 +56,10 @@ public sealed class SniProxy : IProxyService
     public string Kind => "sni";
 
     /// <inheritdoc/>
-    public string Endpoint => (_local ?? _options.BindAddress).ToString();
+    public string Endpoint => (LocalEndPoint ?? _options.BindAddress).ToString();
 
     /// <summary>The bound address and port once <see cref="Start"/> has run, else <see langword="null"/>.</summary>
-    public IPEndPoint? LocalEndPoint => _local;
+    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint;
 
     /// <inheritdoc/>
     public ProxyServiceCounters Counters { get; } = new();
@@ -83,8 +82,7 @@ public sealed class SniProxy : IProxyService
             throw new InvalidOperationException("The forward is already started.");
         }
 
-        _listener = AcceptLoop.ListenHost(_options.BindAddress);
-        _local = (IPEndPoint)_listener.LocalEndPoint!;
+        _listener = HostListener.Bind(_options.BindAddress);
     }
 
     /// <inheritdoc/>
@@ -93,44 +91,28 @@ public sealed class SniProxy : IProxyService
         var listener = _listener ?? throw new InvalidOperationException("Call Start before RunAsync.");
         var relay = new ForwardRelay(_context, Counters, _logger, Kind, Endpoint);
         ForwardLog.Serving(_logger, Kind, Endpoint, $"the ClientHello's server name, port {_options.TargetPort}");
-        try
-        {
-            await AcceptLoop.RunAsync(
-                ct => AcceptLoop.AcceptHostAsync(listener, ct),
-                (client, from, ct) => relay.Admit(client, from) is { } lease ? HandleAsync(relay, lease, client, from, ct) : Task.CompletedTask,
-                _logger,
-                Kind,
-                Endpoint,
-                cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            listener.Dispose();
-        }
+        await relay.ServeAsync(listener, (client, from, ct) => HandleAsync(relay, client, from, ct), cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task HandleAsync(ForwardRelay relay, IDisposable lease, Stream client, string? from, CancellationToken cancellationToken)
+    private async Task HandleAsync(ForwardRelay relay, Stream client, string? from, CancellationToken cancellationToken)
     {
-        using (lease)
+        var (name, hello, error) = await ReadServerNameAsync(client, cancellationToken).ConfigureAwait(false);
+        if (name is null)
         {
-            var (name, hello, error) = await ReadServerNameAsync(client, cancellationToken).ConfigureAwait(false);
-            if (name is null)
-            {
-                Counters.OnRefused();
-                ForwardLog.Refused(_logger, Kind, Endpoint, from, error!);
-                await client.DisposeAsync().ConfigureAwait(false);
-                return;
-            }
-
-            var port = _options.TargetPort;
-            await relay.RunAsync(
-                client,
-                from,
-                ForwardAddress.Format(name, port),
-                ct => _context.Network.ConnectAsync(name, port, ct),
-                hello,
-                cancellationToken).ConfigureAwait(false);
+            Counters.OnRefused();
+            ForwardLog.Refused(_logger, Kind, Endpoint, from, error!);
+            await client.DisposeAsync().ConfigureAwait(false);
+            return;
         }
+
+        var port = _options.TargetPort;
+        await relay.RunAsync(
+            client,
+            from,
+            ForwardAddress.Format(name, port),
+            ct => _context.Network.ConnectAsync(name, port, ct),
+            hello,
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads until the ClientHello's server name is known; the bytes read are returned to be replayed.</summary>

@@ -118,7 +118,7 @@ public sealed class StdioTunnel : IProxyService
             catch (Exception e) when (e is SocketException or IOException or InvalidOperationException or ObjectDisposedException)
             {
                 Counters.OnFailed();
-                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, AcceptLoop.Describe(e));
+                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, ForwardLog.Describe(e));
                 return;
             }
 

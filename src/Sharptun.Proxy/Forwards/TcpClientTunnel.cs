@@ -35,8 +35,7 @@ public sealed class TcpClientTunnel : IProxyService
     private readonly ProxyContext _context;
     private readonly ILogger _logger;
     private readonly string _target;
-    private Socket? _listener;
-    private IPEndPoint? _local;
+    private HostListener? _listener;
 
     /// <summary>A forward from <see cref="TcpClientTunnelOptions.BindAddress"/> to the target; <see cref="Start"/> binds it.</summary>
     /// <exception cref="ArgumentException">The target host is empty or the port is out of range.</exception>
@@ -61,7 +60,7 @@ public sealed class TcpClientTunnel : IProxyService
     public string Endpoint => (LocalEndPoint ?? _options.BindAddress).ToString();
 
     /// <summary>The bound address and port once <see cref="Start"/> has run, else <see langword="null"/>.</summary>
-    public IPEndPoint? LocalEndPoint => _local;
+    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint;
 
     /// <inheritdoc/>
     public ProxyServiceCounters Counters { get; } = new();
@@ -88,8 +87,7 @@ public sealed class TcpClientTunnel : IProxyService
             throw new InvalidOperationException("The forward is already started.");
         }
 
-        _listener = AcceptLoop.ListenHost(_options.BindAddress);
-        _local = (IPEndPoint)_listener.LocalEndPoint!;
+        _listener = HostListener.Bind(_options.BindAddress);
     }
 
     /// <inheritdoc/>
@@ -98,33 +96,12 @@ public sealed class TcpClientTunnel : IProxyService
         var listener = _listener ?? throw new InvalidOperationException("Call Start before RunAsync.");
         var relay = new ForwardRelay(_context, Counters, _logger, Kind, Endpoint);
         ForwardLog.Serving(_logger, Kind, Endpoint, _target);
-        try
-        {
-            await AcceptLoop.RunAsync(
-                ct => AcceptLoop.AcceptHostAsync(listener, ct),
-                (client, from, ct) => relay.Admit(client, from) is { } lease ? RelayAsync(relay, lease, client, from, ct) : Task.CompletedTask,
-                _logger,
-                Kind,
-                Endpoint,
-                cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            listener.Dispose();
-        }
+        await relay.ServeAsync(
+            listener,
+            (client, from, ct) => relay.RunAsync(client, from, _target, ConnectTunnelAsync, ReadOnlyMemory<byte>.Empty, ct),
+            cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task RelayAsync(ForwardRelay relay, IDisposable lease, Stream client, string? from, CancellationToken cancellationToken)
-    {
-        using (lease)
-        {
-            await relay.RunAsync(
-                client,
-                from,
-                _target,
-                ct => _context.Network.ConnectAsync(_options.TargetHost, _options.TargetPort, ct),
-                ReadOnlyMemory<byte>.Empty,
-                cancellationToken).ConfigureAwait(false);
-        }
-    }
+    private ValueTask<Stream> ConnectTunnelAsync(CancellationToken cancellationToken) =>
+        _context.Network.ConnectAsync(_options.TargetHost, _options.TargetPort, cancellationToken);
 }

@@ -38,7 +38,7 @@ public sealed class TcpServerTunnel : IProxyService
     private readonly ProxyContext _context;
     private readonly ILogger _logger;
     private readonly string _target;
-    private IStreamAcceptor? _acceptor;
+    private TunnelListener? _listener;
 
     /// <summary>A forward from tunnel port <see cref="TcpServerTunnelOptions.ListenPort"/> to the host-side target; <see cref="Start"/> listens.</summary>
     /// <exception cref="ArgumentException">A port is out of range, the host empty or the timeout not positive.</exception>
@@ -85,42 +85,24 @@ public sealed class TcpServerTunnel : IProxyService
     /// <inheritdoc/>
     public void Start()
     {
-        if (_acceptor is not null)
+        if (_listener is not null)
         {
             throw new InvalidOperationException("The forward is already started.");
         }
 
-        _acceptor = _context.Network.ListenTcp(_options.ListenPort);
+        _listener = new TunnelListener(_context.Network.ListenTcp(_options.ListenPort));
     }
 
     /// <inheritdoc/>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var acceptor = _acceptor ?? throw new InvalidOperationException("Call Start before RunAsync.");
+        var listener = _listener ?? throw new InvalidOperationException("Call Start before RunAsync.");
         var relay = new ForwardRelay(_context, Counters, _logger, Kind, Endpoint);
         ForwardLog.Serving(_logger, Kind, Endpoint, _target);
-        try
-        {
-            await AcceptLoop.RunAsync(
-                async ct => (await acceptor.AcceptAsync(ct).ConfigureAwait(false), null),
-                (client, from, ct) => relay.Admit(client, from) is { } lease ? RelayAsync(relay, lease, client, from, ct) : Task.CompletedTask,
-                _logger,
-                Kind,
-                Endpoint,
-                cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            await acceptor.DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
-    private async Task RelayAsync(ForwardRelay relay, IDisposable lease, Stream client, string? from, CancellationToken cancellationToken)
-    {
-        using (lease)
-        {
-            await relay.RunAsync(client, from, _target, ConnectHostAsync, ReadOnlyMemory<byte>.Empty, cancellationToken).ConfigureAwait(false);
-        }
+        await relay.ServeAsync(
+            listener,
+            (client, from, ct) => relay.RunAsync(client, from, _target, ConnectHostAsync, ReadOnlyMemory<byte>.Empty, ct),
+            cancellationToken).ConfigureAwait(false);
     }
 
     private async ValueTask<Stream> ConnectHostAsync(CancellationToken cancellationToken)

@@ -271,7 +271,7 @@ public sealed class UdpProxyTunnel : IProxyService
             {
                 // Logged once per failed lookup, not once per datagram that meets the remembered failure.
                 _loggedFailure = e;
-                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, AcceptLoop.Describe(e));
+                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, ForwardLog.Describe(e));
             }
 
             return null;
@@ -305,7 +305,7 @@ public sealed class UdpProxyTunnel : IProxyService
             {
                 lease.Dispose();
                 Counters.OnFailed();
-                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, AcceptLoop.Describe(e));
+                ForwardLog.TargetFailed(_logger, Kind, Endpoint, _target, ForwardLog.Describe(e));
                 return null;
             }
 
@@ -387,7 +387,7 @@ public sealed class UdpProxyTunnel : IProxyService
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidOperationException)
         {
-            reason = $"tunnel socket failed: {AcceptLoop.Describe(e)}";
+            reason = $"tunnel socket failed: {ForwardLog.Describe(e)}";
         }
         finally
         {

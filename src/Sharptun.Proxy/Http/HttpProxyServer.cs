@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Security;
@@ -27,7 +26,7 @@ namespace Sharptun.Proxy.Http;
 /// else 407. With a <see cref="HttpProxyOptions.Certificate"/> the listener speaks TLS first (an HTTPS proxy).
 /// </summary>
 /// <remarks>
-/// Threading: one accept loop; each connection runs on its own task and is admitted by
+/// Threading: the shared <see cref="AcceptLoop"/>; each connection runs on its own task and is admitted by
 /// <see cref="ProxyContext.Gate"/> (503 past the cap). Counters are updated from any connection's task.
 /// Memory per connection: a head buffer that starts at 4 KiB and grows to at most 64 KiB per direction, and one relay
 /// buffer per direction of <see cref="RelayOptions.BufferSize"/>; bodies are never buffered whole.
@@ -38,7 +37,7 @@ public sealed partial class HttpProxyServer : IProxyService
     private readonly ProxyContext _context;
     private readonly ILogger _logger;
     private readonly byte[]? _credentialHash;
-    private Socket? _listener;
+    private HostListener? _listener;
 
     /// <summary>A server with <paramref name="options"/> reaching targets through <paramref name="context"/>.</summary>
     /// <exception cref="ArgumentException">The user name contains ':'.</exception>
@@ -70,7 +69,7 @@ public sealed partial class HttpProxyServer : IProxyService
     public string Endpoint => (LocalEndPoint ?? _options.BindAddress).ToString();
 
     /// <summary>The address and port listened on, once <see cref="Start"/> has bound; else <see langword="null"/>.</summary>
-    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint as IPEndPoint;
+    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint;
 
     /// <inheritdoc/>
     public ProxyServiceCounters Counters { get; } = new();
@@ -143,99 +142,41 @@ public sealed partial class HttpProxyServer : IProxyService
         var bind = _options.BindAddress;
         try
         {
-            _listener = Listen(bind);
+            _listener = HostListener.Bind(bind);
         }
         catch (SocketException e) when (bind.Address.Equals(IPAddress.IPv6Any) && e.SocketErrorCode == SocketError.AddressFamilyNotSupported)
         {
             // "every interface" on a host without IPv6.
-            _listener = Listen(new IPEndPoint(IPAddress.Any, bind.Port));
+            _listener = HostListener.Bind(new IPEndPoint(IPAddress.Any, bind.Port));
         }
 
         Log.Listening(_logger, Endpoint, _options.Certificate is null ? "HTTP" : "HTTPS");
-    }
-
-    private static Socket Listen(IPEndPoint bind)
-    {
-        var socket = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            // [::] listens on IPv4 too, as Go's net.Listen(":port") does.
-            if (bind.Address.Equals(IPAddress.IPv6Any))
-            {
-                socket.DualMode = true;
-            }
-
-            socket.Bind(bind);
-            socket.Listen(512);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
     }
 
     /// <inheritdoc/>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var listener = _listener ?? throw new InvalidOperationException("Start the HTTP proxy before running it.");
-        var connections = new ConcurrentDictionary<Task, byte>();
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                Socket socket;
-                try
-                {
-                    socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    break;
-                }
-                catch (SocketException e)
-                {
-                    // Out of descriptors or a connection reset before accept: keep serving.
-                    Log.AcceptFailed(_logger, e.Message);
-                    await Task.Delay(50, cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                var task = Task.Run(() => ServeAsync(socket, cancellationToken), CancellationToken.None);
-                connections.TryAdd(task, 0);
-                _ = task.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        finally
-        {
-            listener.Dispose();
-            await Task.WhenAll(connections.Keys).ConfigureAwait(false);
-        }
+        await AcceptLoop.ServeAsync(listener, ServeAsync, _context.Gate, Counters, _logger, Kind, Endpoint, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task ServeAsync(Socket socket, CancellationToken cancellationToken)
+    /// <summary>One client connection; past the cap (<paramref name="admitted"/> false, counted by the loop) it gets a 503.</summary>
+    private async Task ServeAsync(AcceptedConnection accepted, bool admitted, CancellationToken cancellationToken)
     {
-        var remote = socket.RemoteEndPoint?.ToString() ?? "?";
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
-        var lease = _context.Gate.TryEnter();
-        var admitted = lease is not null;
+        var socket = accepted.Socket!;
+        var remote = accepted.Client ?? "?";
+        var stream = accepted.Stream;
         if (admitted)
         {
             Counters.OnAccepted();
         }
         else
         {
-            Counters.OnRefused();
             Log.OverCapacity(_logger, remote, _context.Gate.Capacity);
         }
 
         try
         {
-            socket.NoDelay = true;
             using var head = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             head.CancelAfter(_context.HandshakeTimeout);
             if (_options.Certificate is { } certificate)
@@ -269,18 +210,10 @@ public sealed partial class HttpProxyServer : IProxyService
 
             await LingerAsync(socket, stream, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        catch (Exception e) when (e is IOException or SocketException or AuthenticationException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or SocketException or AuthenticationException or ObjectDisposedException
+                                      || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             Log.ConnectionEnded(_logger, remote, e.Message);
-        }
-#pragma warning disable CA1031 // One connection's unforeseen failure must not end the proxy or fault RunAsync.
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            Log.ConnectionFailed(_logger, remote, e);
         }
         finally
         {
@@ -290,7 +223,6 @@ public sealed partial class HttpProxyServer : IProxyService
             }
 
             await stream.DisposeAsync().ConfigureAwait(false);
-            lease?.Dispose();
         }
     }
 
@@ -388,14 +320,8 @@ public sealed partial class HttpProxyServer : IProxyService
         [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "HTTP proxy: refused {Remote}: {Capacity} connections are open (503)")]
         public static partial void OverCapacity(ILogger logger, string remote, int capacity);
 
-        [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "HTTP proxy: accept failed: {Error}")]
-        public static partial void AcceptFailed(ILogger logger, string error);
-
         [LoggerMessage(EventId = 1303, Level = LogLevel.Debug, Message = "HTTP proxy: connection from {Remote} ended: {Error}")]
         public static partial void ConnectionEnded(ILogger logger, string remote, string error);
-
-        [LoggerMessage(EventId = 1304, Level = LogLevel.Error, Message = "HTTP proxy: connection from {Remote} failed unexpectedly")]
-        public static partial void ConnectionFailed(ILogger logger, string remote, Exception exception);
     }
 }
 

@@ -36,10 +36,4 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1109, Level = LogLevel.Debug, Message = "SOCKS5: UDP association of {Client} dropped a datagram: {Reason}")]
     public static partial void DatagramDropped(ILogger logger, EndPoint? client, string reason);
-
-    [LoggerMessage(EventId = 1110, Level = LogLevel.Error, Message = "SOCKS5: unexpected error serving {Client}")]
-    public static partial void Unexpected(ILogger logger, EndPoint? client, Exception exception);
-
-    [LoggerMessage(EventId = 1111, Level = LogLevel.Warning, Message = "SOCKS5: accepting on {EndPoint} failed: {Error}")]
-    public static partial void AcceptFailed(ILogger logger, EndPoint? endPoint, SocketError error);
 }

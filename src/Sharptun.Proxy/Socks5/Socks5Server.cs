@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -41,11 +40,10 @@ public sealed class Socks5Server : IProxyService
     private readonly byte[]? _usernameHash;
     private readonly byte[]? _passwordHash;
     private readonly ConnectionGate _refusals = new(MaxConcurrentRefusals);
-    private readonly ConcurrentDictionary<long, Task> _connections = new();
-    private long _nextConnection;
     private long _datagramsDropped;
     private long _associations;
-    private Socket? _listener;
+    private HostListener? _listener;
+    private int _inFlight;
 
     /// <summary>A SOCKS5 server with <paramref name="options"/>, reaching targets through <paramref name="context"/>'s network.</summary>
     /// <exception cref="ArgumentException">The username or password is longer than 255 bytes.</exception>
@@ -107,7 +105,7 @@ public sealed class Socks5Server : IProxyService
     public ProxyServiceCounters Counters { get; } = new();
 
     /// <summary>The address and port listened on once <see cref="Start"/> has run (the real port when the configured one is 0).</summary>
-    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint as IPEndPoint;
+    public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint;
 
     /// <summary>
     /// UDP datagrams of associations not relayed: from a source other than the client, fragmented, malformed, to a
@@ -122,7 +120,8 @@ public sealed class Socks5Server : IProxyService
 
     internal ProxyContext Context => _context;
 
-    internal int ConnectionsInFlight => _connections.Count;
+    /// <summary>Connection handlers running now (admitted or being refused).</summary>
+    internal int ConnectionsInFlight => Volatile.Read(ref _inFlight);
 
     /// <inheritdoc/>
     public void Start()
@@ -132,67 +131,15 @@ public sealed class Socks5Server : IProxyService
             throw new InvalidOperationException("The SOCKS5 server has already started.");
         }
 
-        var bind = _options.BindAddress;
-        var listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            if (bind.Address.Equals(IPAddress.IPv6Any))
-            {
-                listener.DualMode = true;
-            }
-
-            listener.Bind(bind);
-            listener.Listen(1024);
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
-        }
-
-        _listener = listener;
-        Log.Listening(_logger, listener.LocalEndPoint!, _options.RequiresAuthentication ? "username/password" : "no authentication");
+        _listener = HostListener.Bind(_options.BindAddress, backlog: 1024);
+        Log.Listening(_logger, _listener.LocalEndPoint, _options.RequiresAuthentication ? "username/password" : "no authentication");
     }
 
     /// <inheritdoc/>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var listener = _listener ?? throw new InvalidOperationException("Call Start before RunAsync.");
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                Socket socket;
-                try
-                {
-                    socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    break;
-                }
-                catch (SocketException e)
-                {
-                    // Out of file descriptors or a connection reset before it was accepted: wait a little and go on.
-                    Log.AcceptFailed(_logger, listener.LocalEndPoint, e.SocketErrorCode);
-                    await Task.Delay(50, cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-
-                var id = Interlocked.Increment(ref _nextConnection);
-                var task = Task.Run(() => ServeAsync(socket, cancellationToken), CancellationToken.None);
-                _connections[id] = task;
-                _ = task.ContinueWith(static (_, state) => ((Tracker)state!).Remove(), new Tracker(_connections, id), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-        finally
-        {
-            listener.Dispose();
-            await Task.WhenAll(_connections.Values).ConfigureAwait(false);
-        }
+        await AcceptLoop.ServeAsync(listener, ServeAsync, _context.Gate, Counters, _logger, Kind, Endpoint, cancellationToken).ConfigureAwait(false);
     }
 
     internal void CountDrop(EndPoint? client, string reason)
@@ -246,27 +193,25 @@ public sealed class Socks5Server : IProxyService
         return true;
     }
 
-    private async Task ServeAsync(Socket socket, CancellationToken cancellationToken)
+    /// <summary>
+    /// One client connection. Past the cap (<paramref name="admitted"/> false, counted by the loop) it is taken through
+    /// its handshake to be refused with a reply while fewer than <see cref="MaxConcurrentRefusals"/> are, else reset.
+    /// </summary>
+    private async Task ServeAsync(AcceptedConnection accepted, bool admitted, CancellationToken cancellationToken)
     {
-        EndPoint? client = null;
-        var stream = new NetworkStream(socket, ownsSocket: true);
-        var lease = _context.Gate.TryEnter();
-        IDisposable? refusal = null;
-        if (lease is not null)
+        var socket = accepted.Socket!;
+        var stream = (NetworkStream)accepted.Stream;
+        var client = socket.RemoteEndPoint;
+        var refusal = admitted ? null : _refusals.TryEnter();
+        Interlocked.Increment(ref _inFlight);
+        if (admitted)
         {
             Counters.OnAccepted();
-        }
-        else
-        {
-            Counters.OnRefused();
-            refusal = _refusals.TryEnter();
         }
 
         try
         {
-            client = socket.RemoteEndPoint;
-            socket.NoDelay = true;
-            if (lease is null)
+            if (!admitted)
             {
                 Log.OverCap(_logger, client, _context.Gate.Open);
                 if (refusal is null)
@@ -276,25 +221,22 @@ public sealed class Socks5Server : IProxyService
                 }
             }
 
-            await HandleAsync(socket, stream, client, admitted: lease is not null, cancellationToken).ConfigureAwait(false);
+            await HandleAsync(socket, stream, client, admitted, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            // The client went away (or the server is stopping): nothing to tell anyone.
-        }
-        catch (Exception e)
-        {
-            Log.Unexpected(_logger, client, e);
+            // The client went away: nothing to tell anyone.
         }
         finally
         {
             await stream.DisposeAsync().ConfigureAwait(false);
             refusal?.Dispose();
-            if (lease is not null)
+            if (admitted)
             {
-                lease.Dispose();
                 Counters.OnClosed();
             }
+
+            Interlocked.Decrement(ref _inFlight);
         }
     }
 
@@ -573,9 +515,4 @@ public sealed class Socks5Server : IProxyService
     }
 
     private readonly record struct Socks5Request(byte Command, IPAddress? Address, string? Host, int Port);
-
-    private sealed class Tracker(ConcurrentDictionary<long, Task> connections, long id)
-    {
-        public void Remove() => connections.TryRemove(id, out _);
-    }
 }
