@@ -29,8 +29,9 @@ public sealed partial class ProxyHost : IAsyncDisposable
     private int _runStarted;
     private int _disposed;
 
-    private ProxyHost(ProxyConfig config, ProxyHostOptions options, WireGuardTunnel tunnel, ProxyContext context, IReadOnlyList<IProxyService> services, ILogger log, OperationsEndpoint operations)
+    private ProxyHost(ProxyConfig config, ProxyHostOptions options, WireGuardTunnel tunnel, ProxyContext context, IReadOnlyList<IProxyService> services, ILogger log, OperationsEndpoint operations, IReadOnlyList<WireGuardTunnel> viaTunnels)
     {
+        ViaTunnels = viaTunnels;
         _operations = operations;
         Config = config;
         Options = options;
@@ -48,6 +49,12 @@ public sealed partial class ProxyHost : IAsyncDisposable
 
     /// <summary>The tunnel (peers, handshakes, transfer counters: what <c>/metrics</c> reports).</summary>
     public WireGuardTunnel Tunnel { get; }
+
+    /// <summary>
+    /// The tunnels of the config's <see cref="ProxyConfig.Via"/> chain, the one <see cref="Tunnel"/>'s UDP goes through
+    /// first (empty without <c>Via</c>). Disposed with the host, after <see cref="Tunnel"/>.
+    /// </summary>
+    public IReadOnlyList<WireGuardTunnel> ViaTunnels { get; }
 
     /// <summary>What the front-ends share (the network, the connection gate and its counters).</summary>
     public ProxyContext Context { get; }
@@ -82,26 +89,26 @@ public sealed partial class ProxyHost : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.IdleTimeout, TimeSpan.Zero, nameof(options));
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var log = loggers.CreateLogger<ProxyHost>();
-        foreach (var ignored in config.IgnoredKeys)
+        for (var c = config; c is not null; c = c.Via)
         {
-            LogIgnoredKey(log, config.WireGuardPath, ignored.Line, ignored.Key);
+            foreach (var ignored in c.IgnoredKeys)
+            {
+                LogIgnoredKey(log, c.WireGuardPath, ignored.Line, ignored.Key);
+            }
         }
 
         Validate(config); // config errors before anything starts
 
+        var viaTunnels = new List<WireGuardTunnel>();
         WireGuardTunnel tunnel;
         try
         {
-            tunnel = await WireGuardTunnel.StartAsync(config.ToWgQuickText(), new WireGuardTunnelOptions
-            {
-                LoggerFactory = options.LoggerFactory,
-                MemoryBudgetBytes = options.MemoryBudgetBytes,
-                UapiSocketPath = options.UapiSocketPath,
-            }, cancellationToken).ConfigureAwait(false);
+            tunnel = await StartTunnelAsync(config, options, viaTunnels, log, main: true, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is FormatException or SocketException or IOException or ArgumentException or UnauthorizedAccessException)
+        catch
         {
-            throw new ProxyHostException($"{config.WireGuardPath}: the WireGuard tunnel did not start: {e.Message}", e);
+            await DisposeTunnelsAsync(viaTunnels).ConfigureAwait(false);
+            throw;
         }
 
         var context = new ProxyContext(new TunnelNetwork(tunnel, config.ResolveStrategy, options.ConnectTimeout))
@@ -157,11 +164,12 @@ public sealed partial class ProxyHost : IAsyncDisposable
             }
 
             await tunnel.DisposeAsync().ConfigureAwait(false);
+            await DisposeTunnelsAsync(viaTunnels).ConfigureAwait(false);
             throw;
         }
 
         LogStarted(log, string.Join(", ", tunnel.Addresses), tunnel.PublicKey, tunnel.ListenPort, services.Count);
-        return new ProxyHost(config, options, tunnel, context, services, log, operations);
+        return new ProxyHost(config, options, tunnel, context, services, log, operations, viaTunnels);
     }
 
     /// <summary>
@@ -213,8 +221,53 @@ public sealed partial class ProxyHost : IAsyncDisposable
 
         await _operations.DisposeAsync().ConfigureAwait(false);
         await Tunnel.DisposeAsync().ConfigureAwait(false);
+        await DisposeTunnelsAsync(ViaTunnels).ConfigureAwait(false);
         _stop.Dispose();
         LogStopped(_log);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="config"/>'s tunnel; with <c>Via</c>, the <c>Via</c> chain's tunnels first (each added to
+    /// <paramref name="viaTunnels"/> as it starts, the one farthest down first), each carrying the next one's UDP.
+    /// </summary>
+    private static async Task<WireGuardTunnel> StartTunnelAsync(ProxyConfig config, ProxyHostOptions options, List<WireGuardTunnel> viaTunnels, ILogger log, bool main, CancellationToken cancellationToken)
+    {
+        var tunnelOptions = new WireGuardTunnelOptions
+        {
+            LoggerFactory = options.LoggerFactory,
+            MemoryBudgetBytes = options.MemoryBudgetBytes,
+            UapiSocketPath = main ? options.UapiSocketPath : null, // wg show/set: the tunnel the front-ends use
+        };
+        if (config.Via is { } via)
+        {
+            var outer = await StartTunnelAsync(via, options, viaTunnels, log, main: false, cancellationToken).ConfigureAwait(false);
+            viaTunnels.Add(outer);
+            tunnelOptions.BindFactory = outer.CreateDatagramBindFactory();
+            if (config.MtuFromVia)
+            {
+                LogViaMtu(log, config.WireGuardPath, config.Interface.Mtu, via.WireGuardPath, via.Interface.Mtu);
+            }
+
+            LogVia(log, config.WireGuardPath, via.WireGuardPath, config.Interface.Mtu);
+        }
+
+        try
+        {
+            return await WireGuardTunnel.StartAsync(config.ToWgQuickText(), tunnelOptions, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FormatException or SocketException or IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new ProxyHostException($"{config.WireGuardPath}: the WireGuard tunnel did not start: {e.Message}", e);
+        }
+    }
+
+    private static async Task DisposeTunnelsAsync(IReadOnlyList<WireGuardTunnel> tunnels)
+    {
+        // The nearest first: each carried the one started after it.
+        for (var i = tunnels.Count - 1; i >= 0; i--)
+        {
+            await tunnels[i].DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private async Task RunCoreAsync(CancellationToken cancellationToken)
@@ -316,6 +369,12 @@ public sealed partial class ProxyHost : IAsyncDisposable
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "{File}:{Line}: {Key} is a wg-quick host setting; sharptun proxy has no interface and ignores it")]
     private static partial void LogIgnoredKey(ILogger logger, string file, int line, string key);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "{File}: WireGuard UDP goes through the tunnel of Via {Via} (MTU {Mtu})")]
+    private static partial void LogVia(ILogger logger, string file, string via, int mtu);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "{File}: no MTU given; MTU {Mtu} picked to fit through Via {Via} (MTU {ViaMtu}, less 80 bytes of outer headers)")]
+    private static partial void LogViaMtu(ILogger logger, string file, int mtu, string via, int viaMtu);
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Proxy stopped")]
     private static partial void LogStopped(ILogger logger);

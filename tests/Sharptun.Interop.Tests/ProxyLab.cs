@@ -83,6 +83,9 @@ internal sealed class ProxyLab : IDisposable
 
     public NetnsLab Lab => _lab;
 
+    /// <summary>wireguard-go's interface in S (for <c>wg show</c>).</summary>
+    public string ServerInterface => _ifname;
+
     public string ServerNs { get; }
 
     public string ClientNs { get; }

@@ -18,13 +18,19 @@ namespace Sharptun.Proxy.Config;
 /// </remarks>
 public sealed class ProxyConfig
 {
-    private static readonly string[] InterfaceKeys = ["PrivateKey", "Address", "DNS", "MTU", "ListenPort", "CheckAlive", "CheckAliveInterval"];
+    private static readonly string[] InterfaceKeys = ["PrivateKey", "Address", "DNS", "MTU", "ListenPort", "CheckAlive", "CheckAliveInterval", "Via"];
     private static readonly string[] WgQuickHostKeys = ["Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig", "FwMark"];
+    private const int ViaOverheadIpv4 = 60;
+    private const int ViaOverheadIpv6 = 80;
+    private const int MinimumMtu = 576;
     private static readonly string[] PeerKeys = ["PublicKey", "PresharedKey", "Endpoint", "AllowedIPs", "PersistentKeepalive"];
 
     private ProxyConfig(string path, string wireGuardPath, ProxyInterface @interface, IReadOnlyList<ProxyPeer> peers,
-        ResolveStrategy strategy, IReadOnlyList<ConfigSection> services, IReadOnlyList<ConfigEntry> ignored)
+        ResolveStrategy strategy, IReadOnlyList<ConfigSection> services, IReadOnlyList<ConfigEntry> ignored, ViaHop? via = null)
     {
+        Via = via?.Config;
+        ViaLine = via?.Line ?? 0;
+        MtuFromVia = via?.MtuPicked ?? false;
         Path = path;
         WireGuardPath = wireGuardPath;
         Interface = @interface;
@@ -54,6 +60,20 @@ public sealed class ProxyConfig
 
     /// <summary>wg-quick host settings found and ignored (the host logs a warning for each).</summary>
     public IReadOnlyList<ConfigEntry> IgnoredKeys { get; }
+
+    /// <summary>
+    /// The config that <c>[Interface] Via = FILE</c> names (a wg-quick file, relative to the file that names it), or
+    /// <see langword="null"/>: its tunnel is started first and carries this tunnel's WireGuard UDP (multihop in one
+    /// process, <see cref="WireGuardTunnel.CreateDatagramBindFactory"/>). It has no front-ends; it may name a
+    /// <see cref="Via"/> of its own (a chain; a loop is a config error).
+    /// </summary>
+    public ProxyConfig? Via { get; }
+
+    /// <summary>The line of the <c>Via</c> key in <see cref="WireGuardPath"/> (0 without one).</summary>
+    internal int ViaLine { get; }
+
+    /// <summary>The config gave no <c>MTU</c> and the interface's MTU was picked to fit through <see cref="Via"/>.</summary>
+    internal bool MtuFromVia { get; }
 
     /// <summary>
     /// Server mode (wireproxy's term): the interface has a <c>ListenPort</c> and some peer has no <c>Endpoint</c>, so
@@ -99,35 +119,14 @@ public sealed class ProxyConfig
             var wgPath = System.IO.Path.IsPathRooted(wgEntry.Value)
                 ? wgEntry.Value
                 : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".", wgEntry.Value);
-            wireGuard = ConfigFile.Parse(ReadFile(wgPath, path, wgEntry.Line), wgPath, environment);
-            if (wireGuard.Root.Entries.Count > 0)
-            {
-                var entry = wireGuard.Root.Entries[0];
-                throw wireGuard.Root.Error(entry.Line, $"'{entry.Key}' is outside any section");
-            }
-
-            if (wireGuard.Sections.FirstOrDefault(s => !IsWireGuardSection(s)) is { } other)
-            {
-                throw other.Error(other.Line, $"unknown section [{other.Name}] in a WireGuard config (known: [Interface], [Peer])");
-            }
+            wireGuard = ConfigFile.Parse(ReadFile(wgPath, path, wgEntry.Line, "WGConfig"), wgPath, environment);
+            RequireWireGuardOnly(wireGuard);
         }
 
         var ignored = new List<ConfigEntry>();
-        var interfaces = wireGuard.Named("Interface").ToList();
-        if (interfaces.Count == 0)
-        {
-            throw new ProxyConfigException(wireGuard.Path, 0, main == wireGuard
-                ? "no [Interface] section and no WGConfig = line: the WireGuard part of the config is missing"
-                : "no [Interface] section");
-        }
-
-        if (interfaces.Count > 1)
-        {
-            throw interfaces[1].Error(interfaces[1].Line, $"a second [Interface] section (the first is at line {interfaces[0].Line})");
-        }
-
-        var @interface = ParseInterface(interfaces[0], ignored);
-        var peers = wireGuard.Named("Peer").Select(ParsePeer).ToList();
+        var (@interface, peers, via) = ParseWireGuard(wireGuard, main == wireGuard
+            ? "no [Interface] section and no WGConfig = line: the WireGuard part of the config is missing"
+            : "no [Interface] section", ignored, [], environment);
 
         var strategy = ResolveStrategy.Auto;
         var services = new List<ConfigSection>();
@@ -163,7 +162,7 @@ public sealed class ProxyConfig
             services.Add(section);
         }
 
-        return new ProxyConfig(path, wireGuard.Path, @interface, peers, strategy, services, ignored);
+        return new ProxyConfig(path, wireGuard.Path, @interface, peers, strategy, services, ignored, via);
     }
 
     /// <summary>
@@ -222,7 +221,158 @@ public sealed class ProxyConfig
         string.Equals(section.Name, "Interface", StringComparison.OrdinalIgnoreCase)
         || string.Equals(section.Name, "Peer", StringComparison.OrdinalIgnoreCase);
 
-    private static string ReadFile(string path, string referrer, int line)
+    // A WGConfig or Via file: [Interface] and [Peer] sections only.
+    private static void RequireWireGuardOnly(ConfigFile wireGuard)
+    {
+        if (wireGuard.Root.Entries.Count > 0)
+        {
+            var entry = wireGuard.Root.Entries[0];
+            throw wireGuard.Root.Error(entry.Line, $"'{entry.Key}' is outside any section");
+        }
+
+        if (wireGuard.Sections.FirstOrDefault(s => !IsWireGuardSection(s)) is { } other)
+        {
+            throw other.Error(other.Line, $"unknown section [{other.Name}] in a WireGuard config (known: [Interface], [Peer])");
+        }
+    }
+
+    // The [Interface] and [Peer] sections of one file, and the chain of Via files below it. `chain` holds the full
+    // paths of the files that led here (a Via naming one of them is a loop).
+    private static (ProxyInterface Interface, List<ProxyPeer> Peers, ViaHop? Via) ParseWireGuard(
+        ConfigFile wireGuard, string noInterface, List<ConfigEntry> ignored, List<string> chain, Func<string, string?>? environment)
+    {
+        var interfaces = wireGuard.Named("Interface").ToList();
+        if (interfaces.Count == 0)
+        {
+            throw new ProxyConfigException(wireGuard.Path, 0, noInterface);
+        }
+
+        if (interfaces.Count > 1)
+        {
+            throw interfaces[1].Error(interfaces[1].Line, $"a second [Interface] section (the first is at line {interfaces[0].Line})");
+        }
+
+        var section = interfaces[0];
+        var @interface = ParseInterface(section, ignored);
+        var peers = wireGuard.Named("Peer").Select(ParsePeer).ToList();
+        if (section.Find("Via") is not { } viaEntry)
+        {
+            return (@interface, peers, null);
+        }
+
+        var via = LoadVia(section, viaEntry, [.. chain, System.IO.Path.GetFullPath(wireGuard.Path)], environment);
+        var picked = section.Find("MTU") is null;
+        var overhead = ViaOverhead(peers, via);
+        var fits = via.Interface.Mtu - overhead;
+        if (picked)
+        {
+            // Room for an IPv6 outer header whichever family the endpoints turn out to have.
+            var mtu = via.Interface.Mtu - ViaOverheadIpv6;
+            if (mtu < MinimumMtu)
+            {
+                throw section.Error(viaEntry.Line, $"Via = {viaEntry.Value}: its MTU {via.Interface.Mtu} leaves less than the minimum MTU {MinimumMtu} for this tunnel ({ViaOverheadIpv6} bytes go to the outer headers)");
+            }
+
+            @interface = @interface.WithMtu(mtu);
+        }
+        else if (@interface.Mtu > fits)
+        {
+            throw section.Error(section.Find("MTU")!.Value.Line,
+                $"MTU {@interface.Mtu} does not fit through Via = {viaEntry.Value} (MTU {via.Interface.Mtu}): at most {fits} " +
+                $"({overhead} bytes go to the outer IP{(overhead == ViaOverheadIpv6 ? "v6" : "v4")}, UDP and WireGuard headers), or leave MTU out to have it picked");
+        }
+
+        foreach (var peer in peers)
+        {
+            if (peer.EndpointHost is { } host && IPAddress.TryParse(host, out var address)
+                && !via.Peers.Any(p => p.AllowedIPs.Any(a => Contains(a, address))))
+            {
+                throw new ProxyConfigException(peer.File, peer.Line,
+                    $"Endpoint {peer.Endpoint} is not in the AllowedIPs of any [Peer] of Via = {viaEntry.Value}: the tunnel's UDP could not go through it");
+            }
+        }
+
+        return (@interface, peers, new ViaHop(via, viaEntry.Line, picked));
+    }
+
+    private static ProxyConfig LoadVia(ConfigSection section, ConfigEntry viaEntry, List<string> chain, Func<string, string?>? environment)
+    {
+        if (viaEntry.Value.Length == 0)
+        {
+            throw section.Error(viaEntry.Line, "Via = needs a file name (a wg-quick config whose tunnel carries this one)");
+        }
+
+        var viaPath = System.IO.Path.IsPathRooted(viaEntry.Value)
+            ? viaEntry.Value
+            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(section.File)) ?? ".", viaEntry.Value);
+        var full = System.IO.Path.GetFullPath(viaPath);
+        if (chain.Contains(full, StringComparer.Ordinal))
+        {
+            var loop = string.Join(" -> ", chain.SkipWhile(c => !string.Equals(c, full, StringComparison.Ordinal)).Append(full).Select(System.IO.Path.GetFileName));
+            throw section.Error(viaEntry.Line, chain[^1] == full
+                ? $"Via = {viaEntry.Value} names this file itself: a tunnel cannot carry its own UDP"
+                : $"Via = {viaEntry.Value} makes a loop ({loop})");
+        }
+
+        var file = ConfigFile.Parse(ReadFile(viaPath, section.File, viaEntry.Line, "Via"), viaPath, environment);
+        RequireWireGuardOnly(file);
+        var ignored = new List<ConfigEntry>();
+        var (@interface, peers, via) = ParseWireGuard(file, "no [Interface] section", ignored, chain, environment);
+        return new ProxyConfig(viaPath, viaPath, @interface, peers, ResolveStrategy.Auto, [], ignored, via);
+    }
+
+    // What the outer tunnel adds to each of this tunnel's packets: an IPv4 (20) or IPv6 (40) header, UDP (8) and
+    // WireGuard's data header and tag (32). IPv6 when some endpoint is an IPv6 address, or a name while the outer
+    // tunnel has an IPv6 address (the name may resolve to one).
+    private static int ViaOverhead(List<ProxyPeer> peers, ProxyConfig via)
+    {
+        var outerHasV6 = via.Interface.Addresses.Any(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6);
+        foreach (var peer in peers)
+        {
+            if (peer.EndpointHost is not { } host)
+            {
+                continue;
+            }
+
+            if (IPAddress.TryParse(host, out var address)
+                ? address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                : outerHasV6)
+            {
+                return ViaOverheadIpv6;
+            }
+        }
+
+        return ViaOverheadIpv4;
+    }
+
+    private static bool Contains(AddressPrefix prefix, IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (prefix.Address.AddressFamily != address.AddressFamily)
+        {
+            return false;
+        }
+
+        var a = prefix.Address.GetAddressBytes();
+        var b = address.GetAddressBytes();
+        var bits = prefix.PrefixLength;
+        for (var i = 0; i < a.Length && bits > 0; i++, bits -= 8)
+        {
+            var mask = bits >= 8 ? 0xFF : (byte)(0xFF << (8 - bits));
+            if ((a[i] & mask) != (b[i] & mask))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static string ReadFile(string path, string referrer, int line, string key = "WGConfig")
     {
         try
         {
@@ -233,7 +383,7 @@ public sealed class ProxyConfig
             var reason = e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : e.Message;
             throw line == 0
                 ? new ProxyConfigException(path, 0, $"cannot read the config: {reason}")
-                : new ProxyConfigException(referrer, line, $"cannot read WGConfig file '{path}': {reason}");
+                : new ProxyConfigException(referrer, line, $"cannot read {key} file '{path}': {reason}");
         }
     }
 
@@ -259,7 +409,7 @@ public sealed class ProxyConfig
         }
 
         var dns = Addresses(section, "DNS");
-        var mtu = section.GetInt("MTU", ProxyInterface.DefaultMtu, 576, 65535);
+        var mtu = section.GetInt("MTU", ProxyInterface.DefaultMtu, MinimumMtu, 65535);
         int? listenPort = section.Find("ListenPort") is null ? null : section.GetInt("ListenPort", 0, 0, 65535);
         var checkAlive = Addresses(section, "CheckAlive");
         var interval = section.GetSeconds("CheckAliveInterval", ProxyInterface.DefaultCheckAliveInterval);
@@ -395,4 +545,6 @@ public sealed class ProxyConfig
 
     private static IEnumerable<string> Items(ConfigEntry entry) =>
         entry.Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
+    private sealed record ViaHop(ProxyConfig Config, int Line, bool MtuPicked);
 }

@@ -23,6 +23,9 @@ public sealed class ProxyInterface
         CheckAliveInterval = checkAliveInterval;
     }
 
+    /// <summary>The same interface with another MTU (picked to fit through a <c>Via</c> tunnel).</summary>
+    internal ProxyInterface WithMtu(int mtu) => new(PrivateKey, Addresses, Dns, mtu, ListenPort, CheckAlive, CheckAliveInterval);
+
     /// <summary><c>PrivateKey</c> (base64 of 32 bytes).</summary>
     public string PrivateKey { get; }
 
@@ -32,7 +35,10 @@ public sealed class ProxyInterface
     /// <summary><c>DNS</c>: the servers names are resolved through, inside the tunnel.</summary>
     public IReadOnlyList<IPAddress> Dns { get; }
 
-    /// <summary><c>MTU</c> (default <see cref="DefaultMtu"/>).</summary>
+    /// <summary>
+    /// <c>MTU</c> (default <see cref="DefaultMtu"/>; with <c>Via</c> and no <c>MTU</c>, the <c>Via</c> tunnel's MTU less
+    /// 80 bytes, room for its IPv6, UDP and WireGuard headers).
+    /// </summary>
     public int Mtu { get; }
 
     /// <summary><c>ListenPort</c>; <see langword="null"/> for a random port.</summary>
