@@ -26,6 +26,23 @@ public sealed class DaemonCommandTests
     }
 
     [Theory]
+    [InlineData(null, true)]
+    [InlineData("", true)]
+    [InlineData("1", true)]
+    [InlineData("on", true)]
+    [InlineData("0", false)]
+    [InlineData(" 0 ", false)]
+    [InlineData("false", false)]
+    [InlineData("OFF", false)]
+    [InlineData("no", false)]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void TunOffloadVariable_OnUnlessZeroFalseOffOrNo(string? value, bool expected)
+    {
+        Assert.Equal("SHARPTUN_TUN_OFFLOAD", DaemonHost.TunOffloadVariable);
+        Assert.Equal(expected, DaemonHost.OffloadEnabled(value));
+    }
+
+    [Theory]
     [InlineData("wg0", true)]
     [InlineData("abcdefghijklmno", true)]
     [InlineData("abcdefghijklmnop", false)]

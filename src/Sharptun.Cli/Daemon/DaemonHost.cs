@@ -122,6 +122,14 @@ internal sealed class DaemonHost : IDisposable
     /// </summary>
     internal static WireGuardDeviceOptions? DeviceOptionsForTests { get; set; }
 
+    /// <summary>Environment variable that turns the TUN's offloads (TSO/USO on read, GRO on write) off with <c>0</c>.</summary>
+    internal const string TunOffloadVariable = "SHARPTUN_TUN_OFFLOAD";
+
+    /// <summary>Offloads are on unless <see cref="TunOffloadVariable"/> says 0, false, off or no.</summary>
+    internal static bool OffloadEnabled(string? value) =>
+        value is null || !(value.Trim() is "0" || value.Trim().Equals("false", StringComparison.OrdinalIgnoreCase)
+            || value.Trim().Equals("off", StringComparison.OrdinalIgnoreCase) || value.Trim().Equals("no", StringComparison.OrdinalIgnoreCase));
+
     /// <summary>
     /// Creates the TUN (or adopts <c>WG_TUN_FD</c>) and the UAPI socket (or adopts <c>WG_UAPI_FD</c>).
     /// Throws <see cref="DaemonStartException"/> with wireguard-go's wording when either cannot be created.
@@ -139,20 +147,21 @@ internal sealed class DaemonHost : IDisposable
     public static DaemonHost Start(string interfaceName, ILoggerFactory loggers, string? socketDirectory = null, Sharptun.Transport.IDatagramBindFactory? binds = null, int? tunFd = null)
     {
         LinuxTun tun;
+        var offload = OffloadEnabled(Environment.GetEnvironmentVariable(TunOffloadVariable));
         try
         {
             var inherited = Environment.GetEnvironmentVariable("WG_TUN_FD");
             if (tunFd is { } flagFd)
             {
-                tun = LinuxTun.FromFileDescriptor(flagFd, interfaceName, DefaultMtu);
+                tun = LinuxTun.FromFileDescriptor(flagFd, interfaceName, DefaultMtu, offload: offload);
             }
             else if (inherited is not null && int.TryParse(inherited, out var fd))
             {
-                tun = LinuxTun.FromFileDescriptor(fd, "", DefaultMtu);
+                tun = LinuxTun.FromFileDescriptor(fd, "", DefaultMtu, offload: offload);
             }
             else
             {
-                tun = LinuxTun.Create(interfaceName, DefaultMtu, up: false);
+                tun = LinuxTun.Create(interfaceName, DefaultMtu, up: false, offload: offload);
             }
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
@@ -161,6 +170,7 @@ internal sealed class DaemonHost : IDisposable
         }
 
         var log = loggers.CreateLogger(Log.Category);
+        Log.TunOffload(log, offload || tun.HasVirtioHeaders ? tun.OffloadMode : $"off: {TunOffloadVariable}=0");
         var uapiLog = loggers.CreateLogger<UapiServer>();
         IUapiDevice? device = null;
         try

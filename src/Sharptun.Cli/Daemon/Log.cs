@@ -58,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "udp: gso {Gso}, gro {Gro}")]
     public static partial void UdpOffloads(ILogger logger, string gso, string gro);
+
+    [LoggerMessage(EventId = 316, Level = LogLevel.Information, Message = "tun offload: {Mode}")]
+    public static partial void TunOffload(ILogger logger, string mode);
 }

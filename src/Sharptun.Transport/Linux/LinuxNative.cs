@@ -76,6 +76,14 @@ internal static unsafe partial class LinuxNative
     public const short IFF_TAP = 0x0002;
     public const nuint TUNGETIFF = 0x800454d2; // _IOR('T', 210, unsigned int)
     public const int ENOTTY = 25;
+    public const short IFF_VNET_HDR = 0x4000;
+    public const nuint TUNSETOFFLOAD = 0x400454d0;   // _IOW('T', 208, unsigned int); the flags are the argument itself
+    public const nuint TUNGETVNETHDRSZ = 0x800454d7; // _IOR('T', 215, int)
+    public const uint TUN_F_CSUM = 0x01;             // the peer (we) handles partial checksums
+    public const uint TUN_F_TSO4 = 0x02;
+    public const uint TUN_F_TSO6 = 0x04;
+    public const uint TUN_F_USO4 = 0x20;             // Linux 6.2+
+    public const uint TUN_F_USO6 = 0x40;
     public const nuint SIOCGIFFLAGS = 0x8913;
     public const nuint SIOCSIFFLAGS = 0x8914;
     public const nuint SIOCGIFMTU = 0x8921;
@@ -127,6 +135,9 @@ internal static unsafe partial class LinuxNative
 
     [LibraryImport(Libc, SetLastError = true)]
     public static partial nint readv(int fd, IoVec* vectors, int count);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    public static partial nint writev(int fd, IoVec* vectors, int count);
 
     [LibraryImport(Libc, SetLastError = true)]
     public static partial int close(int fd);

@@ -22,10 +22,18 @@ namespace Sharptun.Transport.Linux;
 /// with a second vector into a 64 KiB scratch buffer, and a packet that spills into it is copied into a buffer rented
 /// from the oversize pool, which replaces the caller's buffer in <c>buffers[i]</c> (the caller keeps its own). So the
 /// caller's buffers need only fit the usual MTU while any MTU up to 65535, changed at run time, still works.</para>
-/// <para>Not implemented yet: IFF_VNET_HDR with TUNSETOFFLOAD (TSO/GRO batches), multi-queue.</para>
+/// <para>Offloads (the default of <see cref="Create"/>): the descriptor is opened with
+/// IFF_VNET_HDR and TUNSETOFFLOAD (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, plus TUN_F_USO4 | TUN_F_USO6 where the kernel
+/// has them), so the kernel's TCP hands over one super-segment of up to 64 KB per read(2). Read cuts it into MTU-sized
+/// packets, one per caller buffer as without offloads (a super-segment that yields more packets than the batch has room
+/// for is finished by the next Read), with lengths, IPv4 IDs, sequence numbers, flags and checksums as the kernel's
+/// segmentation would set them. Write coalesces consecutive TCP segments of one flow in the batch into one super-packet
+/// per write(2) (GRO). When the kernel refuses the ioctls the device falls back to a plain TUN; <see cref="OffloadMode"/>
+/// says which mode is on and the counters (<see cref="SuperSegmentsRead"/>, <see cref="CoalescedWrites"/>) what it did.</para>
+/// <para>Not implemented yet: multi-queue.</para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
-public sealed unsafe class LinuxTun : IPacketDevice
+public sealed unsafe partial class LinuxTun : IPacketDevice
 {
     /// <summary>Default packets per Read/Write.</summary>
     public const int DefaultBatchSize = 128;
@@ -40,21 +48,31 @@ public sealed unsafe class LinuxTun : IPacketDevice
     private long _readDropped;
     private byte[]? _scratch;
 
-    private LinuxTun(SafeFd fd, string name, int mtu, int batchSize)
+    private LinuxTun(SafeFd fd, string name, int mtu, int batchSize, int vnetHeaderLength, bool coalesce, string offloadMode)
     {
         _fd = fd;
         Name = name;
         Mtu = mtu;
         BatchSize = batchSize;
+        _vnetHeaderLength = vnetHeaderLength;
+        _coalescer = coalesce ? new TunCoalescer(Math.Max(1, batchSize)) : null;
+        OffloadMode = offloadMode;
         _wakeup = new Wakeup();
     }
 
     /// <summary>
     /// Creates a TUN interface named <paramref name="name"/> (null or empty = the kernel picks <c>tunN</c>) in the
     /// calling thread's network namespace, sets its MTU and, when <paramref name="up"/>, brings it up.
-    /// Needs CAP_NET_ADMIN. Throws <see cref="IOException"/> on failure.
+    /// With <paramref name="offload"/> (the default) it asks for IFF_VNET_HDR and TUNSETOFFLOAD (TSO4/TSO6 and checksum,
+    /// USO4/USO6 where accepted) and coalesces writes, falling back to a plain TUN when the kernel refuses
+    /// (<see cref="OffloadMode"/> says why). Needs CAP_NET_ADMIN. Throws <see cref="IOException"/> on failure.
     /// </summary>
-    public static LinuxTun Create(string? name, int mtu = 1420, bool up = true, int batchSize = DefaultBatchSize)
+    /// <param name="name">The interface name, or null/empty for a kernel-chosen <c>tunN</c>.</param>
+    /// <param name="mtu">The interface MTU.</param>
+    /// <param name="up">Whether to bring the interface up.</param>
+    /// <param name="batchSize">Packets per Read/Write.</param>
+    /// <param name="offload">Whether to try segmentation offloads and write coalescing; false gives a plain TUN.</param>
+    public static LinuxTun Create(string? name, int mtu = 1420, bool up = true, int batchSize = DefaultBatchSize, bool offload = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(mtu, 68);
         if (name is not null && Encoding.UTF8.GetByteCount(name) >= IFNAMSIZ)
@@ -62,6 +80,22 @@ public sealed unsafe class LinuxTun : IPacketDevice
             throw new ArgumentException("interface names are at most 15 bytes", nameof(name));
         }
 
+        var reason = "disabled";
+        if (offload)
+        {
+            var tun = TryCreate(name, mtu, up, batchSize, withOffloads: true, ref reason);
+            if (tun is not null)
+            {
+                return tun;
+            }
+        }
+
+        return TryCreate(name, mtu, up, batchSize, withOffloads: false, ref reason)!;
+    }
+
+    /// <summary>Opens and attaches the TUN; with <paramref name="withOffloads"/> returns null (reason set) when the kernel refuses IFF_VNET_HDR or TUNSETOFFLOAD.</summary>
+    private static LinuxTun? TryCreate(string? name, int mtu, bool up, int batchSize, bool withOffloads, ref string reason)
+    {
         var fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
         {
@@ -73,10 +107,30 @@ public sealed unsafe class LinuxTun : IPacketDevice
         {
             IfReq request = default;
             WriteName(ref request, name ?? "");
-            request.Value = IFF_TUN | IFF_NO_PI;
+            request.Value = IFF_TUN | IFF_NO_PI | (withOffloads ? IFF_VNET_HDR : 0);
             if (ioctl(fd, TUNSETIFF, &request) != 0)
             {
-                throw new IOException($"ioctl(TUNSETIFF, {name}) failed: errno {LastErrno}");
+                var errno = LastErrno;
+                if (withOffloads && errno == EINVAL)
+                {
+                    reason = $"IFF_VNET_HDR refused (errno {errno})";
+                    handle.Dispose();
+                    return null;
+                }
+
+                throw new IOException($"ioctl(TUNSETIFF, {name}) failed: errno {errno}");
+            }
+
+            var offloads = 0u;
+            if (withOffloads)
+            {
+                offloads = NegotiateOffloads(fd, out reason);
+                if (offloads == 0)
+                {
+                    // Closing the descriptor deletes the interface; the plain attempt creates it again.
+                    handle.Dispose();
+                    return null;
+                }
             }
 
             var actual = ReadName(ref request);
@@ -86,7 +140,9 @@ public sealed unsafe class LinuxTun : IPacketDevice
                 SetUp(actual);
             }
 
-            return new LinuxTun(handle, actual, mtu, batchSize);
+            return withOffloads
+                ? new LinuxTun(handle, actual, mtu, batchSize, VirtioNetHeader.Size, coalesce: true, Describe(offloads))
+                : new LinuxTun(handle, actual, mtu, batchSize, 0, coalesce: false, "off: " + reason);
         }
         catch
         {
@@ -97,17 +153,22 @@ public sealed unsafe class LinuxTun : IPacketDevice
 
     /// <summary>
     /// Wraps a TUN descriptor opened elsewhere (Android VpnService, an inherited fd). The device sets it non-blocking.
-    /// With <paramref name="ownsDescriptor"/>, Dispose closes it.
+    /// With <paramref name="ownsDescriptor"/>, Dispose closes it. Whether
+    /// packets carry a virtio_net_hdr was decided by whoever attached it: only when IFF_VNET_HDR is set on it (TUNGETIFF)
+    /// does the device read and write the headers (of the size TUNGETVNETHDRSZ reports), and then, with
+    /// <paramref name="offload"/>, it also turns segmentation offloads on (TUNSETOFFLOAD) and coalesces writes; without
+    /// <paramref name="offload"/> it clears the offloads. A descriptor without IFF_VNET_HDR gets no offloads.
     /// </summary>
     /// <param name="fd">An open descriptor of <c>/dev/net/tun</c> attached (TUNSETIFF) to a TUN interface with IFF_NO_PI.</param>
     /// <param name="name">The interface the descriptor is expected to belong to, or empty to take the name the kernel reports.</param>
     /// <param name="mtu">The MTU the device assumes.</param>
     /// <param name="ownsDescriptor">Whether Dispose closes the descriptor.</param>
     /// <param name="batchSize">Packets per Read/Write.</param>
+    /// <param name="offload">Whether to turn offloads on when the descriptor has IFF_VNET_HDR.</param>
     /// <exception cref="IOException">The descriptor is not open, not a TUN device (ioctl TUNGETIFF fails), not attached to an
     /// interface, a TAP device, carries packet-information headers (no IFF_NO_PI), or belongs to another interface than
     /// <paramref name="name"/>; the message says which.</exception>
-    public static LinuxTun FromFileDescriptor(int fd, string name, int mtu, bool ownsDescriptor = true, int batchSize = DefaultBatchSize)
+    public static LinuxTun FromFileDescriptor(int fd, string name, int mtu, bool ownsDescriptor = true, int batchSize = DefaultBatchSize, bool offload = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(fd);
         ArgumentNullException.ThrowIfNull(name);
@@ -147,7 +208,27 @@ public sealed unsafe class LinuxTun : IPacketDevice
             throw new IOException($"fcntl(O_NONBLOCK) on fd {fd} failed: errno {LastErrno}");
         }
 
-        return new LinuxTun(new SafeFd(fd, ownsDescriptor), actual, mtu, batchSize);
+        if ((kernelFlags & IFF_VNET_HDR) == 0)
+        {
+            return new LinuxTun(new SafeFd(fd, ownsDescriptor), actual, mtu, batchSize, 0, coalesce: false, "off: inherited descriptor without IFF_VNET_HDR");
+        }
+
+        var headerLength = VirtioNetHeader.Size;
+        if (ioctl(fd, TUNGETVNETHDRSZ, &headerLength) != 0 || headerLength < VirtioNetHeader.Size)
+        {
+            headerLength = VirtioNetHeader.Size;
+        }
+
+        if (!offload)
+        {
+            _ = ioctl(fd, TUNSETOFFLOAD, null); // no super-segments; the headers stay (all zero)
+            return new LinuxTun(new SafeFd(fd, ownsDescriptor), actual, mtu, batchSize, headerLength, coalesce: false, "off: disabled (inherited descriptor with IFF_VNET_HDR: headers kept)");
+        }
+
+        var offloads = NegotiateOffloads(fd, out var reason);
+        return offloads == 0
+            ? new LinuxTun(new SafeFd(fd, ownsDescriptor), actual, mtu, batchSize, headerLength, coalesce: false, $"off: {reason} (inherited descriptor with IFF_VNET_HDR: headers kept)")
+            : new LinuxTun(new SafeFd(fd, ownsDescriptor), actual, mtu, batchSize, headerLength, coalesce: true, Describe(offloads));
     }
 
     /// <inheritdoc/>
@@ -269,6 +350,11 @@ public sealed unsafe class LinuxTun : IPacketDevice
 
             try
             {
+                if (_vnetHeaderLength != 0)
+                {
+                    return ReadWithHeaders(buffers, sizes, offset, max);
+                }
+
                 var n = 0;
                 while (n < max)
                 {
@@ -367,6 +453,11 @@ public sealed unsafe class LinuxTun : IPacketDevice
 
             try
             {
+                if (_vnetHeaderLength != 0)
+                {
+                    return WriteWithHeaders(buffers, sizes, offset, count);
+                }
+
                 var accepted = 0;
                 for (var i = 0; i < count; i++)
                 {
