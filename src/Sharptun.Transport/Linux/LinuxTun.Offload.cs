@@ -140,30 +140,9 @@ public sealed unsafe partial class LinuxTun
                     continue;
                 }
 
-                var errno = r < 0 ? LastErrno : EBADFD;
-                switch (errno)
+                if (ReadFailed(r, n, out var result))
                 {
-                    case EAGAIN:
-                        if (n > 0)
-                        {
-                            return n;
-                        }
-
-                        if (!WaitReady(_fd.Fd, POLLIN, _wakeup.Handle.Fd))
-                        {
-                            return 0;
-                        }
-
-                        break;
-                    case EINTR:
-                        break;
-                    case EBADFD or EIO or ENXIO or ENODEV or EBADF or EPIPE:
-                        Volatile.Write(ref _closed, 1);
-                        return n;
-                    case EINVAL or EFAULT or EMSGSIZE:
-                        break;
-                    default:
-                        throw new IOException($"read from {Name} failed: errno {errno}");
+                    return result;
                 }
             }
 

@@ -395,32 +395,9 @@ public sealed unsafe partial class LinuxTun : IPacketDevice
                         continue;
                     }
 
-                    var errno = r < 0 ? LastErrno : EBADFD;
-                    switch (errno)
+                    if (ReadFailed(r, n, out var result))
                     {
-                        case EAGAIN:
-                            if (n > 0)
-                            {
-                                return n;
-                            }
-
-                            if (!WaitReady(_fd.Fd, POLLIN, _wakeup.Handle.Fd))
-                            {
-                                return 0;
-                            }
-
-                            break;
-                        case EINTR:
-                            break;
-                        case EBADFD or EIO or ENXIO or ENODEV or EBADF or EPIPE:
-                            // The interface is gone (tun detached): the device is closed.
-                            Volatile.Write(ref _closed, 1);
-                            return n;
-                        case EINVAL or EFAULT or EMSGSIZE:
-                            // Buffer smaller than the packet: tun drops it.
-                            break;
-                        default:
-                            throw new IOException($"read from {Name} failed: errno {errno}");
+                        return result;
                     }
                 }
 
@@ -431,6 +408,43 @@ public sealed unsafe partial class LinuxTun : IPacketDevice
                 _wakeup.Handle.DangerousRelease();
                 _fd.DangerousRelease();
             }
+        }
+    }
+
+    /// <summary>
+    /// After a read(2) that returned <paramref name="r"/> ≤ 0 with <paramref name="n"/> packets already in the batch:
+    /// true with the count Read returns (nothing queued and some read, the wait released by Dispose, or the interface
+    /// gone: tun detached, the device counts as closed), false to read again (EINTR; a packet longer than the buffer,
+    /// which tun dropped; queued data after the wait). Call right after the read, before any other system call.
+    /// </summary>
+    private bool ReadFailed(long r, int n, out int result)
+    {
+        result = n;
+        var errno = r < 0 ? LastErrno : EBADFD;
+        switch (errno)
+        {
+            case EAGAIN:
+                if (n > 0)
+                {
+                    return true;
+                }
+
+                if (!WaitReady(_fd.Fd, POLLIN, _wakeup.Handle.Fd))
+                {
+                    result = 0;
+                    return true;
+                }
+
+                return false;
+            case EINTR:
+                return false;
+            case EBADFD or EIO or ENXIO or ENODEV or EBADF or EPIPE:
+                Volatile.Write(ref _closed, 1);
+                return true;
+            case EINVAL or EFAULT or EMSGSIZE:
+                return false;
+            default:
+                throw new IOException($"read from {Name} failed: errno {errno}");
         }
     }
 

@@ -50,22 +50,7 @@ public sealed unsafe partial class LinuxUdpBind
 
                 var count = gro.SlotsFor(max - n);
                 gro.Prepare(count);
-                int r;
-                int errno;
-                if (_mmsgReceive)
-                {
-                    r = recvmmsg(_fd.Fd, gro.Messages, (uint)count, MSG_DONTWAIT, null);
-                    errno = r < 0 ? LastErrno : 0;
-                    if (r < 0 && errno is ENOSYS or EOPNOTSUPP)
-                    {
-                        _mmsgReceive = false;
-                        continue;
-                    }
-                }
-                else
-                {
-                    r = ReceiveOneByOne(gro.Messages, count, out errno);
-                }
+                var r = ReceiveMessages(gro.Messages, count, out var errno);
 
                 if (r > 0)
                 {

@@ -298,22 +298,7 @@ public sealed unsafe partial class LinuxUdpBind : IDatagramBind
 
                     var oversize = _oversizePool;
                     batch.PrepareReceive(max, spill: oversize is not null);
-                    int r;
-                    int errno;
-                    if (_mmsgReceive)
-                    {
-                        r = recvmmsg(_fd.Fd, batch.Messages, (uint)max, MSG_DONTWAIT, null);
-                        errno = r < 0 ? LastErrno : 0;
-                        if (r < 0 && errno is ENOSYS or EOPNOTSUPP)
-                        {
-                            _mmsgReceive = false;
-                            continue;
-                        }
-                    }
-                    else
-                    {
-                        r = ReceiveOneByOne(batch.Messages, max, out errno);
-                    }
+                    var r = ReceiveMessages(batch.Messages, max, out var errno);
 
                     if (r > 0)
                     {
@@ -530,6 +515,28 @@ public sealed unsafe partial class LinuxUdpBind : IDatagramBind
         {
             _send.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Fills up to <paramref name="count"/> prepared messages without waiting: recvmmsg(2), or one recvmsg(2) per message
+    /// once the kernel has refused recvmmsg (ENOSYS/EOPNOTSUPP, remembered for good). Returns the messages filled, or −1
+    /// with <paramref name="errno"/>.
+    /// </summary>
+    private int ReceiveMessages(MMsgHdr* messages, int count, out int errno)
+    {
+        if (_mmsgReceive)
+        {
+            var r = recvmmsg(_fd.Fd, messages, (uint)count, MSG_DONTWAIT, null);
+            errno = r < 0 ? LastErrno : 0;
+            if (r >= 0 || errno is not (ENOSYS or EOPNOTSUPP))
+            {
+                return r;
+            }
+
+            _mmsgReceive = false;
+        }
+
+        return ReceiveOneByOne(messages, count, out errno);
     }
 
     private int ReceiveOneByOne(MMsgHdr* messages, int max, out int errno)
