@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using Sharptun.Gateway;
 using Sharptun.Protocol;
@@ -20,24 +18,8 @@ public sealed class MultihopTests
         using var innerKey = Key.GeneratePrivateKey();
         using var entryKey = Key.GeneratePrivateKey();
         using var exitKey = Key.GeneratePrivateKey();
-        await using var exit = await GatewayHost.StartAsync(GatewayConfig.Parse($"""
-            [Interface]
-            PrivateKey = {exitKey}
-            Address = 10.67.0.1/32
-
-            [Peer]
-            PublicKey = {innerKey.DerivePublicKey()}
-            AllowedIPs = 10.67.0.2/32
-            """), new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
-        await using var entry = await GatewayHost.StartAsync(GatewayConfig.Parse($"""
-            [Interface]
-            PrivateKey = {entryKey}
-            Address = 10.66.0.1/32
-
-            [Peer]
-            PublicKey = {outerKey.DerivePublicKey()}
-            AllowedIPs = 10.66.0.2/32
-            """), new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
+        await using var exit = await MultihopLab.StartGatewayAsync(exitKey, innerKey, "10.67.0.1/32", "10.67.0.2/32");
+        await using var entry = await MultihopLab.StartGatewayAsync(entryKey, outerKey, "10.66.0.1/32", "10.66.0.2/32");
         await using var outer = await WireGuardTunnel.StartAsync($"""
             [Interface]
             PrivateKey = {outerKey}
@@ -60,29 +42,8 @@ public sealed class MultihopTests
             AllowedIPs = 0.0.0.0/0
             """, new WireGuardTunnelOptions { BindFactory = outer.CreateDatagramBindFactory() }, CancellationToken.None);
 
-        using var server = new TcpListener(IPAddress.Loopback, 0);
-        server.Start();
-        var port = ((IPEndPoint)server.LocalEndpoint).Port;
         var data = RandomNumberGenerator.GetBytes(2_000_000);
-        var served = Task.Run(async () =>
-        {
-            using var s = await server.AcceptTcpClientAsync();
-            var received = new MemoryStream();
-            await s.GetStream().CopyToAsync(received);
-            await s.GetStream().WriteAsync(SHA256.HashData(received.ToArray()));
-            s.Client.Shutdown(SocketShutdown.Send);
-        });
-
-        await using (var stream = await inner.ConnectAsync("11.0.0.1", port))
-        {
-            await stream.WriteAsync(data);
-            ((TunnelStream)stream).ShutdownWrite();
-            var reply = new MemoryStream();
-            await stream.CopyToAsync(reply).WaitAsync(TimeSpan.FromSeconds(60));
-            Assert.Equal(SHA256.HashData(data), reply.ToArray());
-        }
-
-        await served;
+        await MultihopLab.RoundTripThroughExitAsync(async port => await inner.ConnectAsync("11.0.0.1", port), data);
         // the entry saw one UDP flow (the inner tunnel's WireGuard datagrams) and no TCP; the exit relayed the TCP
         Assert.Equal(0, entry.Counters.Total.TcpRelayed);
         Assert.Equal(1, entry.Counters.Total.UdpFlows);
@@ -93,7 +54,4 @@ public sealed class MultihopTests
         Assert.Equal(data.Length, exitPeer.Value.BytesToDestinations);
         Assert.Equal(0, exit.Counters.Total.UdpFlows);
     }
-
-    private static IPEndPoint MapToLoopback(IPEndPoint destination) =>
-        destination.Address.GetAddressBytes()[0] == 11 ? new IPEndPoint(IPAddress.Loopback, destination.Port) : destination;
 }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using Sharptun.Protocol;
 using Sharptun.Proxy;
@@ -26,24 +24,8 @@ public sealed class ViaConfigTests : IDisposable
         using var innerKey = Key.GeneratePrivateKey();
         using var entryKey = Key.GeneratePrivateKey();
         using var exitKey = Key.GeneratePrivateKey();
-        await using var exit = await GatewayHost.StartAsync(GatewayConfig.Parse($"""
-            [Interface]
-            PrivateKey = {exitKey}
-            Address = 10.67.0.1/32
-
-            [Peer]
-            PublicKey = {innerKey.DerivePublicKey()}
-            AllowedIPs = 10.67.0.2/32
-            """), new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
-        await using var entry = await GatewayHost.StartAsync(GatewayConfig.Parse($"""
-            [Interface]
-            PrivateKey = {entryKey}
-            Address = 10.66.0.1/32
-
-            [Peer]
-            PublicKey = {outerKey.DerivePublicKey()}
-            AllowedIPs = 10.66.0.2/32
-            """), new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
+        await using var exit = await MultihopLab.StartGatewayAsync(exitKey, innerKey, "10.67.0.1/32", "10.67.0.2/32");
+        await using var entry = await MultihopLab.StartGatewayAsync(entryKey, outerKey, "10.66.0.1/32", "10.66.0.2/32");
 
         File.WriteAllText(Path.Combine(_dir, "entry.conf"), $"""
             [Interface]
@@ -79,28 +61,7 @@ public sealed class ViaConfigTests : IDisposable
             Assert.Equal(1340, host.Tunnel.Mtu);
             Assert.Equal(outerKey.DerivePublicKey().ToString(), outer.PublicKey);
 
-            using var server = new TcpListener(IPAddress.Loopback, 0);
-            server.Start();
-            var port = ((IPEndPoint)server.LocalEndpoint).Port;
-            var served = Task.Run(async () =>
-            {
-                using var s = await server.AcceptTcpClientAsync();
-                var received = new MemoryStream();
-                await s.GetStream().CopyToAsync(received);
-                await s.GetStream().WriteAsync(SHA256.HashData(received.ToArray()));
-                s.Client.Shutdown(SocketShutdown.Send);
-            });
-
-            await using (var stream = await host.Tunnel.ConnectAsync("11.0.0.1", port))
-            {
-                await stream.WriteAsync(data);
-                ((TunnelStream)stream).ShutdownWrite();
-                var reply = new MemoryStream();
-                await stream.CopyToAsync(reply).WaitAsync(TimeSpan.FromSeconds(60));
-                Assert.Equal(SHA256.HashData(data), reply.ToArray());
-            }
-
-            await served.WaitAsync(TimeSpan.FromSeconds(60));
+            await MultihopLab.RoundTripThroughExitAsync(async port => await host.Tunnel.ConnectAsync("11.0.0.1", port), data);
 
             // The exit sees the main tunnel's peer at the entry's host socket (not the outer tunnel's port: the main
             // tunnel has no host socket of its own).
@@ -124,7 +85,4 @@ public sealed class ViaConfigTests : IDisposable
         var closed = Assert.ThrowsAny<Exception>(() => outer.CreateDatagramBindFactory());
         Assert.True(closed is ObjectDisposedException or IOException, closed.ToString());
     }
-
-    private static IPEndPoint MapToLoopback(IPEndPoint destination) =>
-        destination.Address.GetAddressBytes()[0] == 11 ? new IPEndPoint(IPAddress.Loopback, destination.Port) : destination;
 }
