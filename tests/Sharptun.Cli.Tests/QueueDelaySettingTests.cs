@@ -29,4 +29,25 @@ public sealed class QueueDelaySettingTests
     {
         Assert.False(DaemonHost.TryParseQueueDelay(text, out _));
     }
+
+    [Theory]
+    [InlineData("0", 0)]
+    [InlineData("2", 2)]
+    [InlineData("256", 256)]
+    public void CryptoWorkers_Valid(string text, int count)
+    {
+        Assert.True(DaemonHost.TryParseCryptoWorkers(text, out var parsed));
+        Assert.Equal(count, parsed);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("-1")]
+    [InlineData("257")]
+    [InlineData("two")]
+    [InlineData(" 2")]
+    public void CryptoWorkers_Invalid(string text)
+    {
+        Assert.False(DaemonHost.TryParseCryptoWorkers(text, out _));
+    }
 }

@@ -83,32 +83,36 @@ internal sealed class DaemonHost : IDisposable
         return true;
     }
 
+    /// <summary>Parses <see cref="CryptoWorkersVariable"/>'s value: a plain decimal number of threads from 0 to 256.</summary>
+    internal static bool TryParseCryptoWorkers(string text, out int count) =>
+        int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out count) && count <= 256;
+
     /// <summary>The device behind the UAPI socket: the WireGuard device on the TUN and a Linux UDP bind (random port until listen_port is set).</summary>
     internal static IUapiDevice CreateDevice(LinuxTun tun, ILoggerFactory loggers, Sharptun.Transport.IDatagramBindFactory? binds = null)
     {
+        var log = loggers.CreateLogger(Log.Category);
         var options = DeviceOptionsForTests ?? new WireGuardDeviceOptions();
         if (options.Clock is { } clock)
         {
-            Log.SpedUpClock(loggers.CreateLogger(Log.Category), clock.Scale);
+            Log.SpedUpClock(log, clock.Scale);
         }
 
-        options = WithQueueDelayFromEnvironment(options, loggers.CreateLogger(Log.Category));
+        options = WithQueueDelayFromEnvironment(options, log);
         if (Environment.GetEnvironmentVariable(CryptoWorkersVariable) is { Length: > 0 } workers)
         {
-            if (int.TryParse(workers, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) && count <= 256)
+            if (TryParseCryptoWorkers(workers, out var count))
             {
                 options = options with { CryptoWorkers = count };
             }
             else
             {
-                Log.CryptoWorkersInvalid(loggers.CreateLogger(Log.Category), CryptoWorkersVariable, workers);
+                Log.CryptoWorkersInvalid(log, CryptoWorkersVariable, workers);
             }
         }
 
-        Log.CryptoWorkersChosen(loggers.CreateLogger(Log.Category), options.CryptoWorkers == 0 ? "none (the readers encrypt and decrypt)" : options.CryptoWorkers.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Log.CryptoWorkersChosen(log, options.CryptoWorkers == 0 ? "none (the readers encrypt and decrypt)" : options.CryptoWorkers.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         binds ??= Sharptun.Transport.DatagramBinds.Default;
-        var log = loggers.CreateLogger(Log.Category);
         Log.UdpBindChosen(log, binds == Sharptun.Transport.SocketUdpBind.Factory
             ? "portable (System.Net.Sockets)"
             : binds == LinuxUdpBind.Factory || binds == LinuxUdpBind.GetFactory(receiveOffload: false) ? "Linux (recvmmsg/sendmmsg)" : binds.GetType().Name);
