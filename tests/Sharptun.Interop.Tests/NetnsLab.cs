@@ -411,7 +411,13 @@ public sealed partial class NetnsLab : IDisposable
                 }
             }
 
-            process.WaitForExit(5000);
+            if (process.WaitForExit(5000))
+            {
+                // WaitForExit(timeout) can return before the async stdout/stderr readers have delivered the last
+                // lines (the process's final counters); the parameterless overload waits for both streams' EOF.
+                // Bounded, because a grandchild that inherited the pipes would hold them open.
+                _ = Task.Run(process.WaitForExit).Wait(TimeSpan.FromSeconds(5));
+            }
         }
         catch (InvalidOperationException)
         {
