@@ -82,6 +82,35 @@ public sealed class DnsResolverEdnsTests : IDisposable
     }
 
     [Fact]
+    public async Task Resolve_ConcurrentLookupsToAServerThatRejectsOpt_AllAnswered_FallbackRaced()
+    {
+        var server = Server(ServerV4);
+        server.RejectOpt = DnsMessage.FormatError;
+        for (var i = 0; i < 32; i++)
+        {
+            server.AddAddress($"r{i}.example.com", IPAddress.Parse($"192.0.2.{i + 1}"));
+        }
+
+        var resolver = new DnsResolver(_stacks.A, [ServerV4], new DnsResolverOptions { CacheCapacity = 0 });
+        using var start = new Barrier(8);
+        var workers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
+        {
+            start.SignalAndWait();
+            for (var n = 0; n < 8; n++)
+            {
+                var i = ((w * 8) + n) % 32;
+                Assert.Equal([IPAddress.Parse($"192.0.2.{i + 1}")], await resolver.ResolveAsync($"r{i}.example.com", AddressFamily.InterNetwork));
+            }
+        }));
+        await Task.WhenAll(workers);
+
+        // only lookups that raced the first fallback sent OPT; none after it was recorded
+        Assert.InRange(resolver.EdnsFallbacks, 1, 8);
+        Assert.InRange(server.OptQueries, resolver.EdnsFallbacks, 8 + 8); // more only if a datagram was lost and retried
+        Assert.True(server.UdpQueries >= 64 + resolver.EdnsFallbacks, $"{server.UdpQueries} queries");
+    }
+
+    [Fact]
     public async Task Resolve_SearchDomains_SingleLabelTriesEachDomainThenTheBareName()
     {
         var server = Server(ServerV4);
