@@ -40,8 +40,8 @@ internal enum DnsParseStatus
 internal readonly record struct DnsResponse(DnsParseStatus Status, int ResponseCode, IPAddress[] Addresses, uint MinTtl);
 
 /// <summary>
-/// DNS wire format (RFC 1035 §4): builds one-question queries and parses responses. Never throws on network input:
-/// every problem is reported as a <see cref="DnsParseStatus"/>. Names are compared case-insensitively in their wire
+/// DNS wire format (RFC 1035 §4): builds one-question queries (optionally with an EDNS(0) OPT record, RFC 6891 §6)
+/// and parses responses. Never throws on network input: every problem is reported as a <see cref="DnsParseStatus"/>. Names are compared case-insensitively in their wire
 /// form (RFC 4343 §3); compression pointers must point backwards, which rules out loops (RFC 1035 §4.1.4), and a name
 /// is at most 255 octets (RFC 1035 §2.3.4).
 /// </summary>
