@@ -48,6 +48,24 @@ public sealed class TunnelDnsSearchTests
         Assert.Equal(queries, dns.UdpQueries);
     }
 
+    [Fact]
+    public async Task Builder_WithDnsSearchDomain_ReachesTheResolver_BadDomainRejected()
+    {
+        using var key = Key.GeneratePrivateKey();
+        await using var tunnel = await new WireGuardTunnelBuilder()
+            .WithPrivateKey(key.ToString())
+            .AddAddress("10.9.0.1/24")
+            .WithDnsSearchDomain("corp.example")
+            .WithDns(IPAddress.Parse("10.9.0.53"))
+            .WithDnsSearchDomain("lab.example.")
+            .StartAsync();
+        var resolver = Assert.IsType<TunnelNameResolver>(tunnel.Resolver).Resolver;
+        Assert.Equal([IPAddress.Parse("10.9.0.53")], resolver.Servers);
+        Assert.Equal(["corp.example", "lab.example"], resolver.SearchDomains);
+        Assert.Throws<FormatException>(() => new WireGuardTunnelBuilder().WithDnsSearchDomain("10.0.0.1"));
+        Assert.Throws<FormatException>(() => new WireGuardTunnelBuilder().WithDnsSearchDomain("bad domain"));
+    }
+
     [Theory]
     [InlineData("a..b")]
     [InlineData("bad_name!")]
