@@ -11,8 +11,22 @@ namespace Sharptun.Gateway;
 /// for A and AAAA get the host's addresses (TTL 60 s); a name the host cannot resolve gets NXDOMAIN; other types and
 /// opcodes get NOTIMP (RFC 1035 §4.1.1 RCODE 4), malformed queries FORMERR, resolver failures SERVFAIL.
 /// </summary>
+/// <remarks>
+/// EDNS(0) (RFC 6891): a query's OPT record is read from the additional section; the response then carries an OPT
+/// record of ours (§7) and, over UDP, may be as long as the requester's payload size (at least 512, §6.2.5) but never
+/// more than <see cref="EdnsUdpPayloadSize"/>. Without OPT a UDP answer is at most 512 octets (RFC 1035 §4.2.1). An
+/// answer that does not fit goes out with TC set and no records (RFC 2181 §9), so the client asks again over TCP
+/// (RFC 7766 §5), where there is no such limit. A second OPT record, one not owned by the root or garbled options get
+/// FORMERR (§6.1.1, §6.1.2); an EDNS version other than 0 gets BADVERS (§6.1.3).
+/// </remarks>
 internal sealed class DnsResponder(TimeSpan timeout)
 {
+    /// <summary>The most this responder puts in a UDP answer, whatever the client offers: the DNS flag day 2020 value.</summary>
+    internal const int EdnsUdpPayloadSize = 1232;
+
+    /// <summary>Most answer records in one response.</summary>
+    internal const int MaxAnswers = 64;
+
     private const int HeaderLength = 12;
     private const int FormErr = 1;
     private const int ServFail = 2;
@@ -21,8 +35,11 @@ internal sealed class DnsResponder(TimeSpan timeout)
     private const ushort TypeA = 1;
     private const ushort TypeAaaa = 28;
     private const ushort ClassIn = 1;
+    private const int BadVers = 16; // RFC 6891 §6.1.3, §9
+    private const ushort TypeOpt = 41;
     private const uint Ttl = 60;
     private const int MaxUdpResponse = 512; // RFC 1035 §2.3.4 without EDNS
+    private const int OptLength = 11;       // root name, TYPE, CLASS, TTL, RDLENGTH; no options (RFC 6891 §6.1.2)
 
     /// <summary>Test seam: the host resolver.</summary>
     internal Func<string, AddressFamily, CancellationToken, Task<IPAddress[]>> Resolve { get; init; } = Dns.GetHostAddressesAsync;
@@ -38,17 +55,28 @@ internal sealed class DnsResponder(TimeSpan timeout)
         var opcode = (query.Span[2] >> 3) & 0xF;
         if (opcode != 0)
         {
-            return Error(query.Span, NotImp, questionEnd: HeaderLength);
+            return Error(query.Span, NotImp, questionEnd: HeaderLength, edns: -1);
         }
 
         if (BinaryPrimitives.ReadUInt16BigEndian(query.Span[4..]) != 1 || !TryReadQuestion(query.Span, out var name, out var type, out var @class, out var questionEnd))
         {
-            return Error(query.Span, FormErr, questionEnd: HeaderLength);
+            return Error(query.Span, FormErr, questionEnd: HeaderLength, edns: -1);
+        }
+
+        var edns = ReadEdns(query.Span, questionEnd, out var version);
+        if (edns == BadOpt)
+        {
+            return Error(query.Span, FormErr, questionEnd, edns: -1);
+        }
+
+        if (version != 0)
+        {
+            return Error(query.Span, BadVers, questionEnd, edns); // RFC 6891 §6.1.3: we speak version 0 only
         }
 
         if (@class != ClassIn || type is not (TypeA or TypeAaaa))
         {
-            return Error(query.Span, NotImp, questionEnd);
+            return Error(query.Span, NotImp, questionEnd, edns);
         }
 
         var family = type == TypeA ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6;
@@ -78,22 +106,35 @@ internal sealed class DnsResponder(TimeSpan timeout)
             rcode = ServFail;
         }
 
-        return Build(query.Span, questionEnd, rcode, [.. addresses.Select(DestinationRule.Normalize).Where(a => a.AddressFamily == family).Distinct()], type, udp);
+        return Build(query.Span, questionEnd, rcode, [.. addresses.Select(DestinationRule.Normalize).Where(a => a.AddressFamily == family).Distinct()], type, udp, edns);
     }
 
-    private static byte[] Build(ReadOnlySpan<byte> query, int questionEnd, int rcode, IPAddress[] answers, ushort type, bool udp)
+    /// <summary>
+    /// The most octets a UDP response to a query with this <paramref name="edns"/> payload size may have: 512 without
+    /// OPT (RFC 1035 §4.2.1), else the requester's size, taken as 512 when below it (RFC 6891 §6.2.5), capped at
+    /// <see cref="EdnsUdpPayloadSize"/>.
+    /// </summary>
+    internal static int UdpLimit(int edns) => edns < 0 ? MaxUdpResponse : Math.Clamp(edns, MaxUdpResponse, EdnsUdpPayloadSize);
+
+    private static byte[] Build(ReadOnlySpan<byte> query, int questionEnd, int rcode, IPAddress[] answers, ushort type, bool udp, int edns)
     {
         var rdLength = type == TypeA ? 4 : 16;
         var answerLength = 2 + 2 + 2 + 4 + 2 + rdLength;
-        var count = answers.Length;
-        if (udp)
+        var count = Math.Min(answers.Length, MaxAnswers);
+        var optLength = edns < 0 ? 0 : OptLength;
+        var truncated = udp && questionEnd + (count * answerLength) + optLength > UdpLimit(edns);
+        if (truncated)
         {
-            count = Math.Min(count, (MaxUdpResponse - questionEnd) / answerLength);
+            count = 0; // RFC 2181 §9: TC, and no partial RRset for the client to mistake for the whole answer
         }
 
-        count = Math.Min(count, 64);
-        var response = new byte[questionEnd + (count * answerLength)];
-        WriteHeader(query, response, rcode, questionCount: 1, answerCount: count);
+        var response = new byte[questionEnd + (count * answerLength) + optLength];
+        WriteHeader(query, response, rcode, questionCount: 1, answerCount: count, additionalCount: edns < 0 ? 0 : 1);
+        if (truncated)
+        {
+            response[2] |= 0x02; // TC (RFC 1035 §4.1.1)
+        }
+
         query[HeaderLength..questionEnd].CopyTo(response.AsSpan(HeaderLength));
         var at = questionEnd;
         for (var i = 0; i < count; i++)
@@ -108,26 +149,146 @@ internal sealed class DnsResponder(TimeSpan timeout)
             at += answerLength;
         }
 
+        if (edns >= 0)
+        {
+            WriteOpt(response.AsSpan(at), rcode);
+        }
+
         return response;
     }
 
-    private static byte[] Error(ReadOnlySpan<byte> query, int rcode, int questionEnd)
+    /// <summary>An error response (no answers); with an OPT record when <paramref name="edns"/> is not negative.</summary>
+    private static byte[] Error(ReadOnlySpan<byte> query, int rcode, int questionEnd, int edns)
     {
-        var response = new byte[questionEnd];
-        WriteHeader(query, response, rcode, questionCount: questionEnd > HeaderLength ? 1 : 0, answerCount: 0);
+        var response = new byte[questionEnd + (edns < 0 ? 0 : OptLength)];
+        WriteHeader(query, response, rcode, questionCount: questionEnd > HeaderLength ? 1 : 0, answerCount: 0, additionalCount: edns < 0 ? 0 : 1);
         query[HeaderLength..questionEnd].CopyTo(response.AsSpan(HeaderLength));
+        if (edns >= 0)
+        {
+            WriteOpt(response.AsSpan(questionEnd), rcode);
+        }
+
         return response;
     }
 
-    private static void WriteHeader(ReadOnlySpan<byte> query, Span<byte> response, int rcode, int questionCount, int answerCount)
+    private static void WriteHeader(ReadOnlySpan<byte> query, Span<byte> response, int rcode, int questionCount, int answerCount, int additionalCount)
     {
         query[..2].CopyTo(response);                      // ID
         response[2] = (byte)(0x80 | (query[2] & 0x79));   // QR=1, same opcode, AA=0, TC=0, RD copied
-        response[3] = (byte)(0x80 | rcode);               // RA=1, Z=0, RCODE
+        response[3] = (byte)(0x80 | (rcode & 0xF));       // RA=1, Z=0, RCODE (its lower 4 bits: RFC 6891 §6.1.3)
         BinaryPrimitives.WriteUInt16BigEndian(response[4..], (ushort)questionCount);
         BinaryPrimitives.WriteUInt16BigEndian(response[6..], (ushort)answerCount);
         BinaryPrimitives.WriteUInt16BigEndian(response[8..], 0);
-        BinaryPrimitives.WriteUInt16BigEndian(response[10..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(response[10..], (ushort)additionalCount);
+    }
+
+    /// <summary>
+    /// Our OPT record (RFC 6891 §6.1.2): root owner, CLASS = <see cref="EdnsUdpPayloadSize"/>, TTL = the upper 8 bits of
+    /// <paramref name="rcode"/> (§6.1.3), version 0, no flags, no options.
+    /// </summary>
+    private static void WriteOpt(Span<byte> opt, int rcode)
+    {
+        opt[0] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(opt[1..], TypeOpt);
+        BinaryPrimitives.WriteUInt16BigEndian(opt[3..], EdnsUdpPayloadSize);
+        BinaryPrimitives.WriteUInt32BigEndian(opt[5..], (uint)(rcode >> 4) << 24);
+        BinaryPrimitives.WriteUInt16BigEndian(opt[9..], 0);
+    }
+
+    /// <summary><see cref="ReadEdns"/>'s answer for an additional section that breaks RFC 6891 §6.1.1-§6.1.2.</summary>
+    private const int BadOpt = -2;
+
+    /// <summary>
+    /// Walks the records after the question (answer, authority and additional sections, RFC 1035 §4.1.3) and returns
+    /// the OPT record's UDP payload size (its CLASS, RFC 6891 §6.1.2), -1 when there is none, or <see cref="BadOpt"/>
+    /// when a record runs past the data, or there is more than one OPT, or it is not owned by the root or not in the
+    /// additional section, or its options do not fill RDLENGTH exactly. <paramref name="version"/> is its EDNS version.
+    /// </summary>
+    private static int ReadEdns(ReadOnlySpan<byte> message, int offset, out int version)
+    {
+        version = 0;
+        var additional = BinaryPrimitives.ReadUInt16BigEndian(message[10..]);
+        var records = BinaryPrimitives.ReadUInt16BigEndian(message[6..]) + BinaryPrimitives.ReadUInt16BigEndian(message[8..]) + additional;
+        var payload = -1;
+        for (var i = 0; i < records; i++)
+        {
+            var owner = offset;
+            if (!SkipName(message, ref offset) || offset + 10 > message.Length)
+            {
+                return BadOpt;
+            }
+
+            var type = BinaryPrimitives.ReadUInt16BigEndian(message[offset..]);
+            var size = BinaryPrimitives.ReadUInt16BigEndian(message[(offset + 2)..]);
+            var ttl = BinaryPrimitives.ReadUInt32BigEndian(message[(offset + 4)..]);
+            var rdLength = BinaryPrimitives.ReadUInt16BigEndian(message[(offset + 8)..]);
+            var rdata = offset + 10;
+            if (rdata + rdLength > message.Length)
+            {
+                return BadOpt;
+            }
+
+            offset = rdata + rdLength;
+            if (type != TypeOpt)
+            {
+                continue;
+            }
+
+            if (payload >= 0 || i < records - additional || message[owner] != 0 || !OptionsWellFormed(message.Slice(rdata, rdLength)))
+            {
+                return BadOpt;
+            }
+
+            payload = size;
+            version = (int)((ttl >> 16) & 0xFF);
+        }
+
+        return payload;
+    }
+
+    /// <summary>Moves past a possibly compressed name (RFC 1035 §4.1.4) without following pointers: no loop can form.</summary>
+    private static bool SkipName(ReadOnlySpan<byte> message, ref int offset)
+    {
+        for (var labels = 0; labels < 128 && offset < message.Length; labels++)
+        {
+            var b = message[offset];
+            if (b == 0)
+            {
+                offset++;
+                return true;
+            }
+
+            if ((b & 0xC0) == 0xC0)
+            {
+                offset += 2;
+                return offset <= message.Length;
+            }
+
+            if ((b & 0xC0) != 0)
+            {
+                return false; // reserved label types
+            }
+
+            offset += 1 + b;
+        }
+
+        return false;
+    }
+
+    /// <summary>True when <paramref name="rdata"/> is a whole number of {OPTION-CODE, OPTION-LENGTH, OPTION-DATA} (RFC 6891 §6.1.2).</summary>
+    private static bool OptionsWellFormed(ReadOnlySpan<byte> rdata)
+    {
+        while (rdata.Length > 0)
+        {
+            if (rdata.Length < 4 || 4 + BinaryPrimitives.ReadUInt16BigEndian(rdata[2..]) > rdata.Length)
+            {
+                return false;
+            }
+
+            rdata = rdata[(4 + BinaryPrimitives.ReadUInt16BigEndian(rdata[2..]))..];
+        }
+
+        return true;
     }
 
     /// <summary>Reads the one question: an uncompressed name (RFC 1035 §4.1.2), QTYPE, QCLASS.</summary>

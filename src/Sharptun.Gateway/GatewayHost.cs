@@ -55,7 +55,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _policy = policy;
         _hostEndPoint = hostEndPoint ?? (e => e);
         _peers = new PeerDirectory(tunnel);
-        _dns = new DnsResponder(TimeSpan.FromSeconds(5));
+        _dns = options.DnsResolve is { } resolve ? new DnsResponder(TimeSpan.FromSeconds(5)) { Resolve = resolve } : new DnsResponder(TimeSpan.FromSeconds(5));
         Counters = new GatewayCounters(options.MaxConnections, options.MaxConnectionsPerPeer);
         _listener = tunnel.ListenTcpAnyDestination(AdmitSyn);
         _udp = tunnel.BindUdpAnyDestination(receiveQueueLength: 1024);
@@ -251,21 +251,30 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
     }
 
-    /// <summary>DNS over TCP (RFC 1035 §4.2.2: each message after a 2-byte length) to the gateway's own address.</summary>
+    /// <summary>
+    /// DNS over TCP (RFC 1035 §4.2.2, RFC 7766 §8: each message after a 2-byte length) to the gateway's own address, for
+    /// clients whose UDP answer came back truncated (RFC 7766 §5): queries are answered one after another on the same
+    /// connection (§6.2.1) until the client closes, sends a response instead of a query, or stays silent for
+    /// <see cref="GatewayOptions.DnsTcpIdleTimeout"/> (§6.2.3). Answers carry no size limit beyond the framing.
+    /// </summary>
     private async Task ServeDnsOverTcpAsync(TunnelStream client)
     {
         var counters = Counters.For(_peers.Find(client.RemoteEndPoint.Address));
         var length = new byte[2];
+        var betweenQueries = true;
         try
         {
             while (true)
             {
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                idle.CancelAfter(TimeSpan.FromSeconds(10));
+                idle.CancelAfter(_options.DnsTcpIdleTimeout);
+                betweenQueries = true;
                 if (!await ReadExactlyOrEndAsync(client, length, idle.Token).ConfigureAwait(false))
                 {
                     break;
                 }
+
+                betweenQueries = false;
 
                 var query = new byte[BinaryPrimitives.ReadUInt16BigEndian(length)];
                 if (!await ReadExactlyOrEndAsync(client, query, idle.Token).ConfigureAwait(false))
@@ -286,12 +295,28 @@ public sealed partial class GatewayHost : IAsyncDisposable
                 await client.WriteAsync(framed, idle.Token).ConfigureAwait(false);
             }
 
-            client.ShutdownWrite();
-            await client.DisposeAsync().ConfigureAwait(false);
+            await CloseAsync(client).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (betweenQueries && !_stop.IsCancellationRequested)
+        {
+            await CloseAsync(client).ConfigureAwait(false); // idle between queries: a clean close (RFC 7766 §6.2.3)
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
         {
-            client.Abort();
+            client.Abort(); // cut short mid-message, reset by the client, or the gateway stops
+        }
+
+        static async Task CloseAsync(TunnelStream client)
+        {
+            try
+            {
+                client.ShutdownWrite();
+                await client.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                client.Abort();
+            }
         }
     }
 

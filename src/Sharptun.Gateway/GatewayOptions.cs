@@ -32,4 +32,10 @@ public sealed class GatewayOptions
 
     /// <summary>Answer DNS queries (UDP and TCP port 53) sent to the gateway's tunnel addresses through the host's resolver (default true).</summary>
     public bool Dns { get; set; } = true;
+
+    /// <summary>A DNS-over-TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3; default 10 s).</summary>
+    internal TimeSpan DnsTcpIdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Test seam: the host resolver behind the DNS responder (default <see cref="System.Net.Dns.GetHostAddressesAsync(string, System.Net.Sockets.AddressFamily, CancellationToken)"/>).</summary>
+    internal Func<string, System.Net.Sockets.AddressFamily, CancellationToken, Task<System.Net.IPAddress[]>>? DnsResolve { get; set; }
 }

@@ -19,7 +19,8 @@ namespace Sharptun;
 /// <remarks>
 /// <para>Start it from a wg-quick config text (<see cref="StartAsync(string, CancellationToken)"/>) or with a
 /// <see cref="WireGuardTunnelBuilder"/>. <c>Address</c> lines become the stack's addresses, <c>MTU</c> its MTU (default
-/// 1420), <c>DNS</c> the servers host names are resolved through (see <see cref="ConnectAsync(string, int, CancellationToken)"/>);
+/// 1420), <c>DNS</c> the servers host names are resolved through (see <see cref="ConnectAsync(string, int, CancellationToken)"/>)
+/// and, for its entries that are not addresses, the search domains single-label names are tried in first;
 /// the keys, listen port and peers configure the device through its config path (<c>wg setconf</c> semantics).</para>
 /// <para>Backpressure, not drops, between the two halves: the device reads the stack's outbound queue only when it has
 /// buffers and room in the peer's queue, and a full outbound queue makes the stack's sockets wait; the device hands
@@ -162,16 +163,36 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
         }
 
         var dnsServers = new List<IPAddress>();
+        var searchDomains = new List<string>();
         foreach (var entry in config.Interface.Dns)
         {
             if (IPAddress.TryParse(entry, out var server))
             {
-                dnsServers.Add(server); // other entries are search domains
+                dnsServers.Add(server);
+            }
+            else if (Uri.CheckHostName(entry.TrimEnd('.')) == UriHostNameType.Dns)
+            {
+                searchDomains.Add(entry); // wg-quick: DNS entries that are not addresses are search domains
+            }
+            else
+            {
+                throw new FormatException($"Invalid WireGuard config: DNS entry '{entry}' is neither an IP address nor a search domain.");
             }
         }
 
         var stack = new NetworkStack(stackOptions);
-        return Task.FromResult(Start(config, options, stack, [.. stackOptions.Addresses], CreateResolver(stack, dnsServers), stack.Start));
+        INameResolver resolver;
+        try
+        {
+            resolver = CreateResolver(stack, dnsServers, searchDomains);
+        }
+        catch (ArgumentException e)
+        {
+            stack.Dispose();
+            throw new FormatException($"Invalid WireGuard config: {e.Message}", e);
+        }
+
+        return Task.FromResult(Start(config, options, stack, [.. stackOptions.Addresses], resolver, stack.Start));
     }
 
     /// <summary>
@@ -556,9 +577,12 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
     internal static IDatagramBindFactory BindFactoryFor(WireGuardTunnelOptions options) =>
         options.BindFactory ?? DatagramBinds.For(options.UdpBind);
 
-    /// <summary>The name resolver: through the tunnel when the config names DNS servers, else the host's resolver.</summary>
-    private static INameResolver CreateResolver(NetworkStack stack, IReadOnlyList<IPAddress> dnsServers) =>
-        dnsServers.Count > 0 ? new TunnelNameResolver(stack, dnsServers) : HostNameResolver.Instance;
+    /// <summary>
+    /// The name resolver: through the tunnel when the config names DNS servers (with its search domains), else the
+    /// host's resolver (which has its own search list).
+    /// </summary>
+    private static INameResolver CreateResolver(NetworkStack stack, IReadOnlyList<IPAddress> dnsServers, IReadOnlyList<string> searchDomains) =>
+        dnsServers.Count > 0 ? new TunnelNameResolver(stack, dnsServers, searchDomains) : HostNameResolver.Instance;
 
     private static TunnelPeer ToPeer(PeerSnapshot p) => new(
         p.PublicKey.ToString(),

@@ -45,6 +45,23 @@ public sealed class WireGuardTunnelBuilder
         return this;
     }
 
+    /// <summary>
+    /// Adds a DNS search domain (what a non-address wg-quick <c>DNS =</c> entry is): names without a dot are tried in
+    /// the search domains first, in the order added, then as they are. Used only with at least one <see cref="WithDns"/> server.
+    /// </summary>
+    /// <exception cref="FormatException"><paramref name="domain"/> is not a DNS name.</exception>
+    public WireGuardTunnelBuilder WithDnsSearchDomain(string domain)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        if (IPAddress.TryParse(domain, out _) || Uri.CheckHostName(domain.TrimEnd('.')) != UriHostNameType.Dns)
+        {
+            throw new FormatException($"'{domain}' is not a DNS search domain.");
+        }
+
+        _dns.Add(domain);
+        return this;
+    }
+
     /// <summary>Sets the tunnel MTU (default 1420).</summary>
     public WireGuardTunnelBuilder WithMtu(int mtu)
     {

@@ -17,7 +17,7 @@ namespace Sharptun.Interop.Tests;
 /// C's routes send S's subnets and the gateway's tunnel address into wireguard-go.
 /// </summary>
 [SupportedOSPlatform("linux")]
-public sealed class GatewayInteropTests(ITestOutputHelper output)
+public sealed partial class GatewayInteropTests(ITestOutputHelper output)
 {
     private const int HttpPort = 8080;
     private const int SinkPort = 9000;
@@ -295,8 +295,12 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         private readonly Process _gateway;
         private readonly List<IDisposable> _servers = [];
         private readonly string _uapiLink;
+        private readonly string? _netnsEtc;
 
-        public Setup(NetnsLab lab, string gatewaySection)
+        /// <param name="lab">The lab.</param>
+        /// <param name="gatewaySection">Extra lines for the gateway's [Gateway] section.</param>
+        /// <param name="hosts">Extra /etc/hosts lines for G's host resolver (the gateway's DNS answers), or null.</param>
+        public Setup(NetnsLab lab, string gatewaySection, string? hosts = null)
         {
             _lab = lab;
             ClientNs = lab.AddNamespace();
@@ -353,6 +357,14 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
             File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             Unprivileged.OpenWayDown(lab.TempDirectory);
             Unprivileged.OwnHome(lab, home);
+            if (hosts is not null)
+            {
+                // `ip netns exec` bind-mounts /etc/netns/NS/hosts over /etc/hosts for what it starts in NS.
+                _netnsEtc = Path.Combine("/etc/netns", _gatewayNs);
+                Directory.CreateDirectory(_netnsEtc);
+                File.WriteAllText(Path.Combine(_netnsEtc, "hosts"), "127.0.0.1 localhost\n::1 localhost\n" + hosts);
+            }
+
             _gateway = lab.Start(_gatewayNs, "setpriv", Unprivileged.DotnetCommand(
                 home,
                 Path.Combine(Unprivileged.TestOutputCopy, "sharptun.dll"),
@@ -498,6 +510,11 @@ public sealed class GatewayInteropTests(ITestOutputHelper output)
         public void Dispose()
         {
             File.Delete(_uapiLink);
+            if (_netnsEtc is not null)
+            {
+                Directory.Delete(_netnsEtc, recursive: true);
+            }
+
             foreach (var s in _servers)
             {
                 s.Dispose();

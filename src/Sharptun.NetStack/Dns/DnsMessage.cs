@@ -9,6 +9,9 @@ internal enum DnsRecordType : ushort
     A = 1,
     Cname = 5,
     Aaaa = 28,
+
+    /// <summary>The EDNS(0) pseudo-record (RFC 6891 §6.1.1).</summary>
+    Opt = 41,
 }
 
 /// <summary>What <see cref="DnsMessage.ParseResponse"/> made of a datagram.</summary>
@@ -23,16 +26,22 @@ internal enum DnsParseStatus
     /// <summary>Not a response to our query (other ID, QR clear, other question): ignore it and keep waiting.</summary>
     Mismatch,
 
-    /// <summary>Malformed: cut short, bad label, pointer loop or out-of-range pointer, count beyond the data.</summary>
+    /// <summary>
+    /// Malformed: cut short, bad label, pointer loop or out-of-range pointer, count beyond the data, a misplaced,
+    /// repeated or garbled OPT record (RFC 6891 §6.1.1, §6.1.2).
+    /// </summary>
     Malformed,
 }
 
-/// <summary>A parsed response: the response code and the addresses at the end of the CNAME chain.</summary>
+/// <summary>
+/// A parsed response: the response code (12 bits when the response carries an OPT record, RFC 6891 §6.1.3) and the
+/// addresses at the end of the CNAME chain.
+/// </summary>
 internal readonly record struct DnsResponse(DnsParseStatus Status, int ResponseCode, IPAddress[] Addresses, uint MinTtl);
 
 /// <summary>
-/// DNS wire format (RFC 1035 §4): builds one-question queries and parses responses. Never throws on network input:
-/// every problem is reported as a <see cref="DnsParseStatus"/>. Names are compared case-insensitively in their wire
+/// DNS wire format (RFC 1035 §4): builds one-question queries (optionally with an EDNS(0) OPT record, RFC 6891 §6)
+/// and parses responses. Never throws on network input: every problem is reported as a <see cref="DnsParseStatus"/>. Names are compared case-insensitively in their wire
 /// form (RFC 4343 §3); compression pointers must point backwards, which rules out loops (RFC 1035 §4.1.4), and a name
 /// is at most 255 octets (RFC 1035 §2.3.4).
 /// </summary>
@@ -56,8 +65,26 @@ internal static class DnsMessage
     /// <summary>Response code NOERROR (RFC 1035 §4.1.1).</summary>
     public const int NoError = 0;
 
+    /// <summary>Response code FORMERR, "Format error" (RFC 1035 §4.1.1): what a server without EDNS may answer to an OPT record (RFC 6891 §7).</summary>
+    public const int FormatError = 1;
+
     /// <summary>Response code NXDOMAIN, "Name Error" (RFC 1035 §4.1.1).</summary>
     public const int NameError = 3;
+
+    /// <summary>Response code NOTIMP, "Not Implemented" (RFC 1035 §4.1.1): some servers without EDNS answer an OPT record with it.</summary>
+    public const int NotImplemented = 4;
+
+    /// <summary>Extended response code BADVERS (RFC 6891 §6.1.3, §9): the server does not speak our EDNS version.</summary>
+    public const int BadVersion = 16;
+
+    /// <summary>
+    /// The UDP payload size advertised in the OPT record: 1232 octets, the DNS flag day 2020 value (a 1280-octet IPv6
+    /// minimum MTU less the IPv6 and UDP headers), which keeps answers from being fragmented (RFC 6891 §6.2.5).
+    /// </summary>
+    public const ushort EdnsUdpPayloadSize = 1232;
+
+    /// <summary>Octets of an OPT record without options: root name, TYPE, CLASS, TTL, RDLENGTH (RFC 6891 §6.1.2).</summary>
+    public const int OptRecordLength = 11;
 
     private const ushort ClassIn = 1; // RFC 1035 §3.2.4
     private const ushort FlagQr = 0x8000;
@@ -100,16 +127,29 @@ internal static class DnsMessage
         return name;
     }
 
-    /// <summary>Writes a standard query (opcode 0, RD set, one question, class IN) into a new array (RFC 1035 §4.1).</summary>
-    public static byte[] BuildQuery(ushort id, ReadOnlySpan<byte> name, DnsRecordType type)
+    /// <summary>
+    /// Writes a standard query (opcode 0, RD set, one question, class IN) into a new array (RFC 1035 §4.1). With
+    /// <paramref name="edns"/>, an OPT record in the additional section advertises <see cref="EdnsUdpPayloadSize"/>
+    /// (RFC 6891 §6.1.2: root owner, CLASS = payload size, TTL = extended RCODE 0, version 0, DO clear; no options).
+    /// </summary>
+    public static byte[] BuildQuery(ushort id, ReadOnlySpan<byte> name, DnsRecordType type, bool edns = false)
     {
-        var query = new byte[HeaderLength + name.Length + 4];
+        var questionEnd = HeaderLength + name.Length + 4;
+        var query = new byte[questionEnd + (edns ? OptRecordLength : 0)];
         BinaryPrimitives.WriteUInt16BigEndian(query, id);
         BinaryPrimitives.WriteUInt16BigEndian(query.AsSpan(2), FlagRd); // RFC 1035 §4.1.1: QR=0, OPCODE=0, RD=1
         BinaryPrimitives.WriteUInt16BigEndian(query.AsSpan(4), 1);      // QDCOUNT
         name.CopyTo(query.AsSpan(HeaderLength));
         BinaryPrimitives.WriteUInt16BigEndian(query.AsSpan(HeaderLength + name.Length), (ushort)type);
         BinaryPrimitives.WriteUInt16BigEndian(query.AsSpan(HeaderLength + name.Length + 2), ClassIn);
+        if (edns)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(query.AsSpan(10), 1); // ARCOUNT
+            var opt = query.AsSpan(questionEnd);                       // opt[0] = 0: the root name
+            BinaryPrimitives.WriteUInt16BigEndian(opt[1..], (ushort)DnsRecordType.Opt);
+            BinaryPrimitives.WriteUInt16BigEndian(opt[3..], EdnsUdpPayloadSize);
+        }
+
         return query;
     }
 
@@ -134,10 +174,18 @@ internal static class DnsMessage
 
         var qdCount = BinaryPrimitives.ReadUInt16BigEndian(message[4..]);
         var anCount = BinaryPrimitives.ReadUInt16BigEndian(message[6..]);
+        var recordCount = anCount + BinaryPrimitives.ReadUInt16BigEndian(message[8..]) + BinaryPrimitives.ReadUInt16BigEndian(message[10..]);
         var rcode = flags & 0xF;
         if (qdCount != 1)
         {
-            // A truncated or error response may omit the question; without it we cannot tie it to our query.
+            if (qdCount == 0 && (flags & FlagTc) == 0 && rcode is FormatError or NotImplemented)
+            {
+                // RFC 6891 §7: a server that does not know EDNS may answer FORMERR or NOTIMP without echoing the
+                // question; the ID (and the connected socket) tie it to our query, and it carries no data to trust.
+                return new DnsResponse(DnsParseStatus.Ok, rcode, [], 0);
+            }
+
+            // A truncated or other error response may omit the question; without it we cannot tie it to our query.
             return Fail(qdCount == 0 ? DnsParseStatus.Mismatch : DnsParseStatus.Malformed);
         }
 
@@ -162,23 +210,40 @@ internal static class DnsMessage
             return new DnsResponse(DnsParseStatus.Truncated, rcode, [], 0);
         }
 
+        // First pass: validate every record of the answer, authority and additional sections (bounded by the data,
+        // not the counts) and pick up the OPT record's extended RCODE.
+        var answersStart = offset;
+        var optSeen = false;
+        for (var i = 0; i < recordCount; i++)
+        {
+            var ownerLength2 = ReadName(message, ref offset, owner);
+            if (ownerLength2 < 0 || !SkipRecordBody(message, ref offset, out var rrType, out _, out var rawTtl, out var rdata))
+            {
+                return Fail(DnsParseStatus.Malformed);
+            }
+
+            if (rrType == (ushort)DnsRecordType.Opt)
+            {
+                // RFC 6891 §6.1.1: at most one OPT, in the additional section, owned by the root; §6.1.2: its RDATA
+                // is a sequence of {OPTION-CODE, OPTION-LENGTH, OPTION-DATA} that fills RDLENGTH exactly.
+                if (optSeen || i < recordCount - BinaryPrimitives.ReadUInt16BigEndian(message[10..]) || ownerLength2 != 1 || !OptionsWellFormed(message[rdata..offset]))
+                {
+                    return Fail(DnsParseStatus.Malformed);
+                }
+
+                optSeen = true;
+                rcode |= (int)(rawTtl >> 24) << 4; // RFC 6891 §6.1.3: the upper 8 bits of a 12-bit RCODE
+            }
+        }
+
         if (rcode != NoError)
         {
             return new DnsResponse(DnsParseStatus.Ok, rcode, [], 0);
         }
 
-        // First pass: validate every answer record and find where each starts (bounded by the data, not the count).
         Span<byte> current = stackalloc byte[MaxNameLength];
         name.CopyTo(current);
         var currentLength = name.Length;
-        var answersStart = offset;
-        for (var i = 0; i < anCount; i++)
-        {
-            if (ReadName(message, ref offset, owner) < 0 || !SkipRecordBody(message, ref offset, out _, out _, out _, out _))
-            {
-                return Fail(DnsParseStatus.Malformed);
-            }
-        }
 
         // Follow the CNAME chain (RFC 1034 §3.6.2): the answer may list it in any order.
         Span<byte> target = stackalloc byte[MaxNameLength];
@@ -190,7 +255,7 @@ internal static class DnsMessage
             for (var i = 0; i < anCount && !followed; i++)
             {
                 var ownerLength2 = ReadName(message, ref offset, owner);
-                SkipRecordBody(message, ref offset, out var rrType, out var rrClass, out var ttl, out var rdata);
+                SkipRecordBody(message, ref offset, out var rrType, out var rrClass, out var rawTtl, out var rdata);
                 if (rrType == (ushort)DnsRecordType.Cname && rrClass == ClassIn && NamesEqual(owner[..ownerLength2], current[..currentLength]))
                 {
                     var rdataOffset = rdata;
@@ -202,7 +267,7 @@ internal static class DnsMessage
 
                     target[..targetLength].CopyTo(current);
                     currentLength = targetLength;
-                    minTtl = Math.Min(minTtl, ttl);
+                    minTtl = Math.Min(minTtl, Ttl(rawTtl));
                     followed = true;
                 }
             }
@@ -223,7 +288,7 @@ internal static class DnsMessage
         for (var i = 0; i < anCount && addresses.Count < MaxAddresses; i++)
         {
             var ownerLength2 = ReadName(message, ref offset, owner);
-            SkipRecordBody(message, ref offset, out var rrType, out var rrClass, out var ttl, out var rdata);
+            SkipRecordBody(message, ref offset, out var rrType, out var rrClass, out var rawTtl, out var rdata);
             if (rrType != (ushort)type || rrClass != ClassIn || !NamesEqual(owner[..ownerLength2], current[..currentLength]))
             {
                 continue;
@@ -237,7 +302,7 @@ internal static class DnsMessage
             }
 
             addresses.Add(new IPAddress(message.Slice(rdata, length)));
-            minTtl = Math.Min(minTtl, ttl);
+            minTtl = Math.Min(minTtl, Ttl(rawTtl));
         }
 
         return new DnsResponse(DnsParseStatus.Ok, NoError, [.. addresses], addresses.Count == 0 ? 0 : minTtl);
@@ -313,7 +378,10 @@ internal static class DnsMessage
         }
     }
 
-    /// <summary>Moves past TYPE, CLASS, TTL, RDLENGTH and RDATA of a resource record (RFC 1035 §4.1.3).</summary>
+    /// <summary>
+    /// Moves past TYPE, CLASS, TTL, RDLENGTH and RDATA of a resource record (RFC 1035 §4.1.3). The TTL is returned as
+    /// sent (an OPT record keeps flags there); see <see cref="Ttl"/>.
+    /// </summary>
     private static bool SkipRecordBody(ReadOnlySpan<byte> message, ref int offset, out ushort type, out ushort @class, out uint ttl, out int rdata)
     {
         type = 0;
@@ -328,11 +396,6 @@ internal static class DnsMessage
         type = BinaryPrimitives.ReadUInt16BigEndian(message[offset..]);
         @class = BinaryPrimitives.ReadUInt16BigEndian(message[(offset + 2)..]);
         ttl = BinaryPrimitives.ReadUInt32BigEndian(message[(offset + 4)..]);
-        if (ttl > int.MaxValue)
-        {
-            ttl = 0; // RFC 2181 §8: a TTL with the top bit set is treated as zero
-        }
-
         var rdLength = BinaryPrimitives.ReadUInt16BigEndian(message[(offset + 8)..]);
         rdata = offset + 10;
         if (rdata + rdLength > message.Length)
@@ -341,6 +404,31 @@ internal static class DnsMessage
         }
 
         offset = rdata + rdLength;
+        return true;
+    }
+
+    /// <summary>A record's TTL: one with the top bit set is treated as zero (RFC 2181 §8).</summary>
+    private static uint Ttl(uint raw) => raw > int.MaxValue ? 0 : raw;
+
+    /// <summary>True when <paramref name="rdata"/> is a whole number of EDNS options (RFC 6891 §6.1.2).</summary>
+    internal static bool OptionsWellFormed(ReadOnlySpan<byte> rdata)
+    {
+        while (rdata.Length > 0)
+        {
+            if (rdata.Length < 4)
+            {
+                return false;
+            }
+
+            var length = BinaryPrimitives.ReadUInt16BigEndian(rdata[2..]);
+            if (4 + length > rdata.Length)
+            {
+                return false;
+            }
+
+            rdata = rdata[(4 + length)..];
+        }
+
         return true;
     }
 

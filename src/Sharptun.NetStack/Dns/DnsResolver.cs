@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -12,7 +13,11 @@ namespace Sharptun.NetStack.Dns;
 /// <remarks>
 /// <para>
 /// Each query is a standard RFC 1035 query (§4.1: one question, RD set) with a fresh 16-bit ID from a CSPRNG, sent over
-/// UDP from a fresh socket on a random ephemeral port of the stack, connected to the server. A response is accepted only from the server's
+/// UDP from a fresh socket on a random ephemeral port of the stack, connected to the server. It carries an EDNS(0) OPT
+/// record (RFC 6891 §6) advertising a UDP payload size of 1232 octets (the DNS flag day value), so answers up to that
+/// size come over UDP instead of being truncated at 512 (RFC 1035 §4.2.1). A server that answers the OPT record with
+/// FORMERR or NOTIMP (RFC 6891 §7) is asked again at once without it, and for the next ten minutes gets no OPT record
+/// (counted in <see cref="EdnsFallbacks"/>). A response is accepted only from the server's
 /// address and port, with the query's ID, QR set and the same question; anything else (malformed, spoofed, for
 /// another name) is dropped and counted in <see cref="ResponsesDropped"/> while the query keeps waiting. A truncated
 /// response (TC) is asked again over TCP through the stack (RFC 7766 §5). SERVFAIL, REFUSED and other errors, ICMP
@@ -21,9 +26,12 @@ namespace Sharptun.NetStack.Dns;
 /// </para>
 /// <para>
 /// IP literals return at once without a query. <c>localhost</c> and names under <c>.localhost</c> resolve to the
-/// loopback addresses without a query (RFC 6761 §6.3). Names must be ASCII (pass internationalized names in their
-/// punycode A-label form); a trailing dot is allowed. There are no search domains: every name is taken as fully
-/// qualified. No DNSSEC validation is done.
+/// loopback addresses without a query (RFC 6761 §6.3), so they never reach the tunnel's servers, with or without search
+/// domains. Names must be ASCII (pass internationalized names in their punycode A-label form). A name with a dot, or
+/// with a trailing dot, is fully qualified; a single-label name (no dot) is tried with each of
+/// <see cref="DnsResolverOptions.SearchDomains"/> appended, in order, and then as it is, the way resolv.conf's search
+/// list works with <c>ndots:1</c> (a candidate that does not exist or has no address of the family moves on to the
+/// next). No DNSSEC validation is done.
 /// </para>
 /// <para>
 /// Answers are cached for their TTL (at most <see cref="DnsResolverOptions.MaxCacheTtl"/>), up to
@@ -33,8 +41,14 @@ namespace Sharptun.NetStack.Dns;
 /// </remarks>
 public sealed class DnsResolver
 {
-    /// <summary>RFC 1035 §4.2.1 limits UDP messages to 512 octets without EDNS; a bigger datagram is still read.</summary>
+    /// <summary>
+    /// Receive buffer for UDP answers: room for <see cref="DnsMessage.EdnsUdpPayloadSize"/> and more, so a server that
+    /// sends more than it was offered (RFC 6891 §6.2.5) is still read; a datagram that does not fit is dropped.
+    /// </summary>
     private const int UdpBufferLength = 4096;
+
+    /// <summary>How long a server that rejected the OPT record is asked without one (RFC 6891 §7).</summary>
+    private static readonly TimeSpan EdnsFallbackPeriod = TimeSpan.FromMinutes(10);
 
     private readonly NetworkStack _stack;
     private readonly IPAddress[] _servers;
@@ -43,7 +57,10 @@ public sealed class DnsResolver
     private readonly int _port;
     private readonly TimeProvider _time;
     private readonly DnsCache _cache;
+    private readonly string[] _searchDomains;
+    private readonly long[] _noEdnsSince; // per server: timestamp of its last FORMERR/NOTIMP to OPT, 0 = speaks EDNS
     private long _queriesSent;
+    private long _ednsFallbacks;
     private long _responsesDropped;
     private long _tcpRetries;
 
@@ -78,6 +95,21 @@ public sealed class DnsResolver
         }
 
         ArgumentNullException.ThrowIfNull(options.TimeProvider, nameof(options));
+        ArgumentNullException.ThrowIfNull(options.SearchDomains, nameof(options));
+        var searchDomains = new List<string>();
+        foreach (var domain in options.SearchDomains)
+        {
+            var trimmed = domain?.TrimEnd('.');
+            if (string.IsNullOrEmpty(trimmed) || IPAddress.TryParse(trimmed, out _) || DnsMessage.EncodeName(trimmed) is null)
+            {
+                throw new ArgumentException($"Search domain '{domain}' is not a valid DNS name.", nameof(options));
+            }
+
+            searchDomains.Add(trimmed.ToLowerInvariant());
+        }
+
+        _searchDomains = [.. searchDomains];
+        _noEdnsSince = new long[servers.Count];
         _stack = stack;
         _servers = [.. servers];
         _timeout = options.Timeout;
@@ -89,6 +121,12 @@ public sealed class DnsResolver
 
     /// <summary>The DNS servers, in the order they are tried.</summary>
     public IReadOnlyList<IPAddress> Servers => _servers;
+
+    /// <summary>The search domains single-label names are tried in, in order (lower case, no trailing dot).</summary>
+    public IReadOnlyList<string> SearchDomains => _searchDomains;
+
+    /// <summary>Queries asked again without the EDNS OPT record after a server answered it with FORMERR or NOTIMP.</summary>
+    public long EdnsFallbacks => Interlocked.Read(ref _ednsFallbacks);
 
     /// <summary>Queries sent (UDP and TCP).</summary>
     public long QueriesSent => Interlocked.Read(ref _queriesSent);
@@ -148,6 +186,35 @@ public sealed class DnsResolver
 
         var wire = DnsMessage.EncodeName(name)
             ?? throw new ArgumentException($"'{host}' is not a valid DNS name (ASCII labels of 1-63 characters, at most 253 in all).", nameof(host));
+        if (_searchDomains.Length > 0 && name.Length == host.Length && !name.Contains('.', StringComparison.Ordinal))
+        {
+            // resolv.conf semantics with ndots:1: a single-label name is tried in each search domain first.
+            foreach (var domain in _searchDomains)
+            {
+                var candidate = string.Concat(name, ".", domain);
+                if (DnsMessage.EncodeName(candidate) is not { } candidateWire)
+                {
+                    continue; // too long with this domain
+                }
+
+                try
+                {
+                    return await ResolveNameAsync(candidate, candidateWire, family, cancellationToken).ConfigureAwait(false);
+                }
+                catch (SocketException e) when (e.SocketErrorCode is SocketError.HostNotFound or SocketError.NoData)
+                {
+                    // not in this domain: try the next one, then the bare name
+                }
+            }
+        }
+
+        return await ResolveNameAsync(name, wire, family, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Looks up one fully qualified name (no trailing dot, validated, wire form in <paramref name="wire"/>).</summary>
+    private async ValueTask<IPAddress[]> ResolveNameAsync(string name, byte[] wire, AddressFamily family, CancellationToken cancellationToken)
+    {
+        var host = name;
         var key = name.ToLowerInvariant();
         if (family != AddressFamily.Unspecified)
         {
@@ -194,7 +261,7 @@ public sealed class DnsResolver
 
         for (var attempt = 0; attempt < _attempts; attempt++)
         {
-            foreach (var server in _servers)
+            for (var server = 0; server < _servers.Length; server++)
             {
                 var response = await QueryAsync(server, name, type, cancellationToken).ConfigureAwait(false);
                 switch (response?.ResponseCode)
@@ -214,11 +281,31 @@ public sealed class DnsResolver
         throw new SocketException((int)SocketError.TryAgain, $"No DNS server answered for '{key}' ({_servers.Length} server(s), {_attempts} attempt(s)).");
     }
 
+    /// <summary>
+    /// One query to server number <paramref name="index"/>, with an OPT record unless the server recently rejected
+    /// one; asked again without it when the server answers FORMERR or NOTIMP (RFC 6891 §7). Null when the server gave
+    /// no usable answer in time.
+    /// </summary>
+    private async ValueTask<DnsResponse?> QueryAsync(int index, byte[] name, DnsRecordType type, CancellationToken cancellationToken)
+    {
+        var since = Volatile.Read(ref _noEdnsSince[index]);
+        var edns = since == 0 || _time.GetElapsedTime(since) >= EdnsFallbackPeriod;
+        var response = await QueryAsync(_servers[index], name, type, edns, cancellationToken).ConfigureAwait(false);
+        if (edns && response is { Status: DnsParseStatus.Ok, ResponseCode: DnsMessage.FormatError or DnsMessage.NotImplemented })
+        {
+            Volatile.Write(ref _noEdnsSince[index], Math.Max(1, _time.GetTimestamp()));
+            Interlocked.Increment(ref _ednsFallbacks);
+            response = await QueryAsync(_servers[index], name, type, edns: false, cancellationToken).ConfigureAwait(false);
+        }
+
+        return response;
+    }
+
     /// <summary>One query to one server: UDP, then TCP if truncated. Null when the server gave no usable answer in time.</summary>
-    private async ValueTask<DnsResponse?> QueryAsync(IPAddress server, byte[] name, DnsRecordType type, CancellationToken cancellationToken)
+    private async ValueTask<DnsResponse?> QueryAsync(IPAddress server, byte[] name, DnsRecordType type, bool edns, CancellationToken cancellationToken)
     {
         var id = (ushort)RandomNumberGenerator.GetInt32(0x10000);
-        var query = DnsMessage.BuildQuery(id, name, type);
+        var query = DnsMessage.BuildQuery(id, name, type, edns);
         try
         {
             DnsResponse response;
@@ -263,23 +350,30 @@ public sealed class DnsResolver
         socket.Connect(new IPEndPoint(server, _port));
         Interlocked.Increment(ref _queriesSent);
         await socket.SendAsync(query, cancellationToken).ConfigureAwait(false);
-        var buffer = new byte[UdpBufferLength];
-        while (true)
+        var buffer = ArrayPool<byte>.Shared.Rent(UdpBufferLength);
+        try
         {
-            var received = await socket.ReceiveFromAsync(buffer, cancellationToken).ConfigureAwait(false);
-            if (!received.RemoteAddress.ToIPAddress().Equals(server) || received.RemotePort != _port || received.Truncated)
+            while (true)
             {
+                var received = await socket.ReceiveFromAsync(buffer.AsMemory(0, UdpBufferLength), cancellationToken).ConfigureAwait(false);
+                if (!received.RemoteAddress.ToIPAddress().Equals(server) || received.RemotePort != _port || received.Truncated)
+                {
+                    Interlocked.Increment(ref _responsesDropped);
+                    continue;
+                }
+
+                var response = DnsMessage.ParseResponse(buffer.AsSpan(0, received.Length), id, name, type);
+                if (response.Status is DnsParseStatus.Ok or DnsParseStatus.Truncated)
+                {
+                    return response;
+                }
+
                 Interlocked.Increment(ref _responsesDropped);
-                continue;
             }
-
-            var response = DnsMessage.ParseResponse(buffer.AsSpan(0, received.Length), id, name, type);
-            if (response.Status is DnsParseStatus.Ok or DnsParseStatus.Truncated)
-            {
-                return response;
-            }
-
-            Interlocked.Increment(ref _responsesDropped);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

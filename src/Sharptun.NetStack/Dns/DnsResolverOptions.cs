@@ -21,6 +21,12 @@ public sealed class DnsResolverOptions
     /// <summary>The server port. Default 53 (RFC 1035 §4.2).</summary>
     public int Port { get; set; } = 53;
 
+    /// <summary>
+    /// Search domains (wg-quick's non-address <c>DNS =</c> entries): a single-label name is tried in each, in order,
+    /// before it is tried as it is (resolv.conf's search list with <c>ndots:1</c>). Empty by default.
+    /// </summary>
+    public IList<string> SearchDomains { get; } = new List<string>();
+
     /// <summary>The clock for timeouts and cache expiry. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 }

@@ -133,6 +133,15 @@ public sealed class DnsMessageTests
         { "A with 5 octets", Response(answers: [Record(Pointer(12), 1, [1, 2, 3, 4, 5])]) },
         { "cut in header", Response()[..11] },
         { "cut in question", Response()[..20] },
+        // EDNS(0), RFC 6891 §6.1.1-§6.1.2
+        { "two OPT records", WithOpt(WithOpt(Response(answers: [Record(Pointer(12), 1, [1, 2, 3, 4])]), Opt()), Opt()) },
+        { "OPT in the answer section", Response(answers: [Record(Pointer(12), 1, [1, 2, 3, 4]), Opt()]) },
+        { "OPT not owned by the root", WithOpt(Response(), Opt(owner: Pointer(12))) },
+        { "OPT option longer than RDATA", WithOpt(Response(), Opt(options: [0, 10, 0xFF, 0xFF, 1])) },
+        { "OPT option header cut", WithOpt(Response(), Opt(options: [0, 10, 0])) },
+        { "OPT RDLENGTH past end", WithOpt(Response(), Opt(options: [0, 10, 0, 4, 1, 2, 3, 4]))[..^2] },
+        { "additional count overflow", WithAdditional(WithOpt(Response(), Opt()), 0xFFFF) },
+        { "additional record with a pointer loop", WithAdditional([.. Response(), .. Record(Pointer(HeaderAndQuestion), 1, [1, 2, 3, 4])], 1) },
     };
 
     [Theory]
@@ -141,6 +150,50 @@ public sealed class DnsMessageTests
     {
         var status = DnsMessage.ParseResponse(message, Id, Name, DnsRecordType.A).Status;
         Assert.True(status == DnsParseStatus.Malformed, $"{what}: {status}");
+    }
+
+    [Fact]
+    public void BuildQuery_WithEdns_AppendsOptRecordAdvertising1232()
+    {
+        var query = DnsMessage.BuildQuery(0x1234, DnsMessage.EncodeName("a.bc")!, DnsRecordType.A, edns: true);
+        byte[] expected =
+        [
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, // ID, RD, QDCOUNT 1, ARCOUNT 1
+            1, (byte)'a', 2, (byte)'b', (byte)'c', 0,        // QNAME
+            0, 1, 0, 1,                                     // QTYPE A, QCLASS IN
+            0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0,         // OPT: root, TYPE 41, CLASS 1232, TTL 0 (version 0), RDLENGTH 0
+        ];
+        Assert.Equal(expected, query);
+    }
+
+    [Fact]
+    public void Parse_WithOptRecord_AnswersAndExtendedRcode()
+    {
+        var ok = DnsMessage.ParseResponse(WithOpt(Response(answers: [Record(Pointer(12), 1, [192, 0, 2, 1])]), Opt(options: [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])), Id, Name, DnsRecordType.A);
+        Assert.Equal((DnsParseStatus.Ok, DnsMessage.NoError), (ok.Status, ok.ResponseCode));
+        Assert.Equal([IPAddress.Parse("192.0.2.1")], ok.Addresses);
+
+        // BADVERS: header RCODE 0, OPT's extended RCODE 1 -> 16 (RFC 6891 §6.1.3); no addresses are taken from it
+        var badVersion = DnsMessage.ParseResponse(WithOpt(Response(answers: [Record(Pointer(12), 1, [192, 0, 2, 1])]), Opt(ttl: 0x0100_0000)), Id, Name, DnsRecordType.A);
+        Assert.Equal((DnsParseStatus.Ok, DnsMessage.BadVersion), (badVersion.Status, badVersion.ResponseCode));
+        Assert.Empty(badVersion.Addresses);
+
+        // a TTL with the top bit set is zero for records (RFC 2181 §8) but is the extended RCODE in an OPT record
+        var topBit = DnsMessage.ParseResponse(Response(answers: [Record(Pointer(12), 1, [192, 0, 2, 1], ttl: 0x8000_0000)]), Id, Name, DnsRecordType.A);
+        Assert.Equal(0u, topBit.MinTtl);
+    }
+
+    [Fact]
+    public void Parse_FormErrOrNotImpWithoutQuestion_IsAnErrorAnswer_OtherRcodesWithoutQuestionAreNot()
+    {
+        foreach (var rcode in new[] { DnsMessage.FormatError, DnsMessage.NotImplemented })
+        {
+            var response = DnsMessage.ParseResponse(WithCounts(Response(flags: (ushort)(0x8080 | rcode))[..12], qd: 0, an: 0), Id, Name, DnsRecordType.A);
+            Assert.Equal((DnsParseStatus.Ok, rcode), (response.Status, response.ResponseCode));
+        }
+
+        Assert.Equal(DnsParseStatus.Mismatch, DnsMessage.ParseResponse(WithCounts(Response(flags: 0x8083)[..12], qd: 0, an: 0), Id, Name, DnsRecordType.A).Status);
+        Assert.Equal(DnsParseStatus.Mismatch, DnsMessage.ParseResponse(WithCounts(Response(id: Id + 1, flags: 0x8081)[..12], qd: 0, an: 0), Id, Name, DnsRecordType.A).Status);
     }
 
     [Fact]
@@ -220,6 +273,27 @@ public sealed class DnsMessageTests
         BinaryPrimitives.WriteUInt16BigEndian(header.AsSpan(6), (ushort)answers.Length);
         byte[] tail = [(byte)(qtype >> 8), (byte)qtype, 0, 1];
         return [.. header, .. question, .. tail, .. answers.SelectMany(a => a)];
+    }
+
+    /// <summary>An OPT pseudo-record (RFC 6891 §6.1.2): root owner unless given, CLASS = payload size, TTL = extended RCODE/version/flags.</summary>
+    private static byte[] Opt(byte[]? owner = null, uint ttl = 0, byte[]? options = null)
+    {
+        var record = Record(owner ?? [0], 41, options ?? [], ttl);
+        BinaryPrimitives.WriteUInt16BigEndian(record.AsSpan(record.Length - (options?.Length ?? 0) - 8), 1232); // CLASS
+        return record;
+    }
+
+    /// <summary>Appends <paramref name="record"/> to the additional section.</summary>
+    private static byte[] WithOpt(byte[] message, byte[] record)
+    {
+        byte[] result = [.. message, .. record];
+        return WithAdditional(result, (ushort)(BinaryPrimitives.ReadUInt16BigEndian(result.AsSpan(10)) + 1));
+    }
+
+    private static byte[] WithAdditional(byte[] message, ushort count)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(10), count);
+        return message;
     }
 
     private static byte[] WithCounts(byte[] message, ushort qd, ushort an)

@@ -14,13 +14,17 @@ namespace Sharptun.Testing.Dns;
 /// <see cref="NetworkStack"/> (RFC 1035 §4, TCP framing §4.2.2). Its encoder is written here, apart from the
 /// resolver's, so a test does not check the resolver against its own code. Names it does not know get NXDOMAIN.
 /// Knobs make it misbehave: <see cref="Silent"/>, <see cref="ResponseCode"/>, <see cref="TruncateUdp"/>,
-/// <see cref="SpoofWrongIdFirst"/>.
+/// <see cref="SpoofWrongIdFirst"/>, <see cref="RejectOpt"/>, <see cref="RewriteUdp"/>.
+/// EDNS(0) (RFC 6891): a query's OPT record is checked (root owner, version 0, no trailing data) and its payload size
+/// recorded; a UDP answer longer than the requester's limit (512 without OPT, else the advertised size, at least 512:
+/// §6.2.5) is sent as TC with no records, like a real server; answers to OPT queries carry an OPT record (§7).
 /// </summary>
 public sealed class DnsTestServer : IDisposable
 {
     private const ushort TypeA = 1;
     private const ushort TypeCname = 5;
     private const ushort TypeAaaa = 28;
+    private const ushort TypeOpt = 41;
 
     private readonly ConcurrentDictionary<string, List<(ushort Type, byte[] Data)>> _records = new(StringComparer.OrdinalIgnoreCase);
     private readonly UdpSocket _udp;
@@ -30,6 +34,9 @@ public sealed class DnsTestServer : IDisposable
     private readonly Task _tcpLoop;
     private long _udpQueries;
     private long _tcpQueries;
+    private long _optQueries;
+    private long _badOptQueries;
+    private int _lastPayloadSize = -1;
 
     public DnsTestServer(NetworkStack stack, IPAddress address, int port = 53)
     {
@@ -50,6 +57,24 @@ public sealed class DnsTestServer : IDisposable
 
     /// <summary>Before each UDP answer, sends one with the ID off by one and the address 6.6.6.6 / 6::6.</summary>
     public bool SpoofWrongIdFirst { get; set; }
+
+    /// <summary>When set, a query with an OPT record gets this RCODE (1 = FORMERR, 4 = NOTIMP), as from a server without EDNS.</summary>
+    public int? RejectOpt { get; set; }
+
+    /// <summary>With <see cref="RejectOpt"/>: the rejection leaves the question out (QDCOUNT 0), as some old servers do.</summary>
+    public bool RejectOptWithoutQuestion { get; set; }
+
+    /// <summary>Rewrites each UDP answer before it is sent (garbage tests); return null to send nothing.</summary>
+    public Func<byte[], byte[]?>? RewriteUdp { get; set; }
+
+    /// <summary>Queries that carried a well-formed OPT record.</summary>
+    public long OptQueries => Interlocked.Read(ref _optQueries);
+
+    /// <summary>Queries whose additional section was not exactly one well-formed OPT record of version 0.</summary>
+    public long BadOptQueries => Interlocked.Read(ref _badOptQueries);
+
+    /// <summary>The UDP payload size of the last query's OPT record, or -1 when it had none.</summary>
+    public int LastPayloadSize => Volatile.Read(ref _lastPayloadSize);
 
     /// <summary>The TTL put on records.</summary>
     public uint Ttl { get; set; } = 300;
@@ -130,6 +155,17 @@ public sealed class DnsTestServer : IDisposable
         var questionEnd = at + 5;
         var qtype = BinaryPrimitives.ReadUInt16BigEndian(query[(at + 1)..]);
         var name = string.Join('.', labels);
+        var payloadSize = ReadOpt(query, questionEnd);
+        Volatile.Write(ref _lastPayloadSize, payloadSize);
+        if (payloadSize >= 0 && RejectOpt is { } reject)
+        {
+            var rejection = (RejectOptWithoutQuestion ? query[..12] : query[..questionEnd]).ToArray();
+            BinaryPrimitives.WriteUInt16BigEndian(rejection.AsSpan(2), (ushort)(0x8000 | (query[2] & 0x01) << 8 | 0x0080 | reject));
+            BinaryPrimitives.WriteUInt16BigEndian(rejection.AsSpan(4), (ushort)(RejectOptWithoutQuestion ? 0 : 1));
+            rejection.AsSpan(6, 6).Clear();
+            return rejection;
+        }
+
         var response = new List<byte>(query[..questionEnd].ToArray());
         var rcode = ResponseCode ?? 0;
         var answers = 0;
@@ -171,9 +207,23 @@ public sealed class DnsTestServer : IDisposable
             }
         }
 
+        var limit = payloadSize < 0 ? 512 : Math.Max(512, payloadSize);
+        var optLength = payloadSize < 0 ? 0 : 11;
+        var truncate = overUdp && (TruncateUdp || response.Count + optLength > limit);
+        if (truncate)
+        {
+            response.RemoveRange(questionEnd, response.Count - questionEnd); // TC with no records (RFC 2181 §9)
+            answers = 0;
+        }
+
+        if (payloadSize >= 0)
+        {
+            response.AddRange([0, 0, (byte)TypeOpt, 1232 >> 8, 1232 & 0xFF, 0, 0, 0, 0, 0, 0]); // RFC 6891 §6.1.2
+        }
+
         var bytes = response.ToArray();
         var flags = (ushort)(0x8000 | 0x0400 | (query[2] & 0x01) << 8 | 0x0080 | rcode); // QR, AA, RD copied, RA
-        if (overUdp && TruncateUdp)
+        if (truncate)
         {
             flags |= 0x0200; // TC
         }
@@ -181,8 +231,32 @@ public sealed class DnsTestServer : IDisposable
         BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(2), flags);
         BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(6), (ushort)answers);
         BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(8), 0);
-        BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(10), 0);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(10), (ushort)(payloadSize >= 0 ? 1 : 0));
         return bytes;
+    }
+
+    /// <summary>
+    /// The payload size from the query's OPT record, -1 without one. Anything but nothing or exactly one OPT record
+    /// (root owner, version 0, options that fill RDLENGTH) is counted in <see cref="BadOptQueries"/>.
+    /// </summary>
+    private int ReadOpt(ReadOnlySpan<byte> query, int questionEnd)
+    {
+        var arCount = BinaryPrimitives.ReadUInt16BigEndian(query[10..]);
+        if (arCount == 0 && questionEnd == query.Length)
+        {
+            return -1;
+        }
+
+        var rest = query[questionEnd..];
+        if (arCount != 1 || rest.Length < 11 || rest[0] != 0 || BinaryPrimitives.ReadUInt16BigEndian(rest[1..]) != TypeOpt
+            || rest[6] != 0 || 11 + BinaryPrimitives.ReadUInt16BigEndian(rest[9..]) != rest.Length)
+        {
+            Interlocked.Increment(ref _badOptQueries);
+            return -1;
+        }
+
+        Interlocked.Increment(ref _optQueries);
+        return BinaryPrimitives.ReadUInt16BigEndian(rest[3..]);
     }
 
     private void Add(string name, ushort type, byte[] data)
@@ -252,6 +326,15 @@ public sealed class DnsTestServer : IDisposable
                     BinaryPrimitives.WriteUInt16BigEndian(spoof, (ushort)(BinaryPrimitives.ReadUInt16BigEndian(spoof) + 1));
                     ReplaceAddresses(spoof);
                     await _udp.SendToAsync(spoof, received.RemoteEndPoint, _stop.Token);
+                }
+
+                if (RewriteUdp is { } rewrite)
+                {
+                    answer = rewrite(answer);
+                    if (answer is null)
+                    {
+                        continue;
+                    }
                 }
 
                 await _udp.SendToAsync(answer, received.RemoteEndPoint, _stop.Token);
