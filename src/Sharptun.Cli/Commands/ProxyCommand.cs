@@ -236,7 +236,7 @@ internal sealed class ProxyCommand : ICliCommand
           --uapi-socket PATH       serve the wireguard-go UAPI there (wg show/set; link it into /var/run/wireguard)
           --max-connections N      connections open at once across all front-ends (default {ProxyHostOptions.DefaultMaxConnections})
           --memory-budget BYTES    tunnel packet and stack buffer budget (default {WireGuardTunnelOptions.DefaultMemoryBudgetBytes}; K, M, G suffixes)
-          --connect-timeout SECONDS  connect through the tunnel (default 30)
+          --connect-timeout SECONDS  connect through the tunnel; a SOCKS5 BIND waits as long (default 30)
           --idle-timeout SECONDS   close relayed connections silent this long both ways (default 600)
 
         """.Replace("\r", string.Empty, StringComparison.Ordinal));
