@@ -109,6 +109,14 @@ internal sealed class ProxyCommand : ICliCommand
             return 1;
         }
 
+        if (parsed.Daemon && config.Services.FirstOrDefault(IsStdioTunnel) is { } stdio)
+        {
+            // Refused before anything starts: the background process's standard streams are /dev/null.
+            var refusal = stdio.Error(stdio.Line, $"[{stdio.Name}] cannot run with -d: a background process has no standard input and output to tunnel (run it without -d, e.g. as ssh's ProxyCommand)");
+            context.Error.Write($"{CliContext.ProgramName} proxy: {refusal.Message}\n");
+            return 1;
+        }
+
         if (parsed.ConfigTest)
         {
             context.Out.Write("Config OK\n");
@@ -180,6 +188,9 @@ internal sealed class ProxyCommand : ICliCommand
 
         return 0;
     }
+
+    private static bool IsStdioTunnel(ConfigSection section) =>
+        string.Equals(section.Name, Sharptun.Proxy.Forwards.StdioTunnel.SectionName, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// <c>-d</c>: starts this program again without <c>-d</c> and waits until it reports that the tunnel and every
