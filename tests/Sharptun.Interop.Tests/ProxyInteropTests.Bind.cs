@@ -9,7 +9,7 @@ namespace Sharptun.Interop.Tests;
 /// <summary>
 /// SOCKS5 BIND (RFC 1928 §4, §6) through <c>sharptun proxy</c> running as uid 65534: a client on the proxy's host asks
 /// for a listener, a kernel-TCP client on wireguard-go's side connects to the address and port of the first reply,
-/// and bytes flow both ways through the tunnel.
+/// and bytes flow both ways through the tunnel; a connection from another host than the one the request named is reset.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed partial class ProxyInteropTests
@@ -39,6 +39,18 @@ public sealed partial class ProxyInteropTests
             Assert.True(IPAddress.Parse(tunnelAddress).Equals(bound.Address), $"first reply {bound}\n{describe}");
             Assert.NotEqual(0, bound.Port);
 
+            if (expectedAddress.AddressFamily == AddressFamily.InterNetwork)
+            {
+                // wireguard-go's IPv6 address is not the host the request named: reset by the proxy, and the wait goes on.
+                using var stranger = NetnsLab.RunInNamespace(proxyLab.ServerNs, () => new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp));
+                stranger.ReceiveTimeout = 30_000;
+                Assert.True(Refused(stranger, new IPEndPoint(IPAddress.Parse(proxyLab.ClientV6), bound.Port)), describe);
+                lab.WaitFor(
+                    () => lab.OutputOf(proxy).Contains($"BIND refused a connection from [{proxyLab.ServerV6}]", StringComparison.Ordinal),
+                    TimeSpan.FromSeconds(20),
+                    "the proxy logs the refusal of the stranger (it reached the listener, not a closed port)");
+            }
+
             peer.Connect(bound);
             var from = SyncBind.ReadReply(control);
             Assert.Equal(peer.LocalEndPoint, from); // the second reply: wireguard-go's side as the proxy saw it
@@ -66,6 +78,20 @@ public sealed partial class ProxyInteropTests
         }
 
         Assert.False(proxy.HasExited, lab.OutputOf(proxy));
+    }
+
+    /// <summary>Whether a connection to <paramref name="to"/> is refused or reset (at once or right after it is set up) rather than served.</summary>
+    private static bool Refused(Socket socket, IPEndPoint to)
+    {
+        try
+        {
+            socket.Connect(to);
+            return socket.Receive(new byte[1]) == 0;
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionRefused)
+        {
+            return true;
+        }
     }
 
     /// <summary>A blocking SOCKS5 BIND client (RFC 1928 §4, §6).</summary>
