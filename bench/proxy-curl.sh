@@ -10,7 +10,8 @@
 #   then N (default 100) concurrent curl downloads of EACH MB through each, sampling the client process's private dirty
 #   memory (Private_Dirty of /proc/PID/smaps_rollup) every 100 ms: idle before, peak during, after.
 # Mbit/s = 10^6 bits a second, from curl's own speed_download / speed_upload.
-# Usage: sudo [PROXY_ARGS="--memory-budget 4M"] [PUBLISH_AOT=false] bench/proxy-curl.sh [MB] [CONNECTIONS] [EACH-MB]   (defaults 1000 100 10)
+# Usage: sudo [PROXY_ARGS="--memory-budget 4M"] [PUBLISH_AOT=false] [SMAPS_OUT=/tmp/peak] bench/proxy-curl.sh [MB] [CONNECTIONS] [EACH-MB]
+#   (defaults 1000 100 10; SMAPS_OUT keeps /proc/PID/smaps at each process's peak as SMAPS_OUT.PID)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-proxy}"
@@ -99,7 +100,8 @@ memory_run() {
         ip netns exec stpb-c curl -sS -o /dev/null -w '%{http_code}\n' "$@" http://10.238.0.1/each.bin >"$out/conc.$i" 2>&1 & cpids+=($!)
     done
     while :; do
-        v=$(private_dirty_kib "$pid"); [ "$v" -gt "$peak" ] && peak=$v
+        v=$(private_dirty_kib "$pid")
+        if [ "$v" -gt "$peak" ]; then peak=$v; [ -n "${SMAPS_OUT:-}" ] && cp "/proc/$pid/smaps" "$SMAPS_OUT.$pid" 2>/dev/null; fi
         local running=0
         for c in "${cpids[@]}"; do kill -0 "$c" 2>/dev/null && running=1 && break; done
         [ $running = 0 ] && break

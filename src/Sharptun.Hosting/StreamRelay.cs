@@ -10,9 +10,11 @@ namespace Sharptun.Hosting;
 /// in either direction for <see cref="RelayOptions.IdleTimeout"/> aborts both.
 /// </summary>
 /// <remarks>
-/// Each direction holds one pooled buffer of <see cref="RelayOptions.BufferSize"/> bytes for the relay's lifetime:
-/// memory per relayed connection is two buffers, whatever the traffic. The caller owns the streams and disposes
-/// them after <see cref="RunAsync"/> returns.
+/// Each direction takes a pooled buffer of <see cref="RelayOptions.BufferSize"/> bytes only while it has bytes to move:
+/// it waits for data with a zero-byte read, reads, writes, and gives the buffer back once a read drains the source.
+/// A quiet direction (the request side of a download, an idle connection) holds nothing, so 100 relayed downloads
+/// hold about as many buffers as have data in flight at that moment. The caller owns the streams and disposes them
+/// after <see cref="RunAsync"/> returns.
 /// </remarks>
 public static class StreamRelay
 {
@@ -115,12 +117,21 @@ public static class StreamRelay
 
     private static async Task<(long Bytes, bool Failed)> PumpAsync(Stream from, Stream to, int bufferSize, Activity activity, CancellationTokenSource abort)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
+        byte[]? buffer = null;
         long bytes = 0;
         try
         {
             while (true)
             {
+                if (buffer is null)
+                {
+                    // Wait for data before taking a buffer (a zero-byte read, as sockets, SslStream and the netstack's
+                    // streams support; others return at once and the read below waits instead): a quiet direction
+                    // such as the request side of a download holds no memory.
+                    await from.ReadAsync(Memory<byte>.Empty, abort.Token).ConfigureAwait(false);
+                    buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
+                }
+
                 var n = await from.ReadAsync(buffer.AsMemory(0, bufferSize), abort.Token).ConfigureAwait(false);
                 activity.Touch();
                 if (n == 0)
@@ -132,6 +143,13 @@ public static class StreamRelay
                 await to.WriteAsync(buffer.AsMemory(0, n), abort.Token).ConfigureAwait(false);
                 bytes += n;
                 activity.Touch();
+                if (n < bufferSize)
+                {
+                    // drained what was there: give the buffer back until more arrives (a full read keeps it, more
+                    // is likely waiting)
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = null;
+                }
             }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
@@ -142,7 +160,10 @@ public static class StreamRelay
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 

@@ -1,29 +1,50 @@
 namespace Sharptun.NetStack.Tcp;
 
 /// <summary>
-/// Fixed-capacity byte ring buffer, allocated once per connection. Data is read from the head; new data is
+/// Fixed-capacity byte ring buffer of one connection's send or receive side. Data is read from the head; new data is
 /// appended after <see cref="Count"/>. <see cref="WriteAt"/> writes into the free region without making it
 /// readable, for out-of-order segments; <see cref="Commit"/> makes it readable. Not thread-safe (Gate).
 /// </summary>
+/// <remarks>
+/// With a <see cref="RingPool"/> the array behind the ring is taken from the pool on the first write and given back
+/// as soon as the ring holds nothing (no readable byte and no out-of-order byte written past the end): the capacity
+/// (what the window advertises) stays, the memory goes to whichever ring holds bytes. Without a pool the array is
+/// allocated once, up front.
+/// </remarks>
 internal sealed class ByteRing
 {
-    private readonly byte[] _buffer;
+    private readonly RingPool? _pool;
+    private readonly int _capacity;
+    private byte[]? _buffer;
     private int _head;
     private int _count;
+    private int _written; // bytes written by WriteAt past the readable end and not committed yet (an upper bound)
 
-    public ByteRing(int capacity) => _buffer = GC.AllocateUninitializedArray<byte>(capacity);
+    public ByteRing(int capacity, RingPool? pool = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(capacity);
+        _capacity = capacity;
+        _pool = capacity == 0 ? null : pool;
+        if (_pool is null)
+        {
+            _buffer = GC.AllocateUninitializedArray<byte>(capacity);
+        }
+    }
 
-    public int Capacity => _buffer.Length;
+    public int Capacity => _capacity;
     public int Count => _count;
-    public int Free => _buffer.Length - _count;
+    public int Free => _capacity - _count;
     public bool IsEmpty => _count == 0;
+
+    /// <summary>Whether an array backs the ring now (always, without a pool).</summary>
+    public bool HoldsArray => _buffer is not null;
 
     /// <summary>Appends as much of <paramref name="data"/> as fits; returns the number of bytes taken.</summary>
     public int Enqueue(ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, Free);
         WriteAt(0, data[..n]);
-        _count += n;
+        Commit(n);
         return n;
     }
 
@@ -40,21 +61,24 @@ internal sealed class ByteRing
             return;
         }
 
-        int pos = (_head + _count + offset) % _buffer.Length;
-        int first = Math.Min(data.Length, _buffer.Length - pos);
-        data[..first].CopyTo(_buffer.AsSpan(pos));
-        data[first..].CopyTo(_buffer);
+        var buffer = _buffer ??= _pool!.Rent(_capacity);
+        int pos = (_head + _count + offset) % buffer.Length;
+        int first = Math.Min(data.Length, buffer.Length - pos);
+        data[..first].CopyTo(buffer.AsSpan(pos));
+        data[first..].CopyTo(buffer);
+        _written = Math.Max(_written, offset + data.Length);
     }
 
     /// <summary>Makes <paramref name="n"/> bytes written by <see cref="WriteAt"/> readable.</summary>
     public void Commit(int n)
     {
-        if (n < 0 || n > Free)
+        if (n < 0 || n > Free || (n > 0 && _buffer is null))
         {
             throw new ArgumentOutOfRangeException(nameof(n));
         }
 
         _count += n;
+        _written = Math.Max(0, _written - n);
     }
 
     /// <summary>Copies bytes at <paramref name="offset"/> from the head into <paramref name="destination"/> without consuming.</summary>
@@ -70,10 +94,11 @@ internal sealed class ByteRing
             return;
         }
 
-        int pos = (_head + offset) % _buffer.Length;
-        int first = Math.Min(destination.Length, _buffer.Length - pos);
-        _buffer.AsSpan(pos, first).CopyTo(destination);
-        _buffer.AsSpan(0, destination.Length - first).CopyTo(destination[first..]);
+        var buffer = _buffer!;
+        int pos = (_head + offset) % buffer.Length;
+        int first = Math.Min(destination.Length, buffer.Length - pos);
+        buffer.AsSpan(pos, first).CopyTo(destination);
+        buffer.AsSpan(0, destination.Length - first).CopyTo(destination[first..]);
     }
 
     /// <summary>Drops <paramref name="n"/> bytes from the head.</summary>
@@ -89,8 +114,14 @@ internal sealed class ByteRing
             return;
         }
 
-        _head = (_head + n) % _buffer.Length;
+        _head = (_head + n) % _capacity;
         _count -= n; // the head is not reset when empty: out-of-order bytes may sit beyond it
+        if (_count == 0 && _written == 0 && _pool is not null)
+        {
+            _pool.Return(_buffer!);
+            _buffer = null;
+            _head = 0;
+        }
     }
 
     /// <summary>Reads and consumes up to destination.Length bytes.</summary>
@@ -100,5 +131,19 @@ internal sealed class ByteRing
         Peek(0, destination[..n]);
         Discard(n);
         return n;
+    }
+
+    /// <summary>Gives the array back to the pool whatever the ring holds (the connection is gone); the ring is empty after.</summary>
+    public void Release()
+    {
+        if (_pool is not null && _buffer is not null)
+        {
+            _pool.Return(_buffer);
+            _buffer = null;
+        }
+
+        _head = 0;
+        _count = 0;
+        _written = 0;
     }
 }

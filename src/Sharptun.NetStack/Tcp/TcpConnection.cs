@@ -407,9 +407,11 @@ internal sealed partial class TcpConnection
         _buffersAllocated = true; // never re-allocate
         if (_rx.Count == 0 || force)
         {
+            _rx.Release();
             _rx = EmptyRing;
         }
 
+        _tx.Release();
         _tx = EmptyRing;
     }
 
@@ -420,15 +422,17 @@ internal sealed partial class TcpConnection
     /// <summary>Free receive space; before the buffers exist, the full configured size (what the SYN advertises).</summary>
     private int RxFree => _buffersAllocated ? _rx.Free : _options.ReceiveBufferSize;
 
-    /// <summary>Allocates the per-connection rings once the handshake completes.</summary>
+    /// <summary>Creates the per-connection rings once the handshake completes (their arrays come later, with data).</summary>
     private void EnsureBuffers()
     {
         if (!_buffersAllocated)
         {
             _buffersAllocated = true;
-            _tx = new ByteRing(_options.SendBufferSize);
+            // the rings' arrays come from the layer's pool while they hold bytes (RingPool): capacity is what the
+            // windows advertise, memory follows what is buffered
+            _tx = new ByteRing(_options.SendBufferSize, _layer.Rings);
             _recovery.AllocateSendLog(_options.SendBufferSize, _smss);
-            _rx = new ByteRing(_options.ReceiveBufferSize);
+            _rx = new ByteRing(_options.ReceiveBufferSize, _layer.Rings);
         }
     }
 }

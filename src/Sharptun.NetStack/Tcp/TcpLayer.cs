@@ -97,6 +97,9 @@ internal sealed class TcpLayer
     public TcpOptions Options => _options;
     public TcpLayerStats Stats { get; } = new();
 
+    /// <summary>The arrays behind every connection's send and receive rings, held only while a ring holds bytes.</summary>
+    internal RingPool Rings { get; } = new();
+
     /// <summary>Optional source-address selection for ConnectAsync without a local endpoint.</summary>
     public TcpSourceSelector? SelectSource { get; set; }
 

@@ -115,6 +115,8 @@ public sealed class TcpStream : Stream
 
     /// <summary>Reads up to buffer.Length bytes; 0 at end of stream (peer sent FIN and everything was read).</summary>
     /// <remarks>
+    /// An empty <paramref name="buffer"/> waits until data, end of stream or an error is there and returns 0 (a
+    /// zero-byte read, as on a socket): the caller can then take a buffer only when there is something to put in it.
     /// A read that has to wait takes its state machine box from a pool (PoolingAsyncValueTaskMethodBuilder), so
     /// steady-state reads allocate nothing: await the returned ValueTask once, as the ValueTask contract requires.
     /// </remarks>
@@ -166,13 +168,20 @@ public sealed class TcpStream : Stream
         n = 0;
         if (buffer.IsEmpty)
         {
-            return true;
+            // a zero-byte read waits until a read would not (bytes, end of stream or an error), as a socket's does:
+            // a relay can wait for data before it takes a buffer (StreamRelay)
+            if (_conn.ReadableBytes > 0)
+            {
+                return true;
+            }
         }
-
-        n = _conn.Receive(buffer, _layer.Now);
-        if (n > 0)
+        else
         {
-            return true;
+            n = _conn.Receive(buffer, _layer.Now);
+            if (n > 0)
+            {
+                return true;
+            }
         }
 
         if (_conn.ReceiveFinished)

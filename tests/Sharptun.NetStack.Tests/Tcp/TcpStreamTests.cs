@@ -79,6 +79,57 @@ public sealed class TcpStreamTests
     }
 
     [Fact]
+    public async Task ReadAsync_ZeroBytes_WaitsForData_ThenForTheEndOfStream()
+    {
+        var (net, a, b) = Hosts(64);
+        var listener = b.Tcp.Listen(b.EndPoint(7), 8);
+        var release = new TaskCompletionSource();
+        var server = Task.Run(async () =>
+        {
+            await using var s = await listener.AcceptAsync();
+            await release.Task;
+            await s.WriteAsync(new byte[] { 42 });
+            s.ShutdownWrite();
+            Assert.Empty(await ReadToEnd(s));
+        });
+        var client = Task.Run(async () =>
+        {
+            await using var c = await a.Tcp.ConnectAsync(b.EndPoint(7), null, CancellationToken.None);
+            var wait = c.ReadAsync(Memory<byte>.Empty).AsTask();
+            await Task.Delay(300);
+            Assert.False(wait.IsCompleted); // nothing to read yet: a zero-byte read waits, as a socket's does
+            release.SetResult();
+            Assert.Equal(0, await wait);
+            var one = new byte[4];
+            Assert.Equal(1, await c.ReadAsync(one));
+            Assert.Equal(0, await c.ReadAsync(Memory<byte>.Empty)); // returns at the end of stream too
+            Assert.Equal(0, await c.ReadAsync(one));
+            c.ShutdownWrite();
+        });
+        await Drive(net, Task.WhenAll(server, client));
+    }
+
+    [Fact]
+    public async Task ReadAsync_ZeroBytes_PeerAborts_ThrowsConnectionReset()
+    {
+        var (net, a, b) = Hosts(65);
+        var listener = b.Tcp.Listen(b.EndPoint(7), 8);
+        var server = Task.Run(async () =>
+        {
+            var s = await listener.AcceptAsync();
+            await Task.Delay(100);
+            s.Abort();
+        });
+        var client = Task.Run(async () =>
+        {
+            await using var c = await a.Tcp.ConnectAsync(b.EndPoint(7), null, CancellationToken.None);
+            var e = await Assert.ThrowsAsync<IOException>(async () => _ = await c.ReadAsync(Memory<byte>.Empty));
+            Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(e.InnerException).SocketErrorCode);
+        });
+        await Drive(net, Task.WhenAll(server, client));
+    }
+
+    [Fact]
     public async Task ConnectAsync_ClosedPort_ThrowsSocketExceptionConnectionRefused()
     {
         var (net, a, b) = Hosts(62);

@@ -1,0 +1,150 @@
+using Sharptun.NetStack.Tcp;
+
+namespace Sharptun.NetStack.Tests.Tcp;
+
+/// <summary>The rings' arrays come from the layer's pool while they hold bytes and go back when they drain.</summary>
+public sealed class RingPoolTests
+{
+    [Fact]
+    public void Ring_TakesAnArrayOnFirstWrite_GivesItBackWhenDrained_AndTheNextRingReusesIt()
+    {
+        var pool = new RingPool();
+        var ring = new ByteRing(16, pool);
+        Assert.False(ring.HoldsArray);
+        Assert.Equal(16, ring.Free); // the window does not depend on the array
+
+        Assert.Equal(5, ring.Enqueue([1, 2, 3, 4, 5]));
+        Assert.True(ring.HoldsArray);
+        Assert.Equal(16, pool.RentedBytes);
+        var two = new byte[2];
+        ring.Dequeue(two);
+        Assert.True(ring.HoldsArray); // three bytes left
+        var three = new byte[3];
+        ring.Dequeue(three);
+        Assert.Equal(new byte[] { 3, 4, 5 }, three);
+        Assert.False(ring.HoldsArray);
+        Assert.Equal(0, pool.RentedBytes);
+
+        var other = new ByteRing(16, pool);
+        other.Enqueue([9]);
+        Assert.Equal(16, pool.AllocatedBytes); // reused, not allocated again
+    }
+
+    [Fact]
+    public void Ring_KeepsItsArrayWhileOutOfOrderBytesWait_PastTheReadableEnd()
+    {
+        var pool = new RingPool();
+        var ring = new ByteRing(8, pool);
+        ring.Enqueue([1, 2]);
+        ring.WriteAt(3, [6, 7]); // out of order: bytes 3..4 past the readable end
+        var two = new byte[2];
+        ring.Dequeue(two);       // readable part drained, the out-of-order bytes must survive
+        Assert.True(ring.HoldsArray);
+        ring.WriteAt(0, [3, 4, 5]);
+        ring.Commit(5);
+        var five = new byte[5];
+        Assert.Equal(5, ring.Dequeue(five));
+        Assert.Equal(new byte[] { 3, 4, 5, 6, 7 }, five);
+        Assert.False(ring.HoldsArray);
+        Assert.Equal(0, pool.RentedBytes);
+    }
+
+    [Fact]
+    public void Ring_WrapsAroundAcrossReleases_InOrder()
+    {
+        var pool = new RingPool();
+        var ring = new ByteRing(10, pool);
+        var rng = new Random(5);
+        byte next = 0, expect = 0;
+        for (var i = 0; i < 2000; i++)
+        {
+            var chunk = new byte[rng.Next(0, ring.Free + 1)];
+            for (var j = 0; j < chunk.Length; j++)
+            {
+                chunk[j] = next++;
+            }
+
+            Assert.Equal(chunk.Length, ring.Enqueue(chunk));
+            var take = new byte[rng.Next(0, ring.Count + 1)];
+            ring.Dequeue(take);
+            foreach (var b in take)
+            {
+                Assert.Equal(expect++, b);
+            }
+
+            Assert.Equal(ring.Count > 0, ring.HoldsArray);
+        }
+
+        Assert.Equal(10, pool.AllocatedBytes);
+    }
+
+    [Fact]
+    public void Release_ReturnsTheArrayWhateverTheRingHolds()
+    {
+        var pool = new RingPool();
+        var ring = new ByteRing(8, pool);
+        ring.Enqueue([1, 2, 3]);
+        ring.Release();
+        Assert.Equal(0, ring.Count);
+        Assert.False(ring.HoldsArray);
+        Assert.Equal(0, pool.RentedBytes);
+        ring.Release(); // twice is harmless
+        Assert.Equal(0, pool.RentedBytes);
+    }
+
+    [Fact]
+    public void Commit_OfBytesNeverWritten_Throws()
+    {
+        var ring = new ByteRing(8, new RingPool());
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Commit(1));
+    }
+
+    [Fact]
+    public void ManyConnections_IdleAfterTheirTransfers_HoldNoRingArrays_AndTakeTurnsWithTheSameFour()
+    {
+        // 20 connections on the virtual link, 64 KiB each way through 16 KiB rings, each transfer verified by hash.
+        // Idle afterwards (all still open), the rings hold nothing.
+        var o = new TcpOptions { SendBufferSize = 16 * 1024, ReceiveBufferSize = 16 * 1024 };
+        var net = new SimNetwork(91);
+        var a = net.AddHost("10.0.0.1", o);
+        var b = net.AddHost("10.0.0.2", o);
+        var listener = b.Tcp.Listen(b.EndPoint(80), 64);
+        var pairs = new List<(TcpConnection C, TcpConnection S)>();
+        for (var i = 0; i < 20; i++)
+        {
+            var c = a.Tcp.Connect(b.EndPoint(80), a.EndPoint((ushort)(41000 + i)));
+            TcpConnection? s = null;
+            net.RunUntil(() => s is not null && c.State == TcpState.Established, TimeSpan.FromSeconds(30), () =>
+            {
+                if (s is null && listener.TryAccept(out var x))
+                {
+                    s = x;
+                }
+            });
+            pairs.Add((c, s!));
+        }
+
+        // one pair at a time, both directions at once: the arrays of the pair before are back in the pool and are
+        // what the next pair's four rings use
+        for (var i = 0; i < pairs.Count; i++)
+        {
+            var (c, s) = pairs[i];
+            Transfer[] both = [new(c, s, Transfer.RandomData(64 * 1024, 100 + i), closeWhenDone: false), new(s, c, Transfer.RandomData(64 * 1024, 200 + i), closeWhenDone: false)];
+            net.RunUntil(() => both.All(t => t.Received == 64 * 1024), TimeSpan.FromSeconds(60), () =>
+            {
+                foreach (var t in both)
+                {
+                    t.Pump(net.Now);
+                }
+            });
+            net.RunFor(TimeSpan.FromSeconds(1)); // the last ACKs drain the send rings
+            Assert.All(both, t => Assert.True(t.HashMatches()));
+            Assert.Equal(0, a.Tcp.Rings.RentedBytes);
+            Assert.Equal(0, b.Tcp.Rings.RentedBytes);
+        }
+
+        Assert.All(pairs, p => Assert.True(p.C.State == TcpState.Established && p.S.State == TcpState.Established));
+        Assert.Equal(2 * 16 * 1024, a.Tcp.Rings.AllocatedBytes); // 80 rings exist; the pool made 4 arrays in all
+        Assert.Equal(2 * 16 * 1024, b.Tcp.Rings.AllocatedBytes);
+    }
+}
