@@ -186,6 +186,22 @@ public sealed class Socks5BindTests
     }
 
     [Fact]
+    public async Task Bind_ServerStopsWhileWaiting_ListenerClosed_ClientClosed()
+    {
+        var harness = new Socks5Harness(acceptTimeout: TimeSpan.FromMinutes(10));
+        using var client = await harness.ConnectClientAsync();
+        var (first, bound) = await client.ConnectAsync(Socks5TestClient.Request(Bind, new IPEndPoint(IPAddress.Any, 0)));
+        Assert.Equal(0x00, first);
+
+        await harness.DisposeAsync(); // cancels the server and waits for every handler
+        Assert.True(await client.ClosedByServerAsync());
+        using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var refused = await Assert.ThrowsAsync<SocketException>(async () => await late.ConnectAsync(bound));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        Assert.Equal(0, harness.Server.Counters.Open);
+    }
+
+    [Fact]
     public async Task Bind_BytesSentBeforeTheSecondReply_AreKeptAndRelayed()
     {
         // The watch for the client's close peeks: early bytes are not consumed, they reach the peer after the second reply.
