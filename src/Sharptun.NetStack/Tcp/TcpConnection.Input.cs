@@ -55,7 +55,7 @@ internal sealed partial class TcpConnection
 
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
-        _rcvAdvRight = _rcvNxt + Math.Min(RxFree, 65535); // what our SYN advertised (unscaled)
+        _rcvAdvRight = _rcvNxt + SynWindow(); // what our SYN advertised (unscaled)
         _lastAckSent = _rcvNxt;
         NegotiateFromSyn(now, seg, passive: false);
         _sndWl1 = seg.Seq;

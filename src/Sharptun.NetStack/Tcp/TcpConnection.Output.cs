@@ -383,7 +383,7 @@ internal sealed partial class TcpConnection
         if ((flags & TcpFlags.Syn) != 0)
         {
             bool active = State == TcpState.SynSent;
-            int synWnd = Math.Min(RxFree, 65535);
+            int synWnd = SynWindow();
             if (!active && _rcvAdvRight < _rcvNxt + synWnd)
             {
                 _rcvAdvRight = _rcvNxt + synWnd;
@@ -465,9 +465,22 @@ internal sealed partial class TcpConnection
         }
     }
 
+    /// <summary>The window our SYN or SYN-ACK offers (unscaled, RFC 7323 §2.2): the ring within the connection's share.</summary>
+    private int SynWindow()
+    {
+        if (_synWindow == 0)
+        {
+            _synWindow = (int)Math.Min(Math.Min(RxFree, _layer.NewConnectionWindowShare), 65535);
+        }
+
+        return _synWindow;
+    }
+
     private SeqNumber CandidateRightEdge()
     {
-        long wnd = Math.Min((long)RxFree, 65535L << _rcvShift);
+        // the ring's free space, within this connection's share of the stack-wide receive budget (what it holds
+        // counts against the share: buffered + offered <= share)
+        long wnd = Math.Min(Math.Min((long)RxFree, Math.Max(0, _layer.ReceiveWindowShare - _rx.Count)), 65535L << _rcvShift);
         wnd = (wnd >> _rcvShift) << _rcvShift;
         return _rcvNxt + (int)wnd;
     }

@@ -405,6 +405,12 @@ internal sealed partial class TcpConnection
     internal void ReleaseBuffers(bool force = false)
     {
         _buffersAllocated = true; // never re-allocate
+        if (_holdsWindowShare)
+        {
+            _holdsWindowShare = false;
+            _layer.RemoveWindowHolder();
+        }
+
         if (_rx.Count == 0 || force)
         {
             _rx.Release();
@@ -418,6 +424,8 @@ internal sealed partial class TcpConnection
     private static readonly ByteRing EmptyRing = new(0);
 
     private bool _buffersAllocated;
+    private bool _holdsWindowShare;
+    private int _synWindow; // the window our SYN / SYN-ACK offered, kept so a retransmitted SYN and the SYN-ACK's processing agree
 
     /// <summary>Free receive space; before the buffers exist, the full configured size (what the SYN advertises).</summary>
     private int RxFree => _buffersAllocated ? _rx.Free : _options.ReceiveBufferSize;
@@ -433,6 +441,8 @@ internal sealed partial class TcpConnection
             _tx = new ByteRing(_options.SendBufferSize, _layer.Rings);
             _recovery.AllocateSendLog(_options.SendBufferSize, _smss);
             _rx = new ByteRing(_options.ReceiveBufferSize, _layer.Rings);
+            _holdsWindowShare = true;
+            _layer.AddWindowHolder();
         }
     }
 }

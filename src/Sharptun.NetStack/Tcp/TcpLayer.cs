@@ -100,6 +100,26 @@ internal sealed class TcpLayer
     /// <summary>The arrays behind every connection's send and receive rings, held only while a ring holds bytes.</summary>
     internal RingPool Rings { get; } = new();
 
+    /// <summary>Connections whose receive windows share <see cref="TcpOptions.ReceiveWindowBudget"/> (those with rings; under Gate).</summary>
+    internal int WindowHolders { get; private set; }
+
+    /// <summary>
+    /// What one connection may have buffered plus offered (its share of <see cref="TcpOptions.ReceiveWindowBudget"/>):
+    /// unlimited with one connection or no budget, else budget / connections, at least 4 KiB.
+    /// </summary>
+    internal long ReceiveWindowShare => ShareAmong(WindowHolders);
+
+    /// <summary>The share a connection being opened offers in its SYN (as if it already held one).</summary>
+    internal long NewConnectionWindowShare => ShareAmong(WindowHolders + 1);
+
+    private long ShareAmong(int holders) => _options.ReceiveWindowBudget <= 0 || holders <= 1
+        ? long.MaxValue
+        : Math.Max(4096, _options.ReceiveWindowBudget / holders);
+
+    internal void AddWindowHolder() => WindowHolders++;
+
+    internal void RemoveWindowHolder() => WindowHolders--;
+
     /// <summary>Optional source-address selection for ConnectAsync without a local endpoint.</summary>
     public TcpSourceSelector? SelectSource { get; set; }
 

@@ -15,10 +15,12 @@ public enum TcpCongestionControl
 /// timers and table bounds. Read when a connection is created; changing it afterwards affects only new connections.
 /// </summary>
 /// <remarks>
-/// Buffer sizes are a memory/throughput trade-off. Both rings are allocated in full when a connection reaches
-/// ESTABLISHED, so N connections cost N × (<see cref="SendBufferSize"/> + <see cref="ReceiveBufferSize"/>) whether busy
-/// or idle: with the 32 KiB defaults, 100 connections hold 6.25 MiB, which keeps a process with one stack and 100
-/// connections near the 15 MB private-memory target (docs/benchmarks.md, "NetStack memory"). In exchange a single
+/// Buffer sizes are a memory/throughput trade-off. A ring takes its array (<see cref="SendBufferSize"/> or
+/// <see cref="ReceiveBufferSize"/> bytes) from the stack's pool only while it holds bytes, so quiet connections cost
+/// no buffer memory and N busy ones at most N × (send + receive); <see cref="ReceiveWindowBudget"/> divides one
+/// stack-wide budget among the connections' receive windows, which bounds what peers can have in flight towards the
+/// stack (the packets queued in front of it) however many connections are open (docs/benchmarks.md, "NetStack
+/// memory"). In exchange a single
 /// connection can have at most one buffer of data in flight, so its throughput is capped at buffer / RTT: with 32 KiB,
 /// about 26 Mbit/s at 10 ms RTT and 5 Mbit/s at 50 ms (64 KiB doubles that, 256 KiB gives ~8×), measured on the
 /// virtual-clock link; on a link with sub-millisecond RTT (in-memory, a local TUN) 32 KiB moves as much as 256 KiB
@@ -28,9 +30,18 @@ public sealed class TcpOptions
 {
     /// <summary>
     /// Receive buffer per connection in bytes (caps the advertised window, so the peer's throughput to us is at most
-    /// this / RTT; allocated once per connection). Default 32 KiB (see the remarks on the class for the trade-off).
+    /// this / RTT; its array is held only while it holds bytes). Default 32 KiB (see the remarks on the class for the trade-off).
     /// </summary>
     public int ReceiveBufferSize { get; set; } = 32 * 1024;
+
+    /// <summary>
+    /// Bytes that all connections' receive windows share (RFC 9293 §3.8.6.2.2 leaves the offered window to the
+    /// receiver's resources): with more than one connection, each offers at most max(4 KiB, budget / connections)
+    /// beyond what it already holds, never more than its <see cref="ReceiveBufferSize"/>. Default 2 MiB, which leaves
+    /// up to 64 connections their full 32 KiB window; 0 turns the shared cap off. Windows are never shrunk: a new
+    /// connection lowers the others' shares as they advance.
+    /// </summary>
+    public long ReceiveWindowBudget { get; set; } = 2 * 1024 * 1024;
 
     /// <summary>
     /// Send buffer per connection in bytes (WriteAsync waits when full; unacknowledged data stays in it, so our
@@ -102,6 +113,11 @@ public sealed class TcpOptions
         if (ReceiveBufferSize < 1024 || SendBufferSize < 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(ReceiveBufferSize), "Buffers must be at least 1 KiB.");
+        }
+
+        if (ReceiveWindowBudget < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReceiveWindowBudget), "Must be 0 (no shared cap) or more.");
         }
 
         if (MaxTimeWaitEntries < 0 || MaxOutOfOrderRanges < 1)

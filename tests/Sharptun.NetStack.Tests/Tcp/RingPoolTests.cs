@@ -148,3 +148,90 @@ public sealed class RingPoolTests
         Assert.Equal(2 * 16 * 1024, b.Tcp.Rings.AllocatedBytes);
     }
 }
+
+/// <summary>The receive windows of all connections share <see cref="TcpOptions.ReceiveWindowBudget"/>.</summary>
+public sealed class ReceiveWindowBudgetTests
+{
+    [Theory]
+    [InlineData(1, 32 * 1024)]     // alone: the full ring
+    [InlineData(8, 64 * 1024 / 8)] // 8 connections share 64 KiB
+    [InlineData(40, 4096)]         // never below 4 KiB
+    public void StalledReaders_HoldAtMostTheirShare_AndEverythingArrivesOnceTheyRead(int connections, int share)
+    {
+        var o = new TcpOptions { ReceiveWindowBudget = 64 * 1024 };
+        var net = new SimNetwork(17 + connections);
+        var a = net.AddHost("10.0.0.1", o);
+        var b = net.AddHost("10.0.0.2", o);
+        var listener = b.Tcp.Listen(b.EndPoint(80), 64);
+        var transfers = new List<(Transfer T, TcpConnection S)>();
+        for (var i = 0; i < connections; i++)
+        {
+            var c = a.Tcp.Connect(b.EndPoint(80), a.EndPoint((ushort)(42000 + i)));
+            TcpConnection? s = null;
+            net.RunUntil(() => s is not null && c.State == TcpState.Established, TimeSpan.FromSeconds(30), () =>
+            {
+                if (s is null && listener.TryAccept(out var x))
+                {
+                    s = x;
+                }
+            });
+            transfers.Add((new Transfer(c, s!, Transfer.RandomData(400_000, i), closeWhenDone: false) { ReaderPaused = true }, s!));
+        }
+
+        Assert.Equal(connections, b.Tcp.WindowHolders);
+
+        // windows never shrink: the first connections offered more in their SYNs, before the others shared the
+        // budget; after 64 KiB each way the right edges have moved on under the current shares
+        net.RunUntil(() => transfers.All(x => x.T.Received >= 64 * 1024), TimeSpan.FromSeconds(120), () =>
+        {
+            foreach (var (t, _) in transfers)
+            {
+                t.ReaderPaused = t.Received >= 64 * 1024;
+                t.Pump(net.Now);
+            }
+        });
+        foreach (var (t, _) in transfers)
+        {
+            t.ReaderPaused = true;
+        }
+
+        net.RunFor(TimeSpan.FromSeconds(5), () =>
+        {
+            foreach (var (t, _) in transfers)
+            {
+                t.Pump(net.Now);
+            }
+        });
+        foreach (var (_, s) in transfers)
+        {
+            Assert.True(s.ReadableBytes > 0 && s.ReadableBytes <= share, $"held {s.ReadableBytes}, offered {s.AdvertisedWindow}, share {b.Tcp.ReceiveWindowShare}, {s.DebugState()}");
+            Assert.True(s.ReadableBytes + s.AdvertisedWindow <= share, $"held {s.ReadableBytes} + offered {s.AdvertisedWindow} > {share}");
+        }
+
+        foreach (var (t, _) in transfers)
+        {
+            t.ReaderPaused = false;
+        }
+
+        net.RunUntil(() => transfers.All(x => x.T.Received == 400_000), TimeSpan.FromSeconds(120), () =>
+        {
+            foreach (var (t, _) in transfers)
+            {
+                t.Pump(net.Now);
+            }
+        });
+        Assert.All(transfers, x => Assert.True(x.T.HashMatches()));
+    }
+
+    [Fact]
+    public void ClosedConnections_GiveTheirShareBack()
+    {
+        var pair = new TcpPair(seed: 23).Connect();
+        Assert.Equal(1, pair.Server.Tcp.WindowHolders);
+        pair.Net.CloseClientFirst(pair.C, pair.S, TimeSpan.FromSeconds(30));
+        Assert.Equal(0, pair.Client.Tcp.WindowHolders); // TIME-WAIT
+        Assert.Equal(1, pair.Server.Tcp.WindowHolders); // closed, but its application may still read
+        pair.S.CloseByApplication(pair.Net.Now);
+        Assert.Equal(0, pair.Server.Tcp.WindowHolders);
+    }
+}
