@@ -26,6 +26,13 @@ public sealed class ProxyContext
     /// <summary>How long a client may take to send its request (SOCKS5 greeting and request, HTTP request head) before it is dropped (default 30 s).</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a front-end waits for a connection it asked the tunnel for: a SOCKS5 BIND's incoming connection
+    /// (RFC 1928 §4) must arrive within it (default 30 s; <see cref="ProxyHost"/> sets it to
+    /// <see cref="ProxyHostOptions.ConnectTimeout"/>).
+    /// </summary>
+    public TimeSpan AcceptTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Logging.</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 }

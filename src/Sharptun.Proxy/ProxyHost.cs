@@ -115,6 +115,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
         {
             Gate = new ConnectionGate(options.MaxConnections),
             Relay = new RelayOptions { IdleTimeout = options.IdleTimeout },
+            AcceptTimeout = options.ConnectTimeout,
             LoggerFactory = loggers,
         };
 

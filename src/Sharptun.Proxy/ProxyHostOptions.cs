@@ -12,7 +12,7 @@ public sealed class ProxyHostOptions
     /// <summary>The tunnel's memory budget for packet and stack buffers (<see cref="WireGuardTunnelOptions.MemoryBudgetBytes"/>).</summary>
     public long MemoryBudgetBytes { get; init; } = WireGuardTunnelOptions.DefaultMemoryBudgetBytes;
 
-    /// <summary>How long a connect through the tunnel may take (default 30 s).</summary>
+    /// <summary>How long a connect through the tunnel may take, and how long a SOCKS5 BIND waits for its incoming connection (default 30 s).</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long a relayed connection may stay silent both ways before it is closed (default 10 min).</summary>

@@ -62,6 +62,22 @@ public sealed class ProxyCommandTests : IDisposable
         Assert.StartsWith($"sharptun proxy: {badMtu}:4: MTU must be", Run(string.Empty, "proxy", "-n", "-c", badMtu).Err, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("-d")]
+    [InlineData("--daemon")]
+    public void Daemon_WithStdioTunnel_RefusedBeforeDetaching_NamesTheSection_Exit1(string flag)
+    {
+        // A background process's stdin and stdout are /dev/null: nothing to tunnel. Refused in the calling process,
+        // before a child is started, even with -n and -s.
+        var path = Write("stdio.conf", GoodConfig + "[Socks5]\nBindAddress = 127.0.0.1:1080\n\n[stdiotunnel]\nTarget = 10.9.0.1:22\n");
+        var expected = $"sharptun proxy: {path}:12: [stdiotunnel] cannot run with -d: a background process has no standard input and output to tunnel (run it without -d, e.g. as ssh's ProxyCommand)\n";
+        Assert.Equal((1, string.Empty, expected), Run(string.Empty, "proxy", "-c", path, flag));
+        Assert.Equal((1, string.Empty, expected), Run(string.Empty, "proxy", "-s", flag, "-n", "-c", path));
+
+        // Without -d the same file is fine.
+        Assert.Equal((0, "Config OK\n", string.Empty), Run(string.Empty, "proxy", "-n", "-c", path));
+    }
+
     [Fact]
     public void MissingFile_IsAClearError()
     {

@@ -109,6 +109,14 @@ internal sealed class ProxyCommand : ICliCommand
             return 1;
         }
 
+        if (parsed.Daemon && config.Services.FirstOrDefault(IsStdioTunnel) is { } stdio)
+        {
+            // Refused before anything starts: the background process's standard streams are /dev/null.
+            var refusal = stdio.Error(stdio.Line, $"[{stdio.Name}] cannot run with -d: a background process has no standard input and output to tunnel (run it without -d, e.g. as ssh's ProxyCommand)");
+            context.Error.Write($"{CliContext.ProgramName} proxy: {refusal.Message}\n");
+            return 1;
+        }
+
         if (parsed.ConfigTest)
         {
             context.Out.Write("Config OK\n");
@@ -181,6 +189,9 @@ internal sealed class ProxyCommand : ICliCommand
         return 0;
     }
 
+    private static bool IsStdioTunnel(ConfigSection section) =>
+        string.Equals(section.Name, Sharptun.Proxy.Forwards.StdioTunnel.SectionName, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>
     /// <c>-d</c>: starts this program again without <c>-d</c> and waits until it reports that the tunnel and every
     /// front-end are up (exit 0, printing nothing) or why not (the message, exit 1).
@@ -236,7 +247,7 @@ internal sealed class ProxyCommand : ICliCommand
           --uapi-socket PATH       serve the wireguard-go UAPI there (wg show/set; link it into /var/run/wireguard)
           --max-connections N      connections open at once across all front-ends (default {ProxyHostOptions.DefaultMaxConnections})
           --memory-budget BYTES    tunnel packet and stack buffer budget (default {WireGuardTunnelOptions.DefaultMemoryBudgetBytes}; K, M, G suffixes)
-          --connect-timeout SECONDS  connect through the tunnel (default 30)
+          --connect-timeout SECONDS  connect through the tunnel; a SOCKS5 BIND waits as long (default 30)
           --idle-timeout SECONDS   close relayed connections silent this long both ways (default 600)
 
         """.Replace("\r", string.Empty, StringComparison.Ordinal));

@@ -36,4 +36,19 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1109, Level = LogLevel.Debug, Message = "SOCKS5: UDP association of {Client} dropped a datagram: {Reason}")]
     public static partial void DatagramDropped(ILogger logger, EndPoint? client, string reason);
+
+    [LoggerMessage(EventId = 1110, Level = LogLevel.Debug, Message = "SOCKS5: {Client} BIND listening on {Bound} for {Expected}")]
+    public static partial void BindListening(ILogger logger, EndPoint? client, EndPoint bound, string expected);
+
+    [LoggerMessage(EventId = 1111, Level = LogLevel.Information, Message = "SOCKS5: {Client} BIND refused a connection from {From}: it expects {Expected}")]
+    public static partial void BindPeerRefused(ILogger logger, EndPoint? client, EndPoint? from, IPAddress expected);
+
+    [LoggerMessage(EventId = 1112, Level = LogLevel.Information, Message = "SOCKS5: {Client} BIND on {Bound} got no connection within {Seconds} s (reply TTL expired)")]
+    public static partial void BindTimedOut(ILogger logger, EndPoint? client, EndPoint bound, double seconds);
+
+    [LoggerMessage(EventId = 1113, Level = LogLevel.Information, Message = "SOCKS5: {Client} BIND failed on {What}: {Error} (reply {Reply})")]
+    public static partial void BindFailed(ILogger logger, EndPoint? client, string what, SocketError error, string reply);
+
+    [LoggerMessage(EventId = 1114, Level = LogLevel.Debug, Message = "SOCKS5: {Client} BIND ended ({End}): {Up} bytes up, {Down} bytes down")]
+    public static partial void BindEnded(ILogger logger, EndPoint? client, string end, long up, long down);
 }

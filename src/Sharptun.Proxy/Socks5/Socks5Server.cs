@@ -13,9 +13,10 @@ namespace Sharptun.Proxy.Socks5;
 
 /// <summary>
 /// The SOCKS5 front-end (RFC 1928, RFC 1929): listens on a host address and serves CONNECT (IPv4, IPv6 and names,
-/// names resolved through <see cref="ProxyContext.Network"/>, i.e. the tunnel's DNS) and UDP ASSOCIATE (a relay
-/// socket bound to the address the client connected to, never every interface), with optional username/password
-/// authentication. BIND and GSSAPI are not supported (reply 0x07, method 0xFF).
+/// names resolved through <see cref="ProxyContext.Network"/>, i.e. the tunnel's DNS), BIND (a listener on the tunnel
+/// address that takes one incoming connection, see <c>Socks5Server.Bind.cs</c>) and UDP ASSOCIATE (a relay socket
+/// bound to the address the client connected to, never every interface), with optional username/password
+/// authentication. GSSAPI is not supported (method 0xFF).
 /// </summary>
 /// <remarks>
 /// Each connection: greeting and method selection (§3), the username/password sub-negotiation (RFC 1929 §2) when
@@ -26,7 +27,7 @@ namespace Sharptun.Proxy.Socks5;
 /// taken through its handshake (a bounded number at once, with a shorter timeout) and then refused with reply 0x01
 /// "general SOCKS server failure", so the client sees a SOCKS error instead of a bare close.
 /// </remarks>
-public sealed class Socks5Server : IProxyService
+public sealed partial class Socks5Server : IProxyService
 {
     /// <summary>Over-cap connections taken through the handshake at once to be refused with a reply; more are closed at once.</summary>
     internal const int MaxConcurrentRefusals = 256;
@@ -283,6 +284,10 @@ public sealed class Socks5Server : IProxyService
         {
             await ConnectAsync(stream, client, r, cancellationToken).ConfigureAwait(false);
         }
+        else if (r.Command == Socks5Protocol.CommandBind)
+        {
+            await BindAsync(socket, stream, client, r, cancellationToken).ConfigureAwait(false);
+        }
         else
         {
             await AssociateAsync(socket, stream, client, r, cancellationToken).ConfigureAwait(false);
@@ -332,10 +337,10 @@ public sealed class Socks5Server : IProxyService
 
         var command = buffer[1];
         var addressType = buffer[3];
-        if (command is not (Socks5Protocol.CommandConnect or Socks5Protocol.CommandUdpAssociate))
+        if (command is not (Socks5Protocol.CommandConnect or Socks5Protocol.CommandBind or Socks5Protocol.CommandUdpAssociate))
         {
             await ReplyAsync(stream, Socks5Protocol.ReplyCommandNotSupported, null, cancellationToken).ConfigureAwait(false);
-            return Refuse(client, admitted, command == Socks5Protocol.CommandBind ? "BIND is not supported" : $"unknown command 0x{command:x2}");
+            return Refuse(client, admitted, $"unknown command 0x{command:x2}");
         }
 
         IPAddress? address = null;

@@ -13,7 +13,7 @@ internal sealed class Socks5Harness : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _run;
 
-    public Socks5Harness(Socks5Options? options = null, LoopbackNetwork? network = null, int cap = 1024, TimeSpan? handshakeTimeout = null, RelayOptions? relay = null, ITunnelNetwork? seam = null)
+    public Socks5Harness(Socks5Options? options = null, LoopbackNetwork? network = null, int cap = 1024, TimeSpan? handshakeTimeout = null, RelayOptions? relay = null, ITunnelNetwork? seam = null, TimeSpan? acceptTimeout = null)
     {
         Network = network ?? new LoopbackNetwork();
         Context = new ProxyContext(seam ?? Network)
@@ -21,6 +21,7 @@ internal sealed class Socks5Harness : IAsyncDisposable
             Gate = new ConnectionGate(cap),
             HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(30),
             Relay = relay ?? new RelayOptions { IdleTimeout = TimeSpan.FromMinutes(1) },
+            AcceptTimeout = acceptTimeout ?? TimeSpan.FromSeconds(30),
         };
         Server = new Socks5Server(options ?? new Socks5Options(new IPEndPoint(IPAddress.Loopback, 0)), Context);
         Server.Start();
