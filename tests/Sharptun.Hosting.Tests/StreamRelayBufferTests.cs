@@ -43,7 +43,8 @@ public sealed class StreamRelayBufferTests
         var data = RandomNumberGenerator.GetBytes(200_000);
         var source = new MemoryStream(data);
         var sink = new MemoryStream();
-        var result = await StreamRelay.RunAsync(new RecordingStream(source), sink).WaitAsync(TimeSpan.FromSeconds(10));
+        var server = new RecordingStream(new WriteOnlyStream(sink)); // a server that never replies and closes when told
+        var result = await StreamRelay.RunAsync(new RecordingStream(source), server).WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(data.Length, result.ClientToServerBytes);
         Assert.Equal(data, sink.ToArray());
     }
@@ -57,6 +58,42 @@ public sealed class StreamRelayBufferTests
         await a.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
         var b = await listener.AcceptTcpClientAsync();
         return (new NetworkStream(a.Client, ownsSocket: true), new NetworkStream(b.Client, ownsSocket: true));
+    }
+
+    /// <summary>Writes go to <paramref name="inner"/>; a read waits until the stream is closed, then finds its end.</summary>
+    private sealed class WriteOnlyStream(MemoryStream inner) : Stream
+    {
+        private readonly TaskCompletionSource<int> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            new(_closed.Task.WaitAsync(cancellationToken));
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            inner.Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            _closed.TrySetResult(0);
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>Passes everything through and records the size of every read buffer.</summary>
