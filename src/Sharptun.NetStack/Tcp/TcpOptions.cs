@@ -37,11 +37,11 @@ public sealed class TcpOptions
     /// <summary>
     /// Bytes that all connections' receive windows share (RFC 9293 §3.8.6.2.2 leaves the offered window to the
     /// receiver's resources): with more than one connection, each offers at most max(4 KiB, budget / connections)
-    /// beyond what it already holds, never more than its <see cref="ReceiveBufferSize"/>. Default 2 MiB, which leaves
-    /// up to 64 connections their full 32 KiB window; 0 turns the shared cap off. Windows are never shrunk: a new
+    /// beyond what it already holds, never more than its <see cref="ReceiveBufferSize"/>. Default 1 MiB, which leaves
+    /// up to 32 connections their full 32 KiB window; 0 turns the shared cap off. Windows are never shrunk: a new
     /// connection lowers the others' shares as they advance.
     /// </summary>
-    public long ReceiveWindowBudget { get; set; } = 2 * 1024 * 1024;
+    public long ReceiveWindowBudget { get; set; } = 1024 * 1024;
 
     /// <summary>
     /// Send buffer per connection in bytes (WriteAsync waits when full; unacknowledged data stays in it, so our
