@@ -8,7 +8,8 @@
 #                      50 ms) with N (default 100) concurrent transfers: against wireguard-go (the process holds one
 #                      tunnel) and in-process (the process holds both tunnels).
 # The workload is bench/Sharptun.TunnelBench (Release, published first). MB/s = 10^6 bytes a second.
-# Usage: sudo bench/tunnel-throughput.sh [MB] [CONNECTIONS] [MB-PER-CONNECTION]     (defaults 500 100 4)
+# Usage: sudo [AOT=1] bench/tunnel-throughput.sh [MB] [CONNECTIONS] [MB-PER-CONNECTION]     (defaults 500 100 4)
+#   AOT=1 publishes the workload with NativeAOT (needs clang) instead of running it on the JIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-tunnel}"
@@ -26,8 +27,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-dotnet publish bench/Sharptun.TunnelBench -c Release -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
-bench=(dotnet "$out/bench/Sharptun.TunnelBench.dll")
+if [ "${AOT:-0}" = 1 ]; then
+    # a NativeAOT app (the shipped binary's GC gen0 budget and instruction set), as an application published native gets
+    dotnet publish bench/Sharptun.TunnelBench -c Release -p:PublishAot=true -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+    bench=("$out/bench/Sharptun.TunnelBench")
+else
+    dotnet publish bench/Sharptun.TunnelBench -c Release -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+    bench=(dotnet "$out/bench/Sharptun.TunnelBench.dll")
+fi
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
 # (a) and the in-process half of (c)
