@@ -27,7 +27,7 @@ public sealed partial class GatewayInteropTests(ITestOutputHelper output)
     [InteropFact("wireguard-go", "wg", "setpriv", "ping")]
     public async Task UnprivilegedGateway_HttpDownloadAndUploadByHash_100Concurrent_UdpEcho_Dns_Ping()
     {
-        var size = long.Parse(Environment.GetEnvironmentVariable("SHARPTUN_GATEWAY_TRANSFER_MIB") ?? "100", CultureInfo.InvariantCulture) << 20;
+        var size = long.Parse(Environment.GetEnvironmentVariable("SHARPTUN_GATEWAY_TRANSFER_MIB") ?? "1024", CultureInfo.InvariantCulture) << 20; // issue 11: 1 GB each way by hash
         using var lab = new NetnsLab();
         using var setup = new Setup(lab, "");
         try
