@@ -59,7 +59,7 @@ public sealed class UdpProxyTunnelTests
     public async Task Session_ExpiresAfterInactivity_NextDatagramOpensANewOne()
     {
         using var echo = new UdpEcho();
-        var forward = Create(new LoopbackNetwork(), "127.0.0.1", echo.Port, inactivity: TimeSpan.FromMilliseconds(300));
+        var forward = Create(new LoopbackNetwork(), "127.0.0.1", echo.Port, inactivity: TimeSpan.FromSeconds(2));
         await using (Run(forward))
         {
             using var client = Client();
@@ -168,7 +168,7 @@ public sealed class UdpProxyTunnelTests
     {
         using var echo = new UdpEcho();
         var gate = new ConnectionGate(1);
-        var forward = Create(new LoopbackNetwork(), "127.0.0.1", echo.Port, inactivity: TimeSpan.FromMilliseconds(300), gate: gate);
+        var forward = Create(new LoopbackNetwork(), "127.0.0.1", echo.Port, inactivity: TimeSpan.FromSeconds(2), gate: gate);
         await using (Run(forward))
         {
             using var a = Client();
