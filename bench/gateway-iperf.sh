@@ -22,6 +22,8 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    # iperf3 -D daemonizes, so its pid comes from its pid file (it outlived the namespace before)
+    [ -s "$out/iperf3.pid" ] && kill "$(cat "$out/iperf3.pid")" 2>/dev/null || true
     for ns in stgb-c stgb-g stgb-s; do ip netns del "$ns" 2>/dev/null || true; done
     rm -f /var/run/wireguard/stgb-k.sock /var/run/wireguard/stgb-w.sock
     rm -rf "$out"
@@ -41,7 +43,7 @@ ip -n stgb-g addr add 10.237.0.1/24 dev stgb-gc && ip -n stgb-g link set stgb-gc
 ip -n stgb-g addr add 10.236.0.1/24 dev stgb-gs && ip -n stgb-g link set stgb-gs up
 ip -n stgb-s addr add 10.236.0.2/24 dev stgb-sg && ip -n stgb-s link set stgb-sg up
 ip -n stgb-s route add default via 10.236.0.1
-ip netns exec stgb-s iperf3 -s -D >/dev/null 2>&1
+ip netns exec stgb-s iperf3 -s -D -I "$out/iperf3.pid" >/dev/null 2>&1
 
 (umask 077; wg genkey >"$out/g.key"; wg genkey >"$out/c.key")
 gpub="$(wg pubkey <"$out/g.key")"; cpub="$(wg pubkey <"$out/c.key")"
