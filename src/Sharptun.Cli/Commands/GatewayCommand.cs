@@ -104,6 +104,12 @@ internal sealed class GatewayCommand : ICliCommand
             }
 
             await using var _ = operations;
+            if (config.Via is { } via)
+            {
+                context.Out.Write(string.Create(CultureInfo.InvariantCulture,
+                    $"gateway: WireGuard UDP goes through the tunnel of Via {via.Path} (MTU {via.Mtu}); gateway MTU {host.Tunnel.Mtu}\n"));
+            }
+
             context.Out.Write(string.Create(CultureInfo.InvariantCulture,
                 $"gateway ready: public key {host.Tunnel.PublicKey}, UDP port {host.Tunnel.ListenPort}, tunnel address {string.Join(", ", host.Tunnel.Addresses)}, {host.Tunnel.Peers.Count} peers\n"));
             try
