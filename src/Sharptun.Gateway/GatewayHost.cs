@@ -24,8 +24,9 @@ namespace Sharptun.Gateway;
 /// unreachable.</para>
 /// <para>ICMP echo: answered by the gateway itself for destinations the policy lets peers reach on some port (the
 /// gateway does not probe the destination: unprivileged processes cannot send ICMP everywhere).</para>
-/// <para>DNS: queries to the gateway's tunnel addresses on port 53 (UDP and TCP) are answered through the host's
-/// resolver (<see cref="GatewayOptions.Dns"/>); other traffic to the tunnel addresses is refused.</para>
+/// <para>DNS: queries to the gateway's tunnel addresses on port 53 (UDP and TCP), of any type, are forwarded to the
+/// host's nameservers from <c>/etc/resolv.conf</c>; A and AAAA fall back to the host's resolver when none is
+/// configured or none answers (<see cref="GatewayOptions.Dns"/>); other traffic to the tunnel addresses is refused.</para>
 /// </remarks>
 public sealed partial class GatewayHost : IAsyncDisposable
 {
@@ -56,8 +57,16 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _policy = policy;
         _hostEndPoint = hostEndPoint ?? (e => e);
         _peers = new PeerDirectory(tunnel);
-        _dns = options.DnsResolve is { } resolve ? new DnsResponder(TimeSpan.FromSeconds(5)) { Resolve = resolve } : new DnsResponder(TimeSpan.FromSeconds(5));
         Counters = new GatewayCounters(options.MaxConnections, options.MaxConnectionsPerPeer);
+        var counters = Counters;
+        var forwarder = options.Dns
+            ? new DnsForwarder(DnsForwarder.ReadResolvConf(options.ResolvConfPath ?? (options.DnsResolve is null ? "/etc/resolv.conf" : string.Empty), options.DnsUpstreamPort), options.DnsServerTimeout, options.MaxConcurrentDnsForwards, counters.CountDnsForward)
+            : null;
+        _dns = new DnsResponder(TimeSpan.FromSeconds(5))
+        {
+            Forwarder = forwarder,
+            Resolve = options.DnsResolve ?? System.Net.Dns.GetHostAddressesAsync,
+        };
         _listener = tunnel.ListenTcpAnyDestination(AdmitSyn);
         _udp = tunnel.BindUdpAnyDestination(receiveQueueLength: 1024);
         var period = TimeSpan.FromTicks(Math.Clamp(options.UdpIdleTimeout.Ticks / 4, TimeSpan.TicksPerMillisecond * 100, TimeSpan.TicksPerSecond * 5));

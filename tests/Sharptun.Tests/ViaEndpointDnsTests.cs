@@ -76,9 +76,10 @@ public sealed class ViaEndpointDnsTests
         await using var stream = await innerClient.ConnectAsync("10.78.0.2", 7000, cts.Token);
         await using var served = await accept;
         var data = RandomNumberGenerator.GetBytes(100_000);
-        await stream.WriteAsync(data, cts.Token);
         var received = new byte[data.Length];
-        await served.ReadExactlyAsync(received, cts.Token);
+        var read = served.ReadExactlyAsync(received, cts.Token).AsTask(); // read while writing: the windows are smaller than the data
+        await stream.WriteAsync(data, cts.Token);
+        await read;
         Assert.Equal(data, received);
 
         // re-resolution goes the same way (the host's resolver would fail for this name)
