@@ -8,7 +8,8 @@ namespace Sharptun.Gateway;
 /// <summary>
 /// Answers DNS queries (RFC 1035 §4.1) sent to the gateway's tunnel address. Standard queries of any type and class
 /// go to the host's nameservers (<see cref="Forwarder"/>, from <c>/etc/resolv.conf</c>) and their answers come back
-/// as the servers gave them. When no nameserver is configured or none answers, A and AAAA queries of class IN are
+/// as the servers gave them. When no nameserver is configured or none answers, and for A and AAAA queries the servers
+/// answer NXDOMAIN or that ask for localhost names (RFC 6761 §6.3), A and AAAA queries of class IN are
 /// answered through the host's resolver (<see cref="Dns.GetHostAddressesAsync(string, AddressFamily, CancellationToken)"/>,
 /// which also reads <c>/etc/hosts</c>): the host's addresses (TTL 60 s, at most <see cref="MaxAnswers"/>), NXDOMAIN for a
 /// name the host cannot resolve, SERVFAIL when it fails; other types then get SERVFAIL (RFC 1035 §4.1.1 RCODE 2) with
@@ -80,12 +81,18 @@ internal sealed class DnsResponder(TimeSpan timeout)
             return Error(query.Span, BadVers, questionEnd, edns); // RFC 6891 §6.1.3: we speak version 0 only
         }
 
-        if (Forwarder is { Servers.Count: > 0 } forwarder)
+        var address = @class == ClassIn && type is TypeA or TypeAaaa;
+        if (Forwarder is { Servers.Count: > 0 } forwarder && !(address && IsLocalhost(name)))
         {
-            if (await forwarder.ForwardAsync(query, questionEnd, edns, udp, timeout, cancellationToken).ConfigureAwait(false) is { } forwarded)
+            // RFC 6761 §6.3: localhost addresses come from the host (its resolver answers loopback), never a nameserver.
+            if (await forwarder.ForwardAsync(query, questionEnd, edns, udp, timeout, cancellationToken).ConfigureAwait(false) is { } forwarded
+                && !(address && (forwarded[3] & 0xF) == NxDomain))
             {
                 return forwarded;
             }
+
+            // No server answered, or an address name the nameservers do not know: the host resolver, which also reads
+            // /etc/hosts as the host's own programs do, has the last word on addresses.
 
             if (@class != ClassIn || type is not (TypeA or TypeAaaa))
             {
@@ -126,6 +133,9 @@ internal sealed class DnsResponder(TimeSpan timeout)
 
         return Build(query.Span, questionEnd, rcode, [.. addresses.Select(DestinationRule.Normalize).Where(a => a.AddressFamily == family).Distinct()], type, udp, edns);
     }
+
+    private static bool IsLocalhost(string name) =>
+        name.Equals("localhost", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// The most octets a UDP response to a query with this <paramref name="edns"/> payload size may have: 512 without

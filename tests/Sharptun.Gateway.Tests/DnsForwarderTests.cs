@@ -49,6 +49,26 @@ public sealed class DnsForwarderTests : IDisposable
     }
 
     [Fact]
+    public async Task Addresses_UnknownToTheNameservers_ComeFromTheHostResolver_LocalhostIsNeverForwarded()
+    {
+        _upstream.Add("other.example.test", TypeA, [198, 51, 100, 1]);
+        var (responder, forwarder) = Responder();
+
+        // NXDOMAIN upstream, but the host resolver (its /etc/hosts) knows the name
+        var a = await responder.AnswerAsync(DnsResponderTests.Query(1, "host.example.test", TypeA), udp: true, CancellationToken.None);
+        Assert.Equal(0, a![3] & 0xF);
+        Assert.Equal([192, 0, 2, 77], a[^4..]);
+        Assert.Equal(1, _upstream.UdpQueries);
+
+        // RFC 6761 §6.3: localhost goes to the host resolver only
+        var local = await responder.AnswerAsync(DnsResponderTests.Query(2, "localhost", TypeA), udp: true, CancellationToken.None);
+        Assert.Equal(0, local![3] & 0xF);
+        Assert.Equal([127, 0, 0, 1], local[^4..]);
+        Assert.Equal(1, _upstream.UdpQueries);
+        Assert.Equal(1, forwarder.Forwarded);
+    }
+
+    [Fact]
     public async Task MoreThan64Records_Udp_TruncatedWithTc_Tcp_AllOfThem()
     {
         for (var i = 0; i < 100; i++)
@@ -180,9 +200,12 @@ public sealed class DnsForwarderTests : IDisposable
     }
 
     private static Task<IPAddress[]> HostResolver(string name, AddressFamily family, CancellationToken cancellationToken) =>
-        name == "host.example.test" && family == AddressFamily.InterNetwork
-            ? Task.FromResult(new[] { IPAddress.Parse("192.0.2.77") })
-            : Task.FromException<IPAddress[]>(new SocketException((int)SocketError.HostNotFound));
+        (name, family) switch
+        {
+            ("host.example.test", AddressFamily.InterNetwork) => Task.FromResult(new[] { IPAddress.Parse("192.0.2.77") }),
+            ("localhost", AddressFamily.InterNetwork) => Task.FromResult(new[] { IPAddress.Loopback }),
+            _ => Task.FromException<IPAddress[]>(new SocketException((int)SocketError.HostNotFound)),
+        };
 
     private static byte[] Name(string name) =>
         [.. name.Split('.').SelectMany(l => new[] { (byte)l.Length }.Concat(Encoding.ASCII.GetBytes(l))), 0];
