@@ -9,8 +9,8 @@ namespace Sharptun.Gateway;
 /// Answers DNS queries (RFC 1035 §4.1) sent to the gateway's tunnel address. Standard queries of any type and class
 /// go to the host's nameservers (<see cref="Forwarder"/>, from <c>/etc/resolv.conf</c>) and their answers come back
 /// as the servers gave them. When no nameserver is configured or none answers, and for A and AAAA queries the servers
-/// answer NXDOMAIN or that ask for localhost names (RFC 6761 §6.3), A and AAAA queries of class IN are
-/// answered through the host's resolver (<see cref="Dns.GetHostAddressesAsync(string, AddressFamily, CancellationToken)"/>,
+/// answer with an error RCODE (NXDOMAIN, REFUSED, ...) or that ask for localhost names (RFC 6761 §6.3), A and AAAA
+/// queries of class IN are answered through the host's resolver (<see cref="Dns.GetHostAddressesAsync(string, AddressFamily, CancellationToken)"/>,
 /// which also reads <c>/etc/hosts</c>): the host's addresses (TTL 60 s, at most <see cref="MaxAnswers"/>), NXDOMAIN for a
 /// name the host cannot resolve, SERVFAIL when it fails; other types then get SERVFAIL (RFC 1035 §4.1.1 RCODE 2) with
 /// nameservers configured and NOTIMP (RCODE 4) without. Other opcodes get NOTIMP, malformed queries FORMERR.
@@ -86,13 +86,13 @@ internal sealed class DnsResponder(TimeSpan timeout)
         {
             // RFC 6761 §6.3: localhost addresses come from the host (its resolver answers loopback), never a nameserver.
             if (await forwarder.ForwardAsync(query, questionEnd, edns, udp, timeout, cancellationToken).ConfigureAwait(false) is { } forwarded
-                && !(address && (forwarded[3] & 0xF) == NxDomain))
+                && !(address && (forwarded[3] & 0xF) != 0))
             {
                 return forwarded;
             }
 
-            // No server answered, or an address name the nameservers do not know: the host resolver, which also reads
-            // /etc/hosts as the host's own programs do, has the last word on addresses.
+            // No server answered, or an address query they failed (NXDOMAIN, SERVFAIL, REFUSED, ...): the host resolver,
+            // which also reads /etc/hosts as the host's own programs do, has the last word on addresses.
 
             if (@class != ClassIn || type is not (TypeA or TypeAaaa))
             {
