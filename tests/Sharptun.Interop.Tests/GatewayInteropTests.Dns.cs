@@ -76,6 +76,7 @@ public sealed partial class GatewayInteropTests
             Assert.Matches(@"sharptun_gateway_dns_forwarded_total [1-9]", metrics.Stdout);
             Assert.True(metrics.Success, metrics.ToString());
             Assert.Matches(@"sharptun_gateway_dns_queries_total\{peer=""[A-Za-z0-9+/=]{44}""\} (9|[1-9][0-9])", metrics.Stdout);
+            Assert.Matches(@"dns upstream: [1-9][0-9]* answered by a nameserver", setup.StopGateway());
         }
         catch
         {

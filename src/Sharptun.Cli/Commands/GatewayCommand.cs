@@ -138,6 +138,9 @@ internal sealed class GatewayCommand : ICliCommand
                 $"dns {c.DnsQueries}; bytes {c.BytesToDestinations} out, {c.BytesFromDestinations} in\n"));
         }
 
+        lines.Append(string.Create(CultureInfo.InvariantCulture,
+            $"dns upstream: {counters.DnsForwarded} answered by a nameserver, {counters.DnsUpstreamFailures} not (host resolver or SERVFAIL)\n"));
+
         return lines.ToString();
     }
 
