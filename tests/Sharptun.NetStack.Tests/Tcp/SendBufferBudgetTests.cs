@@ -144,3 +144,98 @@ public sealed class OutboundQueueRetryTests
         Assert.Equal(2, pair.A.OutboundQueued);
     }
 }
+
+/// <summary>A batch of segments written at once (NetworkStack.Write) draws one ACK for its in-order data.</summary>
+public sealed class BatchAckTests
+{
+    [Theory]
+    [InlineData(true, 1)]    // one batch: one ACK for all 20 segments
+    [InlineData(false, 10)]  // one at a time: an ACK for every second full segment (RFC 5681 §4.2)
+    public void TwentySegments_InOrder_DrawOneAckPerBatch(bool batch, int acks)
+    {
+        var (pair, segments) = TwentySegments();
+        using (pair)
+        {
+            Deliver(pair.B, segments, batch);
+            var answers = Drain(pair.B);
+            Assert.Equal(acks, answers.Count);
+            Assert.All(answers, p => Assert.Equal(40 + 12, p.Length)); // pure ACKs with timestamps, no data
+        }
+    }
+
+    [Fact]
+    public void TwentySegments_WithAHole_EverySegmentPastItIsAnsweredAtOnce_EvenInABatch()
+    {
+        var (pair, segments) = TwentySegments();
+        using (pair)
+        {
+            segments.RemoveAt(5);
+            Deliver(pair.B, segments, batch: true);
+            var answers = Drain(pair.B);
+            // 5 in order (deferred to the batch's end: at most 1), then 14 past the hole: one duplicate ACK each
+            Assert.InRange(answers.Count, 14, 15);
+        }
+    }
+
+    private static (StackPair Pair, List<byte[]> Segments) TwentySegments()
+    {
+        var pair = new StackPair();
+        using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.Any, 8080));
+        var accept = listener.AcceptAsync().AsTask();
+        var client = pair.Run(pair.A.ConnectTcpAsync(new IPEndPoint(IPAddress.Parse("10.0.0.2"), 8080)).AsTask());
+        var server = pair.Run(accept);
+
+        // open the congestion window with 1 MB first, read at the far end
+        var warm = new byte[1_000_000];
+        var read = Task.Run(async () =>
+        {
+            var buffer = new byte[65536];
+            var total = 0;
+            while (total < warm.Length)
+            {
+                total += await server.ReadAsync(buffer);
+            }
+
+            return total;
+        });
+        // no Nagle: the clock never moves here, so a short tail held back for a delayed ACK would wait forever
+        client.NoDelay = true;
+        pair.Run(Task.Run(async () => { await client.WriteAsync(warm); return 0; }));
+        Assert.Equal(warm.Length, pair.Run(read));
+        pair.Pump(); // the window updates of the last reads
+
+        Assert.True(client.WriteAsync(new byte[30 * 1500]).IsCompletedSuccessfully);
+        var sent = Drain(pair.A);
+        var full = sent.Max(p => p.Length);
+        var segments = sent.Where(p => p.Length == full).Take(20).ToList(); // full-sized segments, in order
+        Assert.Equal(20, segments.Count);
+        Assert.Equal(segments, sent.Take(20));
+        return (pair, segments);
+    }
+
+    private static void Deliver(NetworkStack stack, List<byte[]> packets, bool batch)
+    {
+        if (batch)
+        {
+            stack.Write([.. packets], packets.Select(p => p.Length).ToArray(), 0, packets.Count);
+            return;
+        }
+
+        foreach (var p in packets)
+        {
+            stack.WritePacket(p);
+        }
+    }
+
+    private static List<byte[]> Drain(NetworkStack stack)
+    {
+        var list = new List<byte[]>();
+        var buffer = new byte[65536];
+        while (stack.TryReadPacket(buffer, out var n))
+        {
+            list.Add(buffer.AsSpan(0, n).ToArray());
+        }
+
+        return list;
+    }
+}
