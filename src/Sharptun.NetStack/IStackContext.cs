@@ -28,6 +28,9 @@ internal interface IStackContext
     /// </summary>
     bool TrySendIp(in IpAddr source, in IpAddr destination, byte protocol, ReadOnlySpan<byte> transportSegment);
 
+    /// <summary>True while <see cref="TrySendIp"/> would refuse for lack of queue space.</summary>
+    bool OutboundFull => false;
+
     /// <summary>True for configured addresses (or any address in promiscuous mode).</summary>
     bool IsLocalAddress(in IpAddr address);
 }

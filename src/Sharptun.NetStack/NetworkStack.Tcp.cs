@@ -45,6 +45,8 @@ public sealed partial class NetworkStack
 
     private void PollTcp(TimeSpan now) => _tcp.Poll(now);
 
+    private void RetryBlockedTcp(TimeSpan now) => _tcp.RetryBlocked(now);
+
     private TimeSpan TcpNextDeadline() => _tcp.NextDeadline;
 
     /// <summary>Stack shutdown: resets connections, fails pending TCP operations, stops listeners.</summary>

@@ -177,6 +177,8 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
 
     bool IStackContext.IsLocalAddress(in IpAddr address) => IsLocalAddress(address);
 
+    bool IStackContext.OutboundFull => _outbound.IsFull;
+
     bool IStackContext.TrySendIp(in IpAddr source, in IpAddr destination, byte protocol, ReadOnlySpan<byte> transportSegment) =>
         TrySendIp(source, destination, protocol, transportSegment);
 
@@ -338,8 +340,10 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
 
                     if (_sendBlocked)
                     {
+                        // what the full queue held back goes out now, on this thread, into the room just made: the
+                        // next Read finds it without a driver wake-up and a 1 ms retry timer in between
                         _sendBlocked = false;
-                        Wake();
+                        RetryBlockedSenders();
                     }
                 }
             }
@@ -427,9 +431,29 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
                 _spaceWaiters.Clear();
             }
 
-            _sendBlocked = false;
+            if (_sendBlocked)
+            {
+                _sendBlocked = false;
+                RetryBlockedSenders();
+            }
+
             return true;
         }
+    }
+
+    /// <summary>The outbound queue has room again (under Gate): TCP connections it held back send now.</summary>
+    private void RetryBlockedSenders()
+    {
+        if (_driver is not null)
+        {
+            var now = _driver.Now;
+            if (now > _now)
+            {
+                _now = now;
+            }
+        }
+
+        RetryBlockedTcp(_now);
     }
 
     /// <summary>Stops the driver, wakes a blocked reader (which returns 0) and fails pending socket operations.</summary>

@@ -6,6 +6,7 @@ using Sharptun.Device.Config;
 using Sharptun.Device.Pipeline;
 using Sharptun.Device.Uapi;
 using Sharptun.NetStack;
+using Sharptun.NetStack.Tcp;
 using Sharptun.Transport;
 using Sharptun.Transport.Linux;
 
@@ -154,8 +155,13 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
             throw new FormatException("Invalid WireGuard config: [Interface] has no PrivateKey.");
         }
 
-        var (_, _, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
-        var stackOptions = new NetworkStackOptions { Mtu = config.Interface.Mtu ?? DefaultMtu, BufferBudgetBytes = stackBudget };
+        var (deviceBudget, _, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
+        var stackOptions = new NetworkStackOptions
+        {
+            Mtu = config.Interface.Mtu ?? DefaultMtu,
+            BufferBudgetBytes = stackBudget,
+            Tcp = TcpOptionsFor(deviceBudget),
+        };
         ApplyPromiscuous(options, stackOptions);
         foreach (var prefix in config.Interface.Addresses)
         {
@@ -338,6 +344,24 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
     /// a quarter for its large buffers, a quarter for the stack.
     /// </summary>
     internal static (long Device, long Large, long Stack) SplitBudget(long total) => (total / 2, total / 4, total / 4);
+
+    /// <summary>
+    /// The TCP budgets that fit the device's share of the memory budget: what all connections may have in flight
+    /// towards the stack (<see cref="TcpOptions.ReceiveWindowBudget"/>) and from it (<see cref="TcpOptions.SendBufferBudget"/>)
+    /// each take at most an eighth of the device's packet-buffer bytes. Packets carry up to an MTU in a larger buffer,
+    /// and the device's readers rent whole batches of buffers before they read, so both directions' data must fit well
+    /// inside the pool for a full pool to slow the senders rather than stall the readers. At most 1 MiB each (the
+    /// stack's defaults), reached at the default <see cref="WireGuardTunnelOptions.MemoryBudgetBytes"/> of 16 MiB; 32 KiB
+    /// each at the smallest budget.
+    /// </summary>
+    internal static TcpOptions TcpOptionsFor(long deviceBudget)
+    {
+        var tcp = new TcpOptions();
+        var share = Math.Max(16 * 1024, deviceBudget / 8);
+        tcp.ReceiveWindowBudget = Math.Min(tcp.ReceiveWindowBudget, share);
+        tcp.SendBufferBudget = Math.Min(tcp.SendBufferBudget, share);
+        return tcp;
+    }
 
     /// <summary>
     /// Opens a TCP connection through the tunnel. <paramref name="host"/> is an IP address or a host name: names are

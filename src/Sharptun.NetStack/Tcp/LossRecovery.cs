@@ -92,13 +92,21 @@ internal sealed class LossRecovery
     public TimeSpan PreciseSrtt => _preciseSrtt;
     public TimeSpan PreciseMinRtt => _preciseMinRtt;
 
-    /// <summary>Allocates the send log with the connection's buffers.</summary>
+    /// <summary>
+    /// Allocates the send log with the connection's buffers: 64 records at first, doubled as data in flight needs
+    /// them, up to one per full-sized segment of the send buffer plus slack for splits (small segments merge when full).
+    /// </summary>
     public void AllocateSendLog(int sendBufferSize, int smss)
     {
-        // One record per full-sized segment of the send buffer, plus slack for splits; small segments merge when full.
-        int cap = Math.Clamp((sendBufferSize / Math.Max(smss, 256)) + 32, 64, 8192);
-        _segs = new SentSegment[cap];
+        _segsMax = Math.Clamp((sendBufferSize / Math.Max(smss, 256)) + 32, InitialSendLog, 8192);
+        _segs = new SentSegment[InitialSendLog];
     }
+
+    private const int InitialSendLog = 64;
+    private int _segsMax;
+
+    /// <summary>Records the send log can hold now (tests).</summary>
+    internal int SendLogCapacity => _segs.Length;
 
     private ref SentSegment Seg(int i) => ref _segs[_segHead + i];
 
@@ -107,6 +115,15 @@ internal sealed class LossRecovery
     {
         if (_segHead + _segCount < _segs.Length)
         {
+            return true;
+        }
+
+        if (_segCount > _segs.Length / 2 && _segs.Length < _segsMax)
+        {
+            var grown = new SentSegment[Math.Min(_segs.Length * 2, _segsMax)];
+            Array.Copy(_segs, _segHead, grown, 0, _segCount);
+            _segs = grown;
+            _segHead = 0;
             return true;
         }
 

@@ -160,6 +160,7 @@ internal sealed partial class TcpConnection
         if (!_layer.Transmit(this, repr, 0))
         {
             _retryAt = now + TimeSpan.FromMilliseconds(1);
+            _layer.NoteBlocked(this);
             return false;
         }
 
@@ -317,6 +318,7 @@ internal sealed partial class TcpConnection
     private void OnTransmitBlocked(TimeSpan now)
     {
         _retryAt = now + TimeSpan.FromMilliseconds(1);
+        _layer.NoteBlocked(this);
         if (IsSynchronized)
         {
             _ackNow = true;

@@ -50,6 +50,24 @@ internal sealed partial class TcpConnection
         }
     }
 
+    /// <summary>
+    /// The IP layer's queue has room again: send what a full queue held back now rather than at the retry timer
+    /// (<see cref="TcpLayer.RetryBlocked"/>). No-op unless a retry is pending.
+    /// </summary>
+    internal void RetryNow(TimeSpan now)
+    {
+        if (_retryAt == TimeSpan.MaxValue || State is TcpState.Closed or TcpState.TimeWait)
+        {
+            return;
+        }
+
+        _retryAt = TimeSpan.MaxValue;
+        Dispatch(now);
+    }
+
+    /// <summary>On <see cref="TcpLayer"/>'s list of connections a full queue held back (under Gate).</summary>
+    internal bool BlockedListed { get; set; }
+
     /// <summary>Runs every timer that is due at <paramref name="now"/>.</summary>
     public void OnTimer(TimeSpan now)
     {

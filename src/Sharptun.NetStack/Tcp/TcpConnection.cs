@@ -159,7 +159,8 @@ internal sealed partial class TcpConnection
 
     public bool SendShutdown => _finQueued;
 
-    public int SendBufferFree => _tx.Free;
+    /// <summary>What <see cref="Send"/> would take now: the ring's free space within this connection's share of the send budget.</summary>
+    public int SendBufferFree => (int)Math.Clamp(_layer.SendBufferShare - _tx.Count, 0, _tx.Free);
 
     public int SendBufferCount => _tx.Count;
 
@@ -190,6 +191,7 @@ internal sealed partial class TcpConnection
     internal bool InRecovery => _inRecovery;
     internal long PipeBytes => _recovery.Pipe(_sndUna, _sndMax);
     internal TimeSpan PreciseSrttForTests => _recovery.PreciseSrtt;
+    internal int SendLogCapacityForTests => _recovery.SendLogCapacity;
     internal TimeSpan PreciseMinRttForTests => _recovery.PreciseMinRtt;
 
     /// <summary>Sequence number of the first byte in the send buffer.</summary>
@@ -260,6 +262,18 @@ internal sealed partial class TcpConnection
     /// <summary>Copies as much of <paramref name="data"/> into the send buffer as fits and transmits. Returns bytes taken.</summary>
     public int Send(ReadOnlySpan<byte> data, TimeSpan now)
     {
+        // the stack-wide send budget (TcpOptions.SendBufferBudget): take only up to this connection's share
+        int room = SendBufferFree;
+        if (room <= 0)
+        {
+            return 0;
+        }
+
+        if (room < data.Length)
+        {
+            data = data[..room];
+        }
+
         int n = _tx.Enqueue(data);
         if (n > 0 && IsSynchronized)
         {

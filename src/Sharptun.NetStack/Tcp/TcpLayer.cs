@@ -105,16 +105,24 @@ internal sealed class TcpLayer
 
     /// <summary>
     /// What one connection may have buffered plus offered (its share of <see cref="TcpOptions.ReceiveWindowBudget"/>):
-    /// unlimited with one connection or no budget, else budget / connections, at least 4 KiB.
+    /// unlimited with no budget, else budget / connections, at least 4 KiB.
     /// </summary>
     internal long ReceiveWindowShare => ShareAmong(WindowHolders);
 
     /// <summary>The share a connection being opened offers in its SYN (as if it already held one).</summary>
     internal long NewConnectionWindowShare => ShareAmong(WindowHolders + 1);
 
-    private long ShareAmong(int holders) => _options.ReceiveWindowBudget <= 0 || holders <= 1
+    /// <summary>
+    /// What one connection may hold in its send buffer (its share of <see cref="TcpOptions.SendBufferBudget"/>, among
+    /// the same connections): unlimited with no budget, else budget / connections, at least 4 KiB.
+    /// </summary>
+    internal long SendBufferShare => ShareAmong(WindowHolders, _options.SendBufferBudget);
+
+    private long ShareAmong(int holders) => ShareAmong(holders, _options.ReceiveWindowBudget);
+
+    private static long ShareAmong(int holders, long budget) => budget <= 0
         ? long.MaxValue
-        : Math.Max(4096, _options.ReceiveWindowBudget / holders);
+        : Math.Max(4096, budget / Math.Max(1, holders));
 
     internal void AddWindowHolder() => WindowHolders++;
 
@@ -422,6 +430,61 @@ internal sealed class TcpLayer
             _timeWait.Remove(tuple);
         }
     }
+
+    /// <summary>A connection whose segment met a full outbound queue (under Gate): retried by <see cref="RetryBlocked"/>.</summary>
+    internal void NoteBlocked(TcpConnection c)
+    {
+        if (!c.BlockedListed)
+        {
+            c.BlockedListed = true;
+            _blocked.Add(c);
+        }
+    }
+
+    /// <summary>Connections a full outbound queue held back (tests).</summary>
+    internal int BlockedCount => _blocked.Count;
+
+    /// <summary>
+    /// The outbound queue has room again (under Gate): the connections it held back send now, in the order they were
+    /// blocked, until the queue is full again (those then wait for the next call, or their 1 ms retry timer). Without
+    /// this a connection resumed only at its retry timer, so a full 64-packet queue cost a millisecond or more each time.
+    /// </summary>
+    internal void RetryBlocked(TimeSpan now)
+    {
+        if (_blocked.Count == 0)
+        {
+            return;
+        }
+
+        (_blocked, _retrying) = (_retrying, _blocked);
+        foreach (var c in _retrying)
+        {
+            c.BlockedListed = false;
+        }
+
+        for (var i = 0; i < _retrying.Count; i++)
+        {
+            var c = _retrying[i];
+            if (c.Removed)
+            {
+                continue;
+            }
+
+            if (_context.OutboundFull)
+            {
+                NoteBlocked(c); // still waits: keep its place for the next call
+                continue;
+            }
+
+            c.RetryNow(now);
+            Schedule(c);
+        }
+
+        _retrying.Clear();
+    }
+
+    private List<TcpConnection> _blocked = [];
+    private List<TcpConnection> _retrying = [];
 
     /// <summary>Re-arms a connection's entry in the deadline queue after its timers changed.</summary>
     internal void Schedule(TcpConnection c)

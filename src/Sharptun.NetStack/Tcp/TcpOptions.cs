@@ -15,39 +15,50 @@ public enum TcpCongestionControl
 /// timers and table bounds. Read when a connection is created; changing it afterwards affects only new connections.
 /// </summary>
 /// <remarks>
-/// Buffer sizes are a memory/throughput trade-off. A ring takes its array (<see cref="SendBufferSize"/> or
-/// <see cref="ReceiveBufferSize"/> bytes) from the stack's pool only while it holds bytes, so quiet connections cost
-/// no buffer memory and N busy ones at most N × (send + receive); <see cref="ReceiveWindowBudget"/> divides one
-/// stack-wide budget among the connections' receive windows, which bounds what peers can have in flight towards the
-/// stack (the packets queued in front of it) however many connections are open (docs/benchmarks.md, "NetStack
-/// memory"). In exchange a single
-/// connection can have at most one buffer of data in flight, so its throughput is capped at buffer / RTT: with 32 KiB,
-/// about 26 Mbit/s at 10 ms RTT and 5 Mbit/s at 50 ms (64 KiB doubles that, 256 KiB gives ~8×), measured on the
-/// virtual-clock link; on a link with sub-millisecond RTT (in-memory, a local TUN) 32 KiB moves as much as 256 KiB
-/// because the CPU is the limit. Raise both for few connections over long fat paths.
+/// Buffer sizes are a memory/throughput trade-off. A ring takes 4 KiB chunks from the stack's pool only for the
+/// bytes it holds, so quiet connections cost no buffer memory and a ring's capacity (<see cref="SendBufferSize"/>,
+/// <see cref="ReceiveBufferSize"/>) costs nothing until data waits in it. Two stack-wide budgets bound what all
+/// connections together may hold, however many are open: <see cref="ReceiveWindowBudget"/> divides the offered receive
+/// windows (which also bounds what peers can have in flight towards the stack, the packets queued in front of it) and
+/// <see cref="SendBufferBudget"/> divides the send buffers (docs/benchmarks.md, "NetStack memory"). A single
+/// connection can have at most its window or send buffer in flight, so its throughput is capped at that / RTT: the
+/// 512 KiB defaults allow about 4 Gbit/s at 1 ms RTT, 420 Mbit/s at 10 ms and 84 Mbit/s at 50 ms. With 32 KiB (the
+/// default before) a tunnel through wireguard-go on this project's 2-core test machine, where queueing alone makes the
+/// RTT a few milliseconds, moved 330–370 Mbit/s down instead of 540–730 (docs/benchmarks.md). Raise the sizes and
+/// budgets for long fat paths; lower the budgets for a tighter memory bound.
 /// </remarks>
 public sealed class TcpOptions
 {
     /// <summary>
     /// Receive buffer per connection in bytes (caps the advertised window, so the peer's throughput to us is at most
-    /// this / RTT; its array is held only while it holds bytes). Default 32 KiB (see the remarks on the class for the trade-off).
+    /// this / RTT; memory is held only for the bytes it holds). Default 512 KiB (see the remarks on the class for the
+    /// trade-off).
     /// </summary>
-    public int ReceiveBufferSize { get; set; } = 32 * 1024;
+    public int ReceiveBufferSize { get; set; } = 512 * 1024;
 
     /// <summary>
     /// Bytes that all connections' receive windows share (RFC 9293 §3.8.6.2.2 leaves the offered window to the
-    /// receiver's resources): with more than one connection, each offers at most max(4 KiB, budget / connections)
-    /// beyond what it already holds, never more than its <see cref="ReceiveBufferSize"/>. Default 1 MiB, which leaves
-    /// up to 32 connections their full 32 KiB window; 0 turns the shared cap off. Windows are never shrunk: a new
+    /// receiver's resources): each connection offers at most max(4 KiB, budget / connections)
+    /// beyond what it already holds, never more than its <see cref="ReceiveBufferSize"/>. Default 1 MiB: one or two
+    /// connections get their full window, 100 connections 10 KiB each; 0 turns the shared cap off. Windows are never shrunk: a new
     /// connection lowers the others' shares as they advance.
     /// </summary>
     public long ReceiveWindowBudget { get; set; } = 1024 * 1024;
 
     /// <summary>
     /// Send buffer per connection in bytes (WriteAsync waits when full; unacknowledged data stays in it, so our
-    /// throughput is at most this / RTT). Default 32 KiB (see the remarks on the class for the trade-off).
+    /// throughput is at most this / RTT; memory is held only for the bytes it holds). Default 512 KiB (see the remarks
+    /// on the class for the trade-off).
     /// </summary>
-    public int SendBufferSize { get; set; } = 32 * 1024;
+    public int SendBufferSize { get; set; } = 512 * 1024;
+
+    /// <summary>
+    /// Bytes that all connections' send buffers share: a write is taken only while the
+    /// connection holds less than max(4 KiB, budget / connections), never more than its <see cref="SendBufferSize"/>;
+    /// the writer waits for acknowledgments otherwise. Default 1 MiB; 0 turns the shared cap off. A connection that
+    /// already holds more than a new share keeps its bytes and takes more once it is below the share.
+    /// </summary>
+    public long SendBufferBudget { get; set; } = 1024 * 1024;
 
     /// <summary>Congestion control for new connections. Default CUBIC.</summary>
     public TcpCongestionControl CongestionControl { get; set; } = TcpCongestionControl.Cubic;
@@ -118,6 +129,11 @@ public sealed class TcpOptions
         if (ReceiveWindowBudget < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(ReceiveWindowBudget), "Must be 0 (no shared cap) or more.");
+        }
+
+        if (SendBufferBudget < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SendBufferBudget), "Must be 0 (no shared cap) or more.");
         }
 
         if (MaxTimeWaitEntries < 0 || MaxOutOfOrderRanges < 1)

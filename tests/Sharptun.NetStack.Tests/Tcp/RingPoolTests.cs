@@ -238,7 +238,7 @@ public sealed class ReceiveWindowBudgetTests
     [InlineData(40, 4096)]         // never below 4 KiB
     public void StalledReaders_HoldAtMostTheirShare_AndEverythingArrivesOnceTheyRead(int connections, int share)
     {
-        var o = new TcpOptions { ReceiveWindowBudget = 64 * 1024 };
+        var o = new TcpOptions { ReceiveWindowBudget = 64 * 1024, ReceiveBufferSize = 32 * 1024 };
         var net = new SimNetwork(17 + connections);
         var a = net.AddHost("10.0.0.1", o);
         var b = net.AddHost("10.0.0.2", o);

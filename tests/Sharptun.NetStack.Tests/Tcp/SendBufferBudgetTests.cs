@@ -1,0 +1,146 @@
+using System.Net;
+using System.Security.Cryptography;
+using Sharptun.NetStack.Tcp;
+
+namespace Sharptun.NetStack.Tests.Tcp;
+
+/// <summary>The send buffers of all connections share <see cref="TcpOptions.SendBufferBudget"/>.</summary>
+public sealed class SendBufferBudgetTests
+{
+    [Theory]
+    [InlineData(1, 48 * 1024)]     // alone: the full ring
+    [InlineData(8, 64 * 1024 / 8)] // 8 connections share 64 KiB
+    [InlineData(40, 4096)]         // never below 4 KiB
+    public void StalledPeers_WritersHoldAtMostTheirShare_AndEverythingArrivesOnceThePeersRead(int connections, int share)
+    {
+        // the peers read nothing for a while and offer 16 KiB windows, so unsent data piles up in the senders' rings
+        var sender = new TcpOptions { SendBufferBudget = 64 * 1024, SendBufferSize = 48 * 1024 };
+        var receiver = new TcpOptions { ReceiveBufferSize = 16 * 1024 };
+        var net = new SimNetwork(31 + connections);
+        var a = net.AddHost("10.0.0.1", sender);
+        var b = net.AddHost("10.0.0.2", receiver);
+        var listener = b.Tcp.Listen(b.EndPoint(80), 64);
+        var transfers = new List<(Transfer T, TcpConnection C)>();
+        for (var i = 0; i < connections; i++)
+        {
+            var c = a.Tcp.Connect(b.EndPoint(80), a.EndPoint((ushort)(43000 + i)));
+            TcpConnection? s = null;
+            net.RunUntil(() => s is not null && c.State == TcpState.Established, TimeSpan.FromSeconds(30), () =>
+            {
+                if (s is null && listener.TryAccept(out var x))
+                {
+                    s = x;
+                }
+            });
+            transfers.Add((new Transfer(c, s!, Transfer.RandomData(200_000, 7 + i), closeWhenDone: false) { ReaderPaused = true }, c));
+        }
+
+        Assert.Equal(connections, a.Tcp.WindowHolders);
+        var most = new int[connections];
+        net.RunFor(TimeSpan.FromSeconds(5), () =>
+        {
+            for (var i = 0; i < connections; i++)
+            {
+                transfers[i].T.Pump(net.Now);
+                most[i] = Math.Max(most[i], transfers[i].C.SendBufferCount);
+                Assert.True(transfers[i].C.SendBufferCount <= share, $"connection {i} holds {transfers[i].C.SendBufferCount} > share {share}");
+            }
+        });
+
+        // every writer filled its share (the bound was reached, not just respected by writers that had little to say)
+        Assert.All(most, m => Assert.Equal(share, m));
+        Assert.All(transfers, x => Assert.Equal(0, x.C.SendBufferFree));
+
+        foreach (var (t, _) in transfers)
+        {
+            t.ReaderPaused = false;
+        }
+
+        net.RunUntil(() => transfers.All(x => x.T.Received == 200_000), TimeSpan.FromSeconds(300), () =>
+        {
+            foreach (var (t, _) in transfers)
+            {
+                t.Pump(net.Now);
+            }
+        });
+        Assert.All(transfers, x => Assert.True(x.T.HashMatches()));
+    }
+
+    [Fact]
+    public void SendLog_StartsSmall_AndGrowsWithTheDataInFlight()
+    {
+        var o = new TcpOptions { SendBufferSize = 512 * 1024, ReceiveBufferSize = 512 * 1024 };
+        var pair = new TcpPair(seed: 29, o, o).Connect();
+        var log = pair.C.SendLogCapacityForTests;
+        Assert.Equal(64, log);
+        var t = new Transfer(pair.C, pair.S, Transfer.RandomData(2_000_000, 3), closeWhenDone: false);
+        var most = 0;
+        pair.Net.RunUntil(() => t.Received == 2_000_000, TimeSpan.FromSeconds(120), () =>
+        {
+            t.Pump(pair.Net.Now);
+            most = Math.Max(most, pair.C.SendLogCapacityForTests);
+        });
+        Assert.True(t.HashMatches());
+        Assert.True(most > 64, $"the log never grew ({most})");
+        Assert.True(most <= (512 * 1024 / pair.C.Smss) + 32 + 64, $"the log grew past its cap ({most})");
+    }
+}
+
+/// <summary>
+/// A connection held back by a full outbound queue sends again as soon as the device reads packets out of it, without
+/// waiting for a timer (the stack here is never polled, so its virtual clock never moves).
+/// </summary>
+public sealed class OutboundQueueRetryTests
+{
+    [Theory]
+    [InlineData("10.0.0.2")]
+    [InlineData("fd00::2")]
+    public void FullQueue_SenderResumesWhenTheReaderMakesRoom_WithoutAnyPoll(string server)
+    {
+        using var pair = new StackPair(o => o.OutboundQueueCapacity = 8);
+        using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.IPv6Any, 8080));
+        var accept = listener.AcceptAsync().AsTask();
+        using var client = pair.Run(pair.A.ConnectTcpAsync(new IPEndPoint(IPAddress.Parse(server), 8080)).AsTask());
+        using var accepted = pair.Run(accept);
+
+        var data = new byte[1_000_000];
+        new Random(5).NextBytes(data);
+        var write = Task.Run(async () =>
+        {
+            await client.WriteAsync(data);
+            client.ShutdownWrite();
+            return 0;
+        });
+        var read = Task.Run(async () =>
+        {
+            var ms = new MemoryStream();
+            await accepted.CopyToAsync(ms);
+            return ms.ToArray();
+        });
+        pair.Run(write);
+        var received = pair.Run(read);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
+        Assert.Equal(TimeSpan.Zero, pair.Now);
+        Assert.True(pair.A.Statistics.OutboundFull > 0, "the 8-packet queue never filled: the test did not block the sender");
+    }
+
+    [Fact]
+    public void FullQueue_BatchRead_SendsTheHeldBackSegmentsIntoTheRoomItMade()
+    {
+        using var pair = new StackPair(o => o.OutboundQueueCapacity = 8);
+        using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.Any, 8080));
+        var accept = listener.AcceptAsync().AsTask();
+        using var client = pair.Run(pair.A.ConnectTcpAsync(new IPEndPoint(IPAddress.Parse("10.0.0.2"), 8080)).AsTask());
+        using var accepted = pair.Run(accept);
+
+        var data = new byte[100_000];
+        Assert.True(client.WriteAsync(data).IsCompletedSuccessfully); // taken whole into the 512 KiB send ring
+        Assert.Equal(8, pair.A.OutboundQueued); // the initial window (10 segments) is wider: the queue holds the sender back
+
+        var buffers = Enumerable.Range(0, 8).Select(_ => new byte[2048]).ToArray();
+        var sizes = new int[8];
+        Assert.Equal(8, pair.A.Read(buffers, sizes, 0));
+        // refilled by the read itself, at the same instant: the 2 segments the initial window (RFC 6928, 10) still allows
+        Assert.Equal(2, pair.A.OutboundQueued);
+    }
+}
