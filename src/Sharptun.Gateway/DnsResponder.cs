@@ -6,10 +6,14 @@ using System.Text;
 namespace Sharptun.Gateway;
 
 /// <summary>
-/// Answers DNS queries (RFC 1035 §4.1) sent to the gateway's tunnel address through the host's resolver
-/// (<see cref="Dns.GetHostAddressesAsync(string, AddressFamily, CancellationToken)"/>): standard queries of class IN
-/// for A and AAAA get the host's addresses (TTL 60 s); a name the host cannot resolve gets NXDOMAIN; other types and
-/// opcodes get NOTIMP (RFC 1035 §4.1.1 RCODE 4), malformed queries FORMERR, resolver failures SERVFAIL.
+/// Answers DNS queries (RFC 1035 §4.1) sent to the gateway's tunnel address. Standard queries of any type and class
+/// go to the host's nameservers (<see cref="Forwarder"/>, from <c>/etc/resolv.conf</c>) and their answers come back
+/// as the servers gave them. When no nameserver is configured or none answers, and for A and AAAA queries the servers
+/// answer with an error RCODE (NXDOMAIN, REFUSED, ...) or that ask for localhost names (RFC 6761 §6.3), A and AAAA
+/// queries of class IN are answered through the host's resolver (<see cref="Dns.GetHostAddressesAsync(string, AddressFamily, CancellationToken)"/>,
+/// which also reads <c>/etc/hosts</c>): the host's addresses (TTL 60 s, at most <see cref="MaxAnswers"/>), NXDOMAIN for a
+/// name the host cannot resolve, SERVFAIL when it fails; other types then get SERVFAIL (RFC 1035 §4.1.1 RCODE 2) with
+/// nameservers configured and NOTIMP (RCODE 4) without. Other opcodes get NOTIMP, malformed queries FORMERR.
 /// </summary>
 /// <remarks>
 /// EDNS(0) (RFC 6891): a query's OPT record is read from the additional section; the response then carries an OPT
@@ -40,6 +44,9 @@ internal sealed class DnsResponder(TimeSpan timeout)
     private const uint Ttl = 60;
     private const int MaxUdpResponse = 512; // RFC 1035 §2.3.4 without EDNS
     private const int OptLength = 11;       // root name, TYPE, CLASS, TTL, RDLENGTH; no options (RFC 6891 §6.1.2)
+
+    /// <summary>The host's nameservers queries are forwarded to first, or null (the host resolver path only).</summary>
+    internal DnsForwarder? Forwarder { get; init; }
 
     /// <summary>Test seam: the host resolver.</summary>
     internal Func<string, AddressFamily, CancellationToken, Task<IPAddress[]>> Resolve { get; init; } = Dns.GetHostAddressesAsync;
@@ -74,7 +81,25 @@ internal sealed class DnsResponder(TimeSpan timeout)
             return Error(query.Span, BadVers, questionEnd, edns); // RFC 6891 §6.1.3: we speak version 0 only
         }
 
-        if (@class != ClassIn || type is not (TypeA or TypeAaaa))
+        var address = @class == ClassIn && type is TypeA or TypeAaaa;
+        if (Forwarder is { Servers.Count: > 0 } forwarder && !(address && IsLocalhost(name)))
+        {
+            // RFC 6761 §6.3: localhost addresses come from the host (its resolver answers loopback), never a nameserver.
+            if (await forwarder.ForwardAsync(query, questionEnd, edns, udp, timeout, cancellationToken).ConfigureAwait(false) is { } forwarded
+                && !(address && (forwarded[3] & 0xF) != 0))
+            {
+                return forwarded;
+            }
+
+            // No server answered, or an address query they failed (NXDOMAIN, SERVFAIL, REFUSED, ...): the host resolver,
+            // which also reads /etc/hosts as the host's own programs do, has the last word on addresses.
+
+            if (@class != ClassIn || type is not (TypeA or TypeAaaa))
+            {
+                return Error(query.Span, ServFail, questionEnd, edns); // no nameserver answered and the host resolver knows only addresses
+            }
+        }
+        else if (@class != ClassIn || type is not (TypeA or TypeAaaa))
         {
             return Error(query.Span, NotImp, questionEnd, edns);
         }
@@ -108,6 +133,9 @@ internal sealed class DnsResponder(TimeSpan timeout)
 
         return Build(query.Span, questionEnd, rcode, [.. addresses.Select(DestinationRule.Normalize).Where(a => a.AddressFamily == family).Distinct()], type, udp, edns);
     }
+
+    private static bool IsLocalhost(string name) =>
+        name.Equals("localhost", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// The most octets a UDP response to a query with this <paramref name="edns"/> payload size may have: 512 without
@@ -156,6 +184,9 @@ internal sealed class DnsResponder(TimeSpan timeout)
 
         return response;
     }
+
+    /// <summary>An error (or truncated) response with no records; with an OPT record when <paramref name="edns"/> is not negative.</summary>
+    internal static byte[] ErrorResponse(ReadOnlySpan<byte> query, int rcode, int questionEnd, int edns) => Error(query, rcode, questionEnd, edns);
 
     /// <summary>An error response (no answers); with an OPT record when <paramref name="edns"/> is not negative.</summary>
     private static byte[] Error(ReadOnlySpan<byte> query, int rcode, int questionEnd, int edns)
@@ -247,7 +278,7 @@ internal sealed class DnsResponder(TimeSpan timeout)
     }
 
     /// <summary>Moves past a possibly compressed name (RFC 1035 §4.1.4) without following pointers: no loop can form.</summary>
-    private static bool SkipName(ReadOnlySpan<byte> message, ref int offset)
+    internal static bool SkipName(ReadOnlySpan<byte> message, ref int offset)
     {
         for (var labels = 0; labels < 128 && offset < message.Length; labels++)
         {

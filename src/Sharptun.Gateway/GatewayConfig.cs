@@ -16,29 +16,53 @@ namespace Sharptun.Gateway;
 /// IdleTimeout = 600                             # seconds without a byte before a TCP relay is reset
 /// UdpIdleTimeout = 60                           # seconds before an idle UDP flow is closed
 /// ConnectTimeout = 10                           # seconds for the host's TCP connect
-/// DNS = on                                      # answer DNS to the tunnel address through the host resolver
+/// DNS = on                                      # answer DNS to the tunnel address (host nameservers, host resolver)
 /// </code>
+/// The <c>[Interface]</c> may say <c>Via = entry.conf</c>: the gateway's WireGuard UDP (its <c>ListenPort</c>) then
+/// lives on the netstack of that wg-quick config's tunnel, which the gateway starts first (<see cref="Via"/>).
 /// Reserved destinations (loopback, private, link-local, ...) are denied unless an <c>Allow</c> rule inside them
 /// opens them (<see cref="GatewayPolicy"/>).
 /// </summary>
 public sealed class GatewayConfig
 {
-    private GatewayConfig(string wireGuardText, GatewayOptions options)
+    private GatewayConfig(string wireGuardText, GatewayOptions options, ViaTunnelConfig? via, bool mtuFromVia, int mtu)
     {
         WireGuardText = wireGuardText;
         Options = options;
+        Via = via;
+        MtuFromVia = mtuFromVia;
+        Mtu = mtu;
     }
 
-    /// <summary>The config without its <c>[Gateway]</c> section (blank lines in its place, so line numbers stay), for the WireGuard parser.</summary>
+    /// <summary>
+    /// The config without its <c>[Gateway]</c> section (blank lines in its place, so line numbers stay) and without its
+    /// <c>Via</c> line (blank, or the picked <c>MTU</c>), for the WireGuard parser.
+    /// </summary>
     public string WireGuardText { get; }
+
+    /// <summary>
+    /// The tunnel named by <c>[Interface] Via = FILE</c> (relative to the config's folder), or null: the gateway starts
+    /// it (and its own <see cref="ViaTunnelConfig.Via"/> chain) first and listens for its peers on that tunnel's
+    /// netstack instead of a host socket, so clients reach the gateway through that WireGuard hop only.
+    /// </summary>
+    public ViaTunnelConfig? Via { get; }
+
+    /// <summary>The config gave no <c>MTU</c> and the gateway tunnel's MTU was picked to fit through <see cref="Via"/>.</summary>
+    internal bool MtuFromVia { get; }
+
+    /// <summary>The gateway tunnel's MTU when it has a <see cref="Via"/> (given or picked).</summary>
+    internal int Mtu { get; }
 
     /// <summary>The <c>[Gateway]</c> settings (defaults when the section is absent).</summary>
     public GatewayOptions Options { get; }
 
-    /// <summary>Splits and parses a gateway config text.</summary>
+    /// <summary>Splits and parses a gateway config text; with <c>Via</c>, reads the Via files too.</summary>
     /// <param name="text">The file's text.</param>
-    /// <param name="fileName">Used in error messages (<c>FILE:LINE: ...</c>).</param>
-    /// <exception cref="FormatException">The <c>[Gateway]</c> section is invalid; the message names each bad line.</exception>
+    /// <param name="fileName">Used in error messages (<c>FILE:LINE: ...</c>); a relative <c>Via</c> path is relative to its folder.</param>
+    /// <exception cref="FormatException">
+    /// The <c>[Gateway]</c> section is invalid (the message names each bad line), or the <c>Via</c> chain is (a loop, a
+    /// missing or invalid file, an MTU that does not fit, an endpoint it cannot carry: <c>FILE:LINE: ...</c>).
+    /// </exception>
     public static GatewayConfig Parse(string text, string fileName = "config")
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -84,7 +108,30 @@ public sealed class GatewayConfig
             throw new FormatException("Invalid [Gateway] section: " + string.Join("; ", errors));
         }
 
-        return new GatewayConfig(rest.ToString(), options);
+        var wireGuard = rest.ToString();
+        if (!HasVia(wireGuard))
+        {
+            return new GatewayConfig(wireGuard, options, via: null, mtuFromVia: false, mtu: 0);
+        }
+
+        var applied = ViaTunnelConfig.Apply(wireGuard, fileName, []);
+        return new GatewayConfig(applied.WireGuardText, options, applied.Via, applied.MtuPicked, applied.Mtu);
+    }
+
+    // Only a config with a Via line goes through ViaTunnelConfig (which parses the WireGuard part early).
+    private static bool HasVia(string text)
+    {
+        foreach (var raw in text.Split('\n'))
+        {
+            var line = StripComment(raw).Trim();
+            var eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0 && line[..eq].Trim().Equals("Via", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static string StripComment(string line)

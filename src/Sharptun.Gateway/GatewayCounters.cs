@@ -156,8 +156,33 @@ public sealed class GatewayCounters
         _perPeer = maxConnectionsPerPeer;
     }
 
+    private long _dnsForwarded;
+    private long _dnsUpstreamFailures;
+
     /// <summary>All peers together.</summary>
     public PeerCounters Total { get; } = new();
+
+    /// <summary>DNS queries a host nameserver answered (forwarded from peers).</summary>
+    public long DnsForwarded => Interlocked.Read(ref _dnsForwarded);
+
+    /// <summary>
+    /// DNS queries no host nameserver answered in time (silence, garbage, refusal, or too many forwards under way): the
+    /// host resolver (A, AAAA) or SERVFAIL answered them.
+    /// </summary>
+    public long DnsUpstreamFailures => Interlocked.Read(ref _dnsUpstreamFailures);
+
+    /// <summary>Counts one forwarded query's outcome (true: answered upstream).</summary>
+    internal void CountDnsForward(bool answered)
+    {
+        if (answered)
+        {
+            Interlocked.Increment(ref _dnsForwarded);
+        }
+        else
+        {
+            Interlocked.Increment(ref _dnsUpstreamFailures);
+        }
+    }
 
     /// <summary>TCP connections and UDP flows open now, all peers (what the global cap counts).</summary>
     public int Open => _global.Open;

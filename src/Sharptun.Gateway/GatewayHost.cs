@@ -24,8 +24,9 @@ namespace Sharptun.Gateway;
 /// unreachable.</para>
 /// <para>ICMP echo: answered by the gateway itself for destinations the policy lets peers reach on some port (the
 /// gateway does not probe the destination: unprivileged processes cannot send ICMP everywhere).</para>
-/// <para>DNS: queries to the gateway's tunnel addresses on port 53 (UDP and TCP) are answered through the host's
-/// resolver (<see cref="GatewayOptions.Dns"/>); other traffic to the tunnel addresses is refused.</para>
+/// <para>DNS: queries to the gateway's tunnel addresses on port 53 (UDP and TCP), of any type, are forwarded to the
+/// host's nameservers from <c>/etc/resolv.conf</c>; A and AAAA fall back to the host's resolver when none is
+/// configured or none answers (<see cref="GatewayOptions.Dns"/>); other traffic to the tunnel addresses is refused.</para>
 /// </remarks>
 public sealed partial class GatewayHost : IAsyncDisposable
 {
@@ -48,15 +49,24 @@ public sealed partial class GatewayHost : IAsyncDisposable
     private readonly Timer _udpExpiry;
     private int _disposed;
 
-    private GatewayHost(WireGuardTunnel tunnel, GatewayOptions options, GatewayPolicy policy, Func<IPEndPoint, IPEndPoint>? hostEndPoint)
+    private GatewayHost(WireGuardTunnel tunnel, IReadOnlyList<WireGuardTunnel> viaTunnels, GatewayOptions options, GatewayPolicy policy, Func<IPEndPoint, IPEndPoint>? hostEndPoint)
     {
         _tunnel = tunnel;
+        ViaTunnels = viaTunnels;
         _options = options;
         _policy = policy;
         _hostEndPoint = hostEndPoint ?? (e => e);
         _peers = new PeerDirectory(tunnel);
-        _dns = options.DnsResolve is { } resolve ? new DnsResponder(TimeSpan.FromSeconds(5)) { Resolve = resolve } : new DnsResponder(TimeSpan.FromSeconds(5));
         Counters = new GatewayCounters(options.MaxConnections, options.MaxConnectionsPerPeer);
+        var counters = Counters;
+        var forwarder = options.Dns
+            ? new DnsForwarder(DnsForwarder.ReadResolvConf(options.ResolvConfPath ?? (options.DnsResolve is null ? "/etc/resolv.conf" : string.Empty), options.DnsUpstreamPort), options.DnsServerTimeout, options.MaxConcurrentDnsForwards, counters.CountDnsForward)
+            : null;
+        _dns = new DnsResponder(TimeSpan.FromSeconds(5))
+        {
+            Forwarder = forwarder,
+            Resolve = options.DnsResolve ?? System.Net.Dns.GetHostAddressesAsync,
+        };
         _listener = tunnel.ListenTcpAnyDestination(AdmitSyn);
         _udp = tunnel.BindUdpAnyDestination(receiveQueueLength: 1024);
         var period = TimeSpan.FromTicks(Math.Clamp(options.UdpIdleTimeout.Ticks / 4, TimeSpan.TicksPerMillisecond * 100, TimeSpan.TicksPerSecond * 5));
@@ -67,6 +77,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
     /// <summary>The gateway's WireGuard tunnel (peers, listen port, <c>wg show</c> data).</summary>
     public WireGuardTunnel Tunnel => _tunnel;
+
+    /// <summary>
+    /// The tunnels of the config's <see cref="GatewayConfig.Via"/> chain, the one whose netstack carries
+    /// <see cref="Tunnel"/>'s UDP first (empty without <c>Via</c>). Disposed with the gateway, after <see cref="Tunnel"/>.
+    /// </summary>
+    public IReadOnlyList<WireGuardTunnel> ViaTunnels { get; }
 
     /// <summary>Counters per peer and in total.</summary>
     public GatewayCounters Counters { get; }
@@ -92,15 +108,68 @@ public sealed partial class GatewayHost : IAsyncDisposable
         tunnelOptions ??= new WireGuardTunnelOptions();
         tunnelOptions.Promiscuous = true;
         tunnelOptions.AnswerEchoFor = policy.AllowsAnyPort;
-        var tunnel = await WireGuardTunnel.StartAsync(config.WireGuardText, tunnelOptions, cancellationToken).ConfigureAwait(false);
+        var viaTunnels = new List<WireGuardTunnel>();
+        WireGuardTunnel? tunnel = null;
         try
         {
-            return new GatewayHost(tunnel, config.Options, policy, hostEndPoint);
+            if (config.Via is { } via)
+            {
+                // The gateway's ListenPort is a UDP socket of the nearest Via tunnel's netstack.
+                var outer = await StartViaAsync(via, tunnelOptions, viaTunnels, cancellationToken).ConfigureAwait(false);
+                tunnelOptions.BindFactory = outer.CreateDatagramBindFactory();
+            }
+
+            tunnel = await WireGuardTunnel.StartAsync(config.WireGuardText, tunnelOptions, cancellationToken).ConfigureAwait(false);
+            return new GatewayHost(tunnel, viaTunnels, config.Options, policy, hostEndPoint);
         }
         catch
         {
-            await tunnel.DisposeAsync().ConfigureAwait(false);
+            if (tunnel is not null)
+            {
+                await tunnel.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await DisposeViaAsync(viaTunnels).ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>Starts <paramref name="via"/>'s chain, the farthest first (each added to <paramref name="started"/>), each carrying the next one's UDP.</summary>
+    private static async Task<WireGuardTunnel> StartViaAsync(ViaTunnelConfig via, WireGuardTunnelOptions gatewayOptions, List<WireGuardTunnel> started, CancellationToken cancellationToken)
+    {
+        var options = new WireGuardTunnelOptions
+        {
+            LoggerFactory = gatewayOptions.LoggerFactory,
+            MemoryBudgetBytes = gatewayOptions.MemoryBudgetBytes,
+            UdpBind = gatewayOptions.UdpBind,
+        };
+        if (via.Via is { } next)
+        {
+            options.BindFactory = (await StartViaAsync(next, gatewayOptions, started, cancellationToken).ConfigureAwait(false)).CreateDatagramBindFactory();
+        }
+        else
+        {
+            options.BindFactory = gatewayOptions.BindFactory; // the farthest tunnel uses the host socket the gateway would have
+        }
+
+        try
+        {
+            var tunnel = await WireGuardTunnel.StartAsync(via.WireGuardText, options, cancellationToken).ConfigureAwait(false);
+            started.Add(tunnel);
+            return tunnel;
+        }
+        catch (FormatException e)
+        {
+            throw new FormatException($"{via.Path}: {e.Message}", e);
+        }
+    }
+
+    private static async Task DisposeViaAsync(List<WireGuardTunnel> tunnels)
+    {
+        // The nearest first: each carried the one started after it.
+        for (var i = tunnels.Count - 1; i >= 0; i--)
+        {
+            await tunnels[i].DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -123,6 +192,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         await Task.WhenAll([_acceptLoop, _udpLoop, .. _handlers.Keys]).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _tunnel.DisposeAsync().ConfigureAwait(false);
+        await DisposeViaAsync([.. ViaTunnels]).ConfigureAwait(false);
         _stop.Dispose();
     }
 

@@ -39,5 +39,9 @@ public sealed class GatewayMetricsSource(GatewayCounters counters) : IMetricsSou
         Family("sharptun_gateway_dns_queries_total", MetricType.Counter, "DNS queries answered for the peer.", c => c.DnsQueries);
         Family("sharptun_gateway_to_destinations_bytes_total", MetricType.Counter, "Payload bytes relayed to destinations, by peer.", c => c.BytesToDestinations);
         Family("sharptun_gateway_from_destinations_bytes_total", MetricType.Counter, "Payload bytes relayed from destinations, by peer.", c => c.BytesFromDestinations);
+        writer.BeginFamily("sharptun_gateway_dns_forwarded_total", MetricType.Counter, "DNS queries answered by a host nameserver.");
+        writer.Sample(_counters.DnsForwarded);
+        writer.BeginFamily("sharptun_gateway_dns_upstream_failures_total", MetricType.Counter, "DNS queries no host nameserver answered (host resolver or SERVFAIL instead).");
+        writer.Sample(_counters.DnsUpstreamFailures);
     }
 }

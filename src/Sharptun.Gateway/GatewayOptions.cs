@@ -30,8 +30,27 @@ public sealed class GatewayOptions
     /// <summary>How long the host's connect to a TCP destination may take before the peer's connection is reset (default 10 s).</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Answer DNS queries (UDP and TCP port 53) sent to the gateway's tunnel addresses through the host's resolver (default true).</summary>
+    /// <summary>
+    /// Answer DNS queries (UDP and TCP port 53) sent to the gateway's tunnel addresses (default true): every query type is
+    /// forwarded to the host's nameservers (<c>/etc/resolv.conf</c>); when none is configured or none answers, A and AAAA
+    /// are answered through the host's resolver.
+    /// </summary>
     public bool Dns { get; set; } = true;
+
+    /// <summary>
+    /// Test seam: the resolv.conf whose nameservers DNS queries are forwarded to, read at start. Null (the default):
+    /// /etc/resolv.conf, unless <see cref="DnsResolve"/> is set (a test of the host-resolver path: nothing is forwarded).
+    /// </summary>
+    internal string? ResolvConfPath { get; set; }
+
+    /// <summary>Test seam: the port of those nameservers (resolv.conf has none: 53).</summary>
+    internal int DnsUpstreamPort { get; set; } = 53;
+
+    /// <summary>How long one nameserver may take to answer a forwarded query (UDP, and TCP after a truncated answer; default 2 s).</summary>
+    internal TimeSpan DnsServerTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Most DNS queries forwarded at once (default 32); more fall back to the host resolver or SERVFAIL at once.</summary>
+    internal int MaxConcurrentDnsForwards { get; set; } = 32;
 
     /// <summary>A DNS-over-TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3; default 10 s).</summary>
     internal TimeSpan DnsTcpIdleTimeout { get; set; } = TimeSpan.FromSeconds(10);

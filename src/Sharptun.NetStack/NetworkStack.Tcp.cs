@@ -47,6 +47,10 @@ public sealed partial class NetworkStack
 
     private void RetryBlockedTcp(TimeSpan now) => _tcp.RetryBlocked(now);
 
+    private void BeginTcpBatch() => _tcp.BeginBatch();
+
+    private void EndTcpBatch(TimeSpan now) => _tcp.EndBatch(now);
+
     private TimeSpan TcpNextDeadline() => _tcp.NextDeadline;
 
     /// <summary>Stack shutdown: resets connections, fails pending TCP operations, stops listeners.</summary>

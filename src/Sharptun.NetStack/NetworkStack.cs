@@ -382,9 +382,18 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
                 }
             }
 
-            for (var i = 0; i < count; i++)
+            // one batch: TCP answers each connection once, after the last of its segments (TcpLayer.BeginBatch)
+            BeginTcpBatch();
+            try
             {
-                ProcessPacket(buffers[i].AsSpan(offset, sizes[i]));
+                for (var i = 0; i < count; i++)
+                {
+                    ProcessPacket(buffers[i].AsSpan(offset, sizes[i]));
+                }
+            }
+            finally
+            {
+                EndTcpBatch(_now);
             }
         }
 

@@ -20,7 +20,9 @@ namespace Sharptun;
 /// <remarks>
 /// The names come from the config the tunnel started with; peers added later (UAPI, <c>wg set</c>) have IP endpoints
 /// (wg resolves names before it talks to the device). A peer that is removed is skipped. The host's resolver is
-/// right here even when the config names DNS servers: the endpoint is how the tunnel is reached, outside it.
+/// right here even when the config names DNS servers: the endpoint is how the tunnel is reached, outside it. The
+/// exception is multihop: a tunnel whose UDP goes through another tunnel (<see cref="WireGuardTunnel.CreateDatagramBindFactory"/>)
+/// resolves through that tunnel's DNS servers when it has some (<see cref="TunnelDatagramBindFactory.EndpointResolver"/>).
 /// </remarks>
 internal sealed class EndpointReresolver : IAsyncDisposable
 {

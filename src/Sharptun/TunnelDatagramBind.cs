@@ -20,6 +20,16 @@ namespace Sharptun;
 /// </remarks>
 internal sealed class TunnelDatagramBindFactory(WireGuardTunnel tunnel, NetworkStack stack) : IDatagramBindFactory
 {
+    /// <summary>
+    /// How the inner tunnel resolves its peers' endpoint names: through this tunnel's <c>DNS</c> servers (over this
+    /// tunnel's stack, <see cref="TunnelNameResolver"/>) when its config names some, since the inner endpoints are
+    /// reached through this tunnel and may have names only its DNS knows; null (the host's resolver) otherwise.
+    /// </summary>
+    public Func<string, CancellationToken, Task<IPAddress[]>>? EndpointResolver =>
+        tunnel.Resolver is TunnelNameResolver outer
+            ? (host, cancellationToken) => outer.ResolveAsync(host, AddressFamily.Unspecified, cancellationToken).AsTask()
+            : null;
+
     public IDatagramBind Open(ushort port)
     {
         var any = tunnel.Addresses.Any(a => a.AddressFamily == AddressFamily.InterNetworkV6) ? IPAddress.IPv6Any : IPAddress.Any;

@@ -65,7 +65,9 @@ public sealed partial class WireGuardTunnel
     /// A bind factory whose UDP sockets live inside this tunnel's netstack: pass it as
     /// <see cref="WireGuardTunnelOptions.BindFactory"/> to start a second tunnel whose WireGuard datagrams travel through
     /// this one (multihop in one process: client → entry → exit, no second process, no TUN). The inner tunnel's MTU must
-    /// be at least 60 bytes (80 with IPv6 endpoints) below this tunnel's: the netstack does not fragment.
+    /// be at least 60 bytes (80 with IPv6 endpoints) below this tunnel's: the netstack does not fragment. When this
+    /// tunnel's config names <c>DNS</c> servers, the second tunnel resolves its peers' endpoint names through them (over
+    /// this tunnel, at start and when re-resolving), not through the host's resolver.
     /// </summary>
     /// <exception cref="InvalidOperationException">The tunnel runs over a TUN device.</exception>
     public Sharptun.Transport.IDatagramBindFactory CreateDatagramBindFactory()

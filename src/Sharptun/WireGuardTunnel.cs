@@ -252,7 +252,10 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
         WireGuardDevice? device = null;
         UapiServer? uapi = null;
         var log = options.LoggerFactory?.CreateLogger(TunnelLog.Category);
-        var resolveEndpoint = options.EndpointResolver ?? EndpointReresolver.ResolveWithHost;
+        // Endpoint names: the test seam; else, under another tunnel (multihop), that tunnel's DNS when it has one; else the host's.
+        var resolveEndpoint = options.EndpointResolver
+            ?? (options.BindFactory as TunnelDatagramBindFactory)?.EndpointResolver
+            ?? EndpointReresolver.ResolveWithHost;
         try
         {
             var bindFactory = BindFactoryFor(options);

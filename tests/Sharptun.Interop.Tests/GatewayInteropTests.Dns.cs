@@ -6,7 +6,8 @@ namespace Sharptun.Interop.Tests;
 
 /// <summary>
 /// The gateway's DNS responder with a real client: dig (bind9-dnsutils) in C, through wireguard-go, to the gateway's
-/// tunnel address; G's host resolver reads a hosts file with names of many addresses (answers past 512 and 1232 octets).
+/// tunnel address; G's host resolver reads a hosts file with names of many addresses (answers past 512 and 1232 octets),
+/// and G's nameserver (its resolv.conf) is a dnsmasq in S that serves MX and TXT records the gateway forwards.
 /// </summary>
 public sealed partial class GatewayInteropTests
 {
@@ -25,7 +26,7 @@ public sealed partial class GatewayInteropTests
         }
 
         using var lab = new NetnsLab();
-        using var setup = new Setup(lab, "", hosts.ToString());
+        using var setup = new Setup(lab, "", hosts.ToString(), ["--mx-host=mx.far.test,mail.far.test,10", "--txt-record=txt.far.test,sharptun through the gateway"]);
         try
         {
             var server = "@" + setup.GatewayTunnelAddress;
@@ -64,9 +65,18 @@ public sealed partial class GatewayInteropTests
             Assert.Contains("ANSWER: 40,", tcp, StringComparison.Ordinal);
             Assert.Matches("status: (NXDOMAIN|SERVFAIL)", tcp); // SERVFAIL when G has no DNS server to ask
 
+            // other types go to G's nameserver (dnsmasq in S, from G's resolv.conf) and come back as it answered
+            var mx = Dig(lab, setup, server, "mx.far.test", "MX");
+            Assert.Contains("status: NOERROR", mx, StringComparison.Ordinal);
+            Assert.Matches(@"mx\.far\.test\.\s+\d+\s+IN\s+MX\s+10 mail\.far\.test\.", mx);
+            var txt = Dig(lab, setup, server, "+tcp", "txt.far.test", "TXT");
+            Assert.Contains("\"sharptun through the gateway\"", txt, StringComparison.Ordinal);
+
             var metrics = setup.Scrape("/metrics");
+            Assert.Matches(@"sharptun_gateway_dns_forwarded_total [1-9]", metrics.Stdout);
             Assert.True(metrics.Success, metrics.ToString());
             Assert.Matches(@"sharptun_gateway_dns_queries_total\{peer=""[A-Za-z0-9+/=]{44}""\} (9|[1-9][0-9])", metrics.Stdout);
+            Assert.Matches(@"dns upstream: [1-9][0-9]* answered by a nameserver", setup.StopGateway());
         }
         catch
         {

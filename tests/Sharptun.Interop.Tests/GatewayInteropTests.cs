@@ -300,7 +300,8 @@ public sealed partial class GatewayInteropTests(ITestOutputHelper output)
         /// <param name="lab">The lab.</param>
         /// <param name="gatewaySection">Extra lines for the gateway's [Gateway] section.</param>
         /// <param name="hosts">Extra /etc/hosts lines for G's host resolver (the gateway's DNS answers), or null.</param>
-        public Setup(NetnsLab lab, string gatewaySection, string? hosts = null)
+        /// <param name="farDns">dnsmasq lines (<c>--mx-host=...</c>) for a DNS server in S at <see cref="ServerAddress"/>:53, named as G's nameserver in its resolv.conf; null: none.</param>
+        public Setup(NetnsLab lab, string gatewaySection, string? hosts = null, string[]? farDns = null)
         {
             _lab = lab;
             ClientNs = lab.AddNamespace();
@@ -357,12 +358,29 @@ public sealed partial class GatewayInteropTests(ITestOutputHelper output)
             File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             Unprivileged.OpenWayDown(lab.TempDirectory);
             Unprivileged.OwnHome(lab, home);
-            if (hosts is not null)
+            if (hosts is not null || farDns is not null)
             {
-                // `ip netns exec` bind-mounts /etc/netns/NS/hosts over /etc/hosts for what it starts in NS.
+                // `ip netns exec` bind-mounts /etc/netns/NS/hosts over /etc/hosts for what it starts in NS (and resolv.conf).
                 _netnsEtc = Path.Combine("/etc/netns", _gatewayNs);
                 Directory.CreateDirectory(_netnsEtc);
                 File.WriteAllText(Path.Combine(_netnsEtc, "hosts"), "127.0.0.1 localhost\n::1 localhost\n" + hosts);
+            }
+
+            if (farDns is not null)
+            {
+                // dnsmasq in S answers only what it is told (REFUSED for the rest: no upstream of its own)
+                var dnsmasq = lab.Start(_serverNs, "dnsmasq",
+                [
+                    "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces", "--user=root",
+                    $"--listen-address={ServerAddress}", "--port=53", $"--pid-file={lab.TempDirectory}/dnsmasq-far.pid", "--log-facility=-",
+                    .. farDns,
+                ]);
+                lab.WaitFor(
+                    () => dnsmasq.HasExited || lab.Exec(_serverNs, "ss", "-Hlun", "sport = :53").Stdout.Contains(ServerAddress.ToString(), StringComparison.Ordinal),
+                    Timeout,
+                    "dnsmasq in S");
+                Assert.False(dnsmasq.HasExited, lab.OutputOf(dnsmasq));
+                File.WriteAllText(Path.Combine(_netnsEtc!, "resolv.conf"), $"nameserver {ServerAddress}\n");
             }
 
             _gateway = lab.Start(_gatewayNs, "setpriv", Unprivileged.DotnetCommand(

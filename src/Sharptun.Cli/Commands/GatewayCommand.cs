@@ -104,6 +104,12 @@ internal sealed class GatewayCommand : ICliCommand
             }
 
             await using var _ = operations;
+            if (config.Via is { } via)
+            {
+                context.Out.Write(string.Create(CultureInfo.InvariantCulture,
+                    $"gateway: WireGuard UDP goes through the tunnel of Via {via.Path} (MTU {via.Mtu}); gateway MTU {host.Tunnel.Mtu}\n"));
+            }
+
             context.Out.Write(string.Create(CultureInfo.InvariantCulture,
                 $"gateway ready: public key {host.Tunnel.PublicKey}, UDP port {host.Tunnel.ListenPort}, tunnel address {string.Join(", ", host.Tunnel.Addresses)}, {host.Tunnel.Peers.Count} peers\n"));
             try
@@ -131,6 +137,9 @@ internal sealed class GatewayCommand : ICliCommand
                 $"udp {c.UdpFlows} flows, {c.OpenUdpFlows} open, {c.UdpDenied} denied, {c.UdpRefusedByCap} capped, {c.UdpDropped} dropped; " +
                 $"dns {c.DnsQueries}; bytes {c.BytesToDestinations} out, {c.BytesFromDestinations} in\n"));
         }
+
+        lines.Append(string.Create(CultureInfo.InvariantCulture,
+            $"dns upstream: {counters.DnsForwarded} answered by a nameserver, {counters.DnsUpstreamFailures} not (host resolver or SERVFAIL)\n"));
 
         return lines.ToString();
     }

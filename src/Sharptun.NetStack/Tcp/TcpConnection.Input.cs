@@ -19,6 +19,37 @@ internal sealed partial class TcpConnection
 
         if (State != TcpState.Closed)
         {
+            if (_layer.Batching && _ooo.Count == 0)
+            {
+                // one of a batch of segments (NetworkStack.Write): answer once, after the batch (TcpLayer.EndBatch),
+                // with one ACK for all of its in-order data, as Linux answers a GRO super-segment. A hole is still
+                // answered at once, so the sender sees every duplicate ACK and its SACK blocks (RFC 5681 §4.2).
+                _layer.Defer(this);
+                return;
+            }
+
+            Dispatch(now);
+            _layer.Schedule(this);
+        }
+    }
+
+    /// <summary>In-order data arrived during a batch: the reader is woken when the batch ends (<see cref="FlushDeferred"/>).</summary>
+    private bool _readDeferred;
+
+    /// <summary>On <see cref="TcpLayer"/>'s list of connections to answer when the batch ends (under Gate).</summary>
+    internal bool Deferred { get; set; }
+
+    /// <summary>The end of a batch of segments: wake the reader once, then send what the batch's segments call for.</summary>
+    internal void FlushDeferred(TimeSpan now)
+    {
+        if (_readDeferred)
+        {
+            _readDeferred = false;
+            ReadSignal.Set();
+        }
+
+        if (State != TcpState.Closed && !Removed)
+        {
             Dispatch(now);
             _layer.Schedule(this);
         }
@@ -641,7 +672,14 @@ internal sealed partial class TcpConnection
                 ProcessPeerFin(now);
             }
 
-            ReadSignal.Set();
+            if (_layer.Batching)
+            {
+                _readDeferred = true; // one wake-up per batch: a reader woken now would only wait for the Gate
+            }
+            else
+            {
+                ReadSignal.Set();
+            }
         }
         else
         {

@@ -483,6 +483,40 @@ internal sealed class TcpLayer
         _retrying.Clear();
     }
 
+    /// <summary>True between <see cref="BeginBatch"/> and <see cref="EndBatch"/> (under Gate).</summary>
+    internal bool Batching { get; private set; }
+
+    /// <summary>
+    /// A batch of inbound segments begins (under Gate): until <see cref="EndBatch"/>, connections that receive in-order
+    /// segments are answered once at the end (one ACK, one reader wake-up) instead of after every segment.
+    /// </summary>
+    internal void BeginBatch() => Batching = true;
+
+    /// <summary>The batch ended (under Gate): every connection it touched sends its ACK and wakes its reader once.</summary>
+    internal void EndBatch(TimeSpan now)
+    {
+        Batching = false;
+        for (var i = 0; i < _deferred.Count; i++)
+        {
+            var c = _deferred[i];
+            c.Deferred = false;
+            c.FlushDeferred(now);
+        }
+
+        _deferred.Clear();
+    }
+
+    /// <summary>A connection to answer at the end of the batch (under Gate).</summary>
+    internal void Defer(TcpConnection c)
+    {
+        if (!c.Deferred)
+        {
+            c.Deferred = true;
+            _deferred.Add(c);
+        }
+    }
+
+    private readonly List<TcpConnection> _deferred = [];
     private List<TcpConnection> _blocked = [];
     private List<TcpConnection> _retrying = [];
 

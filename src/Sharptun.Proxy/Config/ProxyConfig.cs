@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Sharptun.Hosting;
 
 namespace Sharptun.Proxy.Config;
 
@@ -20,9 +21,7 @@ public sealed class ProxyConfig
 {
     private static readonly string[] InterfaceKeys = ["PrivateKey", "Address", "DNS", "MTU", "ListenPort", "CheckAlive", "CheckAliveInterval", "Via"];
     private static readonly string[] WgQuickHostKeys = ["Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig", "FwMark"];
-    private const int ViaOverheadIpv4 = 60;
-    private const int ViaOverheadIpv6 = 80;
-    private const int MinimumMtu = 576;
+    private const int MinimumMtu = ViaRules.MinimumMtu;
     private static readonly string[] PeerKeys = ["PublicKey", "PresharedKey", "Endpoint", "AllowedIPs", "PersistentKeepalive"];
 
     private ProxyConfig(string path, string wireGuardPath, ProxyInterface @interface, IReadOnlyList<ProxyPeer> peers,
@@ -262,33 +261,22 @@ public sealed class ProxyConfig
 
         var via = LoadVia(section, viaEntry, [.. chain, System.IO.Path.GetFullPath(wireGuard.Path)], environment);
         var picked = section.Find("MTU") is null;
-        var overhead = ViaOverhead(peers, via);
-        var fits = via.Interface.Mtu - overhead;
         if (picked)
         {
-            // Room for an IPv6 outer header whichever family the endpoints turn out to have.
-            var mtu = via.Interface.Mtu - ViaOverheadIpv6;
-            if (mtu < MinimumMtu)
-            {
-                throw section.Error(viaEntry.Line, $"Via = {viaEntry.Value}: its MTU {via.Interface.Mtu} leaves less than the minimum MTU {MinimumMtu} for this tunnel ({ViaOverheadIpv6} bytes go to the outer headers)");
-            }
-
+            var mtu = ViaRules.PickMtu(via.Interface.Mtu, viaEntry.Value, out var error) ?? throw section.Error(viaEntry.Line, error!);
             @interface = @interface.WithMtu(mtu);
         }
-        else if (@interface.Mtu > fits)
+        else if (ViaRules.MtuError(@interface.Mtu, via.Interface.Mtu, ViaOverhead(peers, via), viaEntry.Value) is { } error)
         {
-            throw section.Error(section.Find("MTU")!.Value.Line,
-                $"MTU {@interface.Mtu} does not fit through Via = {viaEntry.Value} (MTU {via.Interface.Mtu}): at most {fits} " +
-                $"({overhead} bytes go to the outer IP{(overhead == ViaOverheadIpv6 ? "v6" : "v4")}, UDP and WireGuard headers), or leave MTU out to have it picked");
+            throw section.Error(section.Find("MTU")!.Value.Line, error);
         }
 
+        var viaAllowed = via.Peers.SelectMany(p => p.AllowedIPs).Select(a => (a.Address, a.PrefixLength)).ToList();
         foreach (var peer in peers)
         {
-            if (peer.EndpointHost is { } host && IPAddress.TryParse(host, out var address)
-                && !via.Peers.Any(p => p.AllowedIPs.Any(a => Contains(a, address))))
+            if (peer.EndpointHost is { } host && ViaRules.EndpointError(peer.Endpoint!, host, viaAllowed, viaEntry.Value) is { } error)
             {
-                throw new ProxyConfigException(peer.File, peer.Line,
-                    $"Endpoint {peer.Endpoint} is not in the AllowedIPs of any [Peer] of Via = {viaEntry.Value}: the tunnel's UDP could not go through it");
+                throw new ProxyConfigException(peer.File, peer.Line, error);
             }
         }
 
@@ -302,16 +290,10 @@ public sealed class ProxyConfig
             throw section.Error(viaEntry.Line, "Via = needs a file name (a wg-quick config whose tunnel carries this one)");
         }
 
-        var viaPath = System.IO.Path.IsPathRooted(viaEntry.Value)
-            ? viaEntry.Value
-            : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(section.File)) ?? ".", viaEntry.Value);
-        var full = System.IO.Path.GetFullPath(viaPath);
-        if (chain.Contains(full, StringComparer.Ordinal))
+        var viaPath = ViaRules.ResolvePath(section.File, viaEntry.Value);
+        if (ViaRules.LoopError(chain, System.IO.Path.GetFullPath(viaPath), viaEntry.Value) is { } loop)
         {
-            var loop = string.Join(" -> ", chain.SkipWhile(c => !string.Equals(c, full, StringComparison.Ordinal)).Append(full).Select(System.IO.Path.GetFileName));
-            throw section.Error(viaEntry.Line, chain[^1] == full
-                ? $"Via = {viaEntry.Value} names this file itself: a tunnel cannot carry its own UDP"
-                : $"Via = {viaEntry.Value} makes a loop ({loop})");
+            throw section.Error(viaEntry.Line, loop);
         }
 
         var file = ConfigFile.Parse(ReadFile(viaPath, section.File, viaEntry.Line, "Via"), viaPath, environment);
@@ -321,56 +303,11 @@ public sealed class ProxyConfig
         return new ProxyConfig(viaPath, viaPath, @interface, peers, ResolveStrategy.Auto, [], ignored, via);
     }
 
-    // What the outer tunnel adds to each of this tunnel's packets: an IPv4 (20) or IPv6 (40) header, UDP (8) and
-    // WireGuard's data header and tag (32). IPv6 when some endpoint is an IPv6 address, or a name while the outer
-    // tunnel has an IPv6 address (the name may resolve to one).
-    private static int ViaOverhead(List<ProxyPeer> peers, ProxyConfig via)
-    {
-        var outerHasV6 = via.Interface.Addresses.Any(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6);
-        foreach (var peer in peers)
-        {
-            if (peer.EndpointHost is not { } host)
-            {
-                continue;
-            }
-
-            if (IPAddress.TryParse(host, out var address)
-                ? address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
-                : outerHasV6)
-            {
-                return ViaOverheadIpv6;
-            }
-        }
-
-        return ViaOverheadIpv4;
-    }
-
-    private static bool Contains(AddressPrefix prefix, IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (prefix.Address.AddressFamily != address.AddressFamily)
-        {
-            return false;
-        }
-
-        var a = prefix.Address.GetAddressBytes();
-        var b = address.GetAddressBytes();
-        var bits = prefix.PrefixLength;
-        for (var i = 0; i < a.Length && bits > 0; i++, bits -= 8)
-        {
-            var mask = bits >= 8 ? 0xFF : (byte)(0xFF << (8 - bits));
-            if ((a[i] & mask) != (b[i] & mask))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
+    // What the outer tunnel adds to each of this tunnel's packets (ViaRules.Overhead).
+    private static int ViaOverhead(List<ProxyPeer> peers, ProxyConfig via) =>
+        ViaRules.Overhead(
+            peers.Select(p => p.EndpointHost).OfType<string>(),
+            via.Interface.Addresses.Any(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6));
 
     private static string ReadFile(string path, string referrer, int line, string key = "WGConfig")
     {
