@@ -33,7 +33,7 @@ trap cleanup EXIT
 # NativeAOT when clang is installed (the CLI's default publish), else the JIT build; PUBLISH_AOT=false forces JIT.
 dotnet publish src/Sharptun.Cli -c Release ${PUBLISH_AOT:+-p:PublishAot=$PUBLISH_AOT} -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
 chmod -R a+rX "$out/cli"
-if [ -x "$out/cli/sharptun" ]; then sharptun=("$out/cli/sharptun"); build=NativeAOT; else sharptun=(dotnet "$out/cli/sharptun.dll"); build=JIT; fi
+if [ -x "$out/cli/sharptun" ] && [ ! -f "$out/cli/sharptun.dll" ]; then sharptun=("$out/cli/sharptun"); build=NativeAOT; else sharptun=(dotnet "$out/cli/sharptun.dll"); build=JIT; fi
 
 for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
 ip link add stpb-vs netns stpb-s type veth peer name stpb-vc netns stpb-c

@@ -9,30 +9,36 @@
 #                      tunnel) and in-process (the process holds both tunnels).
 # The workload is bench/Sharptun.TunnelBench (Release, published first). MB/s = 10^6 bytes a second.
 # Usage: sudo [AOT=1] bench/tunnel-throughput.sh [MB] [CONNECTIONS] [MB-PER-CONNECTION]     (defaults 500 100 4)
+#   NETNS_PREFIX=NAME names the namespaces and links NAME-s, NAME-c, ... (default sttb), so two runs never collide.
 #   AOT=1 publishes the workload with NativeAOT (needs clang) instead of running it on the JIT.
+#   The workload gets the memory settings the Sharptun package gives apps (src/Sharptun/buildTransitive/Sharptun.targets:
+#   2 MiB gen0 budget, TieredPGO off); SHARPTUN_RUNTIME_DEFAULTS=1 builds it with the runtime's defaults instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-tunnel}"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 mb="${1:-500}"; conns="${2:-100}"; each="${3:-4}"
+p="${NETNS_PREFIX:-sttb}" # namespace, link and interface names start with it
 out="$(mktemp -d)"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    for ns in sttb-s sttb-c; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -f /var/run/wireguard/sttb-w.sock
+    for ns in $p-s $p-c; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -f /var/run/wireguard/$p-w.sock
     rm -rf "$out"
 }
 trap cleanup EXIT
 
+defaults=()
+[ "${SHARPTUN_RUNTIME_DEFAULTS:-0}" = 1 ] && defaults=(-p:SharptunMemoryDefaults=false)
 if [ "${AOT:-0}" = 1 ]; then
     # a NativeAOT app (the shipped binary's GC gen0 budget and instruction set), as an application published native gets
-    dotnet publish bench/Sharptun.TunnelBench -c Release -p:PublishAot=true -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+    dotnet publish bench/Sharptun.TunnelBench -c Release -p:PublishAot=true "${defaults[@]}" -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
     bench=("$out/bench/Sharptun.TunnelBench")
 else
-    dotnet publish bench/Sharptun.TunnelBench -c Release -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
+    dotnet publish bench/Sharptun.TunnelBench -c Release "${defaults[@]}" -o "$out/bench" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
     bench=(dotnet "$out/bench/Sharptun.TunnelBench.dll")
 fi
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
@@ -42,15 +48,15 @@ inproc=$("${bench[@]}" inproc "$mb")
 inproc_mem=$("${bench[@]}" inproc-memory "$conns" "$each")
 
 # (b) and the wireguard-go half of (c): S = wireguard-go + kernel TCP server on 10.236.0.1, C = the tunnel (10.236.0.2)
-for ns in sttb-s sttb-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip link add sttb-vs netns sttb-s type veth peer name sttb-vc netns sttb-c
-ip -n sttb-s addr add 10.237.0.1/24 dev sttb-vs && ip -n sttb-s link set sttb-vs up
-ip -n sttb-c addr add 10.237.0.2/24 dev sttb-vc && ip -n sttb-c link set sttb-vc up
-ip netns exec sttb-s wireguard-go -f sttb-w >"$out/wg.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do [ -S /var/run/wireguard/sttb-w.sock ] && break; sleep 0.1; done
+for ns in $p-s $p-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
+ip link add $p-vs netns $p-s type veth peer name $p-vc netns $p-c
+ip -n $p-s addr add 10.237.0.1/24 dev $p-vs && ip -n $p-s link set $p-vs up
+ip -n $p-c addr add 10.237.0.2/24 dev $p-vc && ip -n $p-c link set $p-vc up
+ip netns exec $p-s wireguard-go -f $p-w >"$out/wg.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do [ -S /var/run/wireguard/$p-w.sock ] && break; sleep 0.1; done
 (umask 077; wg genkey >"$out/s.key"; wg genkey >"$out/c.key")
-ip netns exec sttb-s wg set sttb-w private-key "$out/s.key" listen-port 51910 peer "$(wg pubkey <"$out/c.key")" allowed-ips 10.236.0.2/32
-ip -n sttb-s addr add 10.236.0.1/24 dev sttb-w && ip -n sttb-s link set sttb-w up
+ip netns exec $p-s wg set $p-w private-key "$out/s.key" listen-port 51910 peer "$(wg pubkey <"$out/c.key")" allowed-ips 10.236.0.2/32
+ip -n $p-s addr add 10.236.0.1/24 dev $p-w && ip -n $p-s link set $p-w up
 cat >"$out/c.conf" <<CONF
 [Interface]
 PrivateKey = $(cat "$out/c.key")
@@ -62,10 +68,10 @@ PublicKey = $(wg pubkey <"$out/s.key")
 Endpoint = 10.237.0.1:51910
 AllowedIPs = 10.236.0.1/32
 CONF
-ip netns exec sttb-s "${bench[@]}" server 5001 >"$out/server.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 300); do ip netns exec sttb-s ss -Htln 'sport = :5001' | grep -q 5001 && break; sleep 0.1; done
-wggo=$(ip netns exec sttb-c "${bench[@]}" client "$out/c.conf" 10.236.0.1 5001 "$mb")
-wggo_mem=$(ip netns exec sttb-c "${bench[@]}" client-memory "$out/c.conf" 10.236.0.1 5001 "$conns" "$each")
+ip netns exec $p-s "${bench[@]}" server 5001 >"$out/server.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 300); do ip netns exec $p-s ss -Htln 'sport = :5001' | grep -q 5001 && break; sleep 0.1; done
+wggo=$(ip netns exec $p-c "${bench[@]}" client "$out/c.conf" 10.236.0.1 5001 "$mb")
+wggo_mem=$(ip netns exec $p-c "${bench[@]}" client-memory "$out/c.conf" 10.236.0.1 5001 "$conns" "$each")
 
 mbit() { awk -v v="$1" 'BEGIN { printf "%.0f", v * 8 }'; }
 printf '%-34s %16s %16s\n' "" "in-process pair" "vs wireguard-go"
@@ -76,4 +82,6 @@ printf '%-34s %16s %16s\n' "$conns x $each MB: MB/s total" "$(field MBps "$inpro
 printf '%-34s %16s %16s\n' "private dirty MiB: idle tunnel(s)" "$(field private_dirty_before_MiB "$inproc_mem")" "$(field private_dirty_before_MiB "$wggo_mem")"
 printf '%-34s %16s %16s\n' "private dirty MiB: peak" "$(field private_dirty_peak_MiB "$inproc_mem")" "$(field private_dirty_peak_MiB "$wggo_mem")"
 printf '%-34s %16s %16s\n' "private dirty MiB: after" "$(field private_dirty_after_MiB "$inproc_mem")" "$(field private_dirty_after_MiB "$wggo_mem")"
+printf '%-34s %16s %16s\n' "GC committed MiB: peak" "$(field gc_committed_peak_MiB "$inproc_mem")" "$(field gc_committed_peak_MiB "$wggo_mem")"
+printf '%-34s %16s %16s\n' "gen0 collections" "$(field gen0_collections "$inproc_mem")" "$(field gen0_collections "$wggo_mem")"
 echo "($mb MB each way; memory: $conns concurrent connections of $each MB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"

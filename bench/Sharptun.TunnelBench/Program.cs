@@ -99,7 +99,8 @@ internal static class Bench
         await Task.WhenAll(serving, receiving).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         var seconds = watch.Elapsed.TotalSeconds;
         Console.WriteLine(Line($"mode=inproc-memory connections={connections} completed={completed} bytes_each={bytesEach} MBps={completed * bytesEach / seconds / 1e6:0.0} " +
-            $"private_dirty_before_MiB={before / 1024.0:0.0} private_dirty_peak_MiB={sampler.PeakKb / 1024.0:0.0} private_dirty_after_MiB={PrivateDirtyKb() / 1024.0:0.0}"));
+            $"private_dirty_before_MiB={before / 1024.0:0.0} private_dirty_peak_MiB={sampler.PeakKb / 1024.0:0.0} private_dirty_after_MiB={PrivateDirtyKb() / 1024.0:0.0} " +
+            $"gc_committed_peak_MiB={sampler.PeakGcCommittedBytes / 1048576.0:0.0} gc_heap_peak_MiB={sampler.PeakGcHeapBytes / 1048576.0:0.0} gen0_collections={GC.CollectionCount(0)}"));
         return 0;
     }
 
@@ -165,7 +166,8 @@ internal static class Bench
         })).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         var seconds = watch.Elapsed.TotalSeconds;
         Console.WriteLine(Line($"mode=client-memory connections={connections} completed={completed} bytes_each={bytesEach} MBps={completed * bytesEach / seconds / 1e6:0.0} " +
-            $"private_dirty_before_MiB={before / 1024.0:0.0} private_dirty_peak_MiB={sampler.PeakKb / 1024.0:0.0} private_dirty_after_MiB={PrivateDirtyKb() / 1024.0:0.0}"));
+            $"private_dirty_before_MiB={before / 1024.0:0.0} private_dirty_peak_MiB={sampler.PeakKb / 1024.0:0.0} private_dirty_after_MiB={PrivateDirtyKb() / 1024.0:0.0} " +
+            $"gc_committed_peak_MiB={sampler.PeakGcCommittedBytes / 1048576.0:0.0} gc_heap_peak_MiB={sampler.PeakGcHeapBytes / 1048576.0:0.0} gen0_collections={GC.CollectionCount(0)}"));
         return 0;
     }
 
@@ -297,11 +299,16 @@ internal static class Bench
         return -1;
     }
 
-    /// <summary>Samples Private_Dirty every 50 ms on a timer until disposed; keeps the peak.</summary>
+    /// <summary>
+    /// Samples Private_Dirty every 50 ms on a timer until disposed; keeps the peak, and the peaks of the GC's committed
+    /// memory and heap size (as of the last collection: <see cref="GC.GetGCMemoryInfo()"/>).
+    /// </summary>
     private sealed class PeakSampler : IDisposable
     {
         private readonly Timer _timer;
         private long _peakKb;
+        private long _peakGcCommitted;
+        private long _peakGcHeap;
 
         public PeakSampler()
         {
@@ -318,15 +325,26 @@ internal static class Bench
             }
         }
 
+        public long PeakGcCommittedBytes => Interlocked.Read(ref _peakGcCommitted);
+
+        public long PeakGcHeapBytes => Interlocked.Read(ref _peakGcHeap);
+
         public void Dispose() => _timer.Dispose();
+
+        private static void Raise(ref long peak, long now)
+        {
+            long seen;
+            while (now > (seen = Interlocked.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, seen) != seen)
+            {
+            }
+        }
 
         private void Sample()
         {
-            var now = PrivateDirtyKb();
-            long seen;
-            while (now > (seen = Interlocked.Read(ref _peakKb)) && Interlocked.CompareExchange(ref _peakKb, now, seen) != seen)
-            {
-            }
+            Raise(ref _peakKb, PrivateDirtyKb());
+            var gc = GC.GetGCMemoryInfo();
+            Raise(ref _peakGcCommitted, gc.TotalCommittedBytes);
+            Raise(ref _peakGcHeap, gc.HeapSizeBytes);
         }
     }
 }

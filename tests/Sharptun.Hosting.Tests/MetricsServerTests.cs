@@ -330,7 +330,11 @@ public sealed class MetricsServerTests
         await using var pinger = new AlivePinger((_, _, _) => ValueTask.FromResult(Interlocked.Increment(ref flip) % 4 != 0), targets, TimeSpan.FromSeconds(1), time, null, runLoop: false);
         using var stop = new CancellationTokenSource();
         var started = 0;
-        var readers = Enumerable.Range(0, 4).Select(r => Task.Run(() =>
+        // The readers spin until the writes end: on threads of their own, never the thread pool's. Four spinning pool
+        // threads on a 2-core machine starved the pool (the rounds' continuations and every other test's waited for
+        // the pool to add threads): the whole process stalled for up to 12 s beside them, and with the pool capped
+        // (DOTNET_ThreadPool_ForceMaxWorkerThreads=4) this test never ended.
+        var readers = Enumerable.Range(0, 4).Select(r => Task.Factory.StartNew(() =>
         {
             Interlocked.Increment(ref started);
             var reads = 0;
@@ -352,7 +356,7 @@ public sealed class MetricsServerTests
             }
 
             return reads;
-        })).ToArray();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
 
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (Volatile.Read(ref started) < 4 && DateTime.UtcNow < deadline)
@@ -380,6 +384,28 @@ public sealed class MetricsServerTests
         Assert.False(pinger.IsReady);
         Assert.Null(pinger.LastPong(IPAddress.Loopback));
         Assert.Throws<ArgumentException>(() => new AlivePinger((_, _, _) => ValueTask.FromResult(true), [], TimeSpan.FromSeconds(1), time, null, runLoop: false));
+    }
+
+    [Fact]
+    public async Task Pinger_Stop_ReturnsWithoutWaiting_AndTheLoopEnds()
+    {
+        var pings = 0;
+        var inPing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pinger = new AlivePinger(async (_, _, ct) =>
+        {
+            Interlocked.Increment(ref pings);
+            inPing.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct); // a ping that answers only to cancellation
+            return true;
+        }, [IPAddress.Loopback], TimeSpan.FromMilliseconds(50), TimeProvider.System, null, runLoop: true);
+        await inPing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        pinger.Stop(); // OperationsEndpoint.Start's failure path: synchronous, must not wait for the loop
+        await pinger.Loop.WaitAsync(TimeSpan.FromSeconds(30));
+        var after = Volatile.Read(ref pings);
+        await Task.Delay(300);
+        Assert.Equal(after, Volatile.Read(ref pings));
+        Assert.Null(pinger.LastPong(IPAddress.Loopback));
     }
 
     private static int Active(MetricsServer server) => server.ActiveConnections;

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Sharptun.Hosting.Metrics;
 using Sharptun.Protocol;
 
@@ -80,5 +81,13 @@ public sealed class OperationsEndpointTests
 
         var bad = Assert.Throws<ArgumentException>(() => OperationsEndpoint.Start("example.com:9080", a, [], TimeSpan.FromSeconds(5)));
         Assert.Contains("not an IP address", bad.Message, StringComparison.Ordinal);
+
+        // The address is taken: a clear SocketException, and the CheckAlive pinger started before it is stopped.
+        using var taken = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        taken.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        taken.Listen();
+        var inUse = Assert.Throws<SocketException>(() =>
+            OperationsEndpoint.Start(taken.LocalEndPoint!.ToString(), a, [IPAddress.Parse("10.9.0.5")], TimeSpan.FromSeconds(5)));
+        Assert.Equal(SocketError.AddressAlreadyInUse, inUse.SocketErrorCode);
     }
 }

@@ -5,16 +5,7 @@ using Sharptun.Hosting;
 
 namespace Sharptun.Hosting.Tests;
 
-/// <summary>
-/// The idle-timeout test measures quiet time against real time: beside the metrics server's tests (hundreds of
-/// concurrent scrapes, slow clients) the process stalled for 5 s at times, which no timeout margin absorbs, so the
-/// relay tests run alone.
-/// </summary>
-[CollectionDefinition(nameof(StreamRelayTests), DisableParallelization = true)]
-public sealed class StreamRelayTimingCollection;
-
 /// <summary>The relay between two real loopback TCP connections (client ⇄ relay ⇄ server).</summary>
-[Collection(nameof(StreamRelayTests))]
 public sealed class StreamRelayTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Text.Json;
 using System.Xml.Linq;
 
 namespace Sharptun.Interop.Tests;
@@ -13,9 +14,10 @@ namespace Sharptun.Interop.Tests;
 /// dependencies), and a console app outside the repository that references <c>Sharptun</c> by version, with nothing
 /// but that package's folder added to the machine's NuGet sources, builds and moves bytes between two in-process
 /// tunnels; so does its NativeAOT publish, with no trim or AOT warning. The sample samples/FetchThroughTunnel builds
-/// against the package too. The pack runs once per class (<see cref="PackedSharptun"/>) into its own artifacts folder,
-/// so it never rewrites the Release build the other tests run from. Runs <c>dotnet</c>, so it lives with the interop
-/// tests that run under CI.
+/// against the package too. The package's buildTransitive targets give the app its memory settings (the gen0 budget in
+/// runtimeconfig.json and as ILC's runtime option, TieredPGO off), which the app can override or turn off. The pack
+/// runs once per class (<see cref="PackedSharptun"/>) into its own artifacts folder, so it never rewrites the Release
+/// build the other tests run from. Runs <c>dotnet</c>, so it lives with the interop tests that run under CI.
 /// </summary>
 public sealed class PackageInteropTests : IClassFixture<PackedSharptun>
 {
@@ -45,6 +47,7 @@ public sealed class PackageInteropTests : IClassFixture<PackedSharptun>
             .Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(expected, libraries);
         Assert.Contains("README.md", names);
+        Assert.Contains("buildTransitive/Sharptun.targets", names);
         using (var readme = new StreamReader(package.GetEntry("README.md")!.Open()))
         {
             Assert.Contains("WireGuardTunnel", readme.ReadToEnd(), StringComparison.Ordinal);
@@ -111,9 +114,35 @@ public sealed class PackageInteropTests : IClassFixture<PackedSharptun>
         Assert.True(File.Exists(Path.Combine(output, "runtimes", "linux-x64", "native", "libsodium.so"))
                     || File.Exists(Path.Combine(output, "runtimes", "linux-arm64", "native", "libsodium.so")), build.ToString());
 
+        // The package's buildTransitive targets put its memory settings into the app's runtimeconfig.json.
+        var options = RuntimeConfigProperties(Path.Combine(output, "PackConsumer.runtimeconfig.json"));
+        Assert.Equal("\"0x200000\"", options.GetValueOrDefault("System.GC.Gen0MaxBudget"));
+        Assert.Equal("false", options.GetValueOrDefault("System.Runtime.TieredPGO"));
+
         var run = lab.Exec(null, TimeSpan.FromMinutes(2), "dotnet", Path.Combine(output, "PackConsumer.dll"));
         Assert.True(run.Success, run.ToString());
         Assert.Contains(PackedSharptun.Marker, run.Stdout, StringComparison.Ordinal);
+    }
+
+    [InteropFact("dotnet")]
+    public void ConsoleAppReferencingThePackage_OverridesOrTurnsOffItsMemorySettings()
+    {
+        // The app's own values win: another gen0 budget (with the 0x the runtime's variables also accept), PGO back on.
+        var app = _packed.CreateConsumerApp("jit-own-settings", "<SharptunGen0Budget>0x400000</SharptunGen0Budget><TieredPGO>true</TieredPGO>");
+        var lab = _packed.Lab;
+        var build = lab.Exec(null, BuildTimeout, "dotnet", "build", app, "-c", "Release", "-o", Path.Combine(app, "own"));
+        Assert.True(build.Success, build.ToString());
+        var own = RuntimeConfigProperties(Path.Combine(app, "own", "PackConsumer.runtimeconfig.json"));
+        Assert.Equal("\"0x400000\"", own.GetValueOrDefault("System.GC.Gen0MaxBudget"));
+        Assert.Equal("true", own.GetValueOrDefault("System.Runtime.TieredPGO"));
+
+        // SharptunMemoryDefaults=false: none of them, the runtime's defaults.
+        var plain = _packed.CreateConsumerApp("jit-runtime-defaults", "<SharptunMemoryDefaults>false</SharptunMemoryDefaults>");
+        build = lab.Exec(null, BuildTimeout, "dotnet", "build", plain, "-c", "Release", "-o", Path.Combine(plain, "off"));
+        Assert.True(build.Success, build.ToString());
+        var off = RuntimeConfigProperties(Path.Combine(plain, "off", "PackConsumer.runtimeconfig.json"));
+        Assert.False(off.ContainsKey("System.GC.Gen0MaxBudget"), string.Join(", ", off));
+        Assert.False(off.ContainsKey("System.Runtime.TieredPGO"), string.Join(", ", off));
     }
 
     [InteropFact("dotnet", "clang")]
@@ -127,6 +156,10 @@ public sealed class PackageInteropTests : IClassFixture<PackedSharptun>
         var publish = lab.Exec(null, BuildTimeout, "dotnet", "publish", app, "-c", "Release", "-r", rid, "-p:PublishAot=true", "-o", output);
 
         Assert.True(publish.Success, publish.ToString());
+        // The package's gen0 budget went to the native compiler as a runtime option (its response file).
+        var ilcArguments = Directory.GetFiles(Path.Combine(app, "obj"), "*.ilc.rsp", SearchOption.AllDirectories);
+        Assert.NotEmpty(ilcArguments);
+        Assert.Contains("--runtimeopt:GCgen0size=200000", File.ReadAllLines(ilcArguments[0]));
         var warnings = publish.Stdout.Split('\n').Where(l => l.Contains(": warning ", StringComparison.Ordinal)).ToArray();
         Assert.True(warnings.Length == 0, "publish warnings:\n" + string.Join("\n", warnings));
         var executable = Path.Combine(output, "PackConsumer");
@@ -159,6 +192,16 @@ public sealed class PackageInteropTests : IClassFixture<PackedSharptun>
         var usage = lab.Exec(null, TimeSpan.FromMinutes(1), "dotnet", Path.Combine(output, "FetchThroughTunnel.dll"));
         Assert.Equal(2, usage.ExitCode);
         Assert.Contains("usage: FetchThroughTunnel CONFIG-FILE URL", usage.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>runtimeconfig.json's configProperties: name to raw JSON value.</summary>
+    private static Dictionary<string, string> RuntimeConfigProperties(string path)
+    {
+        Assert.True(File.Exists(path), path + " is missing");
+        using var json = JsonDocument.Parse(File.ReadAllText(path));
+        return json.RootElement.GetProperty("runtimeOptions").TryGetProperty("configProperties", out var properties)
+            ? properties.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetRawText(), StringComparer.Ordinal)
+            : [];
     }
 
     private static bool IsMarkedTrimmable(ZipArchiveEntry entry)
@@ -246,9 +289,10 @@ public sealed class PackedSharptun : IDisposable
     /// <see cref="Version"/>: its nuget.config adds the package's folder to the machine's sources (the registry mirror
     /// the repository restores from; it names no other), and its program starts two tunnels over loopback UDP, sends
     /// 256 KiB through <c>ConnectAsync</c> to a <c>ListenTcp</c> listener that echoes them, checks them and prints
-    /// <see cref="Marker"/>. Trim and AOT analyzers are on, warnings are errors.
+    /// <see cref="Marker"/>. Trim and AOT analyzers are on, warnings are errors. <paramref name="extraProperties"/>
+    /// (MSBuild property elements) go into the project's PropertyGroup.
     /// </summary>
-    public string CreateConsumerApp(string name)
+    public string CreateConsumerApp(string name, string extraProperties = "")
     {
         var feed = Feed();
         var app = Path.Combine(Root, name);
@@ -271,6 +315,7 @@ public sealed class PackedSharptun : IDisposable
                 <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
                 <IsAotCompatible>true</IsAotCompatible>
                 <InvariantGlobalization>true</InvariantGlobalization>
+                {extraProperties}
               </PropertyGroup>
               <ItemGroup>
                 <PackageReference Include="Sharptun" Version="[{Version}]" />

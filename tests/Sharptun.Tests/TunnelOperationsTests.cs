@@ -108,7 +108,9 @@ public sealed class TunnelOperationsTests : IDisposable
             .StartAsync(new WireGuardTunnelOptions { UapiSocketPath = socketPath, StatusPollInterval = TimeSpan.FromMilliseconds(5) });
         var keys = Enumerable.Range(0, 8).Select(_ => Key.GeneratePrivateKey().DerivePublicKey()).ToArray();
         using var stop = new CancellationTokenSource();
-        var readers = Enumerable.Range(0, 3).Select(r => Task.Run(() =>
+        // The readers spin until the writes end: on threads of their own, so they never hold the thread pool the UAPI
+        // server and this test's awaits need (spinning pool threads stalled the Hosting tests' process for seconds).
+        var readers = Enumerable.Range(0, 3).Select(r => Task.Factory.StartNew(() =>
         {
             var reads = 0;
             while (!stop.IsCancellationRequested)
@@ -121,7 +123,7 @@ public sealed class TunnelOperationsTests : IDisposable
             }
 
             return reads;
-        })).ToArray();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
 
         using var cts = new CancellationTokenSource(Limit);
         for (var round = 0; round < 25; round++)

@@ -120,6 +120,20 @@ public sealed partial class AlivePinger : IAsyncDisposable
         return ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
     }
 
+    /// <summary>
+    /// Stops pinging without waiting: the loop ends at its next await and then releases the token source. For a
+    /// synchronous caller that must not block (<see cref="OperationsEndpoint.Start"/> when the server fails to start).
+    /// </summary>
+    internal void Stop()
+    {
+        _stop.Cancel();
+        _ = _loop.ContinueWith(static (_, stop) => ((CancellationTokenSource)stop!).Dispose(), _stop, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>The ping loop (tests: it ends after <see cref="Stop"/>).</summary>
+    internal Task Loop => _loop;
+
     /// <summary>Stops pinging.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -55,7 +55,9 @@ public sealed class OperationsEndpoint : IAsyncDisposable
         }
         catch
         {
-            pinger?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            // Stopped without waiting for its loop (Start is synchronous: blocking a thread-pool thread on the loop's
+            // end would be sync-over-async); the loop ends at its next await.
+            pinger?.Stop();
             throw;
         }
     }

@@ -2,38 +2,22 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Sharptun.NetStack.Dns;
-using Sharptun.Testing;
 using Sharptun.Testing.Dns;
 
 namespace Sharptun.NetStack.Tests.Dns;
 
 /// <summary>
 /// EDNS(0) (RFC 6891), search domains and hostile answers, end to end: a <see cref="DnsTestServer"/> on stack B, the
-/// resolver on stack A.
+/// resolver on stack A (<see cref="DnsResolverTestBed"/>).
 /// </summary>
-public sealed class DnsResolverEdnsTests : IDisposable
+public sealed class DnsResolverEdnsTests : DnsResolverTestBed
 {
-    private static readonly IPAddress ServerV4 = IPAddress.Parse("10.0.0.2");
-    private static readonly IPAddress ServerV6 = IPAddress.Parse("fd00::2");
-    private readonly LinkedStacks _stacks = new();
-    private readonly List<IDisposable> _disposables = [];
-
-    public void Dispose()
-    {
-        foreach (var d in _disposables)
-        {
-            d.Dispose();
-        }
-
-        _stacks.Dispose();
-    }
-
     [Fact]
     public async Task Resolve_AnswerLargerThan512_ComesOverUdpWithEdns()
     {
         var server = Server(ServerV4);
         var expected = AddMany(server, "many.example.com", 60, v6: false); // 12 + 22 + 60 * 16 + 11 = 1005 octets
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal(expected, await resolver.ResolveAsync("many.example.com", AddressFamily.InterNetwork));
         Assert.Equal(1, server.UdpQueries);
         Assert.Equal(0, server.TcpQueries);
@@ -48,7 +32,7 @@ public sealed class DnsResolverEdnsTests : IDisposable
     {
         var server = Server(ServerV4);
         var expected = AddMany(server, "huge.example.com", 60, v6: true); // 60 * 28 > 1232
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal(expected, await resolver.ResolveAsync("huge.example.com", AddressFamily.InterNetworkV6));
         Assert.Equal(1, server.UdpQueries);
         Assert.Equal(1, server.TcpQueries);
@@ -67,7 +51,7 @@ public sealed class DnsResolverEdnsTests : IDisposable
         server.RejectOptWithoutQuestion = withoutQuestion;
         server.AddAddress("old.example.com", IPAddress.Parse("192.0.2.30"));
         var expected = AddMany(server, "big.example.com", 40, v6: false); // 12 + 21 + 640 > 512: TC without EDNS
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal([IPAddress.Parse("192.0.2.30")], await resolver.ResolveAsync("old.example.com", AddressFamily.InterNetwork));
         Assert.Equal(1, resolver.EdnsFallbacks);
         Assert.Equal(1, server.OptQueries);
@@ -91,7 +75,7 @@ public sealed class DnsResolverEdnsTests : IDisposable
             server.AddAddress($"r{i}.example.com", IPAddress.Parse($"192.0.2.{i + 1}"));
         }
 
-        var resolver = new DnsResolver(_stacks.A, [ServerV4], new DnsResolverOptions { CacheCapacity = 0 });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4], new DnsResolverOptions { CacheCapacity = 0 });
         using var start = new Barrier(8);
         var workers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
         {
@@ -120,7 +104,7 @@ public sealed class DnsResolverEdnsTests : IDisposable
         var options = new DnsResolverOptions { NegativeCacheTtl = TimeSpan.Zero };
         options.SearchDomains.Add("first.example.");
         options.SearchDomains.Add("Second.Example");
-        var resolver = new DnsResolver(_stacks.A, [ServerV4], options);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4], options);
         Assert.Equal(["first.example", "second.example"], resolver.SearchDomains);
 
         // db.first.example (NXDOMAIN), then db.second.example
@@ -156,7 +140,7 @@ public sealed class DnsResolverEdnsTests : IDisposable
         {
             var options = new DnsResolverOptions();
             options.SearchDomains.Add(bad);
-            Assert.Throws<ArgumentException>(() => new DnsResolver(_stacks.A, [ServerV4], options));
+            Assert.Throws<ArgumentException>(() => new DnsResolver(Stacks.A, [ServerV4], options));
         }
     }
 
@@ -174,7 +158,7 @@ public sealed class DnsResolverEdnsTests : IDisposable
         var server = Server(ServerV4);
         server.AddAddress("bad.example.com", IPAddress.Parse("192.0.2.50"));
         server.RewriteUdp = answer => Garble(what, answer);
-        var resolver = new DnsResolver(_stacks.A, [ServerV4], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(1), Attempts = 2 });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(1), Attempts = 2 });
         var e = await Assert.ThrowsAsync<SocketException>(() => resolver.ResolveAsync("bad.example.com", AddressFamily.InterNetwork).AsTask());
         Assert.Equal(SocketError.TryAgain, e.SocketErrorCode);
         Assert.InRange(resolver.ResponsesDropped, 1, 2); // one per attempt (a very slow machine may time out first)
@@ -233,12 +217,5 @@ public sealed class DnsResolverEdnsTests : IDisposable
         }
 
         return addresses;
-    }
-
-    private DnsTestServer Server(IPAddress address)
-    {
-        var server = new DnsTestServer(_stacks.B, address);
-        _disposables.Add(server);
-        return server;
     }
 }

@@ -9,32 +9,17 @@ namespace Sharptun.NetStack.Tests.Dns;
 
 /// <summary>
 /// End to end: a <see cref="DnsTestServer"/> on stack B, the resolver on stack A, the stacks joined by
-/// <see cref="LinkedStacks"/> on real time.
+/// <see cref="LinkedStacks"/> on real time (<see cref="DnsResolverTestBed"/>).
 /// </summary>
-public sealed class DnsResolverTests : IDisposable
+public sealed class DnsResolverTests : DnsResolverTestBed
 {
-    private static readonly IPAddress ServerV4 = IPAddress.Parse("10.0.0.2");
-    private static readonly IPAddress ServerV6 = IPAddress.Parse("fd00::2");
-    private readonly LinkedStacks _stacks = new();
-    private readonly List<IDisposable> _disposables = [];
-
-    public void Dispose()
-    {
-        foreach (var d in _disposables)
-        {
-            d.Dispose();
-        }
-
-        _stacks.Dispose();
-    }
-
     [Fact]
     public async Task Resolve_A_ReturnsTheRecord()
     {
         var server = Server(ServerV4);
         server.AddAddress("www.example.com", IPAddress.Parse("192.0.2.10"));
         server.AddAddress("www.example.com", IPAddress.Parse("192.0.2.11"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         var addresses = await resolver.ResolveAsync("www.example.com", AddressFamily.InterNetwork);
         Assert.Equal([IPAddress.Parse("192.0.2.10"), IPAddress.Parse("192.0.2.11")], addresses);
         Assert.Equal(1, server.UdpQueries);
@@ -45,7 +30,7 @@ public sealed class DnsResolverTests : IDisposable
     {
         var server = Server(ServerV6);
         server.AddAddress("v6.example.com", IPAddress.Parse("2001:db8::7"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV6]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV6]);
         Assert.Equal([IPAddress.Parse("2001:db8::7")], await resolver.ResolveAsync("v6.example.com.", AddressFamily.InterNetworkV6));
     }
 
@@ -55,7 +40,7 @@ public sealed class DnsResolverTests : IDisposable
         var server = Server(ServerV4);
         server.AddAddress("dual.example.com", IPAddress.Parse("2001:db8::1"));
         server.AddAddress("dual.example.com", IPAddress.Parse("192.0.2.1"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal([IPAddress.Parse("192.0.2.1"), IPAddress.Parse("2001:db8::1")], await resolver.ResolveAsync("Dual.Example.com"));
         Assert.Equal(2, server.UdpQueries);
 
@@ -72,7 +57,7 @@ public sealed class DnsResolverTests : IDisposable
         server.AddCname("alias.example.com", "middle.example.net");
         server.AddCname("middle.example.net", "host.example.org");
         server.AddAddress("host.example.org", IPAddress.Parse("203.0.113.5"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal([IPAddress.Parse("203.0.113.5")], await resolver.ResolveAsync("alias.example.com", AddressFamily.InterNetwork));
     }
 
@@ -80,7 +65,7 @@ public sealed class DnsResolverTests : IDisposable
     public async Task Resolve_NxDomain_ThrowsHostNotFoundAndCachesIt()
     {
         var server = Server(ServerV4);
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         var e = await Assert.ThrowsAsync<SocketException>(() => resolver.ResolveAsync("nope.example.com").AsTask());
         Assert.Equal(SocketError.HostNotFound, e.SocketErrorCode);
         var queries = server.UdpQueries;
@@ -95,7 +80,7 @@ public sealed class DnsResolverTests : IDisposable
         var server = Server(ServerV4);
         server.Ttl = 2;
         server.AddAddress("cache.example.com", IPAddress.Parse("192.0.2.3"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         await resolver.ResolveAsync("cache.example.com", AddressFamily.InterNetwork);
         await resolver.ResolveAsync("CACHE.example.com", AddressFamily.InterNetwork);
         Assert.Equal(1, server.UdpQueries);
@@ -112,7 +97,7 @@ public sealed class DnsResolverTests : IDisposable
         silent.Silent = true;
         var good = Server(ServerV6);
         good.AddAddress("www.example.com", IPAddress.Parse("192.0.2.9"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4, ServerV6], new DnsResolverOptions { Timeout = TimeSpan.FromMilliseconds(300) });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4, ServerV6], new DnsResolverOptions { Timeout = TimeSpan.FromMilliseconds(300) });
         var watch = Stopwatch.StartNew();
         Assert.Equal([IPAddress.Parse("192.0.2.9")], await resolver.ResolveAsync("www.example.com", AddressFamily.InterNetwork));
         Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(250), $"answered after {watch.Elapsed}");
@@ -126,7 +111,7 @@ public sealed class DnsResolverTests : IDisposable
         var silent = Server(ServerV4);
         silent.Silent = true;
         var nobody = IPAddress.Parse("10.0.0.99"); // not on the link: B drops what is sent there
-        var resolver = new DnsResolver(_stacks.A, [ServerV4, nobody], new DnsResolverOptions { Timeout = TimeSpan.FromMilliseconds(200), Attempts = 2 });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4, nobody], new DnsResolverOptions { Timeout = TimeSpan.FromMilliseconds(200), Attempts = 2 });
         var watch = Stopwatch.StartNew();
         var e = await Assert.ThrowsAsync<SocketException>(() => resolver.ResolveAsync("www.example.com", AddressFamily.InterNetwork).AsTask());
         Assert.Equal(SocketError.TryAgain, e.SocketErrorCode);
@@ -141,7 +126,7 @@ public sealed class DnsResolverTests : IDisposable
         // Nothing listens on 10.0.0.2:53: B answers with ICMP port unreachable.
         var good = Server(ServerV6);
         good.AddAddress("www.example.com", IPAddress.Parse("192.0.2.8"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4, ServerV6], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(20) });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4, ServerV6], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(20) });
         var watch = Stopwatch.StartNew();
         Assert.Equal([IPAddress.Parse("192.0.2.8")], await resolver.ResolveAsync("www.example.com", AddressFamily.InterNetwork));
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"answered after {watch.Elapsed}");
@@ -155,7 +140,7 @@ public sealed class DnsResolverTests : IDisposable
         failing.ResponseCode = 2;
         var good = Server(ServerV6);
         good.AddAddress("www.example.com", IPAddress.Parse("192.0.2.4"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4, ServerV6]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4, ServerV6]);
         Assert.Equal([IPAddress.Parse("192.0.2.4")], await resolver.ResolveAsync("www.example.com", AddressFamily.InterNetwork));
         Assert.Equal(1, failing.UdpQueries);
     }
@@ -166,7 +151,7 @@ public sealed class DnsResolverTests : IDisposable
         var server = Server(ServerV4);
         server.SpoofWrongIdFirst = true;
         server.AddAddress("bank.example.com", IPAddress.Parse("192.0.2.77"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal([IPAddress.Parse("192.0.2.77")], await resolver.ResolveAsync("bank.example.com", AddressFamily.InterNetwork));
         Assert.Equal(1, resolver.ResponsesDropped);
     }
@@ -177,7 +162,7 @@ public sealed class DnsResolverTests : IDisposable
         var server = Server(ServerV4);
         server.TruncateUdp = true;
         server.AddAddress("big.example.com", IPAddress.Parse("192.0.2.55"));
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal([IPAddress.Parse("192.0.2.55")], await resolver.ResolveAsync("big.example.com", AddressFamily.InterNetwork));
         Assert.Equal(1, server.UdpQueries);
         Assert.Equal(1, server.TcpQueries);
@@ -188,7 +173,7 @@ public sealed class DnsResolverTests : IDisposable
     public async Task Resolve_LiteralsAndLocalhost_SendNoQuery()
     {
         var server = Server(ServerV4);
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         Assert.Equal([IPAddress.Parse("192.0.2.1")], await resolver.ResolveAsync("192.0.2.1"));
         Assert.Equal([IPAddress.Parse("2001:db8::1")], await resolver.ResolveAsync("[2001:db8::1]"));
         Assert.Empty(await resolver.ResolveAsync("192.0.2.1", AddressFamily.InterNetworkV6));
@@ -201,12 +186,12 @@ public sealed class DnsResolverTests : IDisposable
     [Fact]
     public async Task Resolve_BadInput_ThrowsArgumentException()
     {
-        var resolver = new DnsResolver(_stacks.A, [ServerV4]);
+        var resolver = new DnsResolver(Stacks.A, [ServerV4]);
         await Assert.ThrowsAsync<ArgumentException>(() => resolver.ResolveAsync("a..b").AsTask());
         await Assert.ThrowsAsync<ArgumentException>(() => resolver.ResolveAsync(new string('a', 64) + ".com").AsTask());
         await Assert.ThrowsAsync<ArgumentException>(() => resolver.ResolveAsync("x.com", AddressFamily.Unix).AsTask());
-        Assert.Throws<ArgumentException>(() => new DnsResolver(_stacks.A, []));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new DnsResolver(_stacks.A, [ServerV4], new DnsResolverOptions { Attempts = 0 }));
+        Assert.Throws<ArgumentException>(() => new DnsResolver(Stacks.A, []));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DnsResolver(Stacks.A, [ServerV4], new DnsResolverOptions { Attempts = 0 }));
     }
 
     [Fact]
@@ -214,7 +199,7 @@ public sealed class DnsResolverTests : IDisposable
     {
         var server = Server(ServerV4);
         server.Silent = true;
-        var resolver = new DnsResolver(_stacks.A, [ServerV4], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(30) });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4], new DnsResolverOptions { Timeout = TimeSpan.FromSeconds(30) });
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => resolver.ResolveAsync("www.example.com", AddressFamily.Unspecified, cts.Token).AsTask());
     }
@@ -228,7 +213,7 @@ public sealed class DnsResolverTests : IDisposable
             server.AddAddress($"h{i}.example.com", IPAddress.Parse($"192.0.2.{i + 1}"));
         }
 
-        var resolver = new DnsResolver(_stacks.A, [ServerV4], new DnsResolverOptions { CacheCapacity = 4 });
+        var resolver = new DnsResolver(Stacks.A, [ServerV4], new DnsResolverOptions { CacheCapacity = 4 });
         var lookups = Enumerable.Range(0, 200).Select(async n =>
         {
             var i = n % 20;
@@ -238,12 +223,5 @@ public sealed class DnsResolverTests : IDisposable
         await Task.WhenAll(lookups);
         // Every lookup was a cache hit or sent at least one query (a burst of 200 may lose some and retry).
         Assert.True(resolver.CacheHits + resolver.QueriesSent >= 200, $"{resolver.CacheHits} hits, {resolver.QueriesSent} queries");
-    }
-
-    private DnsTestServer Server(IPAddress address)
-    {
-        var server = new DnsTestServer(_stacks.B, address);
-        _disposables.Add(server);
-        return server;
     }
 }
