@@ -20,7 +20,7 @@ public sealed class LayeringTests
         { "Sharptun", ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack"] },
         { "Sharptun.Hosting", ["Sharptun.Transport", "Sharptun.NetStack", "Sharptun"] },
         { "Sharptun.Proxy", ["Sharptun.Transport", "Sharptun.NetStack", "Sharptun", "Sharptun.Hosting"] },
-        { "Sharptun.Gateway", ["Sharptun.Transport", "Sharptun.NetStack", "Sharptun", "Sharptun.Hosting"] },
+        { "Sharptun.Gateway", ["Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack", "Sharptun", "Sharptun.Hosting"] },
     };
 
     // src/Sharptun (the facade, package Sharptun) builds Sharptun.Tunnel.dll: the CLI's assembly is "sharptun", and
