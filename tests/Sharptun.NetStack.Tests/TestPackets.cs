@@ -196,6 +196,28 @@ internal sealed class StackPair : IDisposable
         return task.GetAwaiter().GetResult();
     }
 
+    /// <summary>
+    /// Writes <paramref name="data"/> from <paramref name="from"/>, shuts its sending side, reads <paramref name="to"/>
+    /// to the end, pumping all the while; returns what arrived.
+    /// </summary>
+    public byte[] SendAndClose(Stream from, Stream to, byte[] data)
+    {
+        var write = Task.Run(async () =>
+        {
+            await from.WriteAsync(data);
+            ((Sharptun.NetStack.Tcp.TcpStream)from).ShutdownWrite();
+            return 0;
+        });
+        var read = Task.Run(async () =>
+        {
+            var ms = new MemoryStream();
+            await to.CopyToAsync(ms);
+            return ms.ToArray();
+        });
+        Run(write);
+        return Run(read);
+    }
+
     public void Dispose()
     {
         A.Dispose();

@@ -21,20 +21,7 @@ public sealed class TwoStackTcpTests
 
         var data = new byte[200_000];
         new Random(9).NextBytes(data);
-        var write = Task.Run(async () =>
-        {
-            await client.WriteAsync(data);
-            client.ShutdownWrite();
-            return 0;
-        });
-        var read = Task.Run(async () =>
-        {
-            var ms = new MemoryStream();
-            await accepted.CopyToAsync(ms);
-            return ms.ToArray();
-        });
-        pair.Run(write);
-        var received = pair.Run(read);
+        var received = pair.SendAndClose(client, accepted, data);
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
     }
 

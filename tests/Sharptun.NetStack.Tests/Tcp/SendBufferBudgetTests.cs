@@ -105,20 +105,7 @@ public sealed class OutboundQueueRetryTests
 
         var data = new byte[1_000_000];
         new Random(5).NextBytes(data);
-        var write = Task.Run(async () =>
-        {
-            await client.WriteAsync(data);
-            client.ShutdownWrite();
-            return 0;
-        });
-        var read = Task.Run(async () =>
-        {
-            var ms = new MemoryStream();
-            await accepted.CopyToAsync(ms);
-            return ms.ToArray();
-        });
-        pair.Run(write);
-        var received = pair.Run(read);
+        var received = pair.SendAndClose(client, accepted, data);
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
         Assert.Equal(TimeSpan.Zero, pair.Now);
         Assert.True(pair.A.Statistics.OutboundFull > 0, "the 8-packet queue never filled: the test did not block the sender");
