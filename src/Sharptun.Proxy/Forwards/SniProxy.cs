@@ -25,7 +25,8 @@ public sealed class SniProxyOptions
 /// </summary>
 /// <remarks>
 /// Like wireproxy's, it connects to port 443 whatever port it listens on (clients are pointed at it by DNS or
-/// <c>/etc/hosts</c> for HTTPS); <see cref="SniProxyOptions.TargetPort"/> changes that for embedders and tests.
+/// <c>/etc/hosts</c> for HTTPS); <see cref="SniProxyOptions.TargetPort"/>, the section's <c>TargetPort</c> key (Sharptun's own;
+/// wireproxy has none), changes that.
 /// At most <see cref="TlsClientHello.MaxRecordBytes"/> bytes are read before the decision.
 /// </remarks>
 public sealed class SniProxy : IProxyService
@@ -69,9 +70,11 @@ public sealed class SniProxy : IProxyService
     public static SniProxy FromSection(ConfigSection section, ProxyContext context)
     {
         ArgumentNullException.ThrowIfNull(section);
-        section.RejectUnknownKeys("BindAddress");
+        section.RejectUnknownKeys("BindAddress", "TargetPort");
         var bind = ForwardAddress.RequireBind(section);
-        return new SniProxy(new SniProxyOptions { BindAddress = bind }, context);
+        // TargetPort is Sharptun's own key (wireproxy always connects to 443): a TLS service on another port
+        var port = section.GetInt("TargetPort", 443, 1, 65535);
+        return new SniProxy(new SniProxyOptions { BindAddress = bind, TargetPort = port }, context);
     }
 
     /// <inheritdoc/>

@@ -110,6 +110,37 @@ public sealed class SniProxyTests : IDisposable
     }
 
     [Fact]
+    public async Task FromSection_TargetPortKey_IsWherePeersAreConnected()
+    {
+        await using var server = new TcpTarget(TlsEchoAsync);
+        var network = new LoopbackNetwork();
+        network.Names["secure.test"] = IPAddress.Loopback;
+        var sni = SniProxy.FromSection(Section($"[SNI]\nBindAddress = 127.0.0.1:0\ntargetport = {server.Port}\n", "SNI"), new ProxyContext(network));
+        await using (Run(sni))
+        {
+            await using var connection = await ConnectAsync(sni.LocalEndPoint!);
+            await using var tls = new SslStream(connection);
+            await tls.AuthenticateAsClientAsync(ClientOptions("secure.test")).WaitAsync(Patience);
+            await tls.WriteAsync(Ascii("ping\n"));
+            await tls.ShutdownAsync();
+            Assert.Equal("pong:ping", Encoding.ASCII.GetString(await ReadToEndAsync(tls)));
+        }
+
+        Assert.Equal(["secure.test"], network.Connects);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("65536")]
+    [InlineData("https")]
+    public void FromSection_BadTargetPort_IsAnErrorAtItsLine(string value)
+    {
+        var e = Assert.Throws<ProxyConfigException>(() => SniProxy.FromSection(
+            Section($"[SNI]\nBindAddress = 127.0.0.1:8443\nTargetPort = {value}\n", "SNI"), new ProxyContext(new LoopbackNetwork())));
+        Assert.Equal(3, e.Line);
+    }
+
+    [Fact]
     public void FromSection_ReadsBindAddress_DefaultsToPort443()
     {
         var network = new LoopbackNetwork();
