@@ -226,3 +226,31 @@ public sealed class BatchAckTests
         return list;
     }
 }
+
+/// <summary>A writer waiting for send space is woken once a quarter of what it may hold is free, not on every ACK.</summary>
+public sealed class WriterWakeTests
+{
+    [Fact]
+    public void WaitingWriter_IsWokenOnceAQuarterIsFree_NotByTheFirstAcks()
+    {
+        var client = new TcpOptions { SendBufferSize = 64 * 1024 };
+        var pair = new TcpPair(seed: 41, client).Connect();
+        var c = pair.C;
+        var data = Transfer.RandomData(64 * 1024, 1);
+        Assert.Equal(64 * 1024, c.Send(data, pair.Net.Now)); // the ring is full
+        Assert.Equal(0, c.SendBufferFree);
+        var wait = c.WriteSignal.Arm(CancellationToken.None);
+
+        var mostFreeWhileWaiting = 0;
+        pair.Net.RunUntil(() => wait.IsCompleted, TimeSpan.FromSeconds(30), () =>
+        {
+            if (!wait.IsCompleted)
+            {
+                mostFreeWhileWaiting = Math.Max(mostFreeWhileWaiting, c.SendBufferFree);
+            }
+        });
+
+        Assert.True(c.SendBufferFree >= 16 * 1024, $"woken with {c.SendBufferFree} bytes free");
+        Assert.InRange(mostFreeWhileWaiting, 1, 16 * 1024 - 1); // ACKs freed space before, without a wake-up
+    }
+}
