@@ -698,7 +698,10 @@ internal sealed partial class TcpConnection
 
             if (_layer.Batching)
             {
-                _readDeferred = true; // one wake-up per batch: a reader woken now would only wait for the Gate
+                // one wake-up per batch: a reader woken now would only wait for the Gate. Listed here, not only by
+                // OnSegment: a segment that leaves a hole is answered at once and would not list the connection.
+                _readDeferred = true;
+                _layer.Defer(this);
             }
             else
             {

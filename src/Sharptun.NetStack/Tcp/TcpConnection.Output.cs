@@ -304,6 +304,16 @@ internal sealed partial class TcpConnection
         get
         {
             var windowEnd = _sndUna + (int)Math.Min(_sndWnd, int.MaxValue / 2);
+            // A peer that scales its window announces it in units of 2^shift, rounded down: an edge it offered
+            // earlier can come back up to 2^shift - 1 bytes to the left, with our data up to the old edge already
+            // accepted. SND.NXT is then still its RCV.NXT, and an ACK at the rounded edge would fall below it and be
+            // dropped by both sides' acceptability tests, for ever (a deadlock once both ends only send pure ACKs).
+            // Linux's tcp_acceptable_seq allows the same slack.
+            if (_sndMax > windowEnd && _sndMax - windowEnd < (1 << Math.Max(_sndShift, _rcvShift)))
+            {
+                return _sndMax;
+            }
+
             return _sndMax > windowEnd ? windowEnd : _sndMax;
         }
     }

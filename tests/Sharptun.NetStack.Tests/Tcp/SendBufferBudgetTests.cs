@@ -164,7 +164,31 @@ public sealed class BatchAckTests
         }
     }
 
+    [Fact]
+    public async Task InOrderData_ThatLeavesAHoleBeyond_StillWakesTheReader_WhenTheBatchEnds()
+    {
+        // batch 1: segments 11..20 (out of order); batch 2: segments 1..9, in order but the hole at 10 remains, so
+        // they are answered at once; the reader waiting on the stream must still be woken for their data
+        var (pair, segments, server) = TwentySegmentsWithServer();
+        using (pair)
+        {
+            var buffer = new byte[64 * 1024];
+            var read = server.ReadAsync(buffer).AsTask();
+            Deliver(pair.B, segments.GetRange(10, 10), batch: true);
+            Assert.False(read.IsCompleted);
+            Deliver(pair.B, segments.GetRange(0, 9), batch: true);
+            var n = await read.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(n > 0);
+        }
+    }
+
     private static (StackPair Pair, List<byte[]> Segments) TwentySegments()
+    {
+        var (pair, segments, _) = TwentySegmentsWithServer();
+        return (pair, segments);
+    }
+
+    private static (StackPair Pair, List<byte[]> Segments, NetStack.Tcp.TcpStream Server) TwentySegmentsWithServer()
     {
         var pair = new StackPair();
         using var listener = pair.B.ListenTcp(new IPEndPoint(IPAddress.Any, 8080));
@@ -197,7 +221,7 @@ public sealed class BatchAckTests
         var segments = sent.Where(p => p.Length == full).Take(20).ToList(); // full-sized segments, in order
         Assert.Equal(20, segments.Count);
         Assert.Equal(segments, sent.Take(20));
-        return (pair, segments);
+        return (pair, segments, (NetStack.Tcp.TcpStream)server);
     }
 
     private static void Deliver(NetworkStack stack, List<byte[]> packets, bool batch)
