@@ -168,34 +168,32 @@ internal sealed class DnsForwarder
 
     private async Task<byte[]?> ForwardCoreAsync(ReadOnlyMemory<byte> query, int questionEnd, int edns, bool udp, CancellationToken cancellationToken)
     {
+        var upstream = query.ToArray();
+        if (OptClassOffset(upstream, questionEnd) is var opt and >= 0)
         {
-            var upstream = query.ToArray();
-            if (OptClassOffset(upstream, questionEnd) is var opt and >= 0)
-            {
-                // RFC 6891 §6.2.3-§6.2.5: what we can take back over UDP, not what the client offered
-                BinaryPrimitives.WriteUInt16BigEndian(upstream.AsSpan(opt), (ushort)Math.Min(DnsResponder.UdpLimit(edns), DnsResponder.EdnsUdpPayloadSize));
-            }
-
-            foreach (var server in Servers)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var id = (ushort)RandomNumberGenerator.GetInt32(0x10000); // RFC 5452 §9.2: unpredictable IDs
-                BinaryPrimitives.WriteUInt16BigEndian(upstream, id);
-                var answer = await AskUdpAsync(server, upstream, questionEnd, cancellationToken).ConfigureAwait(false);
-                if (answer is not null && (answer[2] & 0x02) != 0 && !udp)
-                {
-                    // TC over UDP and the client came over TCP: ask the same server over TCP (RFC 7766 §5)
-                    answer = await AskTcpAsync(server, upstream, questionEnd, cancellationToken).ConfigureAwait(false);
-                }
-
-                if (answer is not null)
-                {
-                    return ForClient(query.Span, answer, questionEnd, edns, udp);
-                }
-            }
-
-            return null;
+            // RFC 6891 §6.2.3-§6.2.5: what we can take back over UDP, not what the client offered
+            BinaryPrimitives.WriteUInt16BigEndian(upstream.AsSpan(opt), (ushort)Math.Min(DnsResponder.UdpLimit(edns), DnsResponder.EdnsUdpPayloadSize));
         }
+
+        foreach (var server in Servers)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var id = (ushort)RandomNumberGenerator.GetInt32(0x10000); // RFC 5452 §9.2: unpredictable IDs
+            BinaryPrimitives.WriteUInt16BigEndian(upstream, id);
+            var answer = await AskUdpAsync(server, upstream, questionEnd, cancellationToken).ConfigureAwait(false);
+            if (answer is not null && (answer[2] & 0x02) != 0 && !udp)
+            {
+                // TC over UDP and the client came over TCP: ask the same server over TCP (RFC 7766 §5)
+                answer = await AskTcpAsync(server, upstream, questionEnd, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (answer is not null)
+            {
+                return ForClient(query.Span, answer, questionEnd, edns, udp);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The upstream answer made the client's: its ID, our OPT payload size, truncated when UDP cannot carry it.</summary>
@@ -216,7 +214,7 @@ internal sealed class DnsForwarder
         // RFC 2181 §9 / RFC 1035 §4.1.1: too long for the client's UDP: TC, the question and no records (plus an OPT
         // when the client sent one, RFC 6891 §7), so it asks again over TCP.
         var rcode = answer[3] & 0xF;
-        var truncated = DnsResponder.ErrorResponse(query, rcode, questionEnd, edns);
+        var truncated = DnsResponder.Error(query, rcode, questionEnd, edns);
         truncated[2] = (byte)(truncated[2] | 0x02 | (answer[2] & 0x04)); // TC; AA as the upstream said
         return truncated;
     }

@@ -94,12 +94,12 @@ internal sealed class DnsResponder(TimeSpan timeout)
             // No server answered, or an address query they failed (NXDOMAIN, SERVFAIL, REFUSED, ...): the host resolver,
             // which also reads /etc/hosts as the host's own programs do, has the last word on addresses.
 
-            if (@class != ClassIn || type is not (TypeA or TypeAaaa))
+            if (!address)
             {
                 return Error(query.Span, ServFail, questionEnd, edns); // no nameserver answered and the host resolver knows only addresses
             }
         }
-        else if (@class != ClassIn || type is not (TypeA or TypeAaaa))
+        else if (!address)
         {
             return Error(query.Span, NotImp, questionEnd, edns);
         }
@@ -186,10 +186,7 @@ internal sealed class DnsResponder(TimeSpan timeout)
     }
 
     /// <summary>An error (or truncated) response with no records; with an OPT record when <paramref name="edns"/> is not negative.</summary>
-    internal static byte[] ErrorResponse(ReadOnlySpan<byte> query, int rcode, int questionEnd, int edns) => Error(query, rcode, questionEnd, edns);
-
-    /// <summary>An error response (no answers); with an OPT record when <paramref name="edns"/> is not negative.</summary>
-    private static byte[] Error(ReadOnlySpan<byte> query, int rcode, int questionEnd, int edns)
+    internal static byte[] Error(ReadOnlySpan<byte> query, int rcode, int questionEnd, int edns)
     {
         var response = new byte[questionEnd + (edns < 0 ? 0 : OptLength)];
         WriteHeader(query, response, rcode, questionCount: questionEnd > HeaderLength ? 1 : 0, answerCount: 0, additionalCount: edns < 0 ? 0 : 1);

@@ -58,9 +58,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _hostEndPoint = hostEndPoint ?? (e => e);
         _peers = new PeerDirectory(tunnel);
         Counters = new GatewayCounters(options.MaxConnections, options.MaxConnectionsPerPeer);
-        var counters = Counters;
         var forwarder = options.Dns
-            ? new DnsForwarder(DnsForwarder.ReadResolvConf(options.ResolvConfPath ?? (options.DnsResolve is null ? "/etc/resolv.conf" : string.Empty), options.DnsUpstreamPort), options.DnsServerTimeout, options.MaxConcurrentDnsForwards, counters.CountDnsForward)
+            ? new DnsForwarder(DnsForwarder.ReadResolvConf(options.ResolvConfPath ?? (options.DnsResolve is null ? "/etc/resolv.conf" : string.Empty), options.DnsUpstreamPort), options.DnsServerTimeout, options.MaxConcurrentDnsForwards, Counters.CountDnsForward)
             : null;
         _dns = new DnsResponder(TimeSpan.FromSeconds(5))
         {
@@ -129,7 +128,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
                 await tunnel.DisposeAsync().ConfigureAwait(false);
             }
 
-            await DisposeViaAsync(viaTunnels).ConfigureAwait(false);
+            await ViaRules.DisposeChainAsync(viaTunnels).ConfigureAwait(false);
             throw;
         }
     }
@@ -164,15 +163,6 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
     }
 
-    private static async Task DisposeViaAsync(List<WireGuardTunnel> tunnels)
-    {
-        // The nearest first: each carried the one started after it.
-        for (var i = tunnels.Count - 1; i >= 0; i--)
-        {
-            await tunnels[i].DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
     /// <summary>Stops relaying: resets open relays, closes UDP flows and the tunnel.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -192,7 +182,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         await Task.WhenAll([_acceptLoop, _udpLoop, .. _handlers.Keys]).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _tunnel.DisposeAsync().ConfigureAwait(false);
-        await DisposeViaAsync([.. ViaTunnels]).ConfigureAwait(false);
+        await ViaRules.DisposeChainAsync(ViaTunnels).ConfigureAwait(false);
         _stop.Dispose();
     }
 

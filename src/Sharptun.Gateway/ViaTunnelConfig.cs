@@ -16,12 +16,13 @@ namespace Sharptun.Gateway;
 /// </summary>
 public sealed class ViaTunnelConfig
 {
-    private ViaTunnelConfig(string path, string wireGuardText, int mtu, ViaTunnelConfig? via)
+    private ViaTunnelConfig(string path, string wireGuardText, int mtu, ViaTunnelConfig? via, WgConfig parsed)
     {
         Path = path;
         WireGuardText = wireGuardText;
         Mtu = mtu;
         Via = via;
+        Parsed = parsed;
     }
 
     /// <summary>The file's path (as named, made relative to the naming file's folder).</summary>
@@ -35,6 +36,9 @@ public sealed class ViaTunnelConfig
 
     /// <summary>The tunnel that carries this one's UDP, or null.</summary>
     public ViaTunnelConfig? Via { get; }
+
+    /// <summary>The file's WireGuard config as parsed while it was read (its addresses and peers' AllowedIPs).</summary>
+    internal WgConfig Parsed { get; }
 
     /// <summary>The result of applying a Via to a WireGuard text: the text to start from, the MTU and whether it was picked.</summary>
     internal readonly record struct Applied(string WireGuardText, int Mtu, bool MtuPicked, int ViaLine, ViaTunnelConfig? Via, WgConfig Config);
@@ -105,7 +109,7 @@ public sealed class ViaTunnelConfig
         }
 
         var viaConfig = Load(file, v.Value, v.Index + 1, [.. chain, System.IO.Path.GetFullPath(file)]);
-        var viaParsed = WgConfigParser.TryParse(viaConfig.WireGuardText, viaConfig.Path, out var outer, out _) ? outer! : throw new InvalidOperationException("parsed before");
+        var viaParsed = viaConfig.Parsed;
         int mtu;
         var picked = config!.Interface.Mtu is null;
         if (picked)
@@ -164,7 +168,7 @@ public sealed class ViaTunnelConfig
         }
 
         var applied = Apply(text.Replace("\r\n", "\n", StringComparison.Ordinal), path, chain);
-        return new ViaTunnelConfig(path, applied.WireGuardText, applied.Mtu, applied.Via);
+        return new ViaTunnelConfig(path, applied.WireGuardText, applied.Mtu, applied.Via, applied.Config);
     }
 
     private static FormatException Error(string file, int line, string message) => new($"{file}:{line}: {message}");

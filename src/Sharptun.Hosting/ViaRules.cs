@@ -135,4 +135,16 @@ internal static class ViaRules
 
         return true;
     }
+
+    /// <summary>
+    /// Disposes a started Via chain (<paramref name="tunnels"/> in the order they started, the farthest first), the
+    /// nearest first: each carried the UDP of the one started after it.
+    /// </summary>
+    public static async Task DisposeChainAsync(IReadOnlyList<WireGuardTunnel> tunnels)
+    {
+        for (var i = tunnels.Count - 1; i >= 0; i--)
+        {
+            await tunnels[i].DisposeAsync().ConfigureAwait(false);
+        }
+    }
 }

@@ -373,15 +373,7 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
         ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_gate)
         {
-            if (_driver is not null)
-            {
-                var now = _driver.Now;
-                if (now > _now)
-                {
-                    _now = now;
-                }
-            }
-
+            CatchUpClock();
             // one batch: TCP answers each connection once, after the last of its segments (TcpLayer.BeginBatch)
             BeginTcpBatch();
             try
@@ -453,6 +445,13 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
     /// <summary>The outbound queue has room again (under Gate): TCP connections it held back send now.</summary>
     private void RetryBlockedSenders()
     {
+        CatchUpClock();
+        RetryBlockedTcp(_now);
+    }
+
+    /// <summary>Under Gate: moves the core's time to the driver's clock (never backwards); no-op without a driver.</summary>
+    private void CatchUpClock()
+    {
         if (_driver is not null)
         {
             var now = _driver.Now;
@@ -461,8 +460,6 @@ public sealed partial class NetworkStack : IPacketDevice, IStackContext
                 _now = now;
             }
         }
-
-        RetryBlockedTcp(_now);
     }
 
     /// <summary>Stops the driver, wakes a blocked reader (which returns 0) and fails pending socket operations.</summary>

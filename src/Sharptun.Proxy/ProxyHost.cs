@@ -107,7 +107,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
         }
         catch
         {
-            await DisposeTunnelsAsync(viaTunnels).ConfigureAwait(false);
+            await ViaRules.DisposeChainAsync(viaTunnels).ConfigureAwait(false);
             throw;
         }
 
@@ -165,7 +165,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
             }
 
             await tunnel.DisposeAsync().ConfigureAwait(false);
-            await DisposeTunnelsAsync(viaTunnels).ConfigureAwait(false);
+            await ViaRules.DisposeChainAsync(viaTunnels).ConfigureAwait(false);
             throw;
         }
 
@@ -222,7 +222,7 @@ public sealed partial class ProxyHost : IAsyncDisposable
 
         await _operations.DisposeAsync().ConfigureAwait(false);
         await Tunnel.DisposeAsync().ConfigureAwait(false);
-        await DisposeTunnelsAsync(ViaTunnels).ConfigureAwait(false);
+        await ViaRules.DisposeChainAsync(ViaTunnels).ConfigureAwait(false);
         _stop.Dispose();
         LogStopped(_log);
     }
@@ -259,15 +259,6 @@ public sealed partial class ProxyHost : IAsyncDisposable
         catch (Exception e) when (e is FormatException or SocketException or IOException or ArgumentException or UnauthorizedAccessException)
         {
             throw new ProxyHostException($"{config.WireGuardPath}: the WireGuard tunnel did not start: {e.Message}", e);
-        }
-    }
-
-    private static async Task DisposeTunnelsAsync(IReadOnlyList<WireGuardTunnel> tunnels)
-    {
-        // The nearest first: each carried the one started after it.
-        for (var i = tunnels.Count - 1; i >= 0; i--)
-        {
-            await tunnels[i].DisposeAsync().ConfigureAwait(false);
         }
     }
 

@@ -613,15 +613,25 @@ internal sealed partial class TcpConnection
         ArmTailLossProbe(now);
         if (dataAcked > 0 && WriteSignal.IsArmed && SendBufferFree >= WriterWakeThreshold)
         {
-            if (_layer.Batching)
-            {
-                _writeDeferred = true; // one wake-up per batch of ACKs (FlushDeferred)
-                _layer.Defer(this);
-            }
-            else
-            {
-                WriteSignal.Set();
-            }
+            WakeOrDefer(WriteSignal, ref _writeDeferred); // one wake-up per batch of ACKs
+        }
+    }
+
+    /// <summary>
+    /// Completes <paramref name="signal"/> now, or during a batch (<see cref="TcpLayer.Batching"/>) once at its end
+    /// (<see cref="FlushDeferred"/>): a reader or writer woken in the middle would only wait for the Gate. The
+    /// connection is listed here, not only by <see cref="OnSegment"/>, which answers a segment that leaves a hole at once.
+    /// </summary>
+    private void WakeOrDefer(TcpSignal signal, ref bool deferred)
+    {
+        if (_layer.Batching)
+        {
+            deferred = true;
+            _layer.Defer(this);
+        }
+        else
+        {
+            signal.Set();
         }
     }
 
@@ -696,17 +706,7 @@ internal sealed partial class TcpConnection
                 ProcessPeerFin(now);
             }
 
-            if (_layer.Batching)
-            {
-                // one wake-up per batch: a reader woken now would only wait for the Gate. Listed here, not only by
-                // OnSegment: a segment that leaves a hole is answered at once and would not list the connection.
-                _readDeferred = true;
-                _layer.Defer(this);
-            }
-            else
-            {
-                ReadSignal.Set();
-            }
+            WakeOrDefer(ReadSignal, ref _readDeferred);
         }
         else
         {

@@ -441,9 +441,6 @@ internal sealed class TcpLayer
         }
     }
 
-    /// <summary>Connections a full outbound queue held back (tests).</summary>
-    internal int BlockedCount => _blocked.Count;
-
     /// <summary>
     /// The outbound queue has room again (under Gate): the connections it held back send now, in the order they were
     /// blocked, until the queue is full again (those then wait for the next call, or their 1 ms retry timer). Without
