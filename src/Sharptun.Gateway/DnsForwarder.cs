@@ -295,7 +295,7 @@ internal sealed class DnsForwarder
 
         for (var i = HeaderLength; i < questionEnd; i++)
         {
-            if (char.ToLowerInvariant((char)answer[i]) != char.ToLowerInvariant((char)query[i]))
+            if (AsciiLower(answer[i]) != AsciiLower(query[i]))
             {
                 return false;
             }
@@ -303,6 +303,9 @@ internal sealed class DnsForwarder
 
         return true;
     }
+
+    /// <summary>RFC 4343 §3: only A–Z fold; other octets, Latin-1 letters included, compare as they are.</summary>
+    private static byte AsciiLower(byte b) => b is >= (byte)'A' and <= (byte)'Z' ? (byte)(b | 0x20) : b;
 
     /// <summary>
     /// The offset of the OPT record's CLASS field (the UDP payload size, RFC 6891 §6.1.2) in <paramref name="message"/>,

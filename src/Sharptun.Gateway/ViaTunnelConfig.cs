@@ -105,7 +105,7 @@ public sealed class ViaTunnelConfig
 
         if (via is not { } v)
         {
-            return new Applied(stripped, config!.Interface.Mtu ?? DefaultMtu, MtuPicked: false, ViaLine: 0, Via: null, config);
+            return new Applied(stripped, config!.Interface.Mtu ?? WgInterfaceConfig.DefaultMtu, MtuPicked: false, ViaLine: 0, Via: null, config);
         }
 
         var viaConfig = Load(file, v.Value, v.Index + 1, [.. chain, System.IO.Path.GetFullPath(file)]);
@@ -140,8 +140,6 @@ public sealed class ViaTunnelConfig
 
         return new Applied(stripped, mtu, picked, v.Index + 1, viaConfig, config);
     }
-
-    private const int DefaultMtu = 1420;
 
     private static ViaTunnelConfig Load(string referrer, string value, int line, IReadOnlyList<string> chain)
     {

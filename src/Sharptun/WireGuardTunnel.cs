@@ -32,7 +32,6 @@ namespace Sharptun;
 /// </remarks>
 public sealed partial class WireGuardTunnel : IAsyncDisposable
 {
-    private const int DefaultMtu = 1420;
 
     private readonly NetworkStack? _stack;
     private readonly IPacketDevice _packetDevice;
@@ -158,7 +157,7 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
         var (deviceBudget, _, stackBudget) = SplitBudget(options.MemoryBudgetBytes);
         var stackOptions = new NetworkStackOptions
         {
-            Mtu = config.Interface.Mtu ?? DefaultMtu,
+            Mtu = config.Interface.Mtu ?? WgInterfaceConfig.DefaultMtu,
             BufferBudgetBytes = stackBudget,
             Tcp = TcpOptionsFor(deviceBudget),
         };
@@ -240,7 +239,7 @@ public sealed partial class WireGuardTunnel : IAsyncDisposable
             throw new FormatException("Invalid WireGuard config: [Interface] has no PrivateKey.");
         }
 
-        var tun = LinuxTun.FromFileDescriptor(tunFileDescriptor, string.Empty, config.Interface.Mtu ?? DefaultMtu, ownsDescriptor: false);
+        var tun = LinuxTun.FromFileDescriptor(tunFileDescriptor, string.Empty, config.Interface.Mtu ?? WgInterfaceConfig.DefaultMtu, ownsDescriptor: false);
         IPAddress[] addresses = [.. config.Interface.Addresses.Select(p => p.Address.ToIPAddress())];
         return Task.FromResult(Start(config, options, tun, addresses, HostNameResolver.Instance, start: null));
     }

@@ -193,6 +193,27 @@ public sealed class DnsForwarderTests : IDisposable
         Assert.Empty(DnsForwarder.ReadResolvConf("/nonexistent/resolv.conf"));
     }
 
+    [Fact]
+    public void IsAnswerTo_FoldsAsciiCaseOnly_Rfc4343()
+    {
+        // header: ID 0x1234, RD; one question; then the question "<label>.test" IN A
+        static byte[] Message(byte[] label, bool response)
+        {
+            byte[] header = [0x12, 0x34, (byte)(response ? 0x81 : 0x01), 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+            return [.. header, (byte)label.Length, .. label, 4, .. "test"u8, 0, 0, 1, 0, 1];
+        }
+
+        var query = Message([(byte)'w', (byte)'w', (byte)'w', 0xC9], response: false);
+        int questionEnd = query.Length;
+        Assert.True(DnsForwarder.IsAnswerTo(Message([(byte)'W', (byte)'w', (byte)'W', 0xC9], response: true), query, questionEnd));
+        // 0xC9 and 0xE9 are É and é in Latin-1: RFC 4343 §3 folds A–Z only, so these names differ
+        Assert.False(DnsForwarder.IsAnswerTo(Message([(byte)'w', (byte)'w', (byte)'w', 0xE9], response: true), query, questionEnd));
+        // '@' (0x40) and '`' (0x60) differ by the case bit but are not letters
+        var at = Message([(byte)'a', (byte)'@'], response: false);
+        Assert.False(DnsForwarder.IsAnswerTo(Message([(byte)'a', (byte)'`'], response: true), at, at.Length));
+        Assert.True(DnsForwarder.IsAnswerTo(Message([(byte)'A', (byte)'@'], response: true), at, at.Length));
+    }
+
     private (DnsResponder Responder, DnsForwarder Forwarder) Responder(TimeSpan? timeout = null, int maxConcurrent = 8)
     {
         var forwarder = new DnsForwarder([_upstream.EndPoint], timeout ?? TimeSpan.FromSeconds(2), maxConcurrent);

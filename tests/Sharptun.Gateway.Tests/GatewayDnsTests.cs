@@ -13,7 +13,7 @@ namespace Sharptun.Gateway.Tests;
 /// </summary>
 public sealed class GatewayDnsTests
 {
-    private static readonly IPAddress GatewayAddress = IPAddress.Parse("10.67.0.1");
+    private static readonly IPAddress GatewayAddress = GatewayLab.GatewayAddress;
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(30);
 
     [Fact]
@@ -110,56 +110,14 @@ public sealed class GatewayDnsTests
         return message;
     }
 
-    private static async Task<Lab> StartAsync(TimeSpan? idle = null)
-    {
-        using var clientKey = Key.GeneratePrivateKey();
-        using var gatewayKey = Key.GeneratePrivateKey();
-        var config = GatewayConfig.Parse($"""
-            [Interface]
-            PrivateKey = {gatewayKey}
-            Address = {GatewayAddress}/32
-
-            [Peer]
-            PublicKey = {clientKey.DerivePublicKey()}
-            AllowedIPs = 10.67.0.2/32, fd67::2/128
-
-            [Gateway]
-            Allow = 11.0.0.0/24
-            """);
-        config.Options.DnsResolve = DnsResponderEdnsTests.ResolveAsync;
-        config.Options.DnsTcpIdleTimeout = idle ?? TimeSpan.FromSeconds(10);
-        var gateway = await GatewayHost.StartAsync(config, new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
-        try
-        {
-            var client = await WireGuardTunnel.StartAsync($"""
-                [Interface]
-                PrivateKey = {clientKey}
-                Address = 10.67.0.2/32, fd67::2/128
-                DNS = {GatewayAddress}
-
-                [Peer]
-                PublicKey = {gatewayKey.DerivePublicKey()}
-                Endpoint = 127.0.0.1:{gateway.Tunnel.ListenPort}
-                AllowedIPs = 0.0.0.0/0, ::/0
-                """, CancellationToken.None);
-            return new Lab(gateway, client);
-        }
-        catch
-        {
-            await gateway.DisposeAsync();
-            throw;
-        }
-    }
-
-    private static IPEndPoint MapToLoopback(IPEndPoint destination) =>
-        destination.Address.GetAddressBytes()[0] == 11 ? new IPEndPoint(IPAddress.Loopback, destination.Port) : destination;
-
-    private sealed record Lab(GatewayHost Gateway, WireGuardTunnel Client) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            await Client.DisposeAsync();
-            await Gateway.DisposeAsync();
-        }
-    }
+    private static Task<GatewayLab> StartAsync(TimeSpan? idle = null) =>
+        GatewayLab.StartAsync(
+            "Allow = 11.0.0.0/24",
+            o =>
+            {
+                o.DnsResolve = DnsResponderEdnsTests.ResolveAsync;
+                o.DnsTcpIdleTimeout = idle ?? TimeSpan.FromSeconds(10);
+            },
+            dualStack: true,
+            useGatewayDns: true);
 }

@@ -19,7 +19,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Tcp_RelaysBothWays_HalfCloseCarriesTheReply_CountersReturnToZero()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await GatewayLab.StartAsync();
         using var server = new TcpListener(IPAddress.Loopback, 0);
         server.Start();
         var port = ((IPEndPoint)server.LocalEndpoint).Port;
@@ -54,7 +54,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Tcp_DeniedDestination_IsRefusedAtTheSyn_AndCounted()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await GatewayLab.StartAsync();
         var e = await Assert.ThrowsAsync<SocketException>(async () => await lab.Client.ConnectAsync("10.9.9.9", 80));
         Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
         Assert.Equal(1, lab.Gateway.Counters.Total.TcpDenied);
@@ -64,7 +64,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Tcp_HostRefusal_BecomesAResetToTheClient()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await GatewayLab.StartAsync();
         var closedPort = ClosedTcpPort();
         await using var stream = await lab.Client.ConnectAsync(Far.ToString(), closedPort);
         var buffer = new byte[16];
@@ -76,7 +76,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Tcp_ServerReset_PropagatesToTheClient_ClientReset_PropagatesToTheServer()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await GatewayLab.StartAsync();
         using var server = new TcpListener(IPAddress.Loopback, 0);
         server.Start();
         var port = ((IPEndPoint)server.LocalEndpoint).Port;
@@ -110,7 +110,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Tcp_IdleTimeout_ResetsBothSides()
     {
-        await using var lab = await Lab.StartAsync("IdleTimeout = 1");
+        await using var lab = await GatewayLab.StartAsync("IdleTimeout = 1");
         using var server = new TcpListener(IPAddress.Loopback, 0);
         server.Start();
         var port = ((IPEndPoint)server.LocalEndpoint).Port;
@@ -124,7 +124,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Tcp_PerPeerCap_ResetsTheExtraConnection_AndCountsReturnToZero()
     {
-        await using var lab = await Lab.StartAsync("MaxConnectionsPerPeer = 2");
+        await using var lab = await GatewayLab.StartAsync("MaxConnectionsPerPeer = 2");
         using var server = new TcpListener(IPAddress.Loopback, 0);
         server.Start();
         var port = ((IPEndPoint)server.LocalEndpoint).Port;
@@ -153,7 +153,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Udp_EchoThroughTheGateway_RepliesComeFromTheDestination_IdleFlowsExpire()
     {
-        await using var lab = await Lab.StartAsync("UdpIdleTimeout = 1");
+        await using var lab = await GatewayLab.StartAsync("UdpIdleTimeout = 1");
         using var echo = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         echo.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)echo.LocalEndPoint!).Port;
@@ -189,7 +189,7 @@ public sealed class GatewayHostTests
     public async Task Udp_FlowsExpiringWhileDatagramsArrive_NeverLeakOrWedge()
     {
         // Expiry (a timer) races the receive loop's sends on the same flows: flows close and reopen all the time.
-        await using var lab = await Lab.StartAsync(configure: o => o.UdpIdleTimeout = TimeSpan.FromMilliseconds(30));
+        await using var lab = await GatewayLab.StartAsync(configure: o => o.UdpIdleTimeout = TimeSpan.FromMilliseconds(30));
         using var echo = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         echo.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)echo.LocalEndPoint!).Port;
@@ -253,7 +253,7 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Udp_DeniedDestination_GetsNoRelay_AndIsCounted()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await GatewayLab.StartAsync();
         using var socket = lab.Client.BindUdp();
         await socket.SendToAsync(new byte[] { 1, 2, 3 }, new IPEndPoint(IPAddress.Parse("192.168.7.7"), 53));
         await WaitForAsync(() => lab.Gateway.Counters.Total.UdpDenied == 1);
@@ -263,19 +263,19 @@ public sealed class GatewayHostTests
     [Fact]
     public async Task Dns_ToTheGatewayAddress_IsAnsweredThroughTheHostResolver_OverUdpAndTcp()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await GatewayLab.StartAsync();
         using var socket = lab.Client.BindUdp();
         var query = DnsResponderTests.Query(0x4242, "localhost", 1);
-        await socket.SendToAsync(query, new IPEndPoint(Lab.GatewayAddress, 53));
+        await socket.SendToAsync(query, new IPEndPoint(GatewayLab.GatewayAddress, 53));
         var buffer = new byte[600];
         var r = await socket.ReceiveFromAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(new IPEndPoint(Lab.GatewayAddress, 53), r.RemoteEndPoint);
+        Assert.Equal(new IPEndPoint(GatewayLab.GatewayAddress, 53), r.RemoteEndPoint);
         Assert.Equal(0x4242, BinaryPrimitives.ReadUInt16BigEndian(buffer));
         Assert.Equal(0, buffer[3] & 0xF);
         Assert.True(BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(6)) >= 1);
         Assert.Equal([127, 0, 0, 1], buffer.AsSpan(r.ReceivedBytes - 4, 4).ToArray());
 
-        await using var tcp = await lab.Client.ConnectAsync(Lab.GatewayAddress.ToString(), 53);
+        await using var tcp = await lab.Client.ConnectAsync(GatewayLab.GatewayAddress.ToString(), 53);
         var framed = new byte[2 + query.Length];
         BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)query.Length);
         query.CopyTo(framed, 2);
@@ -288,7 +288,7 @@ public sealed class GatewayHostTests
         Assert.Equal(2, lab.Gateway.Counters.Total.DnsQueries);
 
         // other ports of the gateway's own address are closed
-        var e = await Assert.ThrowsAsync<SocketException>(async () => await lab.Client.ConnectAsync(Lab.GatewayAddress.ToString(), 80));
+        var e = await Assert.ThrowsAsync<SocketException>(async () => await lab.Client.ConnectAsync(GatewayLab.GatewayAddress.ToString(), 80));
         Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
     }
 
@@ -307,68 +307,5 @@ public sealed class GatewayHostTests
             Assert.True(DateTime.UtcNow < deadline, "condition not reached in 30 s");
             await Task.Delay(20);
         }
-    }
-
-    private sealed class Lab : IAsyncDisposable
-    {
-        public static readonly IPAddress GatewayAddress = IPAddress.Parse("10.66.0.1");
-
-        private Lab(GatewayHost gateway, WireGuardTunnel client)
-        {
-            Gateway = gateway;
-            Client = client;
-        }
-
-        public GatewayHost Gateway { get; }
-
-        public WireGuardTunnel Client { get; }
-
-        public static async Task<Lab> StartAsync(string gatewaySection = "", Action<GatewayOptions>? configure = null)
-        {
-            using var clientKey = Key.GeneratePrivateKey();
-            using var gatewayKey = Key.GeneratePrivateKey();
-            var config = GatewayConfig.Parse($"""
-                [Interface]
-                PrivateKey = {gatewayKey}
-                Address = {GatewayAddress}/32
-
-                [Peer]
-                PublicKey = {clientKey.DerivePublicKey()}
-                AllowedIPs = 10.66.0.2/32
-
-                [Gateway]
-                {gatewaySection}
-                """);
-            configure?.Invoke(config.Options);
-            var gateway = await GatewayHost.StartAsync(config, new WireGuardTunnelOptions(), MapToLoopback, CancellationToken.None);
-            try
-            {
-                var client = await WireGuardTunnel.StartAsync($"""
-                    [Interface]
-                    PrivateKey = {clientKey}
-                    Address = 10.66.0.2/32
-
-                    [Peer]
-                    PublicKey = {gatewayKey.DerivePublicKey()}
-                    Endpoint = 127.0.0.1:{gateway.Tunnel.ListenPort}
-                    AllowedIPs = 0.0.0.0/0
-                    """, CancellationToken.None);
-                return new Lab(gateway, client);
-            }
-            catch
-            {
-                await gateway.DisposeAsync();
-                throw;
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await Client.DisposeAsync();
-            await Gateway.DisposeAsync();
-        }
-
-        private static IPEndPoint MapToLoopback(IPEndPoint destination) =>
-            destination.Address.GetAddressBytes()[0] == 11 ? new IPEndPoint(IPAddress.Loopback, destination.Port) : destination;
     }
 }

@@ -18,7 +18,7 @@ namespace Sharptun.Cli.Daemon;
 internal sealed class DaemonHost : IDisposable
 {
     /// <summary>MTU of a new TUN (wireguard-go's DefaultMTU); wg-quick sets the configured one afterwards.</summary>
-    public const int DefaultMtu = 1420;
+    public const int DefaultMtu = Sharptun.Device.Config.WgInterfaceConfig.DefaultMtu;
 
     /// <summary>How often the host checks that its interface and socket file still exist.</summary>
     private static readonly TimeSpan WatchInterval = TimeSpan.FromMilliseconds(250);

@@ -40,6 +40,12 @@ public sealed record WgInterfaceConfig
     /// <summary>wg-quick MTU.</summary>
     public int? Mtu { get; init; }
 
+    /// <summary>
+    /// The tunnel MTU when a config sets none: 1420, wg-quick's choice for a 1500-byte path (the largest WireGuard
+    /// overhead, 80 bytes over IPv6, taken off).
+    /// </summary>
+    public const int DefaultMtu = 1420;
+
     /// <summary>wg-quick Table: "off", "auto" or a table number/name, as written.</summary>
     public string? Table { get; init; }
 

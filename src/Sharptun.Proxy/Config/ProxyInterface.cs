@@ -6,7 +6,7 @@ namespace Sharptun.Proxy.Config;
 public sealed class ProxyInterface
 {
     /// <summary>The default <c>MTU</c> (wireproxy's and wg-quick's).</summary>
-    public const int DefaultMtu = 1420;
+    public const int DefaultMtu = Sharptun.Device.Config.WgInterfaceConfig.DefaultMtu;
 
     /// <summary>The default <c>CheckAliveInterval</c>.</summary>
     public static readonly TimeSpan DefaultCheckAliveInterval = TimeSpan.FromSeconds(5);
