@@ -35,6 +35,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
     private readonly WireGuardTunnel _tunnel;
     private readonly GatewayOptions _options;
+    private readonly RelayOptions _relay; // one for every relayed connection: they share its large buffers
     private readonly GatewayPolicy _policy;
     private readonly PeerDirectory _peers;
     private readonly DnsResponder _dns;
@@ -54,6 +55,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _tunnel = tunnel;
         ViaTunnels = viaTunnels;
         _options = options;
+        _relay = new RelayOptions { IdleTimeout = options.TcpIdleTimeout };
         _policy = policy;
         _hostEndPoint = hostEndPoint ?? (e => e);
         _peers = new PeerDirectory(tunnel);
@@ -295,7 +297,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var server = new NetworkStream(socket, ownsSocket: true);
         try
         {
-            var result = await StreamRelay.RunAsync(client, server, new RelayOptions { IdleTimeout = _options.TcpIdleTimeout }, _stop.Token).ConfigureAwait(false);
+            var result = await StreamRelay.RunAsync(client, server, _relay, _stop.Token).ConfigureAwait(false);
             counters.AddBytes(result.ClientToServerBytes, result.ServerToClientBytes);
         }
         catch (OperationCanceledException)

@@ -13,8 +13,11 @@ namespace Sharptun.Hosting;
 /// Each direction takes a pooled buffer of <see cref="RelayOptions.BufferSize"/> bytes only while it has bytes to move:
 /// it waits for data with a zero-byte read, reads, writes, and gives the buffer back once a read drains the source.
 /// A quiet direction (the request side of a download, an idle connection) holds nothing, so 100 relayed downloads
-/// hold about as many buffers as have data in flight at that moment. The caller owns the streams and disposes them
-/// after <see cref="RunAsync"/> returns.
+/// hold about as many buffers as have data in flight at that moment. A direction whose read fills its buffer is moving
+/// a bulk transfer: it trades up to a <see cref="RelayOptions.LargeBufferSize"/> buffer while one of the
+/// <see cref="RelayOptions.LargeBufferCount"/> the relays sharing the options may hold is free, so a fast transfer
+/// makes a quarter of the reads, writes and (on a socket) system calls, and the memory that allows stays bounded. The
+/// caller owns the streams and disposes them after <see cref="RunAsync"/> returns.
 /// </remarks>
 public static class StreamRelay
 {
@@ -28,8 +31,8 @@ public static class StreamRelay
         options ??= RelayOptions.Default;
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var activity = new Activity();
-        var up = PumpAsync(client, server, options.BufferSize, activity, abort);
-        var down = PumpAsync(server, client, options.BufferSize, activity, abort);
+        var up = PumpAsync(client, server, options, activity, abort);
+        var down = PumpAsync(server, client, options, activity, abort);
         var idleTimedOut = false;
         if (options.IdleTimeout != Timeout.InfiniteTimeSpan)
         {
@@ -115,9 +118,11 @@ public static class StreamRelay
         }
     }
 
-    private static async Task<(long Bytes, bool Failed)> PumpAsync(Stream from, Stream to, int bufferSize, Activity activity, CancellationTokenSource abort)
+    private static async Task<(long Bytes, bool Failed)> PumpAsync(Stream from, Stream to, RelayOptions options, Activity activity, CancellationTokenSource abort)
     {
         byte[]? buffer = null;
+        var bufferSize = options.BufferSize;
+        var large = false;
         long bytes = 0;
         try
         {
@@ -147,8 +152,17 @@ public static class StreamRelay
                 {
                     // drained what was there: give the buffer back until more arrives (a full read keeps it, more
                     // is likely waiting)
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    Return(buffer, ref large, options);
                     buffer = null;
+                    bufferSize = options.BufferSize;
+                }
+                else if (!large && options.TryTakeLargeBuffer())
+                {
+                    // a bulk transfer: move it in larger pieces while the options' large buffers allow
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    large = true;
+                    bufferSize = options.LargeBufferSize;
+                    buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
                 }
             }
         }
@@ -162,8 +176,18 @@ public static class StreamRelay
         {
             if (buffer is not null)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                Return(buffer, ref large, options);
             }
+        }
+    }
+
+    private static void Return(byte[] buffer, ref bool large, RelayOptions options)
+    {
+        ArrayPool<byte>.Shared.Return(buffer);
+        if (large)
+        {
+            options.ReturnLargeBuffer();
+            large = false;
         }
     }
 
@@ -180,11 +204,52 @@ public static class StreamRelay
 /// <summary>Settings of a <see cref="StreamRelay"/>.</summary>
 public sealed class RelayOptions
 {
-    /// <summary>16 KiB buffers, no idle timeout.</summary>
+    private int _largeBuffersInUse;
+
+    /// <summary>16 KiB buffers, 16 large ones of 64 KiB, no idle timeout.</summary>
     public static RelayOptions Default { get; } = new();
 
     /// <summary>Bytes of each direction's buffer (default 16 KiB).</summary>
     public int BufferSize { get; init; } = 16 * 1024;
+
+    /// <summary>
+    /// Bytes of the buffer a direction moving a bulk transfer (its read filled <see cref="BufferSize"/>) trades up to
+    /// (default 64 KiB). At most <see cref="LargeBufferCount"/> are held at once by the relays sharing these options.
+    /// </summary>
+    public int LargeBufferSize { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// How many <see cref="LargeBufferSize"/> buffers the relays sharing these options may hold at once (default 16,
+    /// 1 MiB of 64 KiB buffers); beyond that, bulk transfers keep <see cref="BufferSize"/>. 0 turns large buffers off.
+    /// </summary>
+    public int LargeBufferCount { get; init; } = 16;
+
+    /// <summary>Large buffers held now by relays using these options.</summary>
+    internal int LargeBuffersInUse => Volatile.Read(ref _largeBuffersInUse);
+
+    internal bool TryTakeLargeBuffer()
+    {
+        if (LargeBufferSize <= BufferSize)
+        {
+            return false;
+        }
+
+        var taken = Volatile.Read(ref _largeBuffersInUse);
+        while (taken < LargeBufferCount)
+        {
+            var seen = Interlocked.CompareExchange(ref _largeBuffersInUse, taken + 1, taken);
+            if (seen == taken)
+            {
+                return true;
+            }
+
+            taken = seen;
+        }
+
+        return false;
+    }
+
+    internal void ReturnLargeBuffer() => Interlocked.Decrement(ref _largeBuffersInUse);
 
     /// <summary>Abort both sides after this long with no byte either way (default: never).</summary>
     public TimeSpan IdleTimeout { get; init; } = Timeout.InfiniteTimeSpan;

@@ -49,6 +49,74 @@ public sealed class StreamRelayBufferTests
         Assert.Equal(data, sink.ToArray());
     }
 
+    [Fact]
+    public async Task BulkTransfer_TradesUpToALargeBuffer_AfterAFullRead_AndGivesItBackWhenDrained()
+    {
+        var data = RandomNumberGenerator.GetBytes(1_000_000);
+        var options = new RelayOptions { LargeBufferSize = 64 * 1024, LargeBufferCount = 4 };
+        var client = new RecordingStream(new MemoryStream(data));
+        var sink = new MemoryStream();
+        var result = await StreamRelay.RunAsync(client, new WriteOnlyStream(sink), options).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(data, sink.ToArray());
+        Assert.Equal(data.Length, result.ClientToServerBytes);
+        var sizes = client.ReadSizes.Where(s => s > 0).ToArray();
+        Assert.Equal(16 * 1024, sizes[0]);                                  // a transfer starts small
+        Assert.All(sizes[1..^1], s => Assert.Equal(64 * 1024, s));           // a full read traded up
+        Assert.Equal(16 * 1024, sizes[^1]);                                 // a short read gave it back: the end is read small
+        Assert.Equal(0, options.LargeBuffersInUse);
+
+        // LargeBufferCount = 0: every read stays at BufferSize
+        var small = new RelayOptions { LargeBufferCount = 0 };
+        var plain = new RecordingStream(new MemoryStream(data));
+        await StreamRelay.RunAsync(plain, new WriteOnlyStream(new MemoryStream()), small).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.All(plain.ReadSizes.Where(s => s > 0), s => Assert.Equal(16 * 1024, s));
+    }
+
+    [Fact]
+    public async Task ConcurrentBulkRelays_NeverHoldMoreLargeBuffersThanTheCount_AndAllBytesArrive()
+    {
+        // Eight relays race for two large buffers: a sampler watches the count while they run.
+        var options = new RelayOptions { LargeBufferCount = 2 };
+        var sources = Enumerable.Range(0, 8).Select(_ => RandomNumberGenerator.GetBytes(2_000_000)).ToArray();
+        var sinks = sources.Select(_ => new MemoryStream()).ToArray();
+        var maxSeen = 0;
+        var tookLarge = 0;
+        using var stop = new CancellationTokenSource();
+        var sampler = Task.Factory.StartNew(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var n = options.LargeBuffersInUse;
+                maxSeen = Math.Max(maxSeen, n);
+                Thread.SpinWait(50);
+            }
+        }, TaskCreationOptions.LongRunning);
+        var streams = sources.Select(s => new RecordingStream(new SlowMemoryStream(s))).ToArray();
+        var relays = streams.Select((s, i) => Task.Run(() => StreamRelay.RunAsync(s, new WriteOnlyStream(sinks[i]), options))).ToArray();
+        await Task.WhenAll(relays).WaitAsync(TimeSpan.FromSeconds(60));
+        stop.Cancel();
+        await sampler;
+        for (var i = 0; i < sources.Length; i++)
+        {
+            Assert.Equal(sources[i], sinks[i].ToArray());
+            tookLarge += streams[i].ReadSizes.Any(s => s == options.LargeBufferSize) ? 1 : 0;
+        }
+
+        Assert.InRange(maxSeen, 0, 2);
+        Assert.True(tookLarge >= 1, "no relay ever got a large buffer");
+        Assert.Equal(0, options.LargeBuffersInUse);
+    }
+
+    /// <summary>A MemoryStream whose reads yield first, so concurrent relays interleave.</summary>
+    private sealed class SlowMemoryStream(byte[] data) : MemoryStream(data)
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Yield();
+            return await base.ReadAsync(buffer, cancellationToken);
+        }
+    }
+
     /// <summary>Two ends of one loopback TCP connection (sockets wait on a zero-byte read).</summary>
     private static async Task<(NetworkStream A, NetworkStream B)> LoopbackPairAsync()
     {
