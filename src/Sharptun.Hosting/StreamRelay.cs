@@ -160,7 +160,8 @@ public static class StreamRelay
                 {
                     // a bulk transfer: move it in larger pieces while the options' large buffers allow
                     ArrayPool<byte>.Shared.Return(buffer);
-                    large = true;
+                    buffer = null;
+                    large = true; // the slot is held from here: the finally block gives it back whatever happens
                     bufferSize = options.LargeBufferSize;
                     buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
                 }
@@ -176,7 +177,12 @@ public static class StreamRelay
         {
             if (buffer is not null)
             {
-                Return(buffer, ref large, options);
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            if (large)
+            {
+                options.ReturnLargeBuffer();
             }
         }
     }

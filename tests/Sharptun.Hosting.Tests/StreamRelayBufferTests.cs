@@ -107,6 +107,35 @@ public sealed class StreamRelayBufferTests
         Assert.Equal(0, options.LargeBuffersInUse);
     }
 
+    [Fact]
+    public async Task ARelayThatFailsMidTransfer_GivesItsLargeBufferBack()
+    {
+        var options = new RelayOptions { LargeBufferCount = 1 };
+        var source = new FailingStream(RandomNumberGenerator.GetBytes(500_000), failAfter: 300_000);
+        var result = await StreamRelay.RunAsync(source, new WriteOnlyStream(new MemoryStream()), options).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(RelayEnd.Error, result.End);
+        Assert.True(source.LargeReads > 0, "the transfer never traded up");
+        Assert.Equal(0, options.LargeBuffersInUse);
+        Assert.True(options.TryTakeLargeBuffer()); // the one slot is free again
+    }
+
+    /// <summary>Serves its bytes, then fails every read once <paramref name="failAfter"/> bytes were read.</summary>
+    private sealed class FailingStream(byte[] data, int failAfter) : MemoryStream(data)
+    {
+        public int LargeReads { get; private set; }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (Position >= failAfter)
+            {
+                throw new IOException("connection reset (test)");
+            }
+
+            LargeReads += buffer.Length > 16 * 1024 ? 1 : 0;
+            return base.ReadAsync(buffer, cancellationToken);
+        }
+    }
+
     /// <summary>A MemoryStream whose reads yield first, so concurrent relays interleave.</summary>
     private sealed class SlowMemoryStream(byte[] data) : MemoryStream(data)
     {
