@@ -212,7 +212,7 @@ public sealed class RelayOptions
 {
     private int _largeBuffersInUse;
 
-    /// <summary>16 KiB buffers, 16 large ones of 64 KiB, no idle timeout.</summary>
+    /// <summary>16 KiB buffers, 8 large ones of 64 KiB, no idle timeout.</summary>
     public static RelayOptions Default { get; } = new();
 
     /// <summary>Bytes of each direction's buffer (default 16 KiB).</summary>
@@ -225,10 +225,10 @@ public sealed class RelayOptions
     public int LargeBufferSize { get; init; } = 64 * 1024;
 
     /// <summary>
-    /// How many <see cref="LargeBufferSize"/> buffers the relays sharing these options may hold at once (default 16,
-    /// 1 MiB of 64 KiB buffers); beyond that, bulk transfers keep <see cref="BufferSize"/>. 0 turns large buffers off.
+    /// How many <see cref="LargeBufferSize"/> buffers the relays sharing these options may hold at once (default 8,
+    /// 512 KiB of 64 KiB buffers); beyond that, bulk transfers keep <see cref="BufferSize"/>. 0 turns large buffers off.
     /// </summary>
-    public int LargeBufferCount { get; init; } = 16;
+    public int LargeBufferCount { get; init; } = 8;
 
     /// <summary>Large buffers held now by relays using these options.</summary>
     internal int LargeBuffersInUse => Volatile.Read(ref _largeBuffersInUse);
