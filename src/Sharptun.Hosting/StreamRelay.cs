@@ -152,8 +152,7 @@ public static class StreamRelay
                 {
                     // drained what was there: give the buffer back until more arrives (a full read keeps it, more
                     // is likely waiting)
-                    Return(buffer, ref large, options);
-                    buffer = null;
+                    Release(ref buffer, ref large, options);
                     bufferSize = options.BufferSize;
                 }
                 else if (!large && options.TryTakeLargeBuffer())
@@ -175,21 +174,19 @@ public static class StreamRelay
         }
         finally
         {
-            if (buffer is not null)
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-
-            if (large)
-            {
-                options.ReturnLargeBuffer();
-            }
+            Release(ref buffer, ref large, options);
         }
     }
 
-    private static void Return(byte[] buffer, ref bool large, RelayOptions options)
+    /// <summary>Gives back the direction's buffer (when it holds one) and its large-buffer slot (when it holds one).</summary>
+    private static void Release(ref byte[]? buffer, ref bool large, RelayOptions options)
     {
-        ArrayPool<byte>.Shared.Return(buffer);
+        if (buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            buffer = null;
+        }
+
         if (large)
         {
             options.ReturnLargeBuffer();
