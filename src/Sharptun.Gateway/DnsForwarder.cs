@@ -283,7 +283,8 @@ internal sealed class DnsForwarder
 
     /// <summary>
     /// Whether <paramref name="answer"/> is a response (QR) to <paramref name="query"/>: same ID, same opcode, one question
-    /// equal to the query's (names compared without regard to ASCII case, RFC 4343 §3), and a header that fits.
+    /// equal to the query's (the name without regard to ASCII case, RFC 4343 §3; QTYPE and QCLASS exactly), and a header
+    /// that fits.
     /// </summary>
     internal static bool IsAnswerTo(ReadOnlySpan<byte> answer, ReadOnlySpan<byte> query, int questionEnd)
     {
@@ -293,7 +294,8 @@ internal sealed class DnsForwarder
             return false;
         }
 
-        for (var i = HeaderLength; i < questionEnd; i++)
+        var nameEnd = questionEnd - 4; // QTYPE and QCLASS follow the name (RFC 1035 §4.1.2)
+        for (var i = HeaderLength; i < nameEnd; i++)
         {
             if (AsciiLower(answer[i]) != AsciiLower(query[i]))
             {
@@ -301,7 +303,7 @@ internal sealed class DnsForwarder
             }
         }
 
-        return true;
+        return answer[nameEnd..questionEnd].SequenceEqual(query[nameEnd..questionEnd]);
     }
 
     /// <summary>RFC 4343 §3: only A–Z fold; other octets, Latin-1 letters included, compare as they are.</summary>

@@ -197,10 +197,10 @@ public sealed class DnsForwarderTests : IDisposable
     public void IsAnswerTo_FoldsAsciiCaseOnly_Rfc4343()
     {
         // header: ID 0x1234, RD; one question; then the question "<label>.test" IN A
-        static byte[] Message(byte[] label, bool response)
+        static byte[] Message(byte[] label, bool response, byte typeLow = 1)
         {
             byte[] header = [0x12, 0x34, (byte)(response ? 0x81 : 0x01), 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-            return [.. header, (byte)label.Length, .. label, 4, .. "test"u8, 0, 0, 1, 0, 1];
+            return [.. header, (byte)label.Length, .. label, 4, .. "test"u8, 0, 0, typeLow, 0, 1];
         }
 
         var query = Message([(byte)'w', (byte)'w', (byte)'w', 0xC9], response: false);
@@ -212,6 +212,10 @@ public sealed class DnsForwarderTests : IDisposable
         var at = Message([(byte)'a', (byte)'@'], response: false);
         Assert.False(DnsForwarder.IsAnswerTo(Message([(byte)'a', (byte)'`'], response: true), at, at.Length));
         Assert.True(DnsForwarder.IsAnswerTo(Message([(byte)'A', (byte)'@'], response: true), at, at.Length));
+        // QTYPE is a number, not text: 65 (HTTPS, 0x41 'A') and 97 (0x61 'a') are different questions
+        var https = Message([(byte)'w'], response: false, typeLow: 0x41);
+        Assert.True(DnsForwarder.IsAnswerTo(Message([(byte)'W'], response: true, typeLow: 0x41), https, https.Length));
+        Assert.False(DnsForwarder.IsAnswerTo(Message([(byte)'w'], response: true, typeLow: 0x61), https, https.Length));
     }
 
     private (DnsResponder Responder, DnsForwarder Forwarder) Responder(TimeSpan? timeout = null, int maxConcurrent = 8)
