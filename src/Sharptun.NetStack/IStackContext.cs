@@ -18,7 +18,7 @@ internal interface IStackContext
     /// <summary>IP MTU of the attached device.</summary>
     int Mtu { get; }
 
-    /// <summary>Asks the driver to call Poll soon (new output queued / new earlier deadline). Safe from any thread.</summary>
+    /// <summary>Asks the driver to call Poll soon (a deadline moved earlier). Safe from any thread.</summary>
     void Wake();
 
     /// <summary>

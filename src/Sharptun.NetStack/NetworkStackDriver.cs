@@ -12,7 +12,9 @@ namespace Sharptun.NetStack;
 internal sealed class NetworkStackDriver
 {
     private readonly NetworkStack _stack;
-    private readonly ManualResetEventSlim _wake = new(false);
+    // no spinning before blocking: the driver waits for timers (milliseconds), and on a two-core machine a spinning
+    // driver takes the CPU from the threads that would move its deadlines
+    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
     private readonly long _epoch;
     private readonly Thread _thread;
 

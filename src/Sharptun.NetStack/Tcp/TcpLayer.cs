@@ -762,8 +762,10 @@ internal sealed class TcpLayer
             return false;
         }
 
+        // No driver wake-up here: the packet is in the stack's outbound queue, whose reader has its own signal, and a
+        // timer the segment arms (RTO, TLP) reaches the driver through Schedule, which wakes it when a connection's
+        // deadline moves earlier. Waking per segment cost a driver round (Poll under the gate) per ACK of a download.
         Stats.SegmentsSent++;
-        _context.Wake();
         return true;
     }
 
