@@ -176,12 +176,17 @@ public sealed class DeviceLivenessTests
         Assert.Equal(0, b.Device.StagedTotal);
     }
 
-    [Fact]
-    public void OutboundQueueFull_TunReaderWaitsForRoom_WithoutHoldingSendLock()
+    [Theory]
+    [InlineData(1000)] // encrypted and sent by the crypto workers: the queue fills and the TUN reader waits for room
+    [InlineData(8)]    // small enough for the TUN reader to encrypt and send itself: it blocks in the send
+    public void OutboundQueueFull_TunReaderWaitsForRoom_WithoutHoldingSendLock(int payloadLength)
     {
-        // The peer's sends block (a full socket buffer): its Outbound queue fills and the TUN reader waits for room.
-        // It must wait without the peer's SendLock, which UAPI (peer removal) and crypto workers (flushing staged
-        // packets after a handshake) take: they would stall behind the reader for a second per packet.
+        // The peer's sends block (a full socket buffer): its Outbound queue fills and the TUN reader waits for room, or
+        // (small packets, WireGuardDevice.InlineCryptoMaxLength) the reader is the sender and waits in the send, as
+        // every sender on that socket would. Either way it must wait without the peer's SendLock, which UAPI (peer
+        // removal) and crypto workers (flushing staged packets after a handshake) take: they would stall behind the
+        // reader for a second per packet.
+        var inline = payloadLength + 28 <= WireGuardDevice.InlineCryptoMaxLength;
         var network = new InMemoryNetwork(24);
         var blocking = new BlockingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")));
         var options = new WireGuardDeviceOptions { CryptoWorkers = 2, PeerQueueCapacity = 16 };
@@ -195,17 +200,24 @@ public sealed class DeviceLivenessTests
             var packets = new byte[64][];
             for (var i = 0; i < packets.Length; i++)
             {
-                packets[i] = TestPackets.Udp("10.0.0.1", "10.0.0.2", (uint)(10 + i));
+                packets[i] = TestPackets.Udp("10.0.0.1", "10.0.0.2", (uint)(10 + i), payloadLength);
             }
 
             pair.A.Send(packets);
-            DeviceTests.WaitFor(() => peer.Outbound.Count == 16 && peer.Outbound.Waiters > 0);
+            if (inline)
+            {
+                DeviceTests.WaitFor(() => blocking.Blocked > 0);
+            }
+            else
+            {
+                DeviceTests.WaitFor(() => peer.Outbound.Count == 16 && peer.Outbound.Waiters > 0);
+            }
 
             for (var i = 0; i < 10; i++)
             {
-                Assert.True(peer.SendLock.TryEnter(TimeSpan.FromMilliseconds(300)), "the TUN reader waits for room with SendLock held");
+                Assert.True(peer.SendLock.TryEnter(TimeSpan.FromMilliseconds(300)), "the TUN reader waits with SendLock held");
                 peer.SendLock.Exit();
-                Assert.True(peer.Outbound.Waiters > 0 || peer.Outbound.Count < 16);
+                Assert.True(inline || peer.Outbound.Waiters > 0 || peer.Outbound.Count < 16);
             }
         }
         finally

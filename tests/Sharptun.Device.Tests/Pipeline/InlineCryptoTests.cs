@@ -1,0 +1,95 @@
+using System.Collections.Concurrent;
+using Sharptun.Device.Pipeline;
+using Sharptun.Testing;
+using Sharptun.Transport;
+
+namespace Sharptun.Device.Tests.Pipeline;
+
+/// <summary>
+/// Packets of at most <see cref="WireGuardDevice.InlineCryptoMaxLength"/> bytes are decrypted by the UDP receiver that
+/// read them (a pure TCP ACK is not worth a worker's wake-up); larger ones by the crypto workers. Either way each peer's
+/// packets reach the TUN in the order they were sent.
+/// </summary>
+public sealed class InlineCryptoTests
+{
+    [Fact]
+    public void SmallPackets_AreDecryptedByTheReceiver_LargeOnesByTheWorkers_AndAllArriveInOrder()
+    {
+        var network = new InMemoryNetwork(7);
+        var options = new WireGuardDeviceOptions { CryptoWorkers = 2 };
+        var writers = new ConcurrentQueue<(int Size, string Thread)>();
+        using var a = new TestNode("a", network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), options);
+        using var b = new TestNode("b", network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), options, wrapTun: tun => new ThreadRecordingDevice(tun, writers));
+        a.Set($"private_key={a.PrivateHex}\npublic_key={b.PublicHex}\nendpoint=192.0.2.2:{b.Port}\nallowed_ip=10.0.0.2/32\n");
+        b.Set($"private_key={b.PrivateHex}\npublic_key={a.PublicHex}\nendpoint=192.0.2.1:{a.Port}\nallowed_ip=10.0.0.1/32\n");
+
+        // handshake first (its staged packet flushes from the handshake path, not from a read)
+        a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 0, payloadLength: 8));
+        Assert.Single(b.Receive(1, NodePair.Timeout));
+        writers.Clear();
+
+        // small: a 36-byte packet travels as an 80-byte datagram (header, padded to 48, tag)
+        const int count = 40;
+        for (uint i = 1; i <= count; i++)
+        {
+            a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", i, payloadLength: 8));
+            Assert.Single(b.Receive(1, NodePair.Timeout));
+        }
+
+        var small = writers.ToArray();
+        writers.Clear();
+        Assert.Equal(count, small.Length);
+        Assert.All(small, w => Assert.Equal("wg-udp-receiver", w.Thread));
+
+        // large: one at a time, so no small packet of the same read drains it first
+        for (uint i = 1; i <= count; i++)
+        {
+            a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", i, payloadLength: 1200));
+            Assert.Single(b.Receive(1, NodePair.Timeout));
+        }
+
+        var large = writers.ToArray();
+        writers.Clear();
+        Assert.Equal(count, large.Length);
+        Assert.All(large, w => Assert.StartsWith("wg-crypto-", w.Thread));
+
+        // mixed, in batches: every packet arrives, in order, whichever thread decrypted it and whichever drained it
+        var packets = new List<byte[]>();
+        for (uint i = 0; i < 256; i++)
+        {
+            packets.Add(TestPackets.Udp("10.0.0.1", "10.0.0.2", i, payloadLength: i % 3 == 0 ? 1200 : 8));
+        }
+
+        a.Send([.. packets]);
+        var arrived = b.Receive(packets.Count, NodePair.Timeout);
+        Assert.Equal(packets.Count, arrived.Count);
+        for (var i = 0; i < packets.Count; i++)
+        {
+            Assert.Equal(packets[i], arrived[i]);
+        }
+    }
+
+    /// <summary>Records the size of each packet written to the TUN and the name of the thread that wrote it.</summary>
+    private sealed class ThreadRecordingDevice(IPacketDevice inner, ConcurrentQueue<(int Size, string Thread)> writers) : IPacketDevice
+    {
+        public string Name => inner.Name;
+
+        public int Mtu => inner.Mtu;
+
+        public int BatchSize => inner.BatchSize;
+
+        public int Read(byte[][] buffers, Span<int> sizes, int offset) => inner.Read(buffers, sizes, offset);
+
+        public int Write(byte[][] buffers, ReadOnlySpan<int> sizes, int offset, int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                writers.Enqueue((sizes[i], Thread.CurrentThread.Name ?? "?"));
+            }
+
+            return inner.Write(buffers, sizes, offset, count);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+}
