@@ -10,6 +10,8 @@
 # at once (-P), sampling the server process's private dirty memory (Private_Dirty of /proc/PID/smaps_rollup) every
 # 100 ms: idle before, peak during. Mbit/s = 10^6 bits a second, iperf3's receiver side.
 # Usage: sudo bench/gateway-iperf.sh [SECONDS] [PARALLEL]      (defaults 10 100)
+#   WG_SOCKET_BUFFER=current (or a byte count) gives wireguard-go the UDP socket buffers it sets itself since
+#   0.0.20230223; Debian's older build has the kernel's 208 KiB (bench/wg-buffers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-gateway}"
@@ -27,8 +29,11 @@ cleanup() {
     for ns in stgb-c stgb-g stgb-s; do ip netns del "$ns" 2>/dev/null || true; done
     rm -f /var/run/wireguard/stgb-k.sock /var/run/wireguard/stgb-w.sock
     rm -rf "$out"
+    wg_buffers_restore
 }
 trap cleanup EXIT
+. bench/wg-buffers.sh
+wg_buffers_apply
 
 # NativeAOT when clang is installed (the CLI's default publish), else the JIT build; PUBLISH_AOT=false forces JIT.
 dotnet publish src/Sharptun.Cli -c Release ${PUBLISH_AOT:+-p:PublishAot=$PUBLISH_AOT} -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
@@ -131,3 +136,4 @@ printf '%-44s %24s %24s\n' "upload, $par streams (-P), Mbit/s" "$sg_par" "$wg_pa
 printf '%-44s %24s %24s\n' "server private dirty MiB: idle" "$sg_idle" "$wg_idle"
 printf '%-44s %24s %24s\n' "server private dirty MiB: peak, $par streams" "$sg_peak" "$wg_peak"
 echo "(iperf3 -t $secs; server process: sharptun gateway ($build) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+wg_buffers_label

@@ -12,6 +12,8 @@
 # Mbit/s = 10^6 bits a second, from curl's own speed_download / speed_upload.
 # Usage: sudo [PROXY_ARGS="--memory-budget 4M"] [PUBLISH_AOT=false] [SMAPS_OUT=/tmp/peak] bench/proxy-curl.sh [MB] [CONNECTIONS] [EACH-MB]
 #   (defaults 1000 100 10; SMAPS_OUT keeps /proc/PID/smaps at each process's peak as SMAPS_OUT.PID)
+#   WG_SOCKET_BUFFER=current (or a byte count) gives wireguard-go the UDP socket buffers it sets itself since
+#   0.0.20230223; Debian's older build has the kernel's 208 KiB (bench/wg-buffers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHARPTUN_ARTIFACTS="${SHARPTUN_ARTIFACTS:-/tmp/art-bench-proxy}"
@@ -27,8 +29,11 @@ cleanup() {
     for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; done
     rm -f /var/run/wireguard/stpb-w.sock /var/run/wireguard/stpb-k.sock
     rm -rf "$out"
+    wg_buffers_restore
 }
 trap cleanup EXIT
+. bench/wg-buffers.sh
+wg_buffers_apply
 
 # NativeAOT when clang is installed (the CLI's default publish), else the JIT build; PUBLISH_AOT=false forces JIT.
 dotnet publish src/Sharptun.Cli -c Release ${PUBLISH_AOT:+-p:PublishAot=$PUBLISH_AOT} -o "$out/cli" >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log"; exit 1; }
@@ -149,3 +154,4 @@ printf '%-40s %22s %22s\n' "private dirty MiB: idle" "$sx_before" "$wg_before"
 printf '%-40s %22s %22s\n' "private dirty MiB: peak" "$sx_peak" "$wg_peak"
 printf '%-40s %22s %22s\n' "private dirty MiB: after" "$sx_after" "$wg_after"
 echo "(memory: the client process: sharptun proxy ($build) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+wg_buffers_label

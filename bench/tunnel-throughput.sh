@@ -9,6 +9,8 @@
 #                      tunnel) and in-process (the process holds both tunnels).
 # The workload is bench/Sharptun.TunnelBench (Release, published first). MB/s = 10^6 bytes a second.
 # Usage: sudo [AOT=1] bench/tunnel-throughput.sh [MB] [CONNECTIONS] [MB-PER-CONNECTION]     (defaults 500 100 4)
+#   WG_SOCKET_BUFFER=current (or a byte count) gives wireguard-go the UDP socket buffers it sets itself since
+#   0.0.20230223; Debian's older build has the kernel's 208 KiB (bench/wg-buffers.sh).
 #   NETNS_PREFIX=NAME names the namespaces and links NAME-s, NAME-c, ... (default sttb), so two runs never collide.
 #   AOT=1 publishes the workload with NativeAOT (needs clang) instead of running it on the JIT.
 #   The workload gets the memory settings the Sharptun package gives apps (src/Sharptun/buildTransitive/Sharptun.targets:
@@ -28,8 +30,11 @@ cleanup() {
     for ns in $p-s $p-c; do ip netns del "$ns" 2>/dev/null || true; done
     rm -f /var/run/wireguard/$p-w.sock
     rm -rf "$out"
+    wg_buffers_restore
 }
 trap cleanup EXIT
+. bench/wg-buffers.sh
+wg_buffers_apply
 
 defaults=()
 [ "${SHARPTUN_RUNTIME_DEFAULTS:-0}" = 1 ] && defaults=(-p:SharptunMemoryDefaults=false)
@@ -85,3 +90,4 @@ printf '%-34s %16s %16s\n' "private dirty MiB: after" "$(field private_dirty_aft
 printf '%-34s %16s %16s\n' "GC committed MiB: peak" "$(field gc_committed_peak_MiB "$inproc_mem")" "$(field gc_committed_peak_MiB "$wggo_mem")"
 printf '%-34s %16s %16s\n' "gen0 collections" "$(field gen0_collections "$inproc_mem")" "$(field gen0_collections "$wggo_mem")"
 echo "($mb MB each way; memory: $conns concurrent connections of $each MB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+wg_buffers_label

@@ -21,20 +21,21 @@ public enum TcpCongestionControl
 /// connections together may hold, however many are open: <see cref="ReceiveWindowBudget"/> divides the offered receive
 /// windows (which also bounds what peers can have in flight towards the stack, the packets queued in front of it) and
 /// <see cref="SendBufferBudget"/> divides the send buffers (docs/benchmarks.md, "NetStack memory"). A single
-/// connection can have at most its window or send buffer in flight, so its throughput is capped at that / RTT: the
-/// 512 KiB defaults allow about 4 Gbit/s at 1 ms RTT, 420 Mbit/s at 10 ms and 84 Mbit/s at 50 ms. With 32 KiB (the
-/// default before) a tunnel through wireguard-go on this project's 2-core test machine, where queueing alone makes the
-/// RTT a few milliseconds, moved 330–370 Mbit/s down instead of 540–730 (docs/benchmarks.md). Raise the sizes and
-/// budgets for long fat paths; lower the budgets for a tighter memory bound.
+/// connection can have at most its window or send buffer in flight, so its throughput is capped at that / RTT: a
+/// 512 KiB buffer allows about 4 Gbit/s at 1 ms RTT, 420 Mbit/s at 10 ms and 84 Mbit/s at 50 ms. With 32 KiB (the
+/// default once) a tunnel through wireguard-go on this project's 2-core test machine, where queueing alone makes the
+/// RTT a few milliseconds, moved 330–370 Mbit/s down instead of 540–730; with the 1 MiB receive buffer instead of
+/// 512 KiB a download through `sharptun proxy` moved 1,057–1,088 Mbit/s instead of 832–987 (docs/benchmarks.md).
+/// Raise the sizes and budgets for long fat paths; lower the budgets for a tighter memory bound.
 /// </remarks>
 public sealed class TcpOptions
 {
     /// <summary>
     /// Receive buffer per connection in bytes (caps the advertised window, so the peer's throughput to us is at most
-    /// this / RTT; memory is held only for the bytes it holds). Default 512 KiB (see the remarks on the class for the
-    /// trade-off).
+    /// this / RTT; memory is held only for the bytes it holds, and <see cref="ReceiveWindowBudget"/> bounds what all
+    /// connections hold together). Default 1 MiB (see the remarks on the class for the trade-off).
     /// </summary>
-    public int ReceiveBufferSize { get; set; } = 512 * 1024;
+    public int ReceiveBufferSize { get; set; } = 1024 * 1024;
 
     /// <summary>
     /// Bytes that all connections' receive windows share (RFC 9293 §3.8.6.2.2 leaves the offered window to the
