@@ -9,7 +9,8 @@
 #         rootless proxy is judged against;
 #   then N (default 100) concurrent curl downloads of EACH MB through each, sampling the client process's private dirty
 #   memory (Private_Dirty of /proc/PID/smaps_rollup) every 100 ms: idle before, peak during, after.
-# Mbit/s = 10^6 bits a second, from curl's own speed_download / speed_upload.
+# Mbit/s = 10^6 bits a second, from curl's own speed_download / speed_upload. "client CPU seconds per GB": the user and
+# system time (/proc/PID/stat) the client process (sharptun proxy / wireguard-go) used during the transfer, per 10^9 bytes.
 # Usage: sudo [PROXY_ARGS="--memory-budget 4M"] [PUBLISH_AOT=false] [SMAPS_OUT=/tmp/peak] bench/proxy-curl.sh [MB] [CONNECTIONS] [EACH-MB]
 #   (defaults 1000 100 10; SMAPS_OUT keeps /proc/PID/smaps at each process's peak as SMAPS_OUT.PID)
 #   WG_SOCKET_BUFFER=current (or a byte count) gives wireguard-go the UDP socket buffers it sets itself since
@@ -118,6 +119,9 @@ memory_run() {
 }
 
 timed() { ip netns exec stpb-c curl -sS "$@"; }
+# CPU the client process used (utime + stime, clock ticks), and as seconds per GB moved
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_per_gb() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v mb="$mb" 'BEGIN { printf "%.1f", t / hz / (mb / 1000) }'; }
 
 # (a) sharptun proxy as uid 65534
 ip netns exec stpb-c setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \
@@ -126,8 +130,12 @@ for _ in $(seq 1 300); do ip netns exec stpb-c ss -Hltn 'sport = :1080' | grep -
 proxy_pid=$(pgrep -f "$out/cli/sharptun.* proxy" | head -n1)
 socks=(--socks5-hostname 127.0.0.1:1080)
 timed "${socks[@]}" -o /dev/null http://10.238.0.1/each.bin   # handshake and warm-up
+c0=$(cpu_ticks "$proxy_pid")
 sx_down=$(timed "${socks[@]}" -o /dev/null -w '%{speed_download}' http://10.238.0.1/big.bin)
+c1=$(cpu_ticks "$proxy_pid")
 sx_up=$(timed "${socks[@]}" -T "$out/www/big.bin" -o /dev/null -w '%{speed_upload}' http://10.238.0.1/upload/up.bin)
+c2=$(cpu_ticks "$proxy_pid")
+sx_cpu_down=$(cpu_per_gb $((c1 - c0))); sx_cpu_up=$(cpu_per_gb $((c2 - c1)))
 cmp -s "$out/www/big.bin" "$out/www/upload/up.bin" && sx_upload_ok=yes || sx_upload_ok=NO
 read -r sx_before sx_peak sx_after sx_ok <<<"$(memory_run "$proxy_pid" "${socks[@]}")"
 kill "$proxy_setpriv" 2>/dev/null || true; kill "$proxy_pid" 2>/dev/null || true; sleep 1
@@ -140,8 +148,12 @@ ip netns exec stpb-c wg set stpb-k private-key "$out/c.key" peer "$(wg pubkey <"
 ip -n stpb-c addr add 10.238.0.2/32 dev stpb-k && ip -n stpb-c link set stpb-k mtu 1420 up
 ip -n stpb-c route add 10.238.0.1/32 dev stpb-k
 timed -o /dev/null http://10.238.0.1/each.bin
+c0=$(cpu_ticks "$wgc")
 wg_down=$(timed -o /dev/null -w '%{speed_download}' http://10.238.0.1/big.bin)
+c1=$(cpu_ticks "$wgc")
 wg_up=$(timed -T "$out/www/big.bin" -o /dev/null -w '%{speed_upload}' http://10.238.0.1/upload/up.bin)
+c2=$(cpu_ticks "$wgc")
+wg_cpu_down=$(cpu_per_gb $((c1 - c0))); wg_cpu_up=$(cpu_per_gb $((c2 - c1)))
 cmp -s "$out/www/big.bin" "$out/www/upload/up.bin" && wg_upload_ok=yes || wg_upload_ok=NO
 read -r wg_before wg_peak wg_after wg_ok <<<"$(memory_run "$wgc")"
 
@@ -149,9 +161,11 @@ printf '%-40s %22s %22s\n' "" "sharptun proxy SOCKS5" "wireguard-go + TUN"
 printf '%-40s %22s %22s\n' "download $mb MB, Mbit/s" "$(mbit "$sx_down")" "$(mbit "$wg_down")"
 printf '%-40s %22s %22s\n' "upload $mb MB (PUT), Mbit/s" "$(mbit "$sx_up")" "$(mbit "$wg_up")"
 printf '%-40s %22s %22s\n' "upload arrived intact" "$sx_upload_ok" "$wg_upload_ok"
+printf '%-40s %22s %22s\n' "client CPU seconds per GB: download" "$sx_cpu_down" "$wg_cpu_down"
+printf '%-40s %22s %22s\n' "client CPU seconds per GB: upload" "$sx_cpu_up" "$wg_cpu_up"
 printf '%-40s %22s %22s\n' "$conns x $each MB downloads: completed" "$sx_ok" "$wg_ok"
 printf '%-40s %22s %22s\n' "private dirty MiB: idle" "$sx_before" "$wg_before"
 printf '%-40s %22s %22s\n' "private dirty MiB: peak" "$sx_peak" "$wg_peak"
 printf '%-40s %22s %22s\n' "private dirty MiB: after" "$sx_after" "$wg_after"
-echo "(memory: the client process: sharptun proxy ($build) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(CPU and memory: the client process: sharptun proxy ($build) / wireguard-go; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 wg_buffers_label

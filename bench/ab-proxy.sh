@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# A/B comparison of `sharptun proxy` builds or settings against Debian's wireguard-go + nginx (the setup of
+# bench/proxy-curl.sh), alternating so that a changing machine load hits each variant alike (needs root, iproute2,
+# wireguard-go, wg, nginx, curl). Per round and variant: a download and an upload of MB through SOCKS5 (curl's speed),
+# the CPU seconds per GB that the proxy process and the wireguard-go server used (utime + stime from /proc/PID/stat,
+# steadier than throughput on a loaded machine), and the share of the machine's CPU that was busy.
+# A variant is a published CLI directory (NativeAOT: DIR/sharptun; JIT: DIR/sharptun.dll), optionally followed by
+# environment settings for the proxy, separated by commas:
+#   sudo bench/ab-proxy.sh "DIR_A" "DIR_B,DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=70" [ROUNDS] [MB]   (defaults 2 500)
+# Publish a commit's CLI with `dotnet publish src/Sharptun.Cli -c Release -o DIR`. WG_SOCKET_BUFFER as in
+# bench/wg-buffers.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { echo "usage: ab-proxy.sh VARIANT_A VARIANT_B [ROUNDS] [MB]" >&2; exit 2; }
+variants=("$1" "$2"); rounds=${3:-2}; mb=${4:-500}; each=1
+out="$(mktemp -d /tmp/sharptun-ab-proxy.XXXXXX)"
+chmod 755 "$out"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -f /var/run/wireguard/stpb-w.sock
+    rm -rf "$out"
+    wg_buffers_restore
+}
+trap cleanup EXIT
+. bench/wg-buffers.sh
+wg_buffers_apply
+for i in 0 1; do
+    dir=${variants[$i]%%,*}
+    [ -x "$dir/sharptun" ] || [ -f "$dir/sharptun.dll" ] || { echo "no sharptun in $dir" >&2; exit 2; }
+    cp -r "$dir" "$out/cli$i"; chmod -R a+rX "$out/cli$i"
+done
+
+for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
+ip link add stpb-vs netns stpb-s type veth peer name stpb-vc netns stpb-c
+ip -n stpb-s addr add 10.239.0.1/24 dev stpb-vs && ip -n stpb-s link set stpb-vs up
+ip -n stpb-c addr add 10.239.0.2/24 dev stpb-vc && ip -n stpb-c link set stpb-vc up
+ip netns exec stpb-s wireguard-go -f stpb-w >"$out/wg.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do [ -S /var/run/wireguard/stpb-w.sock ] && break; sleep 0.1; done
+(umask 077; wg genkey >"$out/s.key"; wg genkey >"$out/c.key")
+ip netns exec stpb-s wg set stpb-w private-key "$out/s.key" listen-port 51930 peer "$(wg pubkey <"$out/c.key")" allowed-ips 10.238.0.2/32
+ip -n stpb-s addr add 10.238.0.1/24 dev stpb-w && ip -n stpb-s link set stpb-w up
+
+mkdir -p "$out/www" "$out/www/upload" "$out/nginx-temp"
+head -c "$((mb * 1000000))" /dev/urandom >"$out/www/big.bin"
+head -c "$((each * 1000000))" /dev/urandom >"$out/www/each.bin"
+cat >"$out/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+daemon off;
+pid $out/nginx.pid;
+error_log $out/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
+  client_body_temp_path $out/nginx-temp/body; proxy_temp_path $out/nginx-temp/proxy;
+  fastcgi_temp_path $out/nginx-temp/fcgi; uwsgi_temp_path $out/nginx-temp/uwsgi; scgi_temp_path $out/nginx-temp/scgi;
+  server {
+    listen 10.238.0.1:80;
+    root $out/www;
+    location /upload/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
+  }
+}
+CONF
+ip netns exec stpb-s nginx -c "$out/nginx.conf" >"$out/nginx.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do ip netns exec stpb-s ss -Hltn 'sport = :80' | grep -q ':80' && break; sleep 0.1; done
+
+cat >"$out/proxy.conf" <<CONF
+[Interface]
+PrivateKey = $(cat "$out/c.key")
+Address = 10.238.0.2/32
+MTU = 1420
+
+[Peer]
+PublicKey = $(wg pubkey <"$out/s.key")
+Endpoint = 10.239.0.1:51930
+AllowedIPs = 10.238.0.1/32
+PersistentKeepalive = 25
+
+[Socks5]
+BindAddress = 127.0.0.1:1080
+CONF
+chown 65534:65534 "$out/proxy.conf"; chmod 600 "$out/proxy.conf"
+wg_server=${pids[0]}
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+busy() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $7 + $8, $5 + $6 }'; }
+per_gb() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v mb="$mb" 'BEGIN { printf "%.1f", t / hz / (mb / 1000) }'; }
+pct() { awk -v b0="$1" -v i0="$2" -v b1="$3" -v i1="$4" 'BEGIN { printf "%.0f", 100 * (b1 - b0) / ((b1 - b0) + (i1 - i0)) }'; }
+mbit() { awk -v v="$1" 'BEGIN { printf "%.0f", v * 8 / 1000000 }'; }
+timed() { ip netns exec stpb-c curl -sS "$@"; }
+head -c "$((mb * 1000000))" /dev/urandom >"$out/up.bin"
+
+# one transfer: prints "Mbit/s proxy-CPU-s/GB wireguard-go-CPU-s/GB busy%"
+measure() {
+    local pid=$1 kind=$2 p0 w0 b0 i0 speed p1 w1 b1 i1
+    p0=$(ticks "$pid"); w0=$(ticks "$wg_server"); read -r b0 i0 <<<"$(busy)"
+    if [ "$kind" = down ]; then
+        speed=$(timed --socks5-hostname 127.0.0.1:1080 -o /dev/null -w '%{speed_download}' http://10.238.0.1/big.bin)
+    else
+        speed=$(timed --socks5-hostname 127.0.0.1:1080 -T "$out/up.bin" -o /dev/null -w '%{speed_upload}' http://10.238.0.1/upload/up.bin)
+    fi
+    p1=$(ticks "$pid"); w1=$(ticks "$wg_server"); read -r b1 i1 <<<"$(busy)"
+    echo "$(mbit "$speed") $(per_gb $((p1 - p0))) $(per_gb $((w1 - w0))) $(pct "$b0" "$i0" "$b1" "$i1")"
+}
+
+printf '%-6s %-8s %10s %10s %14s %14s %8s\n' round variant direction Mbit/s "proxy CPU s/GB" "wg-go CPU s/GB" "busy %"
+for round in $(seq 1 "$rounds"); do
+    for i in 0 1; do
+        IFS=',' read -r -a parts <<<"${variants[$i]}"
+        envs=("${parts[@]:1}")
+        if [ -x "$out/cli$i/sharptun" ] && [ ! -f "$out/cli$i/sharptun.dll" ]; then cmd=("$out/cli$i/sharptun"); else cmd=(dotnet "$out/cli$i/sharptun.dll"); fi
+        ip netns exec stpb-c setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \
+            env HOME="$out" DOTNET_CLI_HOME="$out" "${envs[@]}" "${cmd[@]}" proxy -c "$out/proxy.conf" >"$out/proxy$i.log" 2>&1 & wrapper=$!
+        for _ in $(seq 1 300); do ip netns exec stpb-c ss -Hltn 'sport = :1080' | grep -q 1080 && break; sleep 0.1; done
+        pid=$(pgrep -f "$out/cli$i/sharptun.* proxy" | head -n1)
+        timed --socks5-hostname 127.0.0.1:1080 -o /dev/null http://10.238.0.1/each.bin   # handshake and warm-up
+        for kind in down up; do
+            read -r speed pcpu wcpu b <<<"$(measure "$pid" "$kind")"
+            printf '%-6s %-8s %10s %10s %14s %14s %8s\n' "$round" "$([ $i = 0 ] && echo A || echo B)" "$kind" "$speed" "$pcpu" "$wcpu" "$b"
+        done
+        kill "$pid" 2>/dev/null || true; wait "$wrapper" 2>/dev/null || true; sleep 0.5
+    done
+done
+echo "(A = ${variants[0]}; B = ${variants[1]}; $mb MB each way; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+wg_buffers_label
