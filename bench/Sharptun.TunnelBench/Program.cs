@@ -93,7 +93,7 @@ internal static class Bench
         var receiving = Task.WhenAll(Enumerable.Range(0, connections).Select(async _ =>
         {
             await using var s = await client.ConnectAsync(remote, deadline.Token);
-            await ReceiveAsync(s, bytesEach, deadline.Token);
+            await ReceiveAsync(s, bytesEach, deadline.Token, MemoryReadSize);
             Interlocked.Increment(ref completed);
         }));
         await Task.WhenAll(serving, receiving).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -225,26 +225,34 @@ internal static class Bench
         }
     }
 
-    private static async Task ReceiveAsync(Stream s, long bytes, CancellationToken ct = default)
+    /// <summary>Reads of the 100-connection memory phase: small, and a zero-byte read waits for data before a buffer is taken.</summary>
+    private const int MemoryReadSize = 16 * 1024;
+
+    /// <summary>
+    /// Reads of the single-stream throughput phases: 64 KiB, what the proxy's relay reads a bulk direction with
+    /// (StreamRelay's large buffers; Stream.CopyToAsync reads 80 KiB).
+    /// </summary>
+    private const int BulkReadSize = 64 * 1024;
+
+    private static async Task ReceiveAsync(Stream s, long bytes, CancellationToken ct = default, int readSize = BulkReadSize)
     {
-        const int ReadSize = 16 * 1024;
         long received = 0;
         while (received < bytes)
         {
             _ = await s.ReadAsync(Memory<byte>.Empty, ct); // wait for data before taking a buffer
-            var buffer = ArrayPool<byte>.Shared.Rent(ReadSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(readSize);
             try
             {
                 while (received < bytes)
                 {
-                    var n = await s.ReadAsync(buffer.AsMemory(0, (int)Math.Min(ReadSize, bytes - received)), ct);
+                    var n = await s.ReadAsync(buffer.AsMemory(0, (int)Math.Min(readSize, bytes - received)), ct);
                     if (n == 0)
                     {
                         throw new EndOfStreamException($"the stream ended after {received} of {bytes} bytes");
                     }
 
                     received += n;
-                    if (n < ReadSize)
+                    if (n < readSize)
                     {
                         break; // drained: give the buffer back until more arrives
                     }
