@@ -29,29 +29,10 @@ public sealed class InlineCryptoTests
         writers.Clear();
 
         // small: a 36-byte packet travels as an 80-byte datagram (header, padded to 48, tag)
-        const int count = 40;
-        for (uint i = 1; i <= count; i++)
-        {
-            a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", i, payloadLength: 8));
-            Assert.Single(b.Receive(1, NodePair.Timeout));
-        }
-
-        var small = writers.ToArray();
-        writers.Clear();
-        Assert.Equal(count, small.Length);
-        Assert.All(small, w => Assert.Equal("wg-udp-receiver", w.Thread));
+        Assert.All(OneAtATime(a, b, writers, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
 
         // large: one at a time, so no small packet of the same read drains it first
-        for (uint i = 1; i <= count; i++)
-        {
-            a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", i, payloadLength: 1200));
-            Assert.Single(b.Receive(1, NodePair.Timeout));
-        }
-
-        var large = writers.ToArray();
-        writers.Clear();
-        Assert.Equal(count, large.Length);
-        Assert.All(large, w => Assert.StartsWith("wg-crypto-", w.Thread));
+        Assert.All(OneAtATime(a, b, writers, payloadLength: 1200), thread => Assert.StartsWith("wg-crypto-", thread));
 
         // mixed, in batches: every packet arrives, in order, whichever thread decrypted it and whichever drained it
         var packets = new List<byte[]>();
@@ -67,6 +48,23 @@ public sealed class InlineCryptoTests
         {
             Assert.Equal(packets[i], arrived[i]);
         }
+    }
+
+    /// <summary>Sends 40 packets from A to B, each after the last arrived, and returns the threads that wrote them to B's TUN.</summary>
+    private static string[] OneAtATime(TestNode a, TestNode b, ConcurrentQueue<(int Size, string Thread)> writers, int payloadLength)
+    {
+        const int count = 40;
+        writers.Clear();
+        for (uint i = 1; i <= count; i++)
+        {
+            a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", i, payloadLength));
+            Assert.Single(b.Receive(1, NodePair.Timeout));
+        }
+
+        var threads = writers.Select(w => w.Thread).ToArray();
+        writers.Clear();
+        Assert.Equal(count, threads.Length);
+        return threads;
     }
 
     /// <summary>Records the size of each packet written to the TUN and the name of the thread that wrote it.</summary>
