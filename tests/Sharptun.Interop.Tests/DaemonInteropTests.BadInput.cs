@@ -90,8 +90,10 @@ public sealed class DaemonBadInputInteropTests
     /// cookie reply or a Diffie-Hellman), <see cref="FloodRate"/> a second; with <paramref name="alsoFromVictimAddress"/>,
     /// a second flooder shares the client's own IP address (another host behind the same NAT, or a spoofer) and sends
     /// 500 more a second (evenly, one every 2 ms), 25 times the per-address rate limit. A stock wireguard-go client must still connect within
-    /// one cookie round: its first initiation gets a cookie reply, its retry after RekeyTimeout (5 s + jitter) carries
-    /// mac2 and is processed, so the ping answers within 6 s. The daemon's memory stays bounded during the flood.
+    /// one cookie round: its first initiation gets a cookie reply, its retry after RekeyTimeout (5 s + up to 1/3 s of
+    /// jitter) carries mac2 and is processed, so the ping answers within 7 s: 5.1–5.2 s on a quiet machine, plus what the
+    /// retry and the first packets wait behind the flood in A's socket and handshake queue on a loaded one (CI once
+    /// measured 6.11 s). A second cookie round would take 10 s. The daemon's memory stays bounded during the flood.
     /// </summary>
     [InteropTheory("wireguard-go", "wg", "ping")]
     [InlineData(false)]
@@ -163,7 +165,7 @@ public sealed class DaemonBadInputInteropTests
             Assert.True(cookies > 0 && clientGotCookie, $"A was not under load while the client connected ({cookies:F0}/s cookie replies to the flood, client cookie: {clientGotCookie}): the test proves nothing\n{t.Describe()}");
             Assert.True(sent > 2 * Sharptun.Device.Pipeline.WireGuardDevice.CookieRepliesPerSecond, $"the flood sent only {sent:F0}/s: not more than the daemon answers");
             Assert.True(!alsoFromVictimAddress || victimSent > 100, $"the flood from the client's address sent only {victimSent:F0}/s");
-            Assert.True(elapsed <= TimeSpan.FromSeconds(6), $"the stock client needed {elapsed.TotalSeconds:F2} s (more than one cookie round) under the flood\n{t.Describe()}");
+            Assert.True(elapsed <= TimeSpan.FromSeconds(7), $"the stock client needed {elapsed.TotalSeconds:F2} s (more than one cookie round) under the flood; {udpErrors} datagrams dropped by A's socket buffer, cookie round: {clientGotCookie}\n{t.Describe()}");
             Assert.True(Interlocked.Read(ref peakRss) < rssBefore + (128L << 20), $"daemon RSS grew from {rssBefore >> 20} MiB to {Interlocked.Read(ref peakRss) >> 20} MiB under the flood");
             Assert.False(daemon.HasExited);
         }
