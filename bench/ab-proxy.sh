@@ -20,13 +20,13 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -f /var/run/wireguard/stpb-w.sock
+    proxy_lab_down
     rm -rf "$out"
     wg_buffers_restore
 }
 trap cleanup EXIT
 . bench/wg-buffers.sh
+. bench/proxy-lab.sh
 wg_buffers_apply
 for i in 0 1; do
     dir=${variants[$i]%%,*}
@@ -34,29 +34,24 @@ for i in 0 1; do
     cp -r "$dir" "$out/cli$i"; chmod -R a+rX "$out/cli$i"
 done
 
-. bench/proxy-lab.sh
 proxy_lab_up
 wg_server=${pids[0]}
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $7 + $8, $5 + $6 }'; }
-per_gb() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v mb="$mb" 'BEGIN { printf "%.1f", t / hz / (mb / 1000) }'; }
 pct() { awk -v b0="$1" -v i0="$2" -v b1="$3" -v i1="$4" 'BEGIN { printf "%.0f", 100 * (b1 - b0) / ((b1 - b0) + (i1 - i0)) }'; }
-mbit() { awk -v v="$1" 'BEGIN { printf "%.0f", v * 8 / 1000000 }'; }
-timed() { ip netns exec stpb-c curl -sS "$@"; }
 head -c "$((mb * 1000000))" /dev/urandom >"$out/up.bin"
 
 # one transfer: prints "Mbit/s proxy-CPU-s/GB wireguard-go-CPU-s/GB busy%"
 measure() {
     local pid=$1 kind=$2 p0 w0 b0 i0 speed p1 w1 b1 i1
-    p0=$(ticks "$pid"); w0=$(ticks "$wg_server"); read -r b0 i0 <<<"$(busy)"
+    p0=$(cpu_ticks "$pid"); w0=$(cpu_ticks "$wg_server"); read -r b0 i0 <<<"$(busy)"
     if [ "$kind" = down ]; then
         speed=$(timed --socks5-hostname 127.0.0.1:1080 -o /dev/null -w '%{speed_download}' http://10.238.0.1/big.bin)
     else
         speed=$(timed --socks5-hostname 127.0.0.1:1080 -T "$out/up.bin" -o /dev/null -w '%{speed_upload}' http://10.238.0.1/upload/up.bin)
     fi
-    p1=$(ticks "$pid"); w1=$(ticks "$wg_server"); read -r b1 i1 <<<"$(busy)"
-    echo "$(mbit "$speed") $(per_gb $((p1 - p0))) $(per_gb $((w1 - w0))) $(pct "$b0" "$i0" "$b1" "$i1")"
+    p1=$(cpu_ticks "$pid"); w1=$(cpu_ticks "$wg_server"); read -r b1 i1 <<<"$(busy)"
+    echo "$(mbit "$speed") $(cpu_per_gb $((p1 - p0))) $(cpu_per_gb $((w1 - w0))) $(pct "$b0" "$i0" "$b1" "$i1")"
 }
 
 printf '%-6s %-8s %10s %10s %14s %14s %8s\n' round variant direction Mbit/s "proxy CPU s/GB" "wg-go CPU s/GB" "busy %"

@@ -27,13 +27,13 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -f /var/run/wireguard/stpb-w.sock /var/run/wireguard/stpb-k.sock
+    proxy_lab_down
     rm -rf "$out"
     wg_buffers_restore
 }
 trap cleanup EXIT
 . bench/wg-buffers.sh
+. bench/proxy-lab.sh
 wg_buffers_apply
 
 # NativeAOT when clang is installed (the CLI's default publish), else the JIT build; PUBLISH_AOT=false forces JIT.
@@ -41,12 +41,10 @@ dotnet publish src/Sharptun.Cli -c Release ${PUBLISH_AOT:+-p:PublishAot=$PUBLISH
 chmod -R a+rX "$out/cli"
 if [ -x "$out/cli/sharptun" ] && [ ! -f "$out/cli/sharptun.dll" ]; then sharptun=("$out/cli/sharptun"); build=NativeAOT; else sharptun=(dotnet "$out/cli/sharptun.dll"); build=JIT; fi
 
-. bench/proxy-lab.sh
 proxy_lab_up
 
 private_dirty_kib() { awk '/^Private_Dirty:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-mbit() { awk -v v="$1" 'BEGIN { printf "%.0f", v * 8 / 1000000 }'; }
 
 # Runs N concurrent downloads through "$@" (curl options) and prints "before peak after completed" for PID.
 memory_run() {
@@ -69,11 +67,6 @@ memory_run() {
     sleep 1
     echo "$(mib "$before") $(mib "$peak") $(mib "$(private_dirty_kib "$pid")") $ok"
 }
-
-timed() { ip netns exec stpb-c curl -sS "$@"; }
-# CPU the client process used (utime + stime, clock ticks), and as seconds per GB moved
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-cpu_per_gb() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v mb="$mb" 'BEGIN { printf "%.1f", t / hz / (mb / 1000) }'; }
 
 # (a) sharptun proxy as uid 65534
 ip netns exec stpb-c setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all -- \

@@ -4,7 +4,19 @@
 #   stpb-c: the client side, joined to stpb-s by a veth (MTU 1500); the tunnel's MTU is 1420.
 # proxy_lab_up writes $out/proxy.conf (a [Socks5] section on 127.0.0.1:1080, owned by uid 65534 and mode 0600) and
 # the keys $out/s.key and $out/c.key; wireguard-go's and nginx's pids are appended to the caller's pids array
-# (wireguard-go's first). Needs: out, mb, each, pids set by the caller; root.
+# (wireguard-go's first). Needs: out, mb, each, pids set by the caller; root. proxy_lab_down removes the namespaces and
+# the UAPI sockets (stpb-k is the comparison client's in proxy-curl.sh). The helpers below are the scripts' shared
+# measures: curl in stpb-c, Mbit/s from bytes a second, and a process's CPU (utime + stime) per GB of MB moved.
+timed() { ip netns exec stpb-c curl -sS "$@"; }
+mbit() { awk -v v="$1" 'BEGIN { printf "%.0f", v * 8 / 1000000 }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_per_gb() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v mb="$mb" 'BEGIN { printf "%.1f", t / hz / (mb / 1000) }'; }
+
+proxy_lab_down() {
+    for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -f /var/run/wireguard/stpb-w.sock /var/run/wireguard/stpb-k.sock
+}
+
 proxy_lab_up() {
     for ns in stpb-s stpb-c; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; ip -n "$ns" link set lo up; done
     ip link add stpb-vs netns stpb-s type veth peer name stpb-vc netns stpb-c
