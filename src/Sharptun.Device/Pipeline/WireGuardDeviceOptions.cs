@@ -40,8 +40,21 @@ public sealed record WireGuardDeviceOptions
     /// <summary>Capacity of the handshake queue; past 1/8 of it the device is "under load" (cookie replies, rate limit).</summary>
     public int HandshakeQueueCapacity { get; init; } = 1024;
 
-    /// <summary>Crypto worker threads; 0 = encrypt/decrypt on the reader threads (deterministic, for tests). Default: one per core.</summary>
-    public int CryptoWorkers { get; init; } = Environment.ProcessorCount;
+    /// <summary>
+    /// Crypto worker threads; 0 = the reader threads (the packet device's reader, the UDP receiver) encrypt and decrypt
+    /// what they read themselves. Default: none on a machine with one or two cores, else one per core
+    /// (<see cref="DefaultCryptoWorkers"/>).
+    /// </summary>
+    public int CryptoWorkers { get; init; } = DefaultCryptoWorkers(Environment.ProcessorCount);
+
+    /// <summary>
+    /// The default <see cref="CryptoWorkers"/> for <paramref name="processorCount"/> cores: 0 on one or two, else one per
+    /// core. On two cores the workers buy no parallelism (the readers, the peer's or the application's threads and the
+    /// kernel's network work already keep both busy), and each hand-off costs a futex wake-up and a context switch per
+    /// batch. Measured on a 2-core machine (docs/benchmarks.md, session 10): a daemon pair moved 2.6–3.3 against 2.1–2.7
+    /// Gbit/s at 2.1–2.5 against 2.7–3.4 CPU seconds per GB, and <c>sharptun proxy</c> used 10–25 % less CPU per GB.
+    /// </summary>
+    internal static int DefaultCryptoWorkers(int processorCount) => processorCount <= 2 ? 0 : processorCount;
 
     /// <summary>The monotonic clock (tests pass a sped-up one).</summary>
     public DeviceClock? Clock { get; init; }

@@ -7,8 +7,9 @@ namespace Sharptun.Device.Tests.Pipeline;
 
 /// <summary>
 /// Packets of at most <see cref="WireGuardDevice.InlineCryptoMaxLength"/> bytes are decrypted by the UDP receiver that
-/// read them (a pure TCP ACK is not worth a worker's wake-up); larger ones by the crypto workers. Either way each peer's
-/// packets reach the TUN in the order they were sent.
+/// read them (a pure TCP ACK is not worth a worker's wake-up); larger ones by the crypto workers, or by the receiver too
+/// when there are none (the default on one or two cores). Either way each peer's packets reach the TUN in the order
+/// they were sent.
 /// </summary>
 public sealed class InlineCryptoTests
 {
@@ -35,6 +36,48 @@ public sealed class InlineCryptoTests
         Assert.All(OneAtATime(a, b, writers, payloadLength: 1200), thread => Assert.StartsWith("wg-crypto-", thread));
 
         // mixed, in batches: every packet arrives, in order, whichever thread decrypted it and whichever drained it
+        MixedStreamArrivesInOrder(a, b);
+    }
+
+    [Fact]
+    public void WithoutWorkers_TheReceiverDecryptsEveryPacket_AndAllArriveInOrder()
+    {
+        var network = new InMemoryNetwork(8);
+        var options = new WireGuardDeviceOptions { CryptoWorkers = 0 };
+        var writers = new ConcurrentQueue<(int Size, string Thread)>();
+        using var a = new TestNode("a", network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), options);
+        using var b = new TestNode("b", network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), options, wrapTun: tun => new ThreadRecordingDevice(tun, writers));
+        a.Set($"private_key={a.PrivateHex}\npublic_key={b.PublicHex}\nendpoint=192.0.2.2:{b.Port}\nallowed_ip=10.0.0.2/32\n");
+        b.Set($"private_key={b.PrivateHex}\npublic_key={a.PublicHex}\nendpoint=192.0.2.1:{a.Port}\nallowed_ip=10.0.0.1/32\n");
+        a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 0, payloadLength: 8));
+        Assert.Single(b.Receive(1, NodePair.Timeout));
+
+        Assert.All(OneAtATime(a, b, writers, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
+        Assert.All(OneAtATime(a, b, writers, payloadLength: 1200), thread => Assert.Equal("wg-udp-receiver", thread));
+        MixedStreamArrivesInOrder(a, b);
+        Assert.All(writers, w => Assert.Equal("wg-udp-receiver", w.Thread));
+    }
+
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(2, 0)]
+    [InlineData(3, 3)]
+    [InlineData(4, 4)]
+    [InlineData(64, 64)]
+    public void DefaultCryptoWorkers_NoneOnOneOrTwoCores_OnePerCoreAbove(int cores, int workers)
+    {
+        Assert.Equal(workers, WireGuardDeviceOptions.DefaultCryptoWorkers(cores));
+    }
+
+    [Fact]
+    public void DefaultOptions_FollowTheMachinesCoreCount()
+    {
+        Assert.Equal(WireGuardDeviceOptions.DefaultCryptoWorkers(Environment.ProcessorCount), new WireGuardDeviceOptions().CryptoWorkers);
+    }
+
+    /// <summary>256 packets, a third of them 1,200 bytes and the rest 8, sent in one batch: all arrive, in order.</summary>
+    private static void MixedStreamArrivesInOrder(TestNode a, TestNode b)
+    {
         var packets = new List<byte[]>();
         for (uint i = 0; i < 256; i++)
         {
