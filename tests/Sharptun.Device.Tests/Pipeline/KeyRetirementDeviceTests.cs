@@ -16,14 +16,22 @@ public sealed class KeyRetirementDeviceTests
 {
     private static readonly byte[] ZeroKey = new byte[ChaChaPoly.KeySize];
 
-    public static TheoryData<string> Triggers => new() { "remove", "replace_peers", "private_key" };
+    /// <summary>
+    /// Each trigger with one crypto worker (the crypto stage is the bottleneck, so packets wait in its queue) and with none
+    /// (the default on one or two cores: the TUN reader encrypts its read while the UAPI thread retires the keypair).
+    /// </summary>
+    public static TheoryData<string, int> Triggers => new()
+    {
+        { "remove", 1 }, { "replace_peers", 1 }, { "private_key", 1 },
+        { "remove", 0 }, { "replace_peers", 0 }, { "private_key", 0 },
+    };
 
     [Theory]
     [MemberData(nameof(Triggers))]
-    public void KeyChange_WhileTrafficFlows_NoDatagramLeavesSealedUnderAZeroKey(string trigger)
+    public void KeyChange_WhileTrafficFlows_NoDatagramLeavesSealedUnderAZeroKey(string trigger, int cryptoWorkers)
     {
         // At least 4 rounds; more (up to 24) while no round has caught a packet waiting on the retiring keypair: on a
-        // loaded machine the scheduler can let the single crypto worker drain the queue just before the change.
+        // loaded machine the scheduler can let the crypto stage drain the queue just before the change.
         const int rounds = 4;
         const int maxRounds = 24;
         long retiredDrops = 0;
@@ -33,7 +41,7 @@ public sealed class KeyRetirementDeviceTests
             var network = new InMemoryNetwork(seed: round);
             var recorder = new RecordingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")));
             using var pair = new NodePair(recorder, network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), "192.0.2.1", "192.0.2.2",
-                new WireGuardDeviceOptions { CryptoWorkers = 1 }); // one worker: the crypto stage is the bottleneck, so packets wait
+                new WireGuardDeviceOptions { CryptoWorkers = cryptoWorkers });
             pair.Ping(1);
 
             // Flood A → B so the outbound and crypto queues stay full, then change the keys under the traffic.
@@ -82,7 +90,7 @@ public sealed class KeyRetirementDeviceTests
 
         // The flood keeps the queues full, so packets holding the old keypair are always waiting when it retires: they
         // must have been dropped (and counted), which also shows the race was exercised.
-        Console.WriteLine($"{trigger}: {transportDatagrams} transport datagrams, {retiredDrops} dropped as KeypairRetired");
+        Console.WriteLine($"{trigger}, {cryptoWorkers} workers: {transportDatagrams} transport datagrams, {retiredDrops} dropped as KeypairRetired");
         Assert.True(retiredDrops > 0, "no packet was waiting when the keypair retired: the race was not exercised");
     }
 
