@@ -16,18 +16,8 @@ public sealed class InlineCryptoTests
     [Fact]
     public void SmallPackets_AreDecryptedByTheReceiver_LargeOnesByTheWorkers_AndAllArriveInOrder()
     {
-        var network = new InMemoryNetwork(7);
-        var options = new WireGuardDeviceOptions { CryptoWorkers = 2 };
-        var writers = new ConcurrentQueue<(int Size, string Thread)>();
-        using var a = new TestNode("a", network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), options);
-        using var b = new TestNode("b", network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), options, wrapTun: tun => new ThreadRecordingDevice(tun, writers));
-        a.Set($"private_key={a.PrivateHex}\npublic_key={b.PublicHex}\nendpoint=192.0.2.2:{b.Port}\nallowed_ip=10.0.0.2/32\n");
-        b.Set($"private_key={b.PrivateHex}\npublic_key={a.PublicHex}\nendpoint=192.0.2.1:{a.Port}\nallowed_ip=10.0.0.1/32\n");
-
-        // handshake first (its staged packet flushes from the handshake path, not from a read)
-        a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 0, payloadLength: 8));
-        Assert.Single(b.Receive(1, NodePair.Timeout));
-        writers.Clear();
+        using var pair = new RecordingPair(seed: 7, cryptoWorkers: 2);
+        var (a, b, writers) = (pair.A, pair.B, pair.Writers);
 
         // small: a 36-byte packet travels as an 80-byte datagram (header, padded to 48, tag)
         Assert.All(OneAtATime(a, b, writers, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
@@ -42,15 +32,8 @@ public sealed class InlineCryptoTests
     [Fact]
     public void WithoutWorkers_TheReceiverDecryptsEveryPacket_AndAllArriveInOrder()
     {
-        var network = new InMemoryNetwork(8);
-        var options = new WireGuardDeviceOptions { CryptoWorkers = 0 };
-        var writers = new ConcurrentQueue<(int Size, string Thread)>();
-        using var a = new TestNode("a", network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), options);
-        using var b = new TestNode("b", network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), options, wrapTun: tun => new ThreadRecordingDevice(tun, writers));
-        a.Set($"private_key={a.PrivateHex}\npublic_key={b.PublicHex}\nendpoint=192.0.2.2:{b.Port}\nallowed_ip=10.0.0.2/32\n");
-        b.Set($"private_key={b.PrivateHex}\npublic_key={a.PublicHex}\nendpoint=192.0.2.1:{a.Port}\nallowed_ip=10.0.0.1/32\n");
-        a.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 0, payloadLength: 8));
-        Assert.Single(b.Receive(1, NodePair.Timeout));
+        using var pair = new RecordingPair(seed: 8, cryptoWorkers: 0);
+        var (a, b, writers) = (pair.A, pair.B, pair.Writers);
 
         Assert.All(OneAtATime(a, b, writers, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
         Assert.All(OneAtATime(a, b, writers, payloadLength: 1200), thread => Assert.Equal("wg-udp-receiver", thread));
@@ -108,6 +91,38 @@ public sealed class InlineCryptoTests
         writers.Clear();
         Assert.Equal(count, threads.Length);
         return threads;
+    }
+
+    /// <summary>
+    /// Two nodes on an in-memory network with <paramref name="cryptoWorkers"/> workers each, B's TUN writes recorded in
+    /// <see cref="Writers"/>, the handshake done (its staged packet flushes from the handshake path, not from a read).
+    /// </summary>
+    private sealed class RecordingPair : IDisposable
+    {
+        public RecordingPair(int seed, int cryptoWorkers)
+        {
+            var network = new InMemoryNetwork(seed);
+            var options = new WireGuardDeviceOptions { CryptoWorkers = cryptoWorkers };
+            A = new TestNode("a", network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")), options);
+            B = new TestNode("b", network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), options, wrapTun: tun => new ThreadRecordingDevice(tun, Writers));
+            A.Set($"private_key={A.PrivateHex}\npublic_key={B.PublicHex}\nendpoint=192.0.2.2:{B.Port}\nallowed_ip=10.0.0.2/32\n");
+            B.Set($"private_key={B.PrivateHex}\npublic_key={A.PublicHex}\nendpoint=192.0.2.1:{A.Port}\nallowed_ip=10.0.0.1/32\n");
+            A.Send(TestPackets.Udp("10.0.0.1", "10.0.0.2", 0, payloadLength: 8));
+            Assert.Single(B.Receive(1, NodePair.Timeout));
+            Writers.Clear();
+        }
+
+        public TestNode A { get; }
+
+        public TestNode B { get; }
+
+        public ConcurrentQueue<(int Size, string Thread)> Writers { get; } = new();
+
+        public void Dispose()
+        {
+            A.Dispose();
+            B.Dispose();
+        }
     }
 
     /// <summary>Records the size of each packet written to the TUN and the name of the thread that wrote it.</summary>
