@@ -180,19 +180,20 @@ public sealed class DeviceLivenessTests
     }
 
     [Theory]
-    [InlineData(1000)] // encrypted and sent by the crypto workers: the queue fills and the TUN reader waits for room
-    [InlineData(8)]    // small enough for the TUN reader to encrypt and send itself: it blocks in the send
-    public void OutboundQueueFull_TunReaderWaitsForRoom_WithoutHoldingSendLock(int payloadLength)
+    [InlineData(1000, 2)] // encrypted and sent by the crypto workers: the queue fills and the TUN reader waits for room
+    [InlineData(8, 2)]    // small enough for the TUN reader to encrypt and send itself: it blocks in the send
+    [InlineData(1000, 0)] // no workers (the default on two cores): the TUN reader encrypts and sends all, and blocks in the send
+    public void OutboundQueueFull_TunReaderWaitsForRoom_WithoutHoldingSendLock(int payloadLength, int cryptoWorkers)
     {
         // The peer's sends block (a full socket buffer): its Outbound queue fills and the TUN reader waits for room, or
-        // (small packets, WireGuardDevice.InlineCryptoMaxLength) the reader is the sender and waits in the send, as
+        // (small packets, WireGuardDevice.InlineCryptoMaxLength, or no workers) the reader is the sender and waits in the send, as
         // every sender on that socket would. Either way it must wait without the peer's SendLock, which UAPI (peer
         // removal) and crypto workers (flushing staged packets after a handshake) take: they would stall behind the
         // reader for a second per packet.
-        var inline = payloadLength + 28 <= WireGuardDevice.InlineCryptoMaxLength;
+        var inline = cryptoWorkers == 0 || payloadLength + 28 <= WireGuardDevice.InlineCryptoMaxLength;
         var network = new InMemoryNetwork(24);
         var blocking = new BlockingBindFactory(network.CreateFactory(UdpEndpoint.Parse("192.0.2.1:0")));
-        var options = new WireGuardDeviceOptions { CryptoWorkers = 2, PeerQueueCapacity = 16 };
+        var options = new WireGuardDeviceOptions { CryptoWorkers = cryptoWorkers, PeerQueueCapacity = 16 };
         using var pair = new NodePair(blocking, network.CreateFactory(UdpEndpoint.Parse("192.0.2.2:0")), "192.0.2.1", "192.0.2.2", options);
         pair.Ping(0);
         var peer = pair.A.Device.FindPeer(pair.B.PublicKey)!;
