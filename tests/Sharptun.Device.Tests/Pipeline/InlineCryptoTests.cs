@@ -17,28 +17,26 @@ public sealed class InlineCryptoTests
     public void SmallPackets_AreDecryptedByTheReceiver_LargeOnesByTheWorkers_AndAllArriveInOrder()
     {
         using var pair = new RecordingPair(seed: 7, cryptoWorkers: 2);
-        var (a, b, writers) = (pair.A, pair.B, pair.Writers);
 
         // small: a 36-byte packet travels as an 80-byte datagram (header, padded to 48, tag)
-        Assert.All(OneAtATime(a, b, writers, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
+        Assert.All(OneAtATime(pair, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
 
         // large: one at a time, so no small packet of the same read drains it first
-        Assert.All(OneAtATime(a, b, writers, payloadLength: 1200), thread => Assert.StartsWith("wg-crypto-", thread));
+        Assert.All(OneAtATime(pair, payloadLength: 1200), thread => Assert.StartsWith("wg-crypto-", thread));
 
         // mixed, in batches: every packet arrives, in order, whichever thread decrypted it and whichever drained it
-        MixedStreamArrivesInOrder(a, b);
+        MixedStreamArrivesInOrder(pair);
     }
 
     [Fact]
     public void WithoutWorkers_TheReceiverDecryptsEveryPacket_AndAllArriveInOrder()
     {
         using var pair = new RecordingPair(seed: 8, cryptoWorkers: 0);
-        var (a, b, writers) = (pair.A, pair.B, pair.Writers);
 
-        Assert.All(OneAtATime(a, b, writers, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
-        Assert.All(OneAtATime(a, b, writers, payloadLength: 1200), thread => Assert.Equal("wg-udp-receiver", thread));
-        MixedStreamArrivesInOrder(a, b);
-        Assert.All(writers, w => Assert.Equal("wg-udp-receiver", w.Thread));
+        Assert.All(OneAtATime(pair, payloadLength: 8), thread => Assert.Equal("wg-udp-receiver", thread));
+        Assert.All(OneAtATime(pair, payloadLength: 1200), thread => Assert.Equal("wg-udp-receiver", thread));
+        MixedStreamArrivesInOrder(pair);
+        Assert.All(pair.Writers, w => Assert.Equal("wg-udp-receiver", w.Thread));
     }
 
     [Theory]
@@ -59,8 +57,9 @@ public sealed class InlineCryptoTests
     }
 
     /// <summary>256 packets, a third of them 1,200 bytes and the rest 8, sent in one batch: all arrive, in order.</summary>
-    private static void MixedStreamArrivesInOrder(TestNode a, TestNode b)
+    private static void MixedStreamArrivesInOrder(RecordingPair pair)
     {
+        var (a, b) = (pair.A, pair.B);
         var packets = new List<byte[]>();
         for (uint i = 0; i < 256; i++)
         {
@@ -77,9 +76,10 @@ public sealed class InlineCryptoTests
     }
 
     /// <summary>Sends 40 packets from A to B, each after the last arrived, and returns the threads that wrote them to B's TUN.</summary>
-    private static string[] OneAtATime(TestNode a, TestNode b, ConcurrentQueue<(int Size, string Thread)> writers, int payloadLength)
+    private static string[] OneAtATime(RecordingPair pair, int payloadLength)
     {
         const int count = 40;
+        var (a, b, writers) = (pair.A, pair.B, pair.Writers);
         writers.Clear();
         for (uint i = 1; i <= count; i++)
         {
