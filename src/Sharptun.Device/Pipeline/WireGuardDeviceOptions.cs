@@ -51,8 +51,8 @@ public sealed record WireGuardDeviceOptions
     /// The default <see cref="CryptoWorkers"/> for <paramref name="processorCount"/> cores: 0 on one or two, else one per
     /// core. On two cores the workers buy no parallelism (the readers, the peer's or the application's threads and the
     /// kernel's network work already keep both busy), and each hand-off costs a futex wake-up and a context switch per
-    /// batch. Measured on a 2-core machine (docs/benchmarks.md, session 10): a daemon pair moved 2.6–3.3 against 2.1–2.7
-    /// Gbit/s at 2.1–2.5 against 2.7–3.4 CPU seconds per GB, and <c>sharptun proxy</c> used 10–25 % less CPU per GB.
+    /// batch. Measured on a 2-core machine (docs/benchmarks.md, "Session 10"): a daemon pair moved 3.1–3.4 against 2.2–2.8
+    /// Gbit/s at 2.0–2.3 against 2.6–3.4 CPU seconds per GB, and <c>sharptun proxy</c> used 10–25 % less CPU per GB.
     /// </summary>
     internal static int DefaultCryptoWorkers(int processorCount) => processorCount <= 2 ? 0 : processorCount;
 
