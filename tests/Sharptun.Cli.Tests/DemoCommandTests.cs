@@ -14,8 +14,12 @@ public sealed partial class DemoCommandTests
         Assert.Equal(string.Empty, err);
         Assert.Matches(@"handshake \+ TCP connect through the tunnel: \d+\.\d ms", output);
         Assert.Contains("hello from bob, served inside his userspace TCP/IP stack", output, StringComparison.Ordinal);
-        Assert.Matches(@"bulk alice -> bob: 67\.1 MB over TCP in \d+\.\d\d s = \d+ Mbit/s", output);
-        Assert.Matches(@"bulk bob -> alice: 67\.1 MB over TCP in \d+\.\d\d s = \d+ Mbit/s", output);
+        Assert.Contains("warm-up: 67.1 MB each way, untimed", output, StringComparison.Ordinal);
+        Assert.Matches(@"bulk alice -> bob: 134\.2 MB over TCP in \d+\.\d\d s = \d+ Mbit/s", output);
+        Assert.Matches(@"bulk bob -> alice: 134\.2 MB over TCP in \d+\.\d\d s = \d+ Mbit/s", output);
+        Assert.True(
+            output.IndexOf("warm-up:", StringComparison.Ordinal) < output.IndexOf("bulk alice -> bob", StringComparison.Ordinal),
+            "the warm-up comes before the timed transfers: " + output);
         Assert.Equal(2, InterfaceLine().Matches(output).Count);
         Assert.Equal(2, HandshakeLine().Matches(output).Count);
     }
