@@ -7,8 +7,9 @@ namespace Sharptun.Architecture.Tests;
 /// <summary>
 /// Test code is shared through the test kit only: tests/Sharptun.Testing (packet builders, in-memory networks, fault
 /// injection, workloads) and tests/Sharptun.TestDaemon (the daemon with test-only controls) are the test-support
-/// projects; no test or benchmark project references another test or benchmark project, and the shipped libraries
-/// neither reference the test kit nor carry its types.
+/// projects; no test, benchmark or fuzzing project references another test or benchmark project, and the shipped
+/// libraries neither reference the test kit nor carry its types. The fuzzing harness (fuzz/Sharptun.Fuzz) is code under
+/// test for tests/Sharptun.Fuzz.Tests, which replays fuzz/corpus through it, as the samples are for theirs.
 /// </summary>
 public sealed class TestKitTests
 {
@@ -17,11 +18,11 @@ public sealed class TestKitTests
     private static readonly string[] SourceAssemblies =
         ["Sharptun.Crypto", "Sharptun.Protocol", "Sharptun.Transport", "Sharptun.Device", "Sharptun.NetStack", "Sharptun.Tunnel", "Sharptun.Hosting", "Sharptun.Proxy", "Sharptun.Gateway", "sharptun"];
 
-    /// <summary>Every project file under tests/ and bench/, as (folder, project name).</summary>
+    /// <summary>Every project file under tests/, bench/ and fuzz/, as (folder, project name).</summary>
     public static TheoryData<string, string> TestAndBenchProjects()
     {
         var data = new TheoryData<string, string>();
-        foreach (var folder in new[] { "tests", "bench" })
+        foreach (var folder in new[] { "tests", "bench", "fuzz" })
         {
             foreach (var project in Directory.EnumerateFiles(Path.Combine(LayeringTests.FindRepositoryRoot(), folder), "*.csproj", SearchOption.AllDirectories))
             {
@@ -45,6 +46,7 @@ public sealed class TestKitTests
             var name = Path.GetFileNameWithoutExtension(target);
             var allowed = relative.StartsWith("src/", StringComparison.Ordinal)
                 || relative.StartsWith("samples/", StringComparison.Ordinal)
+                || (relative.StartsWith("fuzz/", StringComparison.Ordinal) && project == "Sharptun.Fuzz.Tests")
                 || (relative.StartsWith("tests/", StringComparison.Ordinal) && TestSupportProjects.Contains(name));
             Assert.True(allowed, $"{folder}/{project} references {relative}: share test code through tests/Sharptun.Testing instead");
         }
