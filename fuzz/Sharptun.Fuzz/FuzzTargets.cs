@@ -7,6 +7,7 @@ using Sharptun.Gateway;
 using Sharptun.NetStack;
 using Sharptun.NetStack.Dns;
 using Sharptun.Protocol;
+using Sharptun.Proxy;
 using Sharptun.Proxy.Config;
 using Sharptun.Proxy.Http;
 using Sharptun.Proxy.Socks5;
@@ -29,6 +30,7 @@ public static class FuzzTargets
         ["ip"] = Ip,
         ["dns"] = Dns,
         ["http"] = Http,
+        ["socks5"] = Socks5,
         ["socks5-udp"] = Socks5Udp,
         ["wg-config"] = WgConfig,
         ["proxy-config"] = ProxyConfigText,
@@ -215,6 +217,34 @@ public static class FuzzTargets
         return accepted;
     }
 
+    /// <summary>
+    /// A SOCKS5 client's bytes on a new connection (RFC 1928 §3–§4, RFC 1929): the method negotiation, the
+    /// username/password exchange and the request, read by the server's own handshake code, once by a server without
+    /// authentication and once by one that requires it. Rejection is a refusal (null) or the client's bytes ending
+    /// mid-handshake (<see cref="EndOfStreamException"/>, which the server counts as "closed during the handshake").
+    /// </summary>
+    public static bool Socks5(byte[] input)
+    {
+        var accepted = false;
+        foreach (var (user, password) in new[] { ((string?)null, (string?)null), ("user", "secret") })
+        {
+            var options = new Socks5Options(new IPEndPoint(IPAddress.Loopback, 0)) { Username = user, Password = password };
+            var server = new Socks5Server(options, new ProxyContext(OfflineNetwork.Instance));
+            var buffer = new byte[Socks5Protocol.MaxHandshakeMessage]; // exactly the size the server rents at least
+            using var client = new ClientBytes(input);
+            try
+            {
+                var request = server.ReadHandshakeAsync(client, buffer, null, admitted: true, CancellationToken.None).GetAwaiter().GetResult();
+                accepted |= request is not null;
+            }
+            catch (EndOfStreamException)
+            {
+            }
+        }
+
+        return accepted;
+    }
+
     /// <summary>A datagram from a SOCKS5 UDP ASSOCIATE client: its request header (RFC 1928 §7).</summary>
     public static bool Socks5Udp(byte[] input)
     {
@@ -311,6 +341,36 @@ public static class FuzzTargets
         bytes[0] &= 248; // RFC 7748 §5 clamping, as wg genkey does
         bytes[31] = (byte)((bytes[31] & 127) | 64);
         return new Key(bytes);
+    }
+
+    /// <summary>A connection whose client sends <c>input</c> and then closes; what the server writes is dropped.</summary>
+    private sealed class ClientBytes(byte[] input) : Stream
+    {
+        private readonly MemoryStream _input = new(input, writable: false);
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => _input.Read(buffer, offset, count);
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     private sealed class FixedWallClock : IWallClock

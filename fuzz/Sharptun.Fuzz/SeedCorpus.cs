@@ -46,6 +46,11 @@ internal static class SeedCorpus
         yield return ("http", "response", Ascii("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
         yield return ("http", "chunked-then-next", Ascii("POST http://example.com/ HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\nGET http://example.com/2 HTTP/1.0\r\n\r\n"));
 
+        yield return ("socks5", "connect-ipv4", [5, 1, 0, 5, 1, 0, 1, 10, 0, 0, 1, 0, 80]);
+        yield return ("socks5", "connect-domain", [5, 2, 0, 2, 5, 1, 0, 3, 11, .. "example.com"u8, 1, 187]);
+        yield return ("socks5", "associate-ipv6", [5, 1, 0, 5, 3, 0, 4, .. new byte[16], 0, 0]);
+        yield return ("socks5", "bind", [5, 1, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
+        yield return ("socks5", "userpass-connect", [5, 1, 2, 1, 4, .. "user"u8, 6, .. "secret"u8, 5, 1, 0, 1, 10, 0, 0, 1, 0, 80]);
         yield return ("socks5-udp", "ipv4", [0, 0, 0, 1, 10, 0, 0, 1, 0, 53, 0xAB, 0xCD]);
         yield return ("socks5-udp", "ipv6", [0, 0, 0, 4, .. IPAddress.Parse("fd00::1").GetAddressBytes(), 0x1F, 0x90, 1, 2, 3]);
         yield return ("socks5-udp", "domain", [0, 0, 0, 3, 11, .. "example.com"u8, 0, 53, 9]);

@@ -299,7 +299,8 @@ public sealed partial class Socks5Server : IProxyService
     /// refused) for anything it will not serve. Over the cap (<paramref name="admitted"/> false) a well-formed request
     /// is answered 0x01.
     /// </summary>
-    private async Task<Socks5Request?> ReadHandshakeAsync(NetworkStream stream, byte[] buffer, EndPoint? client, bool admitted, CancellationToken cancellationToken)
+    // Internal and on any Stream for fuzz/Sharptun.Fuzz (the socks5 target), which feeds it from memory.
+    internal async Task<Socks5Request?> ReadHandshakeAsync(Stream stream, byte[] buffer, EndPoint? client, bool admitted, CancellationToken cancellationToken)
     {
         // RFC 1928 §3: +----+----------+----------+
         //              |VER | NMETHODS | METHODS  |
@@ -383,7 +384,7 @@ public sealed partial class Socks5Server : IProxyService
     }
 
     /// <summary>RFC 1929 §2: VER 0x01, ULEN, UNAME, PLEN, PASSWD; the reply is VER and STATUS (0x00 success).</summary>
-    private async Task<bool> AuthenticateAsync(NetworkStream stream, byte[] buffer, EndPoint? client, bool admitted, CancellationToken cancellationToken)
+    private async Task<bool> AuthenticateAsync(Stream stream, byte[] buffer, EndPoint? client, bool admitted, CancellationToken cancellationToken)
     {
         await stream.ReadExactlyAsync(buffer.AsMemory(0, 2), cancellationToken).ConfigureAwait(false);
         if (buffer[0] != Socks5Protocol.UserPassVersion)
@@ -500,7 +501,7 @@ public sealed partial class Socks5Server : IProxyService
         }
     }
 
-    private static async Task ReplyAsync(NetworkStream stream, byte reply, IPEndPoint? bound, CancellationToken cancellationToken)
+    private static async Task ReplyAsync(Stream stream, byte reply, IPEndPoint? bound, CancellationToken cancellationToken)
     {
         var bytes = new byte[Socks5Protocol.MaxReply];
         var length = Socks5Protocol.WriteReply(bytes, reply, bound);
@@ -519,5 +520,5 @@ public sealed partial class Socks5Server : IProxyService
         return null;
     }
 
-    private readonly record struct Socks5Request(byte Command, IPAddress? Address, string? Host, int Port);
+    internal readonly record struct Socks5Request(byte Command, IPAddress? Address, string? Host, int Port);
 }
