@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of one target of fuzz/Sharptun.Fuzz with afl++ and SharpFuzz (docs/architecture.md,
-# "Fuzzing"). The targets: wire, ip, dns, http, socks5, socks5-udp, wg-config, proxy-config, uapi
+# "Fuzzing"). The targets: wire, session, ip, dns, http, socks5, socks5-udp, wg-config, proxy-config, uapi
 # (fuzz/Sharptun.Fuzz/FuzzTargets.cs).
 #
 #   bash scripts/fuzz.sh TARGET [SECONDS]        (default 60)

@@ -27,6 +27,7 @@ public static class FuzzTargets
     public static IReadOnlyDictionary<string, Func<byte[], bool>> All { get; } = new Dictionary<string, Func<byte[], bool>>(StringComparer.Ordinal)
     {
         ["wire"] = Wire,
+        ["session"] = Session,
         ["ip"] = Ip,
         ["dns"] = Dns,
         ["http"] = Http,
@@ -89,6 +90,113 @@ public static class FuzzTargets
         }
 
         return result.Action != ProtocolAction.Error;
+    }
+
+    /// <summary>
+    /// Transport data (whitepaper §5.4.6) in an established session, past the AEAD that stops mutated ciphertext: the
+    /// harness runs a handshake between an initiator and a responder, then reads the input as frames, each a 2-byte
+    /// big-endian length, an operation byte and that many bytes. Operation 0 seals the bytes as the initiator's inner
+    /// packet (at the peer's MTU, 0 to 1420) and delivers the datagram to the responder: decryption, the replay window,
+    /// the peer's receive state and the inner packet's length check (<c>InnerPacket</c>). Operation 1 delivers the last
+    /// sealed datagram again (a replay). Operation 2 delivers the bytes as a raw datagram with the session's receiver
+    /// index written in, so a forged header meets the real keypair. Accepted means a frame came out as an inner packet.
+    /// </summary>
+    public static bool Session(byte[] input)
+    {
+        var now = TimeSpan.FromSeconds(10);
+        var initiator = new ProtocolDevice(InitiatorKey, new FixedWallClock(), new Random(2));
+        var responder = new ProtocolDevice(ResponderKey, new FixedWallClock(), new Random(1));
+        var toResponder = initiator.AddPeer(ResponderKey.DerivePublicKey());
+        responder.AddPeer(InitiatorKey.DerivePublicKey());
+        var buffer = new byte[2048];
+        var reply = new byte[2048];
+        toResponder.RequestHandshake();
+        var initiation = toResponder.UpdateTimers(now, buffer);
+        var response = responder.Decapsulate(now, buffer.AsSpan(initiation.Offset, initiation.Length), reply, Source);
+        var confirmed = initiator.Decapsulate(now, reply.AsSpan(response.Offset, response.Length), buffer, Source);
+        if (confirmed.Action == ProtocolAction.Error)
+        {
+            throw new InvalidOperationException("the harness's own handshake failed: " + confirmed.Error);
+        }
+
+        var accepted = false;
+        byte[]? last = null;
+        var span = input.AsSpan();
+        while (span.Length >= 3)
+        {
+            int length = BinaryPrimitives.ReadUInt16BigEndian(span);
+            var operation = span[2] % 3;
+            span = span[3..];
+            var bytes = span[..Math.Min(length, span.Length)];
+            span = span[bytes.Length..];
+            byte[] datagram;
+            if (operation == 0)
+            {
+                if (bytes.Length > 1420)
+                {
+                    continue;
+                }
+
+                toResponder.Mtu = bytes.Length == 0 ? 0 : 1420;
+                bytes.CopyTo(buffer.AsSpan(TransportDataView.HeaderSize));
+                var error = toResponder.TryReserveSend(now, bytes.Length == 0, out var keypair, out var counter);
+                if (error != ProtocolError.None || keypair!.TryEncrypt(counter, buffer, bytes.Length, out var sealedLength, toResponder.Mtu) != ProtocolError.None)
+                {
+                    continue;
+                }
+
+                datagram = last = buffer.AsSpan(0, sealedLength).ToArray();
+            }
+            else if (operation == 1)
+            {
+                if (last is null)
+                {
+                    continue;
+                }
+
+                datagram = last;
+            }
+            else
+            {
+                datagram = bytes.ToArray();
+                if (datagram.Length >= 8 && last is not null)
+                {
+                    last.AsSpan(4, 4).CopyTo(datagram.AsSpan(4)); // the session's receiver index
+                }
+            }
+
+            accepted |= ReceiveTransport(responder, now, datagram, reply);
+            now += TimeSpan.FromMilliseconds(10);
+        }
+
+        return accepted;
+    }
+
+    // What a device does with a transport datagram (WireGuardDevice's receive path, without the I/O).
+    private static bool ReceiveTransport(ProtocolDevice device, TimeSpan now, byte[] datagram, byte[] destination)
+    {
+        if (!TransportDataView.TryCreate(datagram, out var view))
+        {
+            return device.Decapsulate(now, datagram, destination, Source).Action == ProtocolAction.WriteToTunnel;
+        }
+
+        if (!device.TryGetKeypair(view.ReceiverIndex, out var keypair) || keypair.IsExpired(now)
+            || keypair.TryDecrypt(datagram, destination, out var counter, out var length) != ProtocolError.None
+            || keypair.Peer.ReceiveTransport(now, keypair, counter, length) != ProtocolError.None
+            || length == 0)
+        {
+            return false;
+        }
+
+        if (!InnerPacket.TryGetLength(destination.AsSpan(TransportDataView.HeaderSize, length), out var ipLength))
+        {
+            return false;
+        }
+
+        var packet = destination.AsSpan(TransportDataView.HeaderSize, ipLength);
+        _ = InnerPacket.SourceAddress(packet);
+        _ = InnerPacket.TryGetDestinationAddress(packet, out _);
+        return true;
     }
 
     /// <summary>

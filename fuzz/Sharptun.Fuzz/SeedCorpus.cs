@@ -31,6 +31,7 @@ internal static class SeedCorpus
             yield return ("wire", name, bytes);
         }
 
+        yield return ("session", "ipv4-then-replay-then-forged", Session());
         foreach (var (name, bytes) in Ip())
         {
             yield return ("ip", name, bytes);
@@ -143,6 +144,27 @@ internal static class SeedCorpus
         transport[0] = 4;
         BinaryPrimitives.WriteUInt32LittleEndian(transport.AsSpan(4), 1);
         yield return ("transport", transport);
+    }
+
+    /// <summary>
+    /// Frames for the session target: an IPv4 packet sealed and delivered, the same datagram replayed, an IPv6 packet,
+    /// a keepalive (empty) and a forged transport datagram.
+    /// </summary>
+    private static byte[] Session()
+    {
+        byte[] ipv4 = [0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 9, 0, 1, 10, 9, 0, 2, 0x9C, 0x40, 0, 53, 0, 8, 0, 0];
+        byte[] ipv6 = [0x60, 0, 0, 0, 0, 8, 17, 64, .. IPAddress.Parse("fd00:9::1").GetAddressBytes(), .. IPAddress.Parse("fd00:9::2").GetAddressBytes(), 0x9C, 0x40, 0, 53, 0, 8, 0, 0];
+        byte[] forged = [4, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, .. new byte[32]];
+        var frames = new MemoryStream();
+        foreach (var (operation, bytes) in new[] { (0, ipv4), (1, Array.Empty<byte>()), (0, ipv6), (0, Array.Empty<byte>()), (2, forged) })
+        {
+            frames.WriteByte((byte)(bytes.Length >> 8));
+            frames.WriteByte((byte)bytes.Length);
+            frames.WriteByte((byte)operation);
+            frames.Write(bytes);
+        }
+
+        return frames.ToArray();
     }
 
     /// <summary>
