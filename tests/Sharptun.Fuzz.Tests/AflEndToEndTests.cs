@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Text.RegularExpressions;
 
 namespace Sharptun.Fuzz.Tests;
@@ -16,7 +15,7 @@ public sealed partial class AflEndToEndTests
         var work = Directory.CreateTempSubdirectory("sharptun-afl-");
         try
         {
-            var root = FindRepositoryRoot();
+            var root = Repository.Root;
             var start = new ProcessStartInfo("bash", ["scripts/fuzz.sh", "socks5-udp", "10"])
             {
                 WorkingDirectory = root,
@@ -46,19 +45,6 @@ public sealed partial class AflEndToEndTests
 
     [GeneratedRegex(@"socks5-udp: (?<execs>\d+) executions in .*edges found (?<edges>\d+), crashes 0, hangs 0")]
     private static partial Regex Summary();
-
-    private static string FindRepositoryRoot([CallerFilePath] string sourceFile = "")
-    {
-        for (var dir = new DirectoryInfo(Path.GetDirectoryName(sourceFile)!); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Sharptun.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("repository root (Sharptun.slnx) not found above " + sourceFile);
-    }
 }
 
 /// <summary>

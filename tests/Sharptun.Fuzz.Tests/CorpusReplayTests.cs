@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Sharptun.Fuzz;
 
 namespace Sharptun.Fuzz.Tests;
@@ -110,18 +109,5 @@ public sealed class CorpusReplayTests
         }
     }
 
-    private static string CorpusRoot { get; } = Path.Combine(FindRepositoryRoot(), "fuzz", "corpus");
-
-    private static string FindRepositoryRoot([CallerFilePath] string sourceFile = "")
-    {
-        for (var dir = new DirectoryInfo(Path.GetDirectoryName(sourceFile)!); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Sharptun.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("repository root (Sharptun.slnx) not found above " + sourceFile);
-    }
+    private static string CorpusRoot { get; } = Path.Combine(Repository.Root, "fuzz", "corpus");
 }
