@@ -59,10 +59,9 @@ public static class FuzzTargets
         var datagram = (byte[])input.Clone();
         var mac1Offset = datagram.Length switch
         {
-            148 when datagram[0] == 1 => 116,
-            92 when datagram[0] == 2 => 60,
-            64 when datagram[0] == 3 => -1,
-            _ => -1,
+            148 when datagram[0] == 1 => 116, // handshake initiation (whitepaper §5.4.2)
+            92 when datagram[0] == 2 => 60,   // handshake response (§5.4.3)
+            _ => -1,                          // cookie replies and transport data carry no mac1
         };
         if (mac1Offset > 0)
         {
