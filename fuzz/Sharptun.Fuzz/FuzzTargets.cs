@@ -11,6 +11,7 @@ using Sharptun.Proxy;
 using Sharptun.Proxy.Config;
 using Sharptun.Proxy.Http;
 using Sharptun.Proxy.Socks5;
+using Sharptun.Testing;
 
 namespace Sharptun.Fuzz;
 
@@ -44,7 +45,8 @@ public static class FuzzTargets
 
     internal static Key InitiatorKey => FixedKey(2);
 
-    private static readonly byte[] Source = [127, 0, 0, 1, 0xCA, 0xFE];
+    // The datagrams' sender as ProtocolDevice.WriteSourceBytes writes it: 127.0.0.1, port 51966.
+    internal static readonly byte[] Source = [127, 0, 0, 1, 0xCA, 0xFE];
 
     /// <summary>
     /// A WireGuard datagram into a responder that knows the initiator (whitepaper §5.4). An initiation or response of
@@ -138,13 +140,13 @@ public static class FuzzTargets
 
                 toResponder.Mtu = bytes.Length == 0 ? 0 : 1420;
                 bytes.CopyTo(buffer.AsSpan(TransportDataView.HeaderSize));
-                var error = toResponder.TryReserveSend(now, bytes.Length == 0, out var keypair, out var counter);
-                if (error != ProtocolError.None || keypair!.TryEncrypt(counter, buffer, bytes.Length, out var sealedLength, toResponder.Mtu) != ProtocolError.None)
+                var sealedDatagram = ProtocolPaths.Encrypt(toResponder, now, buffer, bytes.Length);
+                if (sealedDatagram.Action != ProtocolAction.WriteToNetwork)
                 {
                     continue;
                 }
 
-                datagram = last = buffer.AsSpan(0, sealedLength).ToArray();
+                datagram = last = buffer.AsSpan(0, sealedDatagram.Length).ToArray();
             }
             else if (operation == 1)
             {
@@ -171,28 +173,16 @@ public static class FuzzTargets
         return accepted;
     }
 
-    // What a device does with a transport datagram (WireGuardDevice's receive path, without the I/O).
+    // WireGuardDevice's receive path without the I/O (ProtocolPaths.Receive), then the inner packet's addresses.
     private static bool ReceiveTransport(ProtocolDevice device, TimeSpan now, byte[] datagram, byte[] destination)
     {
-        if (!TransportDataView.TryCreate(datagram, out var view))
-        {
-            return device.Decapsulate(now, datagram, destination, Source).Action == ProtocolAction.WriteToTunnel;
-        }
-
-        if (!device.TryGetKeypair(view.ReceiverIndex, out var keypair) || keypair.IsExpired(now)
-            || keypair.TryDecrypt(datagram, destination, out var counter, out var length) != ProtocolError.None
-            || keypair.Peer.ReceiveTransport(now, keypair, counter, length) != ProtocolError.None
-            || length == 0)
+        var result = ProtocolPaths.Receive(device, now, datagram, destination, Source);
+        if (result.Action != ProtocolAction.WriteToTunnel)
         {
             return false;
         }
 
-        if (!InnerPacket.TryGetLength(destination.AsSpan(TransportDataView.HeaderSize, length), out var ipLength))
-        {
-            return false;
-        }
-
-        var packet = destination.AsSpan(TransportDataView.HeaderSize, ipLength);
+        var packet = destination.AsSpan(result.Offset, result.Length);
         _ = InnerPacket.SourceAddress(packet);
         _ = InnerPacket.TryGetDestinationAddress(packet, out _);
         return true;

@@ -134,10 +134,10 @@ internal static class SeedCorpus
         var responder = new ProtocolDevice(FuzzTargets.ResponderKey, null, new Random(1));
         responder.AddPeer(FuzzTargets.InitiatorKey.DerivePublicKey());
         var reply = new byte[256];
-        var response = responder.Decapsulate(now, initiation, reply, [127, 0, 0, 1, 0xCA, 0xFE]);
+        var response = responder.Decapsulate(now, initiation, reply, FuzzTargets.Source);
         yield return ("response", reply.AsSpan(response.Offset, response.Length).ToArray());
 
-        var cookie = responder.Decapsulate(now, initiation, reply, [127, 0, 0, 1, 0xCA, 0xFE], underLoad: true);
+        var cookie = responder.Decapsulate(now, initiation, reply, FuzzTargets.Source, underLoad: true);
         yield return ("cookie-reply", reply.AsSpan(cookie.Offset, cookie.Length).ToArray());
 
         var transport = new byte[32 + 16];

@@ -1,3 +1,5 @@
+using Sharptun.Testing;
+
 namespace Sharptun.Protocol.Tests;
 
 public sealed class AllocationTests
@@ -16,8 +18,8 @@ public sealed class AllocationTests
         void RoundTrip()
         {
             packet.CopyTo(buffer, 16);
-            var e = TestPair.Encrypt(sender, now, buffer, packet.Length);
-            var d = TestPair.Receive(receiver, now, buffer.AsSpan(0, e.Length), buffer);
+            var e = ProtocolPaths.Encrypt(sender, now, buffer, packet.Length);
+            var d = ProtocolPaths.Receive(receiver, now, buffer.AsSpan(0, e.Length), buffer);
             if (d.Action != ProtocolAction.WriteToTunnel)
             {
                 throw new InvalidOperationException(d.ToString());

@@ -1,3 +1,5 @@
+using Sharptun.Testing;
+
 namespace Sharptun.Protocol.Tests;
 
 public sealed class HandshakeTests
@@ -284,7 +286,7 @@ public sealed class HandshakeTests
         var keepalive = pair.A.Device.Decapsulate(pair.Now, buffer.AsSpan(0, response.Length), buffer);
         Assert.Equal(ProtocolAction.WriteToNetwork, keepalive.Action);
 
-        var done = TestPair.Receive(pair.B.Device, pair.Now, buffer.AsSpan(0, keepalive.Length), buffer);
+        var done = ProtocolPaths.Receive(pair.B.Device, pair.Now, buffer.AsSpan(0, keepalive.Length), buffer);
         Assert.Equal(ProtocolAction.Done, done.Action);
         Assert.True(pair.A.Peer.HasSession(pair.Now));
         Assert.True(pair.B.Peer.HasSession(pair.Now));

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Sharptun.Testing;
 
 namespace Sharptun.Protocol.Tests;
 
@@ -46,7 +47,7 @@ public sealed class MalformedInputTests
 
     private static ProtocolError Feed(ProtocolDevice device, TimeSpan now, byte[] datagram)
     {
-        var r = TestPair.Receive(device, now, datagram, new byte[Math.Max(2048, datagram.Length)], [1, 2, 3, 4, 0, 1]);
+        var r = ProtocolPaths.Receive(device, now, datagram, new byte[Math.Max(2048, datagram.Length)], [1, 2, 3, 4, 0, 1]);
         Assert.Equal(ProtocolAction.Error, r.Action);
         return r.Error;
     }
@@ -287,7 +288,7 @@ public sealed class MalformedInputTests
                 }
             }
 
-            var r = TestPair.Receive(c.Pair.B.Device, c.Pair.Now, message, new byte[2048], [1, 2, 3, 4, 0, 1], underLoad: random.Next(2) == 0);
+            var r = ProtocolPaths.Receive(c.Pair.B.Device, c.Pair.Now, message, new byte[2048], [1, 2, 3, 4, 0, 1], underLoad: random.Next(2) == 0);
             Assert.True(r.Action is ProtocolAction.Error or ProtocolAction.WriteToNetwork or ProtocolAction.Done or ProtocolAction.WriteToTunnel, $"seed 1234 step {i}");
         }
     }

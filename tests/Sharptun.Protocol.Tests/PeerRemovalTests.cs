@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Sharptun.Testing;
 
 namespace Sharptun.Protocol.Tests;
 
@@ -118,7 +119,7 @@ public sealed class PeerRemovalTests
         Assert.True(pair.A.Device.RemovePeer(pair.B.Device.PublicKey));
 
         peer.RequestHandshake();
-        var encapsulated = TestPair.Encrypt(peer, pair.Now, new byte[256], 40);
+        var encapsulated = ProtocolPaths.Encrypt(peer, pair.Now, new byte[256], 40);
         var timers = peer.UpdateTimers(pair.Now, new byte[TestPair.BufferSize]);
 
         Assert.NotEqual(ProtocolAction.WriteToNetwork, encapsulated.Action);

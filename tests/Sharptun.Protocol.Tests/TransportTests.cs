@@ -1,3 +1,5 @@
+using Sharptun.Testing;
+
 namespace Sharptun.Protocol.Tests;
 
 public sealed class TransportTests
@@ -91,7 +93,7 @@ public sealed class TransportTests
         pair.SendData(pair.A, 33, 0x5A);
         var datagram = pair.B.Inbox.Dequeue();
 
-        var r = TestPair.Receive(pair.B.Device, pair.Now, datagram, datagram);
+        var r = ProtocolPaths.Receive(pair.B.Device, pair.Now, datagram, datagram);
 
         Assert.Equal(ProtocolAction.WriteToTunnel, r.Action);
         Assert.Equal(16, r.Offset);
