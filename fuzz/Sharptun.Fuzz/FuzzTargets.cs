@@ -105,16 +105,10 @@ public static class FuzzTargets
     public static bool Session(byte[] input)
     {
         var now = TimeSpan.FromSeconds(10);
-        var initiator = new ProtocolDevice(InitiatorKey, new FixedWallClock(), new Random(2));
-        var responder = new ProtocolDevice(ResponderKey, new FixedWallClock(), new Random(1));
-        var toResponder = initiator.AddPeer(ResponderKey.DerivePublicKey());
-        responder.AddPeer(InitiatorKey.DerivePublicKey());
+        var (initiator, responder, toResponder, _, response) = Handshake(now);
         var buffer = new byte[2048];
         var reply = new byte[2048];
-        toResponder.RequestHandshake();
-        var initiation = toResponder.UpdateTimers(now, buffer);
-        var response = responder.Decapsulate(now, buffer.AsSpan(initiation.Offset, initiation.Length), reply, Source);
-        var confirmed = initiator.Decapsulate(now, reply.AsSpan(response.Offset, response.Length), buffer, Source);
+        var confirmed = initiator.Decapsulate(now, response, buffer, Source);
         if (confirmed.Action == ProtocolAction.Error)
         {
             throw new InvalidOperationException("the harness's own handshake failed: " + confirmed.Error);
@@ -171,6 +165,25 @@ public static class FuzzTargets
         }
 
         return accepted;
+    }
+
+    /// <summary>
+    /// The first two messages of a handshake (whitepaper §5.4.2, §5.4.3) between devices with the fixed keys, each of
+    /// which knows the other: the initiation the initiator sent and the response the responder answered it with. The
+    /// initiator has not consumed the response yet.
+    /// </summary>
+    internal static (ProtocolDevice Initiator, ProtocolDevice Responder, Peer ToResponder, byte[] Initiation, byte[] Response) Handshake(TimeSpan now)
+    {
+        var initiator = new ProtocolDevice(InitiatorKey, new FixedWallClock(), new Random(2));
+        var responder = new ProtocolDevice(ResponderKey, new FixedWallClock(), new Random(1));
+        var toResponder = initiator.AddPeer(ResponderKey.DerivePublicKey());
+        responder.AddPeer(InitiatorKey.DerivePublicKey());
+        var buffer = new byte[256];
+        toResponder.RequestHandshake();
+        var sent = toResponder.UpdateTimers(now, buffer);
+        var initiation = buffer.AsSpan(sent.Offset, sent.Length).ToArray();
+        var answered = responder.Decapsulate(now, initiation, buffer, Source);
+        return (initiator, responder, toResponder, initiation, buffer.AsSpan(answered.Offset, answered.Length).ToArray());
     }
 
     // WireGuardDevice's receive path without the I/O (ProtocolPaths.Receive), then the inner packet's addresses.

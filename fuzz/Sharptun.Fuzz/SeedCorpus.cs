@@ -123,20 +123,11 @@ internal static class SeedCorpus
     private static IEnumerable<(string, byte[])> Wire()
     {
         var now = TimeSpan.FromSeconds(5);
-        var initiator = new ProtocolDevice(FuzzTargets.InitiatorKey, null, new Random(2));
-        var peer = initiator.AddPeer(FuzzTargets.ResponderKey.DerivePublicKey());
-        peer.RequestHandshake();
-        var buffer = new byte[256];
-        var sent = peer.UpdateTimers(now, buffer);
-        var initiation = buffer.AsSpan(sent.Offset, sent.Length).ToArray();
+        var (_, responder, _, initiation, response) = FuzzTargets.Handshake(now);
         yield return ("initiation", initiation);
+        yield return ("response", response);
 
-        var responder = new ProtocolDevice(FuzzTargets.ResponderKey, null, new Random(1));
-        responder.AddPeer(FuzzTargets.InitiatorKey.DerivePublicKey());
         var reply = new byte[256];
-        var response = responder.Decapsulate(now, initiation, reply, FuzzTargets.Source);
-        yield return ("response", reply.AsSpan(response.Offset, response.Length).ToArray());
-
         var cookie = responder.Decapsulate(now, initiation, reply, FuzzTargets.Source, underLoad: true);
         yield return ("cookie-reply", reply.AsSpan(cookie.Offset, cookie.Length).ToArray());
 
